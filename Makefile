@@ -1,0 +1,42 @@
+# Every target bootstraps what it needs: a pinned uv in .tools/, then the locked
+# virtual environment in .venv/. Safe to run twice.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+
+.PHONY: all demo test lint typecheck unit bench clean
+
+all: test
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+venv: $(VENV)/.synced
+
+demo: $(VENV)/.synced
+	$(VENV)/bin/python examples/demo.py
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
+
+typecheck: $(VENV)/.synced
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.synced
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+bench: $(VENV)/.synced
+	$(VENV)/bin/python benchmarks/throughput.py --tasks 10000
+
+clean:
+	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

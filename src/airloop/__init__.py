@@ -1,0 +1,1 @@
+"""airloop: a workflow orchestrator rebuilt around one asyncio event loop."""

@@ -1,0 +1,466 @@
+"""The planner: events about one DAG run's task instances in, decisions out.
+
+Pure and synchronous, in the manner of dask.distributed's worker state machine: the
+scheduler feeds it what happened (a task started, succeeded, failed, was skipped) and
+the current time, and gets back a :class:`Plan` -- state changes to record, mapped
+tasks to expand, task instances to start now, the run's final state when it is over,
+and when to wake up next for a pending retry. It keeps its own incremental view of
+the run so each event costs work proportional to the tasks it affects, not to the
+size of the DAG.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from airloop.core.pools import PoolLedger
+from airloop.core.retry import RetryPolicy
+from airloop.core.states import (
+    ACTIVE,
+    FAILED_LIKE,
+    TERMINAL,
+    DagRunState,
+    TaskState,
+    check_transition,
+)
+from airloop.core.trigger_rules import TriggerRule, Verdict, evaluate
+
+UNMAPPED = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TIKey:
+    """One task instance within a run: the task and its map index (-1 when unmapped)."""
+
+    task_id: str
+    map_index: int = UNMAPPED
+
+    def __str__(self) -> str:
+        return self.task_id if self.map_index == UNMAPPED else f"{self.task_id}[{self.map_index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class MapSource:
+    """One argument a mapped task expands over: a literal of known length or an upstream's output."""
+
+    name: str
+    literal_length: int | None = None
+    upstream: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.literal_length is None) == (self.upstream is None):
+            raise ValueError("a MapSource has either a literal length or an upstream task")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """What the planner needs to know about a task; built from an operator by the engine."""
+
+    task_id: str
+    upstream: tuple[str, ...] = ()
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    retry: RetryPolicy = RetryPolicy()
+    pool: str = "default_pool"
+    pool_slots: int = 1
+    priority_weight: int = 1
+    map_sources: tuple[MapSource, ...] = ()
+
+    @property
+    def is_mapped(self) -> bool:
+        return bool(self.map_sources)
+
+
+# -- events -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    key: TIKey
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    key: TIKey
+    #: len() of the returned value when it is a list/tuple/dict, so mapped tasks downstream
+    #: can be expanded without the planner seeing the value itself.
+    output_length: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    key: TIKey
+    error: str
+    retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    key: TIKey
+    reason: str = ""
+
+
+Event = Started | Succeeded | Failed | Skipped
+
+
+# -- decisions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    key: TIKey
+    old: TaskState
+    new: TaskState
+    try_number: int
+    reason: str | None = None
+    next_retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """A mapped task's placeholder (map index -1) becomes ``count`` task instances."""
+
+    task_id: str
+    count: int
+
+
+@dataclass(slots=True)
+class Plan:
+    expansions: list[Expansion] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    to_start: list[TIKey] = field(default_factory=list)
+    run_state: DagRunState | None = None
+    wake_at: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.expansions or self.changes or self.to_start or self.run_state)
+
+
+@dataclass(slots=True)
+class _TI:
+    key: TIKey
+    state: TaskState = TaskState.NONE
+    try_number: int = 0
+    next_retry_at: float | None = None
+
+
+class PlanningError(ValueError):
+    """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
+
+
+class RunPlanner:
+    """Decides, event by event, what happens next in one DAG run."""
+
+    def __init__(
+        self,
+        specs: Sequence[TaskSpec],
+        *,
+        pools: PoolLedger,
+        max_active_tasks: int,
+        rng: random.Random | None = None,
+    ) -> None:
+        if max_active_tasks < 1:
+            raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
+        self._specs: dict[str, TaskSpec] = {}
+        for spec in specs:
+            if spec.task_id in self._specs:
+                raise PlanningError(f"duplicate task id {spec.task_id!r}")
+            self._specs[spec.task_id] = spec
+        self._downstream: dict[str, list[str]] = {t: [] for t in self._specs}
+        for spec in specs:
+            for up in spec.upstream:
+                if up not in self._specs:
+                    raise PlanningError(f"task {spec.task_id!r} depends on unknown task {up!r}")
+                self._downstream[up].append(spec.task_id)
+            for src in spec.map_sources:
+                if src.upstream is not None and src.upstream not in spec.upstream:
+                    raise PlanningError(
+                        f"task {spec.task_id!r} maps over {src.upstream!r} but does not depend on it"
+                    )
+            pools.check(spec.task_id, spec.pool, spec.pool_slots)
+        self._pools = pools
+        self._max_active = max_active_tasks
+        self._rng = rng or random.Random()
+        self._tis: dict[str, dict[int, _TI]] = {
+            t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs
+        }
+        self._counts: dict[str, Counter[TaskState]] = {
+            t: Counter({TaskState.NONE: 1}) for t in self._specs
+        }
+        self._unfinished = len(self._specs)
+        self._active = 0
+        self._output_lengths: dict[str, int | None] = {}
+        self._ready: dict[str, list[tuple[int, int, TIKey]]] = {p: [] for p in pools.pools}
+        self._retry_heap: list[tuple[float, int, TIKey]] = []
+        self._seq = 0
+        self._state: DagRunState | None = None
+        self._aborted = False
+
+    # -- queries --------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self._state is not None
+
+    @property
+    def run_state(self) -> DagRunState | None:
+        return self._state
+
+    def state_of(self, key: TIKey) -> TaskState:
+        return self._tis[key.task_id][key.map_index].state
+
+    def try_number(self, key: TIKey) -> int:
+        return self._tis[key.task_id][key.map_index].try_number
+
+    def keys(self, task_id: str) -> list[TIKey]:
+        return [ti.key for ti in self._tis[task_id].values()]
+
+    def counts(self) -> Counter[TaskState]:
+        total: Counter[TaskState] = Counter()
+        for c in self._counts.values():
+            total.update(c)
+        return +total
+
+    def task_counts(self, task_id: str) -> Mapping[TaskState, int]:
+        return self._counts[task_id]
+
+    def spec(self, task_id: str) -> TaskSpec:
+        return self._specs[task_id]
+
+    # -- driving --------------------------------------------------------------------
+
+    def start(self, now: float) -> Plan:
+        """Evaluate every task once: roots and ALWAYS tasks become ready."""
+        plan = Plan()
+        for task_id in self._specs:
+            self._evaluate(task_id, plan)
+        self._finish_plan(plan, now)
+        return plan
+
+    def handle(self, events: Iterable[Event], now: float) -> Plan:
+        plan = Plan()
+        for event in events:
+            self._apply(event, now, plan)
+        self._finish_plan(plan, now)
+        return plan
+
+    def tick(self, now: float) -> Plan:
+        """Nothing happened, but time passed: release retries that are due."""
+        return self.handle((), now)
+
+    def abort(self, reason: str) -> Plan:
+        """Give up on the run (shutdown). The run fails; nothing more is started.
+
+        Queued and running task instances must have been reported (failed) by the
+        caller first. Scheduled ones and ones waiting for a retry fail with ``reason``;
+        ones whose dependencies were never met stay ``none``: they never ran.
+        """
+        plan = Plan()
+        self._aborted = True
+        for tis in self._tis.values():
+            for ti in list(tis.values()):
+                if ti.state in (TaskState.SCHEDULED, TaskState.UP_FOR_RETRY):
+                    self._set(ti, TaskState.FAILED, plan, reason=reason)
+        for heap in self._ready.values():
+            heap.clear()
+        self._retry_heap.clear()
+        if self._state is None:
+            self._state = DagRunState.FAILED
+            plan.run_state = self._state
+        return plan
+
+    # -- internals ------------------------------------------------------------------
+
+    def _ti(self, key: TIKey) -> _TI:
+        try:
+            return self._tis[key.task_id][key.map_index]
+        except KeyError:
+            raise PlanningError(f"event for unknown task instance {key}") from None
+
+    def _apply(self, event: Event, now: float, plan: Plan) -> None:
+        ti = self._ti(event.key)
+        if isinstance(event, Started):
+            self._set(ti, TaskState.RUNNING, plan)
+        elif isinstance(event, Succeeded):
+            if ti.key.map_index == UNMAPPED:
+                self._output_lengths[ti.key.task_id] = event.output_length
+            self._set(ti, TaskState.SUCCESS, plan)
+        elif isinstance(event, Skipped):
+            self._set(ti, TaskState.SKIPPED, plan, reason=event.reason or None)
+        elif isinstance(event, Failed):
+            policy = self._specs[ti.key.task_id].retry
+            if event.retryable and ti.try_number < policy.max_tries:
+                at = now + policy.next_delay(ti.try_number, self._rng)
+                self._set(ti, TaskState.UP_FOR_RETRY, plan, reason=event.error, retry_at=at)
+                heapq.heappush(self._retry_heap, (at, self._next_seq(), ti.key))
+            else:
+                self._set(ti, TaskState.FAILED, plan, reason=event.error)
+        else:  # pragma: no cover - exhaustive
+            raise PlanningError(f"unknown event {event!r}")
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _set(
+        self,
+        ti: _TI,
+        new: TaskState,
+        plan: Plan,
+        *,
+        reason: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        old = ti.state
+        check_transition(f"task instance {ti.key}", old, new)
+        spec = self._specs[ti.key.task_id]
+        if old in ACTIVE and new not in ACTIVE:
+            self._active -= 1
+            self._pools.release(spec.pool, spec.pool_slots)
+        if new is TaskState.QUEUED:
+            ti.try_number += 1
+        ti.state = new
+        ti.next_retry_at = retry_at
+        counts = self._counts[ti.key.task_id]
+        counts[old] -= 1
+        counts[new] += 1
+        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at))
+        if new in TERMINAL:
+            self._unfinished -= 1
+            task_id = ti.key.task_id
+            if sum(counts[s] for s in TERMINAL) == len(self._tis[task_id]):
+                # The task as a whole (every map index) is done: downstream may decide.
+                for down in self._downstream[task_id]:
+                    self._evaluate(down, plan)
+            elif new in FAILED_LIKE or new is TaskState.SUCCESS:
+                # Some rules decide before every upstream is done (one_success, ...).
+                for down in self._downstream[task_id]:
+                    self._evaluate(down, plan)
+        elif new is TaskState.SCHEDULED:
+            heapq.heappush(
+                self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), ti.key)
+            )
+
+    def _evaluate(self, task_id: str, plan: Plan) -> None:
+        tis = self._tis[task_id]
+        if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
+            return  # already decided (or expanded)
+        spec = self._specs[task_id]
+        counts: Counter[TaskState] = Counter()
+        total = 0
+        for up in spec.upstream:
+            counts.update(self._counts[up])
+            total += len(self._tis[up])
+        verdict = evaluate(spec.trigger_rule, counts, total)
+        placeholder = tis[UNMAPPED]
+        if verdict is Verdict.WAIT:
+            return
+        if verdict is Verdict.SKIP:
+            self._set(placeholder, TaskState.SKIPPED, plan, reason="skipped by trigger rule")
+        elif verdict is Verdict.UPSTREAM_FAILED:
+            self._set(placeholder, TaskState.UPSTREAM_FAILED, plan, reason="an upstream task failed")
+        elif not spec.is_mapped:
+            self._set(placeholder, TaskState.SCHEDULED, plan)
+        else:
+            self._expand(spec, plan)
+
+    def _map_length(self, spec: TaskSpec, src: MapSource) -> int | str:
+        """The length of one expand() argument, or why it cannot be known."""
+        if src.literal_length is not None:
+            return src.literal_length
+        assert src.upstream is not None
+        if self._specs[src.upstream].is_mapped:
+            # Mapping over a mapped task's outputs: one element per successful instance.
+            return self._counts[src.upstream][TaskState.SUCCESS]
+        if self._tis[src.upstream][UNMAPPED].state is not TaskState.SUCCESS:
+            return f"upstream task {src.upstream!r} did not succeed, so it has no output to map over"
+        length = self._output_lengths.get(src.upstream)
+        if length is None:
+            return (
+                f"cannot map {spec.task_id!r} over the output of {src.upstream!r} "
+                f"(argument {src.name!r}): it did not return a list, tuple or dict"
+            )
+        return length
+
+    def _expand(self, spec: TaskSpec, plan: Plan) -> None:
+        tis = self._tis[spec.task_id]
+        placeholder = tis[UNMAPPED]
+        lengths: list[int] = []
+        for src in spec.map_sources:
+            length = self._map_length(spec, src)
+            if isinstance(length, str):
+                self._set(placeholder, TaskState.FAILED, plan, reason=length)
+                return
+            lengths.append(length)
+        count = math.prod(lengths)
+        if count == 0:
+            self._set(placeholder, TaskState.SKIPPED, plan, reason="mapped over an empty list")
+            return
+        plan.expansions.append(Expansion(spec.task_id, count))
+        # The placeholder disappears without a trace in the counters: it was never a
+        # real task instance, and downstream totals must count the expanded ones.
+        del tis[UNMAPPED]
+        counts = self._counts[spec.task_id]
+        counts[TaskState.NONE] -= 1
+        self._unfinished -= 1
+        for i in range(count):
+            ti = _TI(TIKey(spec.task_id, i))
+            tis[i] = ti
+            counts[TaskState.NONE] += 1
+            self._unfinished += 1
+            self._set(ti, TaskState.SCHEDULED, plan)
+
+    def _release_retries(self, now: float, plan: Plan) -> None:
+        heap = self._retry_heap
+        while heap and heap[0][0] <= now:
+            _, _, key = heapq.heappop(heap)
+            ti = self._ti(key)
+            if ti.state is TaskState.UP_FOR_RETRY:
+                self._set(ti, TaskState.SCHEDULED, plan)
+
+    def _admit(self, plan: Plan) -> None:
+        """Move ready task instances to QUEUED by priority, within pools and max_active_tasks."""
+        pools = self._pools
+        while not self._aborted and self._active < self._max_active:
+            best: str | None = None
+            best_head: tuple[int, int, TIKey] | None = None
+            for pool, heap in self._ready.items():
+                if not heap:
+                    continue
+                head = heap[0]
+                slots = self._specs[head[2].task_id].pool_slots
+                if pools.free(pool) < slots:
+                    continue
+                if best_head is None or head < best_head:
+                    best, best_head = pool, head
+            if best is None:
+                return
+            _, _, key = heapq.heappop(self._ready[best])
+            ti = self._ti(key)
+            spec = self._specs[key.task_id]
+            pools.acquire(spec.pool, spec.pool_slots)
+            self._active += 1
+            self._set(ti, TaskState.QUEUED, plan)
+            plan.to_start.append(key)
+
+    def _finish_plan(self, plan: Plan, now: float) -> None:
+        self._release_retries(now, plan)
+        self._admit(plan)
+        plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None
+        if self._unfinished == 0 and self._state is None:
+            self._state = self._final_state()
+            plan.run_state = self._state
+
+    def _final_state(self) -> DagRunState:
+        # As in Airflow, the leaves decide: a failure handled by a downstream
+        # one_failed/all_done task does not fail the run.
+        leaves = [t for t, downs in self._downstream.items() if not downs]
+        for leaf in leaves:
+            counts = self._counts[leaf]
+            if any(counts[s] for s in FAILED_LIKE):
+                return DagRunState.FAILED
+        return DagRunState.SUCCESS
