@@ -1,0 +1,1 @@
+"""The authoring API: what a DAG file imports (re-exported from ``airloop``)."""

@@ -1,0 +1,216 @@
+"""``@task``: turn a function (``def`` or ``async def``) into a task."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, overload
+
+from airloop.authoring.context import CONTEXT_KEYS, Context
+from airloop.authoring.mapped import MappedOperator, OperatorPartial
+from airloop.authoring.operator import SETTING_NAMES, AbstractOperator, BaseOperator
+from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
+from airloop.exceptions import DagDefinitionError
+
+
+class _Signature:
+    """What a task function accepts, worked out once per function."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.name = getattr(fn, "__qualname__", repr(fn))
+        self.signature = inspect.signature(fn)
+        params = self.signature.parameters.values()
+        self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
+        self.names = {
+            p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
+        self.context_names = self.names & CONTEXT_KEYS
+
+    def check_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise DagDefinitionError(f"{self.name}(): {exc}") from None
+        for param in self.signature.parameters.values():
+            if (
+                param.name not in bound.arguments
+                and param.default is param.empty
+                and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+                and param.name not in CONTEXT_KEYS
+            ):
+                raise DagDefinitionError(f"{self.name}(): missing argument {param.name!r}")
+
+    def check_names(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self.names and not self.var_keyword:
+                raise DagDefinitionError(f"{self.name}() has no parameter {name!r}")
+
+
+class PythonTaskOperator(BaseOperator):
+    """Runs a Python callable; what ``@task`` creates."""
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: Iterable[Any] = (),
+        op_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.python_callable = python_callable
+        self.op_args = tuple(op_args)
+        self.op_kwargs = dict(op_kwargs or {})
+        self._sig = _signature(python_callable)
+        for dep in self.xcom_dependencies():
+            dep.set_downstream(self)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.python_callable)
+
+    def xcom_dependencies(self) -> list[AbstractOperator]:
+        found = [a.operator for a in iter_xcom_args((self.op_args, self.op_kwargs))]
+        return list({id(op): op for op in found}.values())
+
+    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+        if not self.xcom_dependencies():
+            return self
+        bound = copy.copy(self)
+        bound.op_args = resolve_xcom_args(self.op_args, lookup)
+        bound.op_kwargs = resolve_xcom_args(self.op_kwargs, lookup)
+        return bound
+
+    def execute(self, context: Context) -> Any:
+        """Call the function (for an ``async def`` this returns the coroutine to await)."""
+        kwargs = dict(self.op_kwargs)
+        sig = self._sig
+        if sig.context_names or sig.var_keyword:
+            bound = sig.signature.bind_partial(*self.op_args, **kwargs).arguments
+            wanted = CONTEXT_KEYS if sig.var_keyword else sig.context_names
+            for name in wanted:
+                if name not in bound:
+                    kwargs[name] = context[name]
+        return self.python_callable(*self.op_args, **kwargs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(fn: Callable[..., Any]) -> _Signature:
+    return _Signature(fn)
+
+
+class _FunctionFactory:
+    """Builds the PythonTaskOperator of one map index of a mapped ``@task``."""
+
+    def __init__(self, fn: Callable[..., Any], multiple_outputs: bool) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "task")
+        self.multiple_outputs = multiple_outputs
+
+    def check_names(self, names: Iterable[str]) -> None:
+        _signature(self.fn).check_names(names)
+
+    def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
+        from airloop.authoring.dag import detached
+
+        with detached():
+            return PythonTaskOperator(task_id=task_id, python_callable=self.fn, op_kwargs=kwargs)
+
+
+class TaskDecorator:
+    """A function made into a task. Call it inside a DAG to add a task instance of it."""
+
+    def __init__(self, fn: Callable[..., Any], settings: Mapping[str, Any]) -> None:
+        if not callable(fn):
+            raise DagDefinitionError(f"@task needs a function, got {fn!r}")
+        unknown = sorted(set(settings) - SETTING_NAMES - {"task_id", "doc"})
+        if unknown:
+            raise DagDefinitionError(
+                f"@task on {getattr(fn, '__name__', fn)!r}: unknown argument {unknown[0]!r}"
+            )
+        self.function = fn
+        self.settings = dict(settings)
+        functools.update_wrapper(self, fn)
+
+    def _task_id(self) -> str:
+        from airloop.authoring.dag import current_dag
+
+        base = self.settings.get("task_id") or self.function.__name__
+        dag = current_dag()
+        return dag.unique_task_id(base) if dag is not None else str(base)
+
+    def _check_context(self) -> None:
+        from airloop.authoring.dag import current_dag
+
+        if current_dag() is None:
+            raise DagDefinitionError(
+                f"{self.function.__name__}() was called outside a DAG: "
+                "call tasks inside 'with DAG(...):'"
+            )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
+        self._check_context()
+        _signature(self.function).check_call(args, kwargs)
+        settings = {k: v for k, v in self.settings.items() if k != "task_id"}
+        op = PythonTaskOperator(
+            task_id=self._task_id(),
+            python_callable=self.function,
+            op_args=args,
+            op_kwargs=kwargs,
+            **settings,
+        )
+        return XComArg(op)
+
+    def override(self, **settings: Any) -> TaskDecorator:
+        return TaskDecorator(self.function, {**self.settings, **settings})
+
+    def partial(self, **kwargs: Any) -> _TaskPartial:
+        return _TaskPartial(self, kwargs)
+
+    def expand(self, **mapped: Any) -> XComArg:
+        return self.partial().expand(**mapped)
+
+
+class _TaskPartial:
+    def __init__(self, decorator: TaskDecorator, kwargs: Mapping[str, Any]) -> None:
+        self.decorator = decorator
+        self.kwargs = dict(kwargs)
+
+    def expand(self, **mapped: Any) -> XComArg:
+        deco = self.decorator
+        deco._check_context()
+        fn_kwargs = {k: v for k, v in self.kwargs.items() if k not in SETTING_NAMES}
+        _signature(deco.function).check_names([*fn_kwargs, *mapped])
+        settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
+        settings.update({k: v for k, v in self.kwargs.items() if k in SETTING_NAMES})
+        partial = OperatorPartial(
+            _FunctionFactory(deco.function, multiple_outputs=False),
+            {"task_id": deco._task_id(), **settings, **fn_kwargs},
+        )
+        op: MappedOperator = partial.expand(**mapped)
+        return XComArg(op)
+
+
+@overload
+def task(python_callable: Callable[..., Any], /) -> TaskDecorator: ...
+
+
+@overload
+def task(
+    python_callable: None = None, /, **settings: Any
+) -> Callable[[Callable[..., Any]], TaskDecorator]: ...
+
+
+def task(
+    python_callable: Callable[..., Any] | None = None, /, **settings: Any
+) -> TaskDecorator | Callable[[Callable[..., Any]], TaskDecorator]:
+    """``@task`` or ``@task(retries=2, pool="db", ...)`` on a ``def`` or ``async def``."""
+    if python_callable is not None:
+        return TaskDecorator(python_callable, settings)
+
+    def wrap(fn: Callable[..., Any]) -> TaskDecorator:
+        return TaskDecorator(fn, settings)
+
+    return wrap

@@ -1,0 +1,158 @@
+"""Dynamic task mapping: ``.partial(...).expand(...)``, expanded at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, Protocol
+
+from airloop.authoring.operator import (
+    NOTSET,
+    SETTING_NAMES,
+    AbstractOperator,
+    BaseOperator,
+)
+from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
+from airloop.core.planner import MapSource
+from airloop.exceptions import DagDefinitionError
+
+
+class OperatorFactory(Protocol):
+    """Builds one concrete operator for one map index (outside any DAG)."""
+
+    name: str
+
+    def check_names(self, names: Iterable[str]) -> None: ...
+
+    def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator: ...
+
+
+class _ClassFactory:
+    def __init__(self, cls: type[BaseOperator]) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+
+    def check_names(self, names: Iterable[str]) -> None:
+        return  # the operator's __init__ reports unknown names when it is built
+
+    def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
+        from airloop.authoring.dag import detached
+
+        with detached():
+            return self.cls(task_id=task_id, **kwargs)
+
+
+def operator_factory(cls: type[BaseOperator]) -> OperatorFactory:
+    return _ClassFactory(cls)
+
+
+def _split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    settings = {k: v for k, v in kwargs.items() if k in SETTING_NAMES}
+    rest = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
+    return settings, rest
+
+
+class OperatorPartial:
+    """The fixed half of a mapped task; ``.expand()`` supplies what varies."""
+
+    def __init__(self, factory: OperatorFactory, kwargs: Mapping[str, Any]) -> None:
+        self.factory = factory
+        self.kwargs = dict(kwargs)
+
+    def expand(self, **mapped: Any) -> MappedOperator:
+        kwargs = dict(self.kwargs)
+        task_id = kwargs.pop("task_id", NOTSET)
+        if task_id is NOTSET:
+            raise DagDefinitionError(f"{self.factory.name}.partial() needs a task_id")
+        return MappedOperator(
+            task_id=task_id,
+            dag=kwargs.pop("dag", None),
+            doc=kwargs.pop("doc", None),
+            factory=self.factory,
+            partial_kwargs=kwargs,
+            expand_input=mapped,
+        )
+
+
+class MappedOperator(AbstractOperator):
+    """A task that runs once per element (or combination of elements) of its expand() input."""
+
+    is_mapped: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        dag: Any,
+        doc: str | None,
+        factory: OperatorFactory,
+        partial_kwargs: Mapping[str, Any],
+        expand_input: Mapping[str, Any],
+    ) -> None:
+        settings, rest = _split(partial_kwargs)
+        if not expand_input:
+            raise DagDefinitionError(f"task {task_id!r}: expand() needs at least one argument")
+        for name, value in expand_input.items():
+            if name in SETTING_NAMES:
+                raise DagDefinitionError(
+                    f"task {task_id!r}: cannot expand over the task setting {name!r}"
+                )
+            if name in rest:
+                raise DagDefinitionError(
+                    f"task {task_id!r}: {name!r} is given to both partial() and expand()"
+                )
+            if not isinstance(value, (list, tuple, dict, XComArg)):
+                raise DagDefinitionError(
+                    f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a task's "
+                    f"output, got {type(value).__name__}"
+                )
+        factory.check_names([*rest, *expand_input])
+        super().__init__(task_id=task_id, dag=dag, settings=settings, doc=doc)
+        self.factory = factory
+        self.partial_kwargs = rest
+        self.expand_input = dict(expand_input)
+        for dep in self.xcom_dependencies():
+            dep.set_downstream(self)
+
+    @property
+    def is_async(self) -> bool:
+        raise TypeError("ask the materialized operator, not the mapped one")
+
+    def xcom_dependencies(self) -> list[AbstractOperator]:
+        found = [arg.operator for arg in iter_xcom_args(self.expand_input)]
+        found += [arg.operator for arg in iter_xcom_args(self.partial_kwargs)]
+        return list({id(op): op for op in found}.values())
+
+    def map_sources(self) -> tuple[MapSource, ...]:
+        out = []
+        for name, value in self.expand_input.items():
+            if isinstance(value, XComArg):
+                out.append(MapSource(name, upstream=value.operator.task_id))
+            else:
+                out.append(MapSource(name, literal_length=len(value)))
+        return tuple(out)
+
+    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+        columns: list[tuple[str, list[Any]]] = []
+        for name, value in self.expand_input.items():
+            seq = lookup(value.operator.task_id) if isinstance(value, XComArg) else value
+            if isinstance(seq, dict):
+                seq = list(seq.items())
+            if not isinstance(seq, (list, tuple)):
+                raise TypeError(
+                    f"cannot map {self.task_id!r} over {name!r}: got {type(seq).__name__}, "
+                    "not a list, tuple or dict"
+                )
+            columns.append((name, list(seq)))
+        chosen: dict[str, Any] = {}
+        rest_index = map_index
+        # Row-major: the last expand() argument varies fastest (as in Airflow).
+        for name, seq in reversed(columns):
+            if not seq:
+                raise IndexError(f"{self.task_id!r}: expand({name}=...) is empty")
+            rest_index, i = divmod(rest_index, len(seq))
+            chosen[name] = seq[i]
+        if rest_index:
+            raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
+        kwargs = resolve_xcom_args(self.partial_kwargs, lookup)
+        kwargs.update(chosen)
+        return self.factory(self.task_id, kwargs)

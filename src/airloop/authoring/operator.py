@@ -1,0 +1,311 @@
+"""Operators: the nodes of a DAG, with the scheduling settings Airflow users know."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airloop.core.pools import DEFAULT_POOL
+from airloop.core.retry import RetryPolicy
+from airloop.core.trigger_rules import TriggerRule
+from airloop.exceptions import DagDefinitionError
+
+if TYPE_CHECKING:
+    from airloop.authoring.dag import DAG
+    from airloop.authoring.mapped import OperatorPartial
+    from airloop.authoring.xcom_arg import XComArg
+    from airloop.authoring.context import Context
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
+WEIGHT_RULES = ("downstream", "upstream", "absolute")
+
+
+class _NotSet:
+    def __repr__(self) -> str:
+        return "NOTSET"
+
+
+NOTSET: Any = _NotSet()
+
+
+def check_id(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise DagDefinitionError(
+            f"invalid {kind} {value!r}: use 1-250 letters, digits, '_', '-' or '.'"
+        )
+    return value
+
+
+def _seconds(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise DagDefinitionError(f"{name} must be a timedelta or a number of seconds, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """How the scheduler treats a task: retries, timeout, pool, priority, trigger rule."""
+
+    retries: int = 0
+    retry_delay: float = 300.0
+    retry_exponential_backoff: bool = False
+    max_retry_delay: float | None = None
+    retry_jitter: bool = True
+    execution_timeout: float | None = None
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
+    priority_weight: int = 1
+    weight_rule: str = "downstream"
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            retries=self.retries,
+            delay=self.retry_delay,
+            exponential_backoff=self.retry_exponential_backoff,
+            max_delay=self.max_retry_delay,
+            jitter=self.retry_jitter,
+        )
+
+
+SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
+
+
+def resolve_settings(
+    task_id: str, explicit: Mapping[str, Any], default_args: Mapping[str, Any]
+) -> TaskSettings:
+    """Explicit arguments win over the DAG's default_args, which win over the defaults."""
+    unknown = sorted(set(default_args) - SETTING_NAMES)
+    if unknown:
+        raise DagDefinitionError(
+            f"unknown default_args key {unknown[0]!r} (allowed: {', '.join(sorted(SETTING_NAMES))})"
+        )
+    merged: dict[str, Any] = dict(default_args)
+    merged.update({k: v for k, v in explicit.items() if v is not NOTSET})
+    where = f"task {task_id!r}"
+    values: dict[str, Any] = {}
+    for name in ("retries", "pool_slots", "priority_weight"):
+        if name in merged:
+            value = merged[name]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise DagDefinitionError(f"{where}: {name} must be an integer, got {value!r}")
+            if name != "priority_weight" and value < (1 if name == "pool_slots" else 0):
+                raise DagDefinitionError(f"{where}: {name} cannot be {value}")
+            values[name] = value
+    for name in ("retry_delay",):
+        if name in merged:
+            values[name] = _seconds(f"{where}: {name}", merged[name])
+    for name in ("max_retry_delay", "execution_timeout"):
+        if name in merged:
+            seconds = _seconds(f"{where}: {name}", merged[name], allow_none=True)
+            if seconds is not None and seconds <= 0:
+                raise DagDefinitionError(f"{where}: {name} must be positive, got {seconds}")
+            values[name] = seconds
+    for name in ("retry_exponential_backoff", "retry_jitter"):
+        if name in merged:
+            values[name] = bool(merged[name])
+    if "pool" in merged:
+        values["pool"] = check_id(f"pool name for {where}", merged["pool"])
+    if "weight_rule" in merged:
+        if merged["weight_rule"] not in WEIGHT_RULES:
+            raise DagDefinitionError(
+                f"{where}: weight_rule must be one of {', '.join(WEIGHT_RULES)}, "
+                f"got {merged['weight_rule']!r}"
+            )
+        values["weight_rule"] = merged["weight_rule"]
+    if "trigger_rule" in merged:
+        try:
+            values["trigger_rule"] = TriggerRule(merged["trigger_rule"])
+        except ValueError:
+            choices = ", ".join(r.value for r in TriggerRule)
+            raise DagDefinitionError(
+                f"{where}: unknown trigger_rule {merged['trigger_rule']!r} (choose from {choices})"
+            ) from None
+    return TaskSettings(**values)
+
+
+class AbstractOperator:
+    """A node of a DAG: an operator, or a mapped operator that expands at run time."""
+
+    is_mapped: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        dag: DAG | None,
+        settings: Mapping[str, Any],
+        doc: str | None = None,
+    ) -> None:
+        from airloop.authoring.dag import current_dag
+
+        self.task_id = check_id("task_id", task_id)
+        self.dag: DAG | None = dag if dag is not None else current_dag()
+        self.settings = resolve_settings(
+            task_id, settings, self.dag.default_args if self.dag is not None else {}
+        )
+        self.doc = doc
+        self.upstream_task_ids: set[str] = set()
+        self.downstream_task_ids: set[str] = set()
+        if self.dag is not None:
+            self.dag.add_task(self)
+
+    # -- settings, readable the Airflow way -------------------------------------------
+
+    @property
+    def retries(self) -> int:
+        return self.settings.retries
+
+    @property
+    def pool(self) -> str:
+        return self.settings.pool
+
+    @property
+    def trigger_rule(self) -> TriggerRule:
+        return self.settings.trigger_rule
+
+    @property
+    def execution_timeout(self) -> float | None:
+        return self.settings.execution_timeout
+
+    @property
+    def is_async(self) -> bool:
+        """Whether running this task means awaiting a coroutine (else: a blocking call)."""
+        raise NotImplementedError
+
+    @property
+    def output(self) -> XComArg:
+        from airloop.authoring.xcom_arg import XComArg
+
+        return XComArg(self)
+
+    def xcom_dependencies(self) -> Iterable[AbstractOperator]:
+        """Operators whose outputs this one consumes (they become upstream tasks)."""
+        return ()
+
+    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+        """The operator to run for ``map_index``, with upstream outputs resolved by ``lookup``."""
+        raise NotImplementedError
+
+    # -- dependencies ---------------------------------------------------------------
+
+    def _same_dag(self, other: AbstractOperator) -> None:
+        if self.dag is None or other.dag is not self.dag:
+            raise DagDefinitionError(
+                f"cannot link {self.task_id!r} and {other.task_id!r}: both must belong to one DAG"
+            )
+
+    def set_downstream(self, other: Any) -> None:
+        for op in _operators(other):
+            self._same_dag(op)
+            self.downstream_task_ids.add(op.task_id)
+            op.upstream_task_ids.add(self.task_id)
+
+    def set_upstream(self, other: Any) -> None:
+        for op in _operators(other):
+            op.set_downstream(self)
+
+    def __rshift__(self, other: Any) -> Any:
+        self.set_downstream(other)
+        return other
+
+    def __lshift__(self, other: Any) -> Any:
+        self.set_upstream(other)
+        return other
+
+    def __rrshift__(self, other: Any) -> AbstractOperator:
+        self.set_upstream(other)
+        return self
+
+    def __rlshift__(self, other: Any) -> AbstractOperator:
+        self.set_downstream(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.task_id!r}>"
+
+
+def _operators(value: Any) -> list[AbstractOperator]:
+    from airloop.authoring.xcom_arg import XComArg
+
+    if isinstance(value, AbstractOperator):
+        return [value]
+    if isinstance(value, XComArg):
+        return [value.operator]
+    if isinstance(value, (list, tuple, set)):
+        out: list[AbstractOperator] = []
+        for item in value:
+            out.extend(_operators(item))
+        return out
+    raise DagDefinitionError(f"cannot set a dependency on {value!r}: not a task")
+
+
+class BaseOperator(AbstractOperator):
+    """Subclass and implement ``execute(context)``, as ``def`` or ``async def``.
+
+    A sync ``execute`` runs in the executor's bounded thread pool, never on the loop.
+    Its return value is stored as the task's XCom and passed to downstream tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        task_id: str,
+        dag: DAG | None = None,
+        retries: int = NOTSET,
+        retry_delay: timedelta | float = NOTSET,
+        retry_exponential_backoff: bool = NOTSET,
+        max_retry_delay: timedelta | float | None = NOTSET,
+        retry_jitter: bool = NOTSET,
+        execution_timeout: timedelta | float | None = NOTSET,
+        pool: str = NOTSET,
+        pool_slots: int = NOTSET,
+        priority_weight: int = NOTSET,
+        weight_rule: str = NOTSET,
+        trigger_rule: TriggerRule | str = NOTSET,
+        doc: str | None = None,
+    ) -> None:
+        super().__init__(
+            task_id=task_id,
+            dag=dag,
+            doc=doc,
+            settings={
+                "retries": retries,
+                "retry_delay": retry_delay,
+                "retry_exponential_backoff": retry_exponential_backoff,
+                "max_retry_delay": max_retry_delay,
+                "retry_jitter": retry_jitter,
+                "execution_timeout": execution_timeout,
+                "pool": pool,
+                "pool_slots": pool_slots,
+                "priority_weight": priority_weight,
+                "weight_rule": weight_rule,
+                "trigger_rule": trigger_rule,
+            },
+        )
+
+    def execute(self, context: Context) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement execute(context)")
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.execute)
+
+    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+        return self
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        """``MyOperator.partial(task_id=..., fixed=...).expand(varying=[...])``."""
+        from airloop.authoring.mapped import OperatorPartial, operator_factory
+
+        return OperatorPartial(operator_factory(cls), kwargs)

@@ -1,0 +1,79 @@
+"""XComArg: a reference to a task's future return value, usable as an argument."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airloop.authoring.operator import AbstractOperator
+
+
+class XComArg:
+    """The return value of ``operator``, resolved when a downstream task runs.
+
+    Calling a ``@task`` returns one; ``op.output`` gives one for a classic operator.
+    Using it as an argument makes the consumer depend on ``operator``.
+    """
+
+    __slots__ = ("operator",)
+
+    def __init__(self, operator: AbstractOperator) -> None:
+        self.operator = operator
+
+    # Dependencies written with XComArgs read like the ones written with operators.
+    def __rshift__(self, other: Any) -> Any:
+        return self.operator >> other
+
+    def __lshift__(self, other: Any) -> Any:
+        return self.operator << other
+
+    def __rrshift__(self, other: Any) -> XComArg:
+        self.operator.__rrshift__(other)
+        return self
+
+    def __rlshift__(self, other: Any) -> XComArg:
+        self.operator.__rlshift__(other)
+        return self
+
+    def __repr__(self) -> str:
+        return f"XComArg({self.operator.task_id!r})"
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(
+            f"the output of task {self.operator.task_id!r} is not known while the DAG is "
+            "defined; to run a task once per element, use .expand(arg=...)"
+        )
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the output of task {self.operator.task_id!r} has no truth value while the DAG "
+            "is defined; branch inside a task instead"
+        )
+
+
+def iter_xcom_args(value: Any) -> Iterator[XComArg]:
+    """Every XComArg inside ``value`` (lists, tuples, sets and dict values are searched)."""
+    if isinstance(value, XComArg):
+        yield value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from iter_xcom_args(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_xcom_args(item)
+
+
+def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:
+    """``value`` with each XComArg replaced by ``lookup(task_id)``."""
+    if isinstance(value, XComArg):
+        return lookup(value.operator.task_id)
+    if isinstance(value, list):
+        return [resolve_xcom_args(v, lookup) for v in value]
+    if isinstance(value, tuple):
+        return tuple(resolve_xcom_args(v, lookup) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(resolve_xcom_args(v, lookup) for v in value)
+    if isinstance(value, dict):
+        return {k: resolve_xcom_args(v, lookup) for k, v in value.items()}
+    return value

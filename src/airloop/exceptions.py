@@ -1,0 +1,53 @@
+"""Exceptions users see. Each message says what is wrong and where."""
+
+from __future__ import annotations
+
+
+class AirloopError(Exception):
+    """Base class of airloop's own errors."""
+
+
+class DagDefinitionError(AirloopError):
+    """A DAG is malformed: a cycle, a duplicate task id, a bad argument."""
+
+
+class CycleError(DagDefinitionError):
+    pass
+
+
+class DuplicateTaskIdError(DagDefinitionError):
+    pass
+
+
+class ParamValidationError(AirloopError):
+    """A DAG-run parameter is unknown, missing or invalid."""
+
+
+class DagFileError(AirloopError):
+    """A DAG file could not be loaded. ``location`` is ``path:line`` when known."""
+
+    def __init__(self, path: str, message: str, *, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.location = f"{path}:{line}" if line else path
+        super().__init__(f"{self.location}: {message}")
+
+
+class SkipTask(AirloopError):  # noqa: N818 - the name users know from Airflow's AirflowSkipException
+    """Raise inside a task to mark it skipped."""
+
+
+class FailTask(AirloopError):  # noqa: N818
+    """Raise inside a task to fail it without any retry."""
+
+
+class TaskTimeout(AirloopError):
+    """A task ran longer than its execution_timeout."""
+
+
+class SensorTimeout(FailTask):
+    """A sensor's condition was not met within its timeout (no retry, as in Airflow)."""
+
+
+class XComError(AirloopError):
+    """A task's return value cannot be stored: too large or not serializable."""
