@@ -1,0 +1,106 @@
+"""One typed settings model, read once (from airloop.toml and AIRLOOP_* variables) and passed in."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from airloop.core.pools import DEFAULT_POOL
+
+
+class Settings(BaseSettings):
+    """airloop's settings. Precedence: explicit arguments > AIRLOOP_* env > airloop.toml > defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIRLOOP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path("~/airloop").expanduser(),
+        description="Where the default database and logs live.",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy async URL; default: SQLite at <home>/airloop.db.",
+    )
+    logs_folder: Path | None = Field(default=None, description="Default: <home>/logs.")
+    sync_threads: int = Field(
+        default=32, ge=1, description="Threads for sync tasks and sync pokes (async executor)."
+    )
+    max_active_tasks_per_dag: int = Field(
+        default=100_000, ge=1, description="Default for DAG(max_active_tasks=...)."
+    )
+    pools: dict[str, int] = Field(
+        default_factory=lambda: {DEFAULT_POOL: 100_000},
+        description="Pool name -> slots. default_pool always exists.",
+    )
+    xcom_max_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest JSON-encoded return value stored as XCom."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="On SIGINT/SIGTERM: how long running tasks get to stop."
+    )
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        self.home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.home / 'airloop.db'}"
+        if self.logs_folder is None:
+            self.logs_folder = self.home / "logs"
+        if DEFAULT_POOL not in self.pools:
+            self.pools = {DEFAULT_POOL: 100_000, **self.pools}
+        for name, slots in self.pools.items():
+            if slots < 0:
+                raise ValueError(f"pool {name!r} cannot have {slots} slots")
+        return self
+
+    @property
+    def logs_path(self) -> Path:
+        assert self.logs_folder is not None
+        return self.logs_folder
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings once: ``config_file``, else $AIRLOOP_CONFIG, else ./airloop.toml if present."""
+    path = config_file or os.environ.get("AIRLOOP_CONFIG")
+    if path is None and Path("airloop.toml").is_file():
+        path = "airloop.toml"
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"settings file {path} does not exist")
+    if path is None:
+        return Settings(**overrides)
+    bound = type(
+        "Settings",
+        (Settings,),
+        {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(path)})},
+    )
+    settings: Settings = bound(**overrides)
+    return settings

@@ -1,0 +1,1 @@
+"""The metadata store: SQLAlchemy 2 async Core, Alembic migrations."""

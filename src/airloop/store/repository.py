@@ -1,0 +1,241 @@
+"""Reads and writes of the metadata store. Core SQL, executemany, one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from airloop.store.database import (
+    DatabaseError,
+    create_engine,
+    current_revision,
+    head_revision,
+    migrate,
+)
+from airloop.store.schema import dag_run, task_instance, task_log, xcom
+
+#: The task-instance columns the scheduler rewrites when a task instance changes.
+TI_MUTABLE = (
+    "state",
+    "try_number",
+    "queued_at",
+    "start_date",
+    "end_date",
+    "duration",
+    "hostname",
+    "executor",
+    "next_retry_at",
+    "error",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one scheduler tick changes, written in one transaction."""
+
+    #: (dag_run pk, task_id, count): a mapped placeholder row becomes ``count`` rows.
+    expansions: list[tuple[int, str, int]] = field(default_factory=list)
+    ti_updates: list[dict[str, Any]] = field(default_factory=list)
+    xcoms: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    run_updates: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.expansions or self.ti_updates or self.xcoms or self.logs or self.run_updates
+        )
+
+    def __len__(self) -> int:
+        return (
+            len(self.expansions)
+            + len(self.ti_updates)
+            + len(self.xcoms)
+            + len(self.logs)
+            + len(self.run_updates)
+        )
+
+
+_ti = task_instance.c
+_UPDATE_TI = (
+    update(task_instance)
+    .where(
+        and_(
+            _ti.dag_run_id == bindparam("b_run"),
+            _ti.task_id == bindparam("b_task"),
+            _ti.map_index == bindparam("b_index"),
+        )
+    )
+    .values({name: bindparam(name) for name in (*TI_MUTABLE, "updated_at")})
+)
+_UPDATE_RUN = (
+    update(dag_run)
+    .where(dag_run.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("state"),
+        start_date=bindparam("start_date"),
+        end_date=bindparam("end_date"),
+        note=bindparam("note"),
+    )
+)
+
+
+class Store:
+    """The scheduler's only door to the database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, *, auto_migrate: bool = True) -> Store:
+        engine = create_engine(url)
+        try:
+            revision = await current_revision(engine)
+            head = head_revision()
+            if revision != head:
+                if not auto_migrate:
+                    raise DatabaseError(
+                        f"database schema is at {revision or 'nothing'}, airloop needs {head}: "
+                        "run 'airloop db migrate'"
+                    )
+                await migrate(engine)
+        except DatabaseError:
+            await engine.dispose()
+            raise
+        except Exception as exc:
+            await engine.dispose()
+            raise DatabaseError(f"cannot open database {engine.url!r}: {exc}") from exc
+        return cls(engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- runs -----------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        run_type: str,
+        logical_date: datetime,
+        params: dict[str, Any],
+        task_instances: Sequence[dict[str, Any]],
+    ) -> int:
+        """Insert the run and its task instances (state ``none``) in one transaction."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(dag_run).values(
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    run_type=run_type,
+                    state="running",
+                    logical_date=logical_date,
+                    params=params,
+                    created_at=now,
+                    start_date=now,
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            run_pk = int(pk[0])
+            if task_instances:
+                await conn.execute(
+                    insert(task_instance),
+                    [
+                        {
+                            "dag_run_id": run_pk,
+                            "map_index": -1,
+                            "state": "none",
+                            "try_number": 0,
+                            "updated_at": now,
+                            **ti,
+                        }
+                        for ti in task_instances
+                    ],
+                )
+        return run_pk
+
+    async def write(self, batch: WriteBatch) -> None:
+        if not batch:
+            return
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            for run_pk, task_id, count in batch.expansions:
+                await self._expand(conn, run_pk, task_id, count, now)
+            if batch.ti_updates:
+                for row in batch.ti_updates:
+                    row["updated_at"] = now
+                await conn.execute(_UPDATE_TI, batch.ti_updates)
+            if batch.xcoms:
+                await conn.execute(insert(xcom), [{"created_at": now, **x} for x in batch.xcoms])
+            if batch.logs:
+                await conn.execute(insert(task_log), [{"created_at": now, **x} for x in batch.logs])
+            if batch.run_updates:
+                await conn.execute(_UPDATE_RUN, batch.run_updates)
+
+    @staticmethod
+    async def _expand(conn: Any, run_pk: int, task_id: str, count: int, now: datetime) -> None:
+        where = and_(_ti.dag_run_id == run_pk, _ti.task_id == task_id, _ti.map_index == -1)
+        template = (
+            await conn.execute(select(task_instance).where(where))
+        ).mappings().one()
+        await conn.execute(update(task_instance).where(where).values(map_index=0, updated_at=now))
+        if count > 1:
+            base = {k: v for k, v in template.items() if k not in ("id", "map_index")}
+            base["updated_at"] = now
+            await conn.execute(
+                insert(task_instance), [{**base, "map_index": i} for i in range(1, count)]
+            )
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def find_runs(self, run_id: str, dag_id: str | None = None) -> list[Row[Any]]:
+        query = select(dag_run).where(dag_run.c.run_id == run_id)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query.order_by(dag_run.c.id))).all())
+
+    async def latest_runs(self, limit: int = 10) -> list[Row[Any]]:
+        query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def task_instances(self, run_pk: int) -> list[Row[Any]]:
+        query = (
+            select(task_instance)
+            .where(_ti.dag_run_id == run_pk)
+            .order_by(_ti.id, _ti.map_index)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def state_counts(self, run_pk: int) -> dict[str, int]:
+        query = (
+            select(_ti.state, func.count())
+            .where(_ti.dag_run_id == run_pk)
+            .group_by(_ti.state)
+        )
+        async with self.engine.connect() as conn:
+            return {state: int(n) for state, n in (await conn.execute(query)).all()}
+
+    async def xcom_values(self, run_pk: int) -> list[Row[Any]]:
+        query = select(xcom).where(xcom.c.dag_run_id == run_pk).order_by(xcom.c.id)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def log_paths(self, run_pk: int) -> list[Row[Any]]:
+        query = select(task_log).where(task_log.c.dag_run_id == run_pk).order_by(task_log.c.id)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())

@@ -1,0 +1,112 @@
+"""The tables. Alembic migrations create them; this module is what the code queries."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from airloop.store.types import LongText, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere use 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+ID_LEN = 250  # dag_id, task_id, run_id, pool names (MySQL needs bounded lengths to index)
+
+dag_run = Table(
+    "dag_run",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dag_id", String(ID_LEN), nullable=False),
+    Column("run_id", String(ID_LEN), nullable=False),
+    Column("run_type", String(20), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("logical_date", UtcDateTime(), nullable=False),
+    Column("params", JSON(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("start_date", UtcDateTime()),
+    Column("end_date", UtcDateTime()),
+    Column("note", LongText),
+    UniqueConstraint("dag_id", "run_id"),
+    Index(None, "dag_id", "state"),
+)
+
+task_instance = Table(
+    "task_instance",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("task_id", String(ID_LEN), nullable=False),
+    Column("map_index", Integer(), nullable=False, default=-1),
+    Column("state", String(20), nullable=False),
+    Column("try_number", Integer(), nullable=False, default=0),
+    Column("max_tries", Integer(), nullable=False, default=1),
+    Column("pool", String(ID_LEN), nullable=False),
+    Column("pool_slots", Integer(), nullable=False, default=1),
+    Column("priority_weight", Integer(), nullable=False, default=1),
+    Column("operator", String(ID_LEN)),
+    Column("queued_at", UtcDateTime()),
+    Column("start_date", UtcDateTime()),
+    Column("end_date", UtcDateTime()),
+    Column("duration", Float()),
+    Column("hostname", String(ID_LEN)),
+    Column("executor", String(50)),
+    Column("next_retry_at", UtcDateTime()),
+    Column("error", LongText),
+    # For later issues: an operator's durable handle on external work (a Batch job id).
+    Column("checkpoint", JSON()),
+    Column("updated_at", UtcDateTime()),
+    UniqueConstraint("dag_run_id", "task_id", "map_index"),
+    Index(None, "state"),
+)
+
+xcom = Table(
+    "xcom",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("task_id", String(ID_LEN), nullable=False),
+    Column("map_index", Integer(), nullable=False),
+    Column("key", String(ID_LEN), nullable=False),
+    Column("value", LongText, nullable=False),  # JSON text, size-checked before insert
+    Column("size", Integer(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("dag_run_id", "task_id", "map_index", "key"),
+)
+
+task_log = Table(
+    "task_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("task_id", String(ID_LEN), nullable=False),
+    Column("map_index", Integer(), nullable=False),
+    Column("try_number", Integer(), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("dag_run_id", "task_id", "map_index", "try_number"),
+)
