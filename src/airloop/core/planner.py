@@ -192,6 +192,7 @@ class RunPlanner:
             t: Counter({TaskState.NONE: 1}) for t in self._specs
         }
         self._unfinished = len(self._specs)
+        self._total: Counter[TaskState] = Counter({TaskState.NONE: len(self._specs)})
         self._active = 0
         self._output_lengths: dict[str, int | None] = {}
         self._ready: dict[str, list[tuple[int, int, TIKey]]] = {p: [] for p in pools.pools}
@@ -199,6 +200,7 @@ class RunPlanner:
         self._seq = 0
         self._state: DagRunState | None = None
         self._aborted = False
+        self._held = False
 
     # -- queries --------------------------------------------------------------------
 
@@ -219,11 +221,14 @@ class RunPlanner:
     def keys(self, task_id: str) -> list[TIKey]:
         return [ti.key for ti in self._tis[task_id].values()]
 
-    def counts(self) -> Counter[TaskState]:
-        total: Counter[TaskState] = Counter()
-        for c in self._counts.values():
-            total.update(c)
-        return +total
+    def counts(self) -> dict[TaskState, int]:
+        """How many task instances of the run are in each state (kept up to date, O(1))."""
+        return {state: n for state, n in self._total.items() if n}
+
+    @property
+    def active(self) -> int:
+        """Task instances queued or running: handed to an executor and not yet finished."""
+        return self._active
 
     def task_counts(self, task_id: str) -> Mapping[TaskState, int]:
         return self._counts[task_id]
@@ -251,6 +256,10 @@ class RunPlanner:
     def tick(self, now: float) -> Plan:
         """Nothing happened, but time passed: release retries that are due."""
         return self.handle((), now)
+
+    def hold(self) -> None:
+        """Start nothing more (shutdown has begun); events are still processed."""
+        self._held = True
 
     def abort(self, reason: str) -> Plan:
         """Give up on the run (shutdown). The run fails; nothing more is started.
@@ -328,6 +337,8 @@ class RunPlanner:
         counts = self._counts[ti.key.task_id]
         counts[old] -= 1
         counts[new] += 1
+        self._total[old] -= 1
+        self._total[new] += 1
         plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at))
         if new in TERMINAL:
             self._unfinished -= 1
@@ -406,12 +417,12 @@ class RunPlanner:
         del tis[UNMAPPED]
         counts = self._counts[spec.task_id]
         counts[TaskState.NONE] -= 1
-        self._unfinished -= 1
+        self._total[TaskState.NONE] += count - 1
+        self._unfinished += count - 1
         for i in range(count):
             ti = _TI(TIKey(spec.task_id, i))
             tis[i] = ti
             counts[TaskState.NONE] += 1
-            self._unfinished += 1
             self._set(ti, TaskState.SCHEDULED, plan)
 
     def _release_retries(self, now: float, plan: Plan) -> None:
@@ -425,7 +436,7 @@ class RunPlanner:
     def _admit(self, plan: Plan) -> None:
         """Move ready task instances to QUEUED by priority, within pools and max_active_tasks."""
         pools = self._pools
-        while not self._aborted and self._active < self._max_active:
+        while not (self._aborted or self._held) and self._active < self._max_active:
             best: str | None = None
             best_head: tuple[int, int, TIKey] | None = None
             for pool, heap in self._ready.items():

@@ -82,7 +82,6 @@ _UPDATE_RUN = (
     .where(dag_run.c.id == bindparam("b_id"))
     .values(
         state=bindparam("state"),
-        start_date=bindparam("start_date"),
         end_date=bindparam("end_date"),
         note=bindparam("note"),
     )

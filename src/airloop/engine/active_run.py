@@ -1,0 +1,279 @@
+"""One DAG run in flight: the planner, the rows it mirrors, its XComs, its result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.dag import DAG
+from airloop.core.planner import (
+    Event,
+    Failed,
+    Plan,
+    RunPlanner,
+    Skipped,
+    Started,
+    Succeeded,
+    TaskSpec,
+    TIKey,
+)
+from airloop.core.states import DagRunState, TaskState
+from airloop.engine.events import TaskEvent, TaskFinished, TaskStarted
+from airloop.engine.task_logs import log_path
+from airloop.executors.base import WorkItem
+from airloop.store.repository import WriteBatch
+
+task_logger = logging.getLogger("airloop.task")
+
+
+@dataclass(slots=True)
+class TIRecord:
+    """The scheduler's copy of one task_instance row; written back when dirty."""
+
+    key: TIKey
+    state: TaskState = TaskState.NONE
+    try_number: int = 0
+    queued_at: datetime | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    duration: float | None = None
+    hostname: str | None = None
+    executor: str | None = None
+    next_retry_at: datetime | None = None
+    error: str | None = None
+
+    def row(self, run_pk: int) -> dict[str, Any]:
+        return {
+            "b_run": run_pk,
+            "b_task": self.key.task_id,
+            "b_index": self.key.map_index,
+            "state": self.state.value,
+            "try_number": self.try_number,
+            "queued_at": self.queued_at,
+            "start_date": self.start_date,
+            "end_date": self.end_date,
+            "duration": self.duration,
+            "hostname": self.hostname,
+            "executor": self.executor,
+            "next_retry_at": self.next_retry_at,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_pk: int
+    dag_id: str
+    run_id: str
+    state: DagRunState
+    counts: dict[str, int]
+    duration: float
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state is DagRunState.SUCCESS
+
+
+class ActiveRun:
+    def __init__(
+        self,
+        *,
+        run_pk: int,
+        dag: DAG,
+        info: DagRunInfo,
+        specs: list[TaskSpec],
+        planner: RunPlanner,
+        logs_root: Path,
+        xcom_max_bytes: int,
+        started_at: float,
+    ) -> None:
+        self.run_pk = run_pk
+        self.dag = dag
+        self.info = info
+        self.logs_root = logs_root
+        self.xcom_max_bytes = xcom_max_bytes
+        self.started_at = started_at
+        self.specs = specs
+        self.planner = planner
+        self.records: dict[TIKey, TIRecord] = {TIKey(s.task_id): TIRecord(TIKey(s.task_id)) for s in self.specs}
+        self.dirty: set[TIKey] = set()
+        self.xcoms: dict[TIKey, str] = {}
+        self._decoded: dict[str, Any] = {}
+        self.wake_at: float | None = None
+        self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        self.stopping: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.info.dag_id}/{self.info.run_id}"
+
+    # -- events in ------------------------------------------------------------------
+
+    def on_event(self, event: TaskEvent, batch: WriteBatch) -> Event | None:
+        """Record what an executor reported; return the planner's view of it (None if stale)."""
+        rec = self.records.get(event.key)
+        if rec is None or rec.try_number != event.try_number:
+            return None  # a late report about a try that is already settled
+        if isinstance(event, TaskStarted):
+            if rec.state is not TaskState.QUEUED:
+                return None
+            rec.start_date = event.at
+            rec.hostname = event.hostname
+            rec.executor = event.executor
+            self.dirty.add(event.key)
+            batch.logs.append(
+                {
+                    "dag_run_id": self.run_pk,
+                    "task_id": event.key.task_id,
+                    "map_index": event.key.map_index,
+                    "try_number": event.try_number,
+                    "path": str(self._log_path(event.key, event.try_number)),
+                }
+            )
+            return Started(event.key)
+        assert isinstance(event, TaskFinished)
+        if rec.state not in (TaskState.QUEUED, TaskState.RUNNING):
+            return None
+        rec.end_date = event.at
+        rec.duration = event.duration
+        self.dirty.add(event.key)
+        if event.status == "success":
+            if event.xcom is not None:
+                self.xcoms[event.key] = event.xcom
+                batch.xcoms.append(
+                    {
+                        "dag_run_id": self.run_pk,
+                        "task_id": event.key.task_id,
+                        "map_index": event.key.map_index,
+                        "key": "return_value",
+                        "value": event.xcom,
+                        "size": len(event.xcom),
+                    }
+                )
+            return Succeeded(event.key, event.output_length)
+        if event.status == "skipped":
+            return Skipped(event.key, event.error or "")
+        return Failed(event.key, event.error or "failed", retryable=event.retryable)
+
+    # -- decisions out --------------------------------------------------------------
+
+    def absorb(self, plan: Plan, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
+        """Mirror a plan into the records and the batch; return what to start."""
+        for exp in plan.expansions:
+            batch.expansions.append((self.run_pk, exp.task_id, exp.count))
+            del self.records[TIKey(exp.task_id)]
+            self.dirty.discard(TIKey(exp.task_id))
+            for i in range(exp.count):
+                self.records[TIKey(exp.task_id, i)] = TIRecord(TIKey(exp.task_id, i))
+        for change in plan.changes:
+            rec = self.records[change.key]
+            rec.state = change.new
+            rec.try_number = change.try_number
+            if change.new is TaskState.QUEUED:
+                rec.queued_at = now_dt
+                rec.start_date = rec.end_date = rec.duration = None
+                rec.error = None
+            elif change.reason is not None:
+                rec.error = change.reason
+            rec.next_retry_at = (
+                now_dt + timedelta(seconds=change.next_retry_at - now)
+                if change.next_retry_at is not None
+                else None
+            )
+            self.dirty.add(change.key)
+        self.wake_at = plan.wake_at
+        return plan.to_start
+
+    def flush(self, batch: WriteBatch) -> None:
+        batch.ti_updates.extend(self.records[key].row(self.run_pk) for key in self.dirty)
+        self.dirty.clear()
+
+    def finish(self, batch: WriteBatch, now: float, now_dt: datetime) -> RunResult:
+        state = self.planner.run_state
+        assert state is not None
+        note = f"interrupted: {self.stopping}" if self.stopping else None
+        batch.run_updates.append(
+            {
+                "b_id": self.run_pk,
+                "state": state.value,
+                "end_date": now_dt,
+                "note": note,
+            }
+        )
+        failed = [
+            (str(rec.key), rec.error or "")
+            for rec in self.records.values()
+            if rec.state is TaskState.FAILED
+        ]
+        return RunResult(
+            run_pk=self.run_pk,
+            dag_id=self.info.dag_id,
+            run_id=self.info.run_id,
+            state=state,
+            counts={s.value: n for s, n in self.planner.counts().items()},
+            duration=now - self.started_at,
+            failed=failed,
+            interrupted=self.stopping,
+        )
+
+    # -- work items -----------------------------------------------------------------
+
+    def _log_path(self, key: TIKey, try_number: int) -> Path:
+        return log_path(
+            self.logs_root, self.info.dag_id, self.info.run_id, key.task_id, key.map_index, try_number
+        )
+
+    def _lookup(self, task_id: str) -> Any:
+        """A finished upstream task's output (a list of outputs for a mapped task)."""
+        if task_id in self._decoded:
+            return self._decoded[task_id]
+        node = self.dag.task_dict[task_id]
+        if node.is_mapped:
+            keys = sorted(
+                (k for k, r in self.records.items() if k.task_id == task_id and r.state is TaskState.SUCCESS),
+                key=lambda k: k.map_index,
+            )
+            value: Any = [self._decode(self.xcoms.get(k)) for k in keys]
+        else:
+            value = self._decode(self.xcoms.get(TIKey(task_id)))
+        self._decoded[task_id] = value
+        return value
+
+    @staticmethod
+    def _decode(text: str | None) -> Any:
+        return None if text is None else json.loads(text)
+
+    def work_item(self, key: TIKey) -> WorkItem:
+        """Materialize the operator for ``key``; raises if its inputs cannot be resolved."""
+        node = self.dag.task_dict[key.task_id]
+        operator = node.materialize(key.map_index, self._lookup)
+        rec = self.records[key]
+        path = self._log_path(key, rec.try_number)
+        ti = TaskInstanceInfo(
+            dag_id=self.info.dag_id,
+            run_id=self.info.run_id,
+            task_id=key.task_id,
+            map_index=key.map_index,
+            try_number=rec.try_number,
+            max_tries=node.settings.retries + 1,
+            log_path=str(path),
+        )
+        context = Context(dag=self.dag, task=operator, ti=ti, dag_run=self.info, log=task_logger)
+        return WorkItem(
+            run_pk=self.run_pk,
+            key=key,
+            try_number=rec.try_number,
+            operator=operator,
+            context=context,
+            timeout=node.settings.execution_timeout,
+            log_path=path,
+            xcom_max_bytes=self.xcom_max_bytes,
+        )

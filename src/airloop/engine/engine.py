@@ -1,0 +1,204 @@
+"""The Engine: store, executor, scheduler and task logs, inside a loop you already have."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from airloop.authoring.context import DagRunInfo
+from airloop.authoring.dag import DAG
+from airloop.core.planner import RunPlanner
+from airloop.core.pools import PoolLedger
+from airloop.engine.active_run import ActiveRun, RunResult
+from airloop.engine.events import OutcomeChannel
+from airloop.engine.scheduler import Scheduler
+from airloop.engine.specs import build_specs, initial_rows
+from airloop.engine.task_logs import TaskLogWriter
+from airloop.executors.async_executor import AsyncExecutor
+from airloop.executors.base import Executor, WorkItem
+from airloop.settings import Settings
+from airloop.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+ProgressHook = Callable[[ActiveRun], None]
+
+
+class Engine:
+    """Run DAGs from async code::
+
+        async with Engine(settings) as engine:
+            result = await engine.run(dag, params={"n": 3})
+
+    One engine owns one scheduler loop task, one executor and one store connection
+    pool. ``request_shutdown`` (wired to SIGINT/SIGTERM by the CLI) stops starting
+    tasks, cancels running ones and fails their runs within the grace period.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._hostname = socket.gethostname()
+        self._store: Store | None = None
+        self._logs: TaskLogWriter | None = None
+        self._executor: Executor | None = None
+        self._scheduler: Scheduler | None = None
+        self._serve: asyncio.Task[None] | None = None
+        self._pools = PoolLedger(self.settings.pools)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("use the Engine inside 'async with'")
+        return self._store
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            raise RuntimeError("use the Engine inside 'async with'")
+        return self._scheduler
+
+    async def __aenter__(self) -> Engine:
+        self._store = await Store.open(self.settings.database_url)
+        try:
+            self._logs = TaskLogWriter()
+            self._logs.start()
+            channel = OutcomeChannel()
+            logs = self._logs
+            self._executor = AsyncExecutor(
+                sync_threads=self.settings.sync_threads,
+                hostname=self._hostname,
+                sink_for=lambda item: logs.sink(item.log_path),
+            )
+            await self._executor.start(channel)
+            self._scheduler = Scheduler(
+                store=self._store,
+                executor=self._executor,
+                channel=channel,
+                shutdown_grace=self.settings.shutdown_grace_seconds,
+            )
+            self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and self._scheduler is not None:
+            self._scheduler.request_stop(f"{type(exc).__name__} in the calling code")
+        await self._close()
+
+    async def _close(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_grace_seconds + 5.0
+        try:
+            if self._serve is not None and self._scheduler is not None:
+                self._scheduler.close()
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        await asyncio.shield(self._serve)
+                except TimeoutError:
+                    log.error("the scheduler did not stop in time; cancelling it")
+                    self._serve.cancel()
+                    await asyncio.gather(self._serve, return_exceptions=True)
+            if self._executor is not None:
+                await self._executor.shutdown(deadline)
+        finally:
+            if self._logs is not None:
+                await asyncio.to_thread(self._logs.close)
+            if self._store is not None:
+                await self._store.close()
+            self._serve = self._scheduler = self._executor = None
+            self._logs = self._store = None
+
+    def request_shutdown(self, reason: str) -> None:
+        if self._scheduler is not None:
+            self._scheduler.request_stop(reason)
+
+    async def start_run(
+        self,
+        dag: DAG,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        params_as_text: bool = False,
+        run_type: str = "manual",
+    ) -> ActiveRun:
+        """Create a DAG run and hand it to the scheduler; await ``run.done`` for its result."""
+        scheduler = self.scheduler
+        resolved = dag.params.resolve(params, as_text=params_as_text)
+        dag.validate()
+        specs = build_specs(dag)
+        max_active = dag.max_active_tasks or self.settings.max_active_tasks_per_dag
+        planner = RunPlanner(specs, pools=self._pools, max_active_tasks=max_active)
+        logical_date = datetime.now(UTC)
+        run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
+        run_pk = await self.store.create_run(
+            dag_id=dag.dag_id,
+            run_id=run_id,
+            run_type=run_type,
+            logical_date=logical_date,
+            params=resolved,
+            task_instances=initial_rows(dag, specs),
+        )
+        info = DagRunInfo(
+            dag_id=dag.dag_id,
+            run_id=run_id,
+            logical_date=logical_date,
+            run_type=run_type,
+            params=resolved,
+        )
+        run = ActiveRun(
+            run_pk=run_pk,
+            dag=dag,
+            info=info,
+            specs=specs,
+            planner=planner,
+            logs_root=self.settings.logs_path,
+            xcom_max_bytes=self.settings.xcom_max_bytes,
+            started_at=asyncio.get_running_loop().time(),
+        )
+        scheduler.add_run(run)
+        return run
+
+    async def run(
+        self,
+        dag: DAG,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        on_progress: ProgressHook | None = None,
+    ) -> RunResult:
+        """Run ``dag`` once, to completion; returns its result (failed tasks do not raise)."""
+        if on_progress is not None:
+            self.scheduler.on_tick = on_progress
+        run = await self.start_run(dag, params, run_id=run_id)
+        return await run.done
+
+
+def run(
+    dag: DAG,
+    params: Mapping[str, Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+) -> RunResult:
+    """Run ``dag`` once from sync code, on a new event loop."""
+
+    async def main() -> RunResult:
+        async with Engine(settings) as engine:
+            return await engine.run(dag, params, run_id=run_id)
+
+    return asyncio.run(main())
+
+
+__all__ = ["Engine", "RunResult", "WorkItem", "run"]

@@ -1,0 +1,74 @@
+"""What executors report back, and the one channel they report through."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from airloop.core.planner import TIKey
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStarted:
+    run_pk: int
+    key: TIKey
+    try_number: int
+    at: datetime
+    hostname: str
+    executor: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    run_pk: int
+    key: TIKey
+    try_number: int
+    at: datetime
+    status: Literal["success", "failed", "skipped"]
+    duration: float | None = None
+    error: str | None = None
+    retryable: bool = True
+    #: The return value, JSON-encoded and size-checked in the worker.
+    xcom: str | None = None
+    output_length: int | None = None
+
+
+TaskEvent = TaskStarted | TaskFinished
+
+
+class OutcomeChannel:
+    """Executors put events here; the scheduler takes them in batches.
+
+    The channel wakes the scheduler as soon as anything arrives: there is no polling.
+    ``put`` is for code on the loop, ``put_threadsafe`` for worker threads.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._items: list[TaskEvent] = []
+        self._wakeup = asyncio.Event()
+
+    def put(self, event: TaskEvent) -> None:
+        self._items.append(event)
+        self._wakeup.set()
+
+    def put_threadsafe(self, event: TaskEvent) -> None:
+        self._loop.call_soon_threadsafe(self.put, event)
+
+    def nudge(self) -> None:
+        """Wake the scheduler without an event (a new run, a shutdown request)."""
+        self._wakeup.set()
+
+    async def take(self, timeout: float | None) -> list[TaskEvent]:
+        """Everything reported so far; waits up to ``timeout`` seconds for the first item."""
+        if not self._items and not self._wakeup.is_set():
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass
+        self._wakeup.clear()
+        items, self._items = self._items, []
+        return items

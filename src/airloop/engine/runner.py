@@ -1,0 +1,171 @@
+"""Run one try of one task instance and report what happened.
+
+Used by every executor that runs task code in-process. Outcomes are classified here:
+success (with its XCom), skipped (SkipTask), failed without retry (FailTask, sensor
+timeout, an XCom that cannot be stored, cancellation), failed with retry (anything
+else, including the execution timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from airloop.engine.events import TaskFinished, TaskStarted
+from airloop.engine.task_logs import TaskLogSink, current_log_sink
+from airloop.exceptions import FailTask, SkipTask, XComError
+from airloop.executors.base import WorkItem
+from airloop.runtime import Offloader, current_offloader, current_task_label
+
+log = logging.getLogger(__name__)
+
+StartedHook = Callable[[], None]
+#: Runs a blocking call in a bounded pool: the hook is called from the worker thread
+#: when the call really starts (so timeouts do not count time spent queued).
+SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
+
+
+def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | None]:
+    """JSON for the database, and len() of a list/tuple/dict for mapping downstream."""
+    if value is None:
+        return None, None
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise XComError(
+            f"task {task!r} returned a {type(value).__name__} that cannot be stored as XCom "
+            f"(JSON): {exc}"
+        ) from None
+    size = len(text.encode())
+    if size > limit:
+        raise XComError(
+            f"task {task!r} returned {size:,} bytes of XCom, over the limit of {limit:,} "
+            "(setting xcom_max_bytes); store large data elsewhere and return a reference"
+        )
+    length = len(value) if isinstance(value, (list, tuple, dict)) else None
+    return text, length
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    detail = text[0] if text else ""
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+class Runner:
+    """Runs work items for one executor, reporting through ``report``."""
+
+    def __init__(
+        self,
+        *,
+        executor_name: str,
+        hostname: str,
+        report: Callable[[TaskStarted | TaskFinished], None],
+        sink_for: Callable[[WorkItem], TaskLogSink],
+        run_sync: SyncRunner,
+        offloader: Offloader,
+    ) -> None:
+        self.executor_name = executor_name
+        self.hostname = hostname
+        self.report = report
+        self.sink_for = sink_for
+        self.run_sync = run_sync
+        self.offloader = offloader
+
+    async def run(self, item: WorkItem) -> None:
+        sink = self.sink_for(item)
+        current_log_sink.set(sink)
+        current_task_label.set(item.label)
+        current_offloader.set(self.offloader)
+        op = item.operator
+        started_at = 0.0
+        reported_start = False
+
+        def started() -> None:
+            nonlocal started_at, reported_start
+            if reported_start:
+                return
+            reported_start = True
+            started_at = time.monotonic()
+            sink.line("INFO", f"starting {item.label} on {self.hostname} ({self.executor_name})")
+            self.report(
+                TaskStarted(
+                    item.run_pk,
+                    item.key,
+                    item.try_number,
+                    datetime.now(UTC),
+                    self.hostname,
+                    self.executor_name,
+                )
+            )
+
+        def finish(status: Any, **kw: Any) -> None:
+            duration = time.monotonic() - started_at if reported_start else None
+            self.report(
+                TaskFinished(
+                    item.run_pk,
+                    item.key,
+                    item.try_number,
+                    datetime.now(UTC),
+                    status,
+                    duration=duration,
+                    **kw,
+                )
+            )
+
+        timeout_cm: asyncio.Timeout | None = None
+        try:
+            if op.is_async:
+                started()
+                async with asyncio.timeout(item.timeout) as timeout_cm:
+                    result = await op.execute(item.context)
+            else:
+
+                def call(ctx: Any) -> Any:
+                    return op.execute(ctx)
+
+                # The timeout starts when a thread picks the call up, not while it queues.
+                result = await self.run_sync(call, started, item)
+            xcom, length = encode_xcom(item.key.task_id, result, item.xcom_max_bytes)
+        except SkipTask as exc:
+            sink.line("INFO", f"skipped: {exc}")
+            finish("skipped", error=str(exc) or None)
+        except (FailTask, XComError) as exc:
+            sink.write(traceback.format_exc())
+            sink.line("ERROR", f"failed without retry: {first_line(exc)}")
+            finish("failed", error=first_line(exc), retryable=False)
+        except TimeoutError as exc:
+            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(
+                exc, _SyncTimeout
+            ):
+                message = f"execution_timeout of {item.timeout:g}s exceeded"
+                if isinstance(exc, _SyncTimeout):
+                    message += "; the thread running it cannot be stopped and was abandoned"
+                    log.warning("%s: %s", item.label, message)
+                sink.line("ERROR", message)
+                finish("failed", error=f"TaskTimeout: {message}")
+            else:
+                sink.write(traceback.format_exc())
+                finish("failed", error=first_line(exc))
+        except asyncio.CancelledError as exc:
+            reason = str(exc.args[0]) if exc.args else "cancelled"
+            sink.line("ERROR", f"interrupted: {reason}")
+            finish("failed", error=f"interrupted: {reason}", retryable=False)
+            raise
+        except Exception as exc:
+            sink.write(traceback.format_exc())
+            sink.line("ERROR", f"failed: {first_line(exc)}")
+            finish("failed", error=first_line(exc))
+        else:
+            sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
+            finish("success", xcom=xcom, output_length=length)
+
+
+class _SyncTimeout(TimeoutError):
+    """A sync task outlived its execution_timeout (its thread keeps running)."""

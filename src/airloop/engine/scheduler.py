@@ -1,0 +1,207 @@
+"""The scheduler: the one writer of state, woken by events, one transaction per tick."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+
+from airloop.core.planner import Event, Failed, TIKey
+from airloop.core.states import TaskState
+from airloop.engine.active_run import ActiveRun, RunResult
+from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
+from airloop.executors.base import Executor
+from airloop.engine.runner import first_line
+from airloop.store.repository import Store, WriteBatch, utcnow
+
+log = logging.getLogger(__name__)
+
+TickHook = Callable[[ActiveRun], None]
+
+
+class Scheduler:
+    """Drives every active DAG run.
+
+    Each tick: take every event reported since the last tick (waiting without a
+    timer unless a retry or a shutdown deadline is due), let each run's planner
+    decide, write all the changes in ONE transaction, then hand the task instances
+    that became ready to the executor. Nothing polls.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        executor: Executor,
+        channel: OutcomeChannel,
+        shutdown_grace: float,
+    ) -> None:
+        self._store = store
+        self._executor = executor
+        self._channel = channel
+        self._grace = shutdown_grace
+        self._runs: dict[int, ActiveRun] = {}
+        self._new: list[ActiveRun] = []
+        self._stop_reason: str | None = None
+        self._stop_deadline: float | None = None
+        self._closing = False
+        self.ticks = 0
+        self.on_tick: TickHook | None = None
+
+    # -- control --------------------------------------------------------------------
+
+    def add_run(self, run: ActiveRun) -> None:
+        if self._stop_reason is not None:
+            raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
+        self._new.append(run)
+        self._channel.nudge()
+
+    def request_stop(self, reason: str) -> None:
+        """Stop starting tasks; cancel running ones; fail the runs (within the grace period)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._channel.nudge()
+
+    def close(self) -> None:
+        """Return from ``serve`` once no run is active."""
+        self._closing = True
+        self._channel.nudge()
+
+    @property
+    def active_runs(self) -> int:
+        return len(self._runs) + len(self._new)
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not (self._closing and not self._runs and not self._new):
+                events = await self._channel.take(self._timeout(loop.time()))
+                await self._tick(events, loop.time(), utcnow())
+        except BaseException as exc:
+            for run in [*self._runs.values(), *self._new]:
+                if not run.done.done():
+                    run.done.set_exception(
+                        exc if isinstance(exc, Exception) else RuntimeError("scheduler stopped")
+                    )
+            raise
+
+    def _timeout(self, now: float) -> float | None:
+        wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
+        if self._stop_deadline is not None:
+            wakes.append(self._stop_deadline)
+        if not wakes:
+            return None
+        return max(0.0, min(wakes) - now)
+
+    async def _tick(self, events: list[TaskEvent], now: float, now_dt: datetime) -> None:
+        self.ticks += 1
+        batch = WriteBatch()
+        to_start: list[tuple[ActiveRun, TIKey]] = []
+
+        for run in self._new:
+            self._runs[run.run_pk] = run
+            if self._stop_reason is None:
+                to_start += [(run, k) for k in run.absorb(run.planner.start(now), batch, now, now_dt)]
+        self._new.clear()
+        if self._stop_reason is not None and self._stop_deadline is None:
+            self._begin_stop(now)
+
+        by_run: dict[int, list[Event]] = defaultdict(list)
+        for event in events:
+            run = self._runs.get(event.run_pk)
+            if run is None:
+                continue  # a late report for a run already finished
+            planner_event = run.on_event(event, batch)
+            if planner_event is not None:
+                by_run[event.run_pk].append(planner_event)
+
+        for run in list(self._runs.values()):
+            run_events = by_run.get(run.run_pk, [])
+            if self._stop_reason is not None:
+                plan = run.planner.handle(run_events, now) if run_events else None
+                if plan is not None:
+                    run.absorb(plan, batch, now, now_dt)
+                self._settle_stopping(run, batch, now, now_dt)
+            elif run_events or (run.wake_at is not None and run.wake_at <= now):
+                plan = run.planner.handle(run_events, now)
+                to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
+            run.flush(batch)
+
+        finished = [r for r in self._runs.values() if r.planner.finished]
+        results = [(r, r.finish(batch, now, now_dt)) for r in finished]
+
+        await self._store.write(batch)
+
+        for run, key in to_start:
+            self._submit(run, key, now_dt)
+        for run, result in results:
+            del self._runs[run.run_pk]
+            if not run.done.done():
+                run.done.set_result(result)
+        if self.on_tick is not None:
+            for run in self._runs.values():
+                self.on_tick(run)
+            for run, _ in results:
+                self.on_tick(run)
+
+    def _submit(self, run: ActiveRun, key: TIKey, now_dt: datetime) -> None:
+        try:
+            item = run.work_item(key)
+        except Exception as exc:
+            # The inputs could not be resolved (e.g. mapping over a value that is not a
+            # list): the task instance fails like any task, through the channel.
+            log.warning("%s %s: cannot start: %s", run.label, key, exc)
+            self._channel.put(
+                TaskFinished(
+                    run.run_pk,
+                    key,
+                    run.records[key].try_number,
+                    now_dt,
+                    "failed",
+                    error=f"cannot resolve inputs: {first_line(exc)}",
+                    retryable=False,
+                )
+            )
+            return
+        self._executor.submit(item)
+
+    # -- stopping -------------------------------------------------------------------
+
+    def _begin_stop(self, now: float) -> None:
+        reason = self._stop_reason or "stop requested"
+        self._stop_deadline = now + self._grace
+        n = self._executor.cancel_all(reason)
+        log.warning("stopping (%s): cancelled %d running task instances", reason, n)
+        for run in self._runs.values():
+            run.stopping = reason
+            run.planner.hold()
+
+    def _settle_stopping(
+        self, run: ActiveRun, batch: WriteBatch, now: float, now_dt: datetime
+    ) -> None:
+        """Once nothing of ``run`` is running any more (or the grace is over), fail the run."""
+        assert self._stop_deadline is not None
+        reason = f"interrupted: {self._stop_reason}"
+        run.stopping = self._stop_reason
+        if run.planner.finished:
+            return
+        if run.planner.active and now < self._stop_deadline:
+            return
+        if run.planner.active:
+            stuck = [
+                Failed(
+                    key,
+                    f"{reason}; did not stop within the {self._grace:g}s grace period",
+                    retryable=False,
+                )
+                for key, rec in run.records.items()
+                if rec.state in (TaskState.QUEUED, TaskState.RUNNING)
+            ]
+            for event in stuck:
+                log.error("%s %s did not stop within the grace period", run.label, event.key)
+            run.absorb(run.planner.handle(stuck, now), batch, now, now_dt)
+        run.absorb(run.planner.abort(reason), batch, now, now_dt)

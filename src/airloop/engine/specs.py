@@ -1,0 +1,51 @@
+"""From a DAG (authoring objects) to what the planner and the store need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airloop.authoring.dag import DAG
+from airloop.authoring.mapped import MappedOperator
+from airloop.core.planner import TaskSpec
+
+
+def build_specs(dag: DAG) -> list[TaskSpec]:
+    weights = dag.priority_weights()
+    specs = []
+    for task_id in dag.topological_order():
+        node = dag.task_dict[task_id]
+        s = node.settings
+        specs.append(
+            TaskSpec(
+                task_id=task_id,
+                upstream=tuple(sorted(node.upstream_task_ids)),
+                trigger_rule=s.trigger_rule,
+                retry=s.retry_policy,
+                pool=s.pool,
+                pool_slots=s.pool_slots,
+                priority_weight=weights[task_id],
+                map_sources=node.map_sources() if isinstance(node, MappedOperator) else (),
+            )
+        )
+    return specs
+
+
+def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[dict[str, Any]]:
+    """The task_instance rows a new run starts with (mapped tasks: one placeholder each)."""
+    rows = []
+    for spec in specs:
+        node = dag.task_dict[spec.task_id]
+        operator = (
+            node.factory.name if isinstance(node, MappedOperator) else type(node).__name__
+        )
+        rows.append(
+            {
+                "task_id": spec.task_id,
+                "max_tries": spec.retry.max_tries,
+                "pool": spec.pool,
+                "pool_slots": spec.pool_slots,
+                "priority_weight": spec.priority_weight,
+                "operator": operator,
+            }
+        )
+    return rows

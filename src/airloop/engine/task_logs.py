@@ -1,0 +1,126 @@
+"""Per-task-instance log files, written by one background thread.
+
+``logs/<dag>/<run>/<task>[/<map>]/<try>.log``. Log records from task code (any
+logger) reach the right file through a context variable set for each task
+instance; the file I/O happens on a writer thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+_FORMAT = logging.Formatter(
+    "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s - %(message)s", "%Y-%m-%dT%H:%M:%S"
+)
+_FORMAT.converter = time.gmtime
+
+
+class TaskLogSink:
+    """Where one try of one task instance writes its log."""
+
+    __slots__ = ("_queue", "path")
+
+    def __init__(self, path: Path, q: queue.SimpleQueue[tuple[Path, str] | None]) -> None:
+        self.path = path
+        self._queue = q
+
+    def write(self, text: str) -> None:
+        self._queue.put((self.path, text if text.endswith("\n") else text + "\n"))
+
+    def line(self, level: str, message: str) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        self.write(f"{stamp}.{int(now % 1 * 1000):03d}Z {level} airloop.task - {message}")
+
+
+current_log_sink: contextvars.ContextVar[TaskLogSink | None] = contextvars.ContextVar(
+    "airloop_current_log_sink", default=None
+)
+
+
+def log_path(root: Path, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> Path:
+    folder = root / dag_id / run_id / task_id
+    if map_index >= 0:
+        folder = folder / str(map_index)
+    return folder / f"{try_number}.log"
+
+
+class TaskLogHandler(logging.Handler):
+    """Sends records emitted while a task instance runs to that task instance's file."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(_FORMAT)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = current_log_sink.get()
+        if sink is None:
+            return
+        try:
+            sink.write(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never break the task
+            self.handleError(record)
+
+
+class NotInTaskFilter(logging.Filter):
+    """For console handlers: keep task instances' records out of the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return current_log_sink.get() is None
+
+
+class TaskLogWriter:
+    """The thread that owns every task log file."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Path, str] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="airloop-task-logs", daemon=True)
+        self._handler = TaskLogHandler()
+        self._made: set[Path] = set()
+        self.errors = 0
+
+    def start(self) -> None:
+        self._thread.start()
+        logging.getLogger().addHandler(self._handler)
+
+    def sink(self, path: Path) -> TaskLogSink:
+        return TaskLogSink(path, self._queue)
+
+    def _run(self) -> None:
+        log = logging.getLogger(__name__)
+        stop = False
+        while not stop:
+            pending: dict[Path, list[str]] = defaultdict(list)
+            item = self._queue.get()
+            while True:
+                if item is None:
+                    stop = True
+                else:
+                    pending[item[0]].append(item[1])
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            for path, lines in pending.items():
+                try:
+                    if path.parent not in self._made:
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        self._made.add(path.parent)
+                    with path.open("a", encoding="utf-8") as fh:
+                        fh.writelines(lines)
+                except OSError as exc:
+                    self.errors += 1
+                    log.error("cannot write task log %s: %s", path, exc)
+
+    def close(self) -> None:
+        """Flush everything queued and stop (blocks: call it off the loop)."""
+        logging.getLogger().removeHandler(self._handler)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()

@@ -1,0 +1,1 @@
+"""Executors: one API, one module per backend."""
