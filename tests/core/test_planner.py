@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -45,8 +46,8 @@ def k(name: str) -> TIKey:
     return TIKey(name)
 
 
-def spec(task_id: str, *upstream: str, **kwargs: object) -> TaskSpec:
-    return TaskSpec(task_id, upstream=upstream, **kwargs)  # type: ignore[arg-type]
+def spec(task_id: str, *upstream: str, **kwargs: Any) -> TaskSpec:
+    return TaskSpec(task_id, upstream=upstream, **kwargs)
 
 
 def literal(n: int, name: str = "x") -> tuple[MapSource, ...]:
@@ -162,6 +163,7 @@ class Harness:
             key for key in self.running if self.planner.state_of(key) in (S.QUEUED, S.RUNNING)
         ]
         assert len(active) == len(self.running)
+        assert self.planner.active == len(active)
         assert len(active) <= self.max_active
         self.peak_active = max(self.peak_active, len(active))
         used: Counter[str] = Counter()
@@ -250,10 +252,9 @@ def test_negative_pool_size_is_rejected() -> None:
 @pytest.mark.parametrize(
     "kwargs", [{}, {"name": "x", "literal_length": 2, "upstream": "u"}], ids=["neither", "both"]
 )
-def test_map_source_needs_exactly_one_of_literal_or_upstream(kwargs: dict[str, object]) -> None:
-    kwargs.setdefault("name", "x")
+def test_map_source_needs_exactly_one_of_literal_or_upstream(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="either a literal length or an upstream task"):
-        MapSource(**kwargs)  # type: ignore[arg-type]
+        MapSource(**{"name": "x", **kwargs})
 
 
 def test_events_for_unknown_instances_are_planning_errors() -> None:
@@ -406,9 +407,10 @@ def test_failure_propagates_upstream_failed_and_the_run_fails() -> None:
     plan = h.handle(Failed(k("a"), "boom", retryable=False), now=3.0)
     assert plan.changes == [
         Change(k("a"), S.QUEUED, S.FAILED, 1, "boom"),
+        # Breadth-first: every direct downstream of a, then theirs.
         Change(k("b"), S.NONE, S.UPSTREAM_FAILED, 0, "an upstream task failed"),
-        Change(k("c"), S.NONE, S.UPSTREAM_FAILED, 0, "an upstream task failed"),
         Change(k("d"), S.NONE, S.UPSTREAM_FAILED, 0, "an upstream task failed"),
+        Change(k("c"), S.NONE, S.UPSTREAM_FAILED, 0, "an upstream task failed"),
     ]
     assert plan.to_start == []
     assert plan.run_state is None  # x is still running
@@ -914,16 +916,6 @@ def test_mapping_over_a_mapped_upstream_counts_its_successful_instances(
         assert h.states("n") == {"n": S.SKIPPED}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a mapped task with an early-deciding trigger rule (one_success here) that maps "
-        "over a mapped upstream is expanded as soon as the rule is met, with the number of "
-        "upstream instances that have succeeded *so far* (1 of 3) -- a silently truncated "
-        "expansion. Airflow never expands over a mapped upstream while it has unfinished "
-        "instances (get_task_map_length returns None)."
-    ),
-)
 def test_mapping_over_a_mapped_upstream_never_uses_a_partial_count() -> None:
     h = Harness(
         [
@@ -1195,9 +1187,10 @@ def test_abort() -> None:
 
     # Nothing more is admitted or released, even once the slot is free and time passes.
     ledger.release("p", 1)
-    plan = h.tick(1000.0)
-    assert not plan
-    assert plan.wake_at is None
+    for now in (10.0, 62.0, 1000.0):
+        plan = h.tick(now)
+        assert not plan
+        assert plan.wake_at is None  # the pending retry is forgotten
     assert ledger.used("p") == 0
     # A second abort changes nothing.
     again = h.planner.abort("again")
@@ -1225,6 +1218,56 @@ def test_abort_of_a_finished_run_keeps_its_state() -> None:
     plan = h.planner.abort("late")
     assert not plan
     assert h.planner.run_state is RUN_OK
+
+
+def test_hold_processes_events_but_starts_nothing_more() -> None:
+    h = Harness(
+        [
+            spec("a"),
+            spec("b"),
+            spec("after_a", "a"),
+            spec("r", retry=RetryPolicy(retries=1, delay=5.0)),
+        ],
+        max_active=3,
+    )
+    h.start(0.0)
+    assert h.started == [k("a"), k("b"), k("r")]
+    assert h.planner.active == 3
+    h.planner.hold()
+    plan = h.handle(Succeeded(k("a")), Failed(k("r"), "e"), now=1.0)
+    assert changes(plan) == [
+        # Events are applied first, then the tasks they affect are evaluated.
+        "a:queued->success",
+        "r:queued->up_for_retry",
+        "after_a:none->scheduled",
+    ]
+    assert plan.to_start == []
+    assert plan.wake_at == 6.0
+    assert h.planner.active == 1
+    plan = h.tick(6.0)  # the retry is released but not started
+    assert changes(plan) == ["r:up_for_retry->scheduled"]
+    assert plan.to_start == []
+    plan = h.handle(Succeeded(k("b")), now=7.0)
+    assert changes(plan) == ["b:queued->success"]
+    assert plan.run_state is None
+    assert h.planner.active == 0
+    assert h.ledger.used(DEFAULT_POOL) == 0
+    plan = h.planner.abort("shutdown")
+    assert changes(plan) == ["after_a:scheduled->failed", "r:scheduled->failed"]
+    assert plan.run_state is RUN_FAILED
+
+
+def test_active_counts_queued_and_running_instances() -> None:
+    h = Harness([spec("a"), spec("b"), spec("c", "a")])
+    assert h.planner.active == 0
+    h.start()
+    assert h.planner.active == 2
+    h.handle(Started(k("a")))
+    assert h.planner.active == 2
+    h.handle(Succeeded(k("a")))
+    assert h.planner.active == 2  # a done, c queued
+    h.handle(Skipped(k("b")), Succeeded(k("c")))
+    assert h.planner.active == 0
 
 
 # -- scale --------------------------------------------------------------------------------
@@ -1263,15 +1306,6 @@ def test_large_mapped_fan_out_completes() -> None:
     assert h.peak_active == 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason=(
-        "BUG: failure/skip propagation recurses (_set -> _evaluate -> _set ...) once per "
-        "task down a chain, so a chain deeper than ~half the recursion limit (about 500 "
-        "tasks) raises RecursionError in handle() and leaves the planner half-updated."
-    ),
-)
 @pytest.mark.parametrize("outcome", ["fail", "skip"])
 def test_deep_chain_propagation(outcome: str) -> None:
     n = 1_000

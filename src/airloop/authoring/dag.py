@@ -71,6 +71,7 @@ class DAG:
         self.doc = doc
         self.description = description
         self.task_dict: dict[str, AbstractOperator] = {}
+        self._suffixes: dict[str, int] = {}
         self._token: contextvars.Token[DAG | None] | None = None
         frame = sys._getframe(1)
         self.fileloc: str = frame.f_code.co_filename
@@ -98,9 +99,10 @@ class DAG:
         """``base``, or ``base__1``, ``base__2``... when a ``@task`` is called again."""
         if base not in self.task_dict:
             return base
-        n = 1
+        n = self._suffixes.get(base, 0) + 1
         while f"{base}__{n}" in self.task_dict:
             n += 1
+        self._suffixes[base] = n
         return f"{base}__{n}"
 
     # -- reading --------------------------------------------------------------------

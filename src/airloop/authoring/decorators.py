@@ -64,7 +64,8 @@ class PythonTaskOperator(BaseOperator):
         self.op_args = tuple(op_args)
         self.op_kwargs = dict(op_kwargs or {})
         self._sig = _signature(python_callable)
-        for dep in self.xcom_dependencies():
+        self._deps = _unique(a.operator for a in iter_xcom_args((self.op_args, self.op_kwargs)))
+        for dep in self._deps:
             dep.set_downstream(self)
 
     @property
@@ -72,11 +73,10 @@ class PythonTaskOperator(BaseOperator):
         return inspect.iscoroutinefunction(self.python_callable)
 
     def xcom_dependencies(self) -> list[AbstractOperator]:
-        found = [a.operator for a in iter_xcom_args((self.op_args, self.op_kwargs))]
-        return list({id(op): op for op in found}.values())
+        return list(self._deps)
 
     def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
-        if not self.xcom_dependencies():
+        if not self._deps:
             return self
         bound = copy.copy(self)
         bound.op_args = resolve_xcom_args(self.op_args, lookup)
@@ -94,6 +94,10 @@ class PythonTaskOperator(BaseOperator):
                 if name not in bound:
                     kwargs[name] = context[name]
         return self.python_callable(*self.op_args, **kwargs)
+
+
+def _unique(ops: Iterable[AbstractOperator]) -> list[AbstractOperator]:
+    return list({id(op): op for op in ops}.values())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -191,6 +191,18 @@ class RunPlanner:
         self._counts: dict[str, Counter[TaskState]] = {
             t: Counter({TaskState.NONE: 1}) for t in self._specs
         }
+        self._done: dict[str, int] = dict.fromkeys(self._specs, 0)
+        # For each task, the states of all its upstream task instances, kept up to date
+        # on every transition, so a trigger rule is evaluated in O(1) even for a task
+        # joining thousands of upstreams.
+        self._up_counts: dict[str, Counter[TaskState]] = {
+            t: Counter({TaskState.NONE: len(spec.upstream)}) for t, spec in self._specs.items()
+        }
+        self._up_total: dict[str, int] = {t: len(s.upstream) for t, s in self._specs.items()}
+        # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
+        # a 10,000-task chain does not exhaust the stack.
+        self._pending: deque[str] = deque()
+        self._pending_set: set[str] = set()
         self._unfinished = len(self._specs)
         self._total: Counter[TaskState] = Counter({TaskState.NONE: len(self._specs)})
         self._active = 0
@@ -242,7 +254,7 @@ class RunPlanner:
         """Evaluate every task once: roots and ALWAYS tasks become ready."""
         plan = Plan()
         for task_id in self._specs:
-            self._evaluate(task_id, plan)
+            self._queue_evaluation(task_id)
         self._finish_plan(plan, now)
         return plan
 
@@ -274,6 +286,7 @@ class RunPlanner:
             for ti in list(tis.values()):
                 if ti.state in (TaskState.SCHEDULED, TaskState.UP_FOR_RETRY):
                     self._set(ti, TaskState.FAILED, plan, reason=reason)
+        self._drain(plan)
         for heap in self._ready.values():
             heap.clear()
         self._retry_heap.clear()
@@ -334,42 +347,50 @@ class RunPlanner:
             ti.try_number += 1
         ti.state = new
         ti.next_retry_at = retry_at
-        counts = self._counts[ti.key.task_id]
+        task_id = ti.key.task_id
+        counts = self._counts[task_id]
         counts[old] -= 1
         counts[new] += 1
         self._total[old] -= 1
         self._total[new] += 1
+        terminal = new in TERMINAL
+        for down in self._downstream[task_id]:
+            up = self._up_counts[down]
+            up[old] -= 1
+            up[new] += 1
+            if terminal:
+                self._queue_evaluation(down)
         plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at))
-        if new in TERMINAL:
+        if terminal:
             self._unfinished -= 1
-            task_id = ti.key.task_id
-            if sum(counts[s] for s in TERMINAL) == len(self._tis[task_id]):
-                # The task as a whole (every map index) is done: downstream may decide.
-                for down in self._downstream[task_id]:
-                    self._evaluate(down, plan)
-            elif new in FAILED_LIKE or new is TaskState.SUCCESS:
-                # Some rules decide before every upstream is done (one_success, ...).
-                for down in self._downstream[task_id]:
-                    self._evaluate(down, plan)
+            self._done[task_id] += 1
         elif new is TaskState.SCHEDULED:
             heapq.heappush(
                 self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), ti.key)
             )
+
+    def _queue_evaluation(self, task_id: str) -> None:
+        if task_id not in self._pending_set:
+            self._pending_set.add(task_id)
+            self._pending.append(task_id)
+
+    def _drain(self, plan: Plan) -> None:
+        while self._pending:
+            task_id = self._pending.popleft()
+            self._pending_set.discard(task_id)
+            self._evaluate(task_id, plan)
 
     def _evaluate(self, task_id: str, plan: Plan) -> None:
         tis = self._tis[task_id]
         if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
             return  # already decided (or expanded)
         spec = self._specs[task_id]
-        counts: Counter[TaskState] = Counter()
-        total = 0
-        for up in spec.upstream:
-            counts.update(self._counts[up])
-            total += len(self._tis[up])
-        verdict = evaluate(spec.trigger_rule, counts, total)
+        verdict = evaluate(spec.trigger_rule, self._up_counts[task_id], self._up_total[task_id])
         placeholder = tis[UNMAPPED]
         if verdict is Verdict.WAIT:
             return
+        if verdict is Verdict.READY and spec.is_mapped and not self._sources_done(spec):
+            return  # the count is not known until every instance of the source is done
         if verdict is Verdict.SKIP:
             self._set(placeholder, TaskState.SKIPPED, plan, reason="skipped by trigger rule")
         elif verdict is Verdict.UPSTREAM_FAILED:
@@ -378,6 +399,13 @@ class RunPlanner:
             self._set(placeholder, TaskState.SCHEDULED, plan)
         else:
             self._expand(spec, plan)
+
+    def _sources_done(self, spec: TaskSpec) -> bool:
+        return all(
+            self._done[src.upstream] == len(self._tis[src.upstream])
+            for src in spec.map_sources
+            if src.upstream is not None
+        )
 
     def _map_length(self, spec: TaskSpec, src: MapSource) -> int | str:
         """The length of one expand() argument, or why it cannot be known."""
@@ -419,6 +447,9 @@ class RunPlanner:
         counts[TaskState.NONE] -= 1
         self._total[TaskState.NONE] += count - 1
         self._unfinished += count - 1
+        for down in self._downstream[spec.task_id]:
+            self._up_counts[down][TaskState.NONE] += count - 1
+            self._up_total[down] += count - 1
         for i in range(count):
             ti = _TI(TIKey(spec.task_id, i))
             tis[i] = ti
@@ -459,6 +490,7 @@ class RunPlanner:
             plan.to_start.append(key)
 
     def _finish_plan(self, plan: Plan, now: float) -> None:
+        self._drain(plan)
         self._release_retries(now, plan)
         self._admit(plan)
         plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None

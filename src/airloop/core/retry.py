@@ -28,6 +28,8 @@ class RetryPolicy:
 
     def next_delay(self, try_number: int, rng: random.Random) -> float:
         """Seconds to wait after try ``try_number`` (1-based) failed."""
+        if try_number < 1:
+            raise ValueError(f"try_number is 1-based, got {try_number}")
         if not self.exponential_backoff:
             delay = self.delay
         else:

@@ -135,7 +135,7 @@ class ActiveRun:
                     "task_id": event.key.task_id,
                     "map_index": event.key.map_index,
                     "try_number": event.try_number,
-                    "path": str(self._log_path(event.key, event.try_number)),
+                    "path": self._log_path(event.key, event.try_number),
                 }
             )
             return Started(event.key)
@@ -226,7 +226,7 @@ class ActiveRun:
 
     # -- work items -----------------------------------------------------------------
 
-    def _log_path(self, key: TIKey, try_number: int) -> Path:
+    def _log_path(self, key: TIKey, try_number: int) -> str:
         return log_path(
             self.logs_root, self.info.dag_id, self.info.run_id, key.task_id, key.map_index, try_number
         )
@@ -264,7 +264,7 @@ class ActiveRun:
             map_index=key.map_index,
             try_number=rec.try_number,
             max_tries=node.settings.retries + 1,
-            log_path=str(path),
+            log_path=path,
         )
         context = Context(dag=self.dag, task=operator, ti=ti, dag_run=self.info, log=task_logger)
         return WorkItem(

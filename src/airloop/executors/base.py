@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 from airloop.authoring.context import Context
@@ -28,7 +27,7 @@ class WorkItem:
     operator: BaseOperator
     context: Context
     timeout: float | None
-    log_path: Path
+    log_path: str
     xcom_max_bytes: int
 
     @property

@@ -24,7 +24,10 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
+        tz = value.tzinfo
+        if tz is UTC:
+            return value.replace(tzinfo=None)
+        if tz is None:
             raise ValueError(f"naive datetime {value!r}: airloop stores aware UTC datetimes only")
         return value.astimezone(UTC).replace(tzinfo=None)
 
