@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.engine.events import TaskFinished, TaskStarted
-from airloop.engine.task_logs import TaskLogSink, current_log_sink
+from airloop.engine.task_logs import LogSink, current_log_sink
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
 from airloop.runtime import Offloader, current_offloader, current_task_label
@@ -67,7 +67,7 @@ class Runner:
         executor_name: str,
         hostname: str,
         report: Callable[[TaskStarted | TaskFinished], None],
-        sink_for: Callable[[WorkItem], TaskLogSink],
+        sink_for: Callable[[WorkItem], LogSink],
         run_sync: SyncRunner,
         offloader: Offloader,
     ) -> None:

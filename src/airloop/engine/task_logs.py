@@ -7,6 +7,7 @@ instance; the file I/O happens on a writer thread, never on the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
@@ -14,7 +15,9 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 _FORMAT = logging.Formatter(
     "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s - %(message)s", "%Y-%m-%dT%H:%M:%S"
@@ -22,8 +25,22 @@ _FORMAT = logging.Formatter(
 _FORMAT.converter = time.gmtime
 
 
-class TaskLogSink:
+class LogSink:
     """Where one try of one task instance writes its log."""
+
+    __slots__ = ()
+
+    def write(self, text: str) -> None:
+        raise NotImplementedError
+
+    def line(self, level: str, message: str) -> None:
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        self.write(f"{stamp}.{int(now % 1 * 1000):03d}Z {level} airloop.task - {message}")
+
+
+class TaskLogSink(LogSink):
+    """A task instance's log file; the writer thread does the I/O."""
 
     __slots__ = ("_queue", "path")
 
@@ -34,13 +51,23 @@ class TaskLogSink:
     def write(self, text: str) -> None:
         self._queue.put((self.path, text if text.endswith("\n") else text + "\n"))
 
-    def line(self, level: str, message: str) -> None:
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        self.write(f"{stamp}.{int(now % 1 * 1000):03d}Z {level} airloop.task - {message}")
+
+class StreamSink(LogSink):
+    """A text stream (the console, for ``airloop tasks test``)."""
+
+    __slots__ = ("_lock", "_stream")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._stream.write(text if text.endswith("\n") else text + "\n")
+            self._stream.flush()
 
 
-current_log_sink: contextvars.ContextVar[TaskLogSink | None] = contextvars.ContextVar(
+current_log_sink: contextvars.ContextVar[LogSink | None] = contextvars.ContextVar(
     "airloop_current_log_sink", default=None
 )
 
@@ -78,19 +105,34 @@ class NotInTaskFilter(logging.Filter):
         return current_log_sink.get() is None
 
 
+@contextlib.contextmanager
+def task_log_routing() -> Iterator[None]:
+    """Route log records emitted by task code to the task's sink while this is open."""
+    handler = TaskLogHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    task_logger = logging.getLogger("airloop.task")
+    if task_logger.level == logging.NOTSET:
+        task_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+
+
 class TaskLogWriter:
-    """The thread that owns every task log file."""
+    """The thread that owns every task log file, and the routing of records to it."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[str, str] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="airloop-task-logs", daemon=True)
-        self._handler = TaskLogHandler()
+        self._routing = task_log_routing()
         self._made: set[str] = set()
         self.errors = 0
 
     def start(self) -> None:
         self._thread.start()
-        logging.getLogger().addHandler(self._handler)
+        self._routing.__enter__()
 
     def sink(self, path: str) -> TaskLogSink:
         return TaskLogSink(path, self._queue)
@@ -124,7 +166,7 @@ class TaskLogWriter:
 
     def close(self) -> None:
         """Flush everything queued and stop (blocks: call it off the loop)."""
-        logging.getLogger().removeHandler(self._handler)
+        self._routing.__exit__(None, None, None)
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()

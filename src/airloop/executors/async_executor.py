@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
 from airloop.engine.runner import Runner, StartedHook, _SyncTimeout
-from airloop.engine.task_logs import TaskLogSink
+from airloop.engine.task_logs import LogSink
 from airloop.executors.base import Executor, WorkItem
 from airloop.executors.threads import DaemonThreadPool
 
@@ -35,7 +35,7 @@ class AsyncExecutor(Executor):
         *,
         sync_threads: int,
         hostname: str,
-        sink_for: Callable[[WorkItem], TaskLogSink],
+        sink_for: Callable[[WorkItem], LogSink],
     ) -> None:
         self._sync_threads = sync_threads
         self._hostname = hostname

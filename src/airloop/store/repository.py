@@ -206,8 +206,10 @@ class Store:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query.order_by(dag_run.c.id))).all())
 
-    async def latest_runs(self, limit: int = 10) -> list[Row[Any]]:
+    async def latest_runs(self, limit: int = 10, dag_id: str | None = None) -> list[Row[Any]]:
         query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
 

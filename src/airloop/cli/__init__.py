@@ -1,0 +1,1 @@
+"""The ``airloop`` command: thin fronts over the Engine and the store."""

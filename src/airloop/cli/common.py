@@ -1,0 +1,84 @@
+"""What every command shares: exit codes, one-line errors, settings, console logging."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.logging import RichHandler
+
+from airloop.core.pools import PoolError
+from airloop.engine.task_logs import NotInTaskFilter
+from airloop.exceptions import AirloopError, DagFileError
+from airloop.settings import Settings, load_settings
+from airloop.store.database import DatabaseError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+T = TypeVar("T")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings file (default: $AIRLOOP_CONFIG or ./airloop.toml)."),
+]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print one line naming what is wrong, and exit."""
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def bad_input(where: str | None = None) -> Iterator[None]:
+    """Turn user errors (a bad DAG file, parameter, pool, setting) into exit code 2.
+
+    ``where`` (a file, a DAG) prefixes messages that do not already say where.
+    """
+    try:
+        yield
+    except DagFileError as exc:
+        fail(str(exc))
+    except (AirloopError, PoolError, FileNotFoundError) as exc:
+        fail(f"{where}: {exc}" if where else str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        fail(f"invalid setting {where}: {first['msg']}")
+    except DatabaseError as exc:
+        fail(str(exc), EXIT_FAILED)
+
+
+def settings_from(config: Path | None) -> Settings:
+    with bad_input():
+        return load_settings(config)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def setup_logging(verbose: bool) -> None:
+    """Console logging for airloop's own messages; task output goes to task log files."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    handler = RichHandler(
+        console=err, show_path=False, show_time=False, rich_tracebacks=False, markup=False
+    )
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler.addFilter(NotInTaskFilter())
+    root.addHandler(handler)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    with bad_input():
+        return fn()
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,45 @@
+"""The ``airloop`` command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from airloop import __version__
+from airloop.cli import dags_cmd, db_cmd, tasks_cmd
+from airloop.cli.common import out, setup_logging
+from airloop.cli.run_cmd import run_command
+
+app = typer.Typer(
+    name="airloop",
+    help="airloop: workflows on one asyncio event loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run")(run_command)
+app.add_typer(dags_cmd.app, name="dags")
+app.add_typer(tasks_cmd.app, name="tasks")
+app.add_typer(db_cmd.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"airloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show airloop's info logs.")] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+def main() -> None:
+    app()
