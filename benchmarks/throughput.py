@@ -66,7 +66,9 @@ async def measure(n: int, database_url: str | None, home: Path) -> dict[str, obj
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--database", default=None, help="database URL (default: SQLite in a temp dir)")
+    parser.add_argument(
+        "--database", default=None, help="database URL (default: SQLite in a temp dir)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="airloop-bench-") as tmp:

@@ -33,11 +33,11 @@ class DagFileError(AirloopError):
         super().__init__(f"{self.location}: {message}")
 
 
-class SkipTask(AirloopError):  # noqa: N818 - the name users know from Airflow's AirflowSkipException
+class SkipTask(AirloopError):
     """Raise inside a task to mark it skipped."""
 
 
-class FailTask(AirloopError):  # noqa: N818
+class FailTask(AirloopError):
     """Raise inside a task to fail it without any retry."""
 
 

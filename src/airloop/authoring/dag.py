@@ -119,9 +119,7 @@ class DAG:
         try:
             return self.task_dict[task_id]
         except KeyError:
-            raise DagDefinitionError(
-                f"DAG {self.dag_id!r} has no task {task_id!r}"
-            ) from None
+            raise DagDefinitionError(f"DAG {self.dag_id!r} has no task {task_id!r}") from None
 
     def validate(self) -> None:
         """Raise CycleError (naming the cycle) if the tasks do not form a DAG."""

@@ -23,9 +23,7 @@ class _Signature:
         self.signature = inspect.signature(fn)
         params = self.signature.parameters.values()
         self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
-        self.names = {
-            p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        }
+        self.names = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         self.context_names = self.names & CONTEXT_KEYS
 
     def check_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:

@@ -15,10 +15,10 @@ from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import DagDefinitionError
 
 if TYPE_CHECKING:
+    from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
     from airloop.authoring.mapped import OperatorPartial
     from airloop.authoring.xcom_arg import XComArg
-    from airloop.authoring.context import Context
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 WEIGHT_RULES = ("downstream", "upstream", "absolute")

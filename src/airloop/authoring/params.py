@@ -29,7 +29,7 @@ class Param:
         self,
         default: Any = NO_DEFAULT,
         *,
-        type: Any = None,  # noqa: A002 - the natural name for users
+        type: Any = None,
         description: str | None = None,
         choices: list[Any] | None = None,
     ) -> None:

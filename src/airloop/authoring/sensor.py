@@ -6,8 +6,9 @@ import asyncio
 import inspect
 import random
 import time
+from collections.abc import Awaitable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator, _seconds
@@ -50,7 +51,8 @@ class BaseSensor(BaseOperator):
         where = f"sensor {self.task_id!r}"
         interval = _seconds(f"{where}: poke_interval", poke_interval)
         limit = _seconds(f"{where}: timeout", timeout)
-        assert interval is not None and limit is not None
+        assert interval is not None
+        assert limit is not None
         if interval < 0 or limit < 0:
             raise DagDefinitionError(f"{where}: poke_interval and timeout must be >= 0")
         self.poke_interval = interval
@@ -80,7 +82,7 @@ class BaseSensor(BaseOperator):
         while True:
             pokes += 1
             if poke_is_async:
-                result = await self.poke(context)
+                result = await cast("Awaitable[bool | PokeReturnValue]", self.poke(context))
             else:
                 result = await run_sync(self.poke, context)
             if result:

@@ -30,7 +30,9 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings file (default: $AIRLOOP_CONFIG or ./airloop.toml)."),
+    typer.Option(
+        "--config", "-c", help="Settings file (default: $AIRLOOP_CONFIG or ./airloop.toml)."
+    ),
 ]
 
 

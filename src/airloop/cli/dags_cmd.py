@@ -42,6 +42,6 @@ def list_dags(
         out.print(table)
     elif not errors:
         out.print(f"no DAGs found in {path}")
-    for exc in errors:
-        err.print(f"[bold red]import error:[/] {exc}")
+    for error in errors:
+        err.print(f"[bold red]import error:[/] {error}")
     raise typer.Exit(EXIT_BAD_INPUT if errors else EXIT_OK)

@@ -50,5 +50,7 @@ def check_command(config: ConfigOption = None) -> None:
     if revision == head:
         out.print(f"database is current (revision {head})")
         raise typer.Exit(EXIT_OK)
-    out.print(f"database is at {revision or 'empty'}, airloop needs {head}: run 'airloop db migrate'")
+    out.print(
+        f"database is at {revision or 'empty'}, airloop needs {head}: run 'airloop db migrate'"
+    )
     raise typer.Exit(EXIT_FAILED)

@@ -36,7 +36,9 @@ def root(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show airloop's info logs.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show airloop's info logs.")
+    ] = False,
 ) -> None:
     setup_logging(verbose)
 

@@ -116,7 +116,11 @@ def print_summary(result: RunResult, logs_root: Path) -> None:
     if result.failed:
         out.print(f"Failed tasks ({len(result.failed)}):")
         for label, error in result.failed[:20]:
-            out.print(Text.assemble("  ", (label, "bold red"), "  ", error.splitlines()[0] if error else ""))
+            out.print(
+                Text.assemble(
+                    "  ", (label, "bold red"), "  ", error.splitlines()[0] if error else ""
+                )
+            )
         if len(result.failed) > 20:
             out.print(f"  ... and {len(result.failed) - 20} more")
     out.print(f"Logs: {logs_root / result.dag_id / result.run_id}")
@@ -157,11 +161,16 @@ async def _execute(dag: DAG, params: dict[str, Any], settings: Settings, run_id:
 
 def run_command(
     file: Annotated[Path, typer.Argument(help="A DAG file.")],
-    dag_id: Annotated[str | None, typer.Option("--dag-id", help="Which DAG, when the file has several.")] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="A run parameter, KEY=VALUE (repeatable).")
+    dag_id: Annotated[
+        str | None, typer.Option("--dag-id", help="Which DAG, when the file has several.")
     ] = None,
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Name the run (default: manual__<time>).")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A run parameter, KEY=VALUE (repeatable)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Name the run (default: manual__<time>).")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Run one DAG run to completion. Exit code 0: success, 1: failed, 2: bad input."""

@@ -50,16 +50,20 @@ def _upstream_values(pairs: list[str]) -> dict[str, Any]:
 
 
 @app.command("test")
-def test_task(
+def task_test_command(
     file: Annotated[Path, typer.Argument(help="The DAG file.")],
     dag_id: Annotated[str, typer.Argument(help="The DAG.")],
     task_id: Annotated[str, typer.Argument(help="The task to run.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE.")] = None,
     upstream: Annotated[
         list[str] | None,
-        typer.Option("--upstream", "-u", help="An upstream task's output, TASK_ID=JSON (repeatable)."),
+        typer.Option(
+            "--upstream", "-u", help="An upstream task's output, TASK_ID=JSON (repeatable)."
+        ),
     ] = None,
-    map_index: Annotated[int, typer.Option("--map-index", help="For a mapped task: which instance.")] = 0,
+    map_index: Annotated[
+        int, typer.Option("--map-index", help="For a mapped task: which instance.")
+    ] = 0,
     config: ConfigOption = None,
 ) -> None:
     """Run one task now, in this process, logging to the console; nothing is recorded."""
@@ -85,7 +89,9 @@ def test_task(
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
     info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params)
-    ti = TaskInstanceInfo(dag.dag_id, info.run_id, task_id, index, 1, node.settings.retries + 1, None)
+    ti = TaskInstanceInfo(
+        dag.dag_id, info.run_id, task_id, index, 1, node.settings.retries + 1, None
+    )
     item = WorkItem(
         run_pk=0,
         key=TIKey(task_id, index),
@@ -99,7 +105,11 @@ def test_task(
     finished = asyncio.run(_run_one(item, settings.sync_threads))
     if finished.status == "success":
         value = "null" if finished.xcom is None else finished.xcom
-        out.print(Text.assemble(("success", "bold green"), f" in {finished.duration or 0:.3f}s, returned: ", value))
+        out.print(
+            Text.assemble(
+                ("success", "bold green"), f" in {finished.duration or 0:.3f}s, returned: ", value
+            )
+        )
         raise typer.Exit(EXIT_OK)
     out.print(Text.assemble((finished.status, "bold red"), ": ", finished.error or ""))
     raise typer.Exit(EXIT_OK if finished.status == "skipped" else EXIT_FAILED)
@@ -108,7 +118,9 @@ def test_task(
 async def _run_one(item: WorkItem, threads: int) -> TaskFinished:
     channel = OutcomeChannel()
     sink = StreamSink(sys.stderr)
-    executor = AsyncExecutor(sync_threads=threads, hostname=socket.gethostname(), sink_for=lambda _: sink)
+    executor = AsyncExecutor(
+        sync_threads=threads, hostname=socket.gethostname(), sink_for=lambda _: sink
+    )
     with task_log_routing():
         await executor.start(channel)
         try:
@@ -124,7 +136,9 @@ async def _run_one(item: WorkItem, threads: int) -> TaskFinished:
 @app.command("states")
 def states(
     run_id: Annotated[str, typer.Argument(help="A run id, or 'latest'.")],
-    dag_id: Annotated[str | None, typer.Option("--dag-id", help="When several DAGs have this run id.")] = None,
+    dag_id: Annotated[
+        str | None, typer.Option("--dag-id", help="When several DAGs have this run id.")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Show the task instances of one DAG run."""
@@ -148,7 +162,7 @@ async def _states(url: str, run_id: str, dag_id: str | None) -> int:
         run = runs[0]
         tis = await store.task_instances(run.id)
         # Group each task's instances together, tasks in the order they were created.
-        first = {}
+        first: dict[str, int] = {}
         for ti in tis:
             first.setdefault(ti.task_id, len(first))
         tis.sort(key=lambda ti: (first[ti.task_id], ti.map_index))

@@ -64,7 +64,7 @@ class TaskSpec:
     task_id: str
     upstream: tuple[str, ...] = ()
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
-    retry: RetryPolicy = RetryPolicy()
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     pool: str = "default_pool"
     pool_slots: int = 1
     priority_weight: int = 1
@@ -185,9 +185,7 @@ class RunPlanner:
         self._pools = pools
         self._max_active = max_active_tasks
         self._rng = rng or random.Random()
-        self._tis: dict[str, dict[int, _TI]] = {
-            t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs
-        }
+        self._tis: dict[str, dict[int, _TI]] = {t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs}
         self._counts: dict[str, Counter[TaskState]] = {
             t: Counter({TaskState.NONE: 1}) for t in self._specs
         }
@@ -394,7 +392,9 @@ class RunPlanner:
         if verdict is Verdict.SKIP:
             self._set(placeholder, TaskState.SKIPPED, plan, reason="skipped by trigger rule")
         elif verdict is Verdict.UPSTREAM_FAILED:
-            self._set(placeholder, TaskState.UPSTREAM_FAILED, plan, reason="an upstream task failed")
+            self._set(
+                placeholder, TaskState.UPSTREAM_FAILED, plan, reason="an upstream task failed"
+            )
         elif not spec.is_mapped:
             self._set(placeholder, TaskState.SCHEDULED, plan)
         else:
@@ -416,7 +416,9 @@ class RunPlanner:
             # Mapping over a mapped task's outputs: one element per successful instance.
             return self._counts[src.upstream][TaskState.SUCCESS]
         if self._tis[src.upstream][UNMAPPED].state is not TaskState.SUCCESS:
-            return f"upstream task {src.upstream!r} did not succeed, so it has no output to map over"
+            return (
+                f"upstream task {src.upstream!r} did not succeed, so it has no output to map over"
+            )
         length = self._output_lengths.get(src.upstream)
         if length is None:
             return (

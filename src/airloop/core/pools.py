@@ -24,9 +24,13 @@ class PoolLedger:
     def check(self, task_id: str, pool: str, slots: int) -> None:
         if pool not in self._capacity:
             known = ", ".join(sorted(self._capacity))
-            raise PoolError(f"task {task_id!r} uses pool {pool!r}, which does not exist (pools: {known})")
+            raise PoolError(
+                f"task {task_id!r} uses pool {pool!r}, which does not exist (pools: {known})"
+            )
         if slots < 1:
-            raise PoolError(f"task {task_id!r} asks for {slots} slots of pool {pool!r}; it needs at least 1")
+            raise PoolError(
+                f"task {task_id!r} asks for {slots} slots of pool {pool!r}; it needs at least 1"
+            )
         if slots > self._capacity[pool]:
             raise PoolError(
                 f"task {task_id!r} needs {slots} slots of pool {pool!r}, "
@@ -38,7 +42,9 @@ class PoolLedger:
 
     def acquire(self, pool: str, slots: int) -> None:
         if self.free(pool) < slots:
-            raise RuntimeError(f"pool {pool!r} over-committed: {slots} asked, {self.free(pool)} free")
+            raise RuntimeError(
+                f"pool {pool!r} over-committed: {slots} asked, {self.free(pool)} free"
+            )
         self._used[pool] += slots
 
     def release(self, pool: str, slots: int) -> None:

@@ -44,9 +44,7 @@ FAILED_LIKE: frozenset[TaskState] = frozenset({TaskState.FAILED, TaskState.UPSTR
 
 _S = TaskState
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    _S.NONE: frozenset(
-        {_S.SCHEDULED, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.FAILED}
-    ),
+    _S.NONE: frozenset({_S.SCHEDULED, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.FAILED}),
     _S.SCHEDULED: frozenset({_S.QUEUED, _S.FAILED, _S.REMOVED}),
     _S.QUEUED: frozenset({_S.RUNNING, _S.SUCCESS, _S.FAILED, _S.SKIPPED, _S.UP_FOR_RETRY}),
     _S.RUNNING: frozenset({_S.SUCCESS, _S.FAILED, _S.SKIPPED, _S.UP_FOR_RETRY}),
@@ -64,7 +62,9 @@ class InvalidTransition(RuntimeError):
 
     def __init__(self, what: str, old: TaskState, new: TaskState) -> None:
         allowed = ", ".join(sorted(TRANSITIONS[old])) or "nothing (terminal)"
-        super().__init__(f"{what}: illegal transition {old} -> {new} (from {old} allowed: {allowed})")
+        super().__init__(
+            f"{what}: illegal transition {old} -> {new} (from {old} allowed: {allowed})"
+        )
         self.old = old
         self.new = new
 

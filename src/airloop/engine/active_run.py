@@ -103,7 +103,9 @@ class ActiveRun:
         self.started_at = started_at
         self.specs = specs
         self.planner = planner
-        self.records: dict[TIKey, TIRecord] = {TIKey(s.task_id): TIRecord(TIKey(s.task_id)) for s in self.specs}
+        self.records: dict[TIKey, TIRecord] = {
+            TIKey(s.task_id): TIRecord(TIKey(s.task_id)) for s in self.specs
+        }
         self.dirty: set[TIKey] = set()
         self.xcoms: dict[TIKey, str] = {}
         self._decoded: dict[str, Any] = {}
@@ -228,7 +230,12 @@ class ActiveRun:
 
     def _log_path(self, key: TIKey, try_number: int) -> str:
         return log_path(
-            self.logs_root, self.info.dag_id, self.info.run_id, key.task_id, key.map_index, try_number
+            self.logs_root,
+            self.info.dag_id,
+            self.info.run_id,
+            key.task_id,
+            key.map_index,
+            try_number,
         )
 
     def _lookup(self, task_id: str) -> Any:
@@ -238,7 +245,11 @@ class ActiveRun:
         node = self.dag.task_dict[task_id]
         if node.is_mapped:
             keys = sorted(
-                (k for k, r in self.records.items() if k.task_id == task_id and r.state is TaskState.SUCCESS),
+                (
+                    k
+                    for k, r in self.records.items()
+                    if k.task_id == task_id and r.state is TaskState.SUCCESS
+                ),
                 key=lambda k: k.map_index,
             )
             value: Any = [self._decode(self.xcoms.get(k)) for k in keys]

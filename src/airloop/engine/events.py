@@ -61,11 +61,11 @@ class OutcomeChannel:
         """Wake the scheduler without an event (a new run, a shutdown request)."""
         self._wakeup.set()
 
-    async def take(self, timeout: float | None) -> list[TaskEvent]:
-        """Everything reported so far; waits up to ``timeout`` seconds for the first item."""
+    async def take(self, max_wait: float | None) -> list[TaskEvent]:
+        """Everything reported so far; waits up to ``max_wait`` seconds for the first item."""
         if not self._items and not self._wakeup.is_set():
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(max_wait):
                     await self._wakeup.wait()
             except TimeoutError:
                 pass

@@ -141,9 +141,7 @@ class Runner:
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
             finish("failed", error=first_line(exc), retryable=False)
         except TimeoutError as exc:
-            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(
-                exc, _SyncTimeout
-            ):
+            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(exc, _SyncTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
                 if isinstance(exc, _SyncTimeout):
                     message += "; the thread running it cannot be stopped and was abandoned"
@@ -158,7 +156,7 @@ class Runner:
             sink.line("ERROR", f"interrupted: {reason}")
             finish("failed", error=f"interrupted: {reason}", retryable=False)
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
             finish("failed", error=first_line(exc))

@@ -10,10 +10,10 @@ from datetime import datetime
 
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
-from airloop.engine.active_run import ActiveRun, RunResult
+from airloop.engine.active_run import ActiveRun
 from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
-from airloop.executors.base import Executor
 from airloop.engine.runner import first_line
+from airloop.executors.base import Executor
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,19 @@ class Scheduler:
         for run in self._new:
             self._runs[run.run_pk] = run
             if self._stop_reason is None:
-                to_start += [(run, k) for k in run.absorb(run.planner.start(now), batch, now, now_dt)]
+                to_start += [
+                    (run, k) for k in run.absorb(run.planner.start(now), batch, now, now_dt)
+                ]
         self._new.clear()
         if self._stop_reason is not None and self._stop_deadline is None:
             self._begin_stop(now)
 
         by_run: dict[int, list[Event]] = defaultdict(list)
         for event in events:
-            run = self._runs.get(event.run_pk)
-            if run is None:
+            target = self._runs.get(event.run_pk)
+            if target is None:
                 continue  # a late report for a run already finished
-            planner_event = run.on_event(event, batch)
+            planner_event = target.on_event(event, batch)
             if planner_event is not None:
                 by_run[event.run_pk].append(planner_event)
 
@@ -151,7 +153,7 @@ class Scheduler:
     def _submit(self, run: ActiveRun, key: TIKey, now_dt: datetime) -> None:
         try:
             item = run.work_item(key)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported as the task instance's failure
             # The inputs could not be resolved (e.g. mapping over a value that is not a
             # list): the task instance fails like any task, through the channel.
             log.warning("%s %s: cannot start: %s", run.label, key, exc)

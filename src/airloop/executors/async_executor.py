@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
@@ -97,7 +98,7 @@ class AsyncExecutor(Executor):
         assert self._runner is not None, "executor not started"
         task = asyncio.create_task(self._runner.run(item), name=item.label)
         self._tasks[item.ref] = task
-        task.add_done_callback(lambda t, ref=item.ref: self._done(ref, t))
+        task.add_done_callback(functools.partial(self._done, item.ref))
 
     def _done(self, ref: tuple[int, TIKey], task: asyncio.Task[None]) -> None:
         self._tasks.pop(ref, None)

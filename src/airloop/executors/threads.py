@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_Job = tuple[concurrent.futures.Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...]]
+_Job = tuple[
+    concurrent.futures.Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...]
+]
 
 
 class DaemonThreadPool:

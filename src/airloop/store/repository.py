@@ -186,9 +186,7 @@ class Store:
     @staticmethod
     async def _expand(conn: Any, run_pk: int, task_id: str, count: int, now: datetime) -> None:
         where = and_(_ti.dag_run_id == run_pk, _ti.task_id == task_id, _ti.map_index == -1)
-        template = (
-            await conn.execute(select(task_instance).where(where))
-        ).mappings().one()
+        template = (await conn.execute(select(task_instance).where(where))).mappings().one()
         await conn.execute(update(task_instance).where(where).values(map_index=0, updated_at=now))
         if count > 1:
             base = {k: v for k, v in template.items() if k not in ("id", "map_index")}
@@ -215,19 +213,13 @@ class Store:
 
     async def task_instances(self, run_pk: int) -> list[Row[Any]]:
         query = (
-            select(task_instance)
-            .where(_ti.dag_run_id == run_pk)
-            .order_by(_ti.id, _ti.map_index)
+            select(task_instance).where(_ti.dag_run_id == run_pk).order_by(_ti.id, _ti.map_index)
         )
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
     async def state_counts(self, run_pk: int) -> dict[str, int]:
-        query = (
-            select(_ti.state, func.count())
-            .where(_ti.dag_run_id == run_pk)
-            .group_by(_ti.state)
-        )
+        query = select(_ti.state, func.count()).where(_ti.dag_run_id == run_pk).group_by(_ti.state)
         async with self.engine.connect() as conn:
             return {state: int(n) for state, n in (await conn.execute(query)).all()}
 

@@ -53,9 +53,7 @@ task_instance = Table(
     "task_instance",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
     Column("task_id", String(ID_LEN), nullable=False),
     Column("map_index", Integer(), nullable=False, default=-1),
     Column("state", String(20), nullable=False),
@@ -84,9 +82,7 @@ xcom = Table(
     "xcom",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
     Column("task_id", String(ID_LEN), nullable=False),
     Column("map_index", Integer(), nullable=False),
     Column("key", String(ID_LEN), nullable=False),
@@ -100,9 +96,7 @@ task_log = Table(
     "task_log",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
     Column("task_id", String(ID_LEN), nullable=False),
     Column("map_index", Integer(), nullable=False),
     Column("try_number", Integer(), nullable=False),

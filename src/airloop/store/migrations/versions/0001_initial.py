@@ -68,7 +68,10 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.UniqueConstraint(
-            "dag_run_id", "task_id", "map_index", name="uq_task_instance_dag_run_id_task_id_map_index"
+            "dag_run_id",
+            "task_id",
+            "map_index",
+            name="uq_task_instance_dag_run_id_task_id_map_index",
         ),
     )
     op.create_index("ix_task_instance_state", "task_instance", ["state"])
@@ -87,7 +90,11 @@ def upgrade() -> None:
             ["dag_run_id"], ["dag_run.id"], name="fk_xcom_dag_run_id_dag_run", ondelete="CASCADE"
         ),
         sa.UniqueConstraint(
-            "dag_run_id", "task_id", "map_index", "key", name="uq_xcom_dag_run_id_task_id_map_index_key"
+            "dag_run_id",
+            "task_id",
+            "map_index",
+            "key",
+            name="uq_xcom_dag_run_id_task_id_map_index_key",
         ),
     )
     op.create_table(
