@@ -20,8 +20,11 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 venv: $(VENV)/.synced
 
+# For now the demo is the fan-out example with 1,000 mapped async tasks; its state
+# and logs go to ./.airloop (set AIRLOOP_HOME to put them elsewhere).
 demo: $(VENV)/.synced
-	$(VENV)/bin/python examples/demo.py
+	AIRLOOP_HOME=$${AIRLOOP_HOME:-$(CURDIR)/.airloop} $(VENV)/bin/airloop run examples/fanout_fanin.py --param n=1000
+	AIRLOOP_HOME=$${AIRLOOP_HOME:-$(CURDIR)/.airloop} $(VENV)/bin/airloop tasks states latest | tail -n 5
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check src tests examples benchmarks
