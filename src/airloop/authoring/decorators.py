@@ -106,10 +106,9 @@ def _signature(fn: Callable[..., Any]) -> _Signature:
 class _FunctionFactory:
     """Builds the PythonTaskOperator of one map index of a mapped ``@task``."""
 
-    def __init__(self, fn: Callable[..., Any], multiple_outputs: bool) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.name = getattr(fn, "__name__", "task")
-        self.multiple_outputs = multiple_outputs
 
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
@@ -188,7 +187,7 @@ class _TaskPartial:
         settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
         settings.update({k: v for k, v in self.kwargs.items() if k in SETTING_NAMES})
         partial = OperatorPartial(
-            _FunctionFactory(deco.function, multiple_outputs=False),
+            _FunctionFactory(deco.function),
             {"task_id": deco._task_id(), **settings, **fn_kwargs},
         )
         op: MappedOperator = partial.expand(**mapped)

@@ -141,9 +141,9 @@ class Runner:
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
             finish("failed", error=first_line(exc), retryable=False)
         except TimeoutError as exc:
-            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(exc, _SyncTimeout):
+            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(exc, SyncTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
-                if isinstance(exc, _SyncTimeout):
+                if isinstance(exc, SyncTimeout):
                     message += "; the thread running it cannot be stopped and was abandoned"
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
@@ -165,5 +165,5 @@ class Runner:
             finish("success", xcom=xcom, output_length=length)
 
 
-class _SyncTimeout(TimeoutError):
+class SyncTimeout(TimeoutError):
     """A sync task outlived its execution_timeout (its thread keeps running)."""

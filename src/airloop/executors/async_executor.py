@@ -10,7 +10,7 @@ from typing import Any, ClassVar, TypeVar
 
 from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
-from airloop.engine.runner import Runner, StartedHook, _SyncTimeout
+from airloop.engine.runner import Runner, StartedHook, SyncTimeout
 from airloop.engine.task_logs import LogSink
 from airloop.executors.base import Executor, WorkItem
 from airloop.executors.threads import DaemonThreadPool
@@ -91,7 +91,7 @@ class AsyncExecutor(Executor):
                 return await work
         except TimeoutError:
             if cm.expired():
-                raise _SyncTimeout() from None
+                raise SyncTimeout() from None
             raise
 
     def submit(self, item: WorkItem) -> None:
