@@ -1,0 +1,59 @@
+"""The Alembic history creates exactly the schema the code queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+
+from airloop.store.database import create_engine, current_revision, head_revision, migrate
+from airloop.store.repository import Store
+from airloop.store.schema import metadata
+
+
+def _diff(conn: Connection) -> list[object]:
+    return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+async def test_migrations_match_the_schema(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    try:
+        assert await current_revision(engine) is None
+        before, after = await migrate(engine)
+        assert (before, after) == (None, head_revision())
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert {"dag_run", "task_instance", "xcom", "task_log", "alembic_version"} <= tables
+        # Idempotent: a second migrate changes nothing.
+        assert await migrate(engine) == (head_revision(), head_revision())
+    finally:
+        await engine.dispose()
+
+
+async def test_store_open_migrates_an_empty_database_and_uses_wal(tmp_path: Path) -> None:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'sub' / 'a.db'}")
+    try:
+        assert await current_revision(store.engine) == head_revision()
+        async with store.engine.connect() as conn:
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+        assert mode == "wal"
+    finally:
+        await store.close()
+
+
+async def test_store_open_without_auto_migrate_refuses_an_old_schema(tmp_path: Path) -> None:
+    from airloop.store.database import DatabaseError
+
+    with pytest.raises(DatabaseError, match="airloop db migrate"):
+        await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}", auto_migrate=False)
+
+
+async def test_a_bad_url_is_a_clear_error() -> None:
+    from airloop.store.database import DatabaseError
+
+    with pytest.raises(DatabaseError, match="invalid database URL"):
+        await Store.open("not a url")
