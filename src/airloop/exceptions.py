@@ -51,3 +51,7 @@ class SensorTimeout(FailTask):
 
 class XComError(AirloopError):
     """A task's return value cannot be stored: too large or not serializable."""
+
+
+class DatabaseError(AirloopError):
+    """The metadata database cannot be used (bad URL, unreachable, schema out of date)."""

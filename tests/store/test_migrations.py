@@ -9,13 +9,23 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
-from airloop.store.database import create_engine, current_revision, head_revision, migrate
+from airloop.store.database import (
+    alembic_head,
+    create_engine,
+    current_revision,
+    head_revision,
+    migrate,
+)
 from airloop.store.repository import Store
 from airloop.store.schema import metadata
 
 
 def _diff(conn: Connection) -> list[object]:
     return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def test_head_revision_constant_matches_the_migration_scripts() -> None:
+    assert alembic_head() == head_revision()
 
 
 async def test_migrations_match_the_schema(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ class _Signature:
         self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
         self.names = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         self.context_names = self.names & CONTEXT_KEYS
+        self.is_coroutine = inspect.iscoroutinefunction(fn)
 
     def check_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         try:
@@ -68,7 +69,7 @@ class PythonTaskOperator(BaseOperator):
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.python_callable)
+        return self._sig.is_coroutine
 
     def xcom_dependencies(self) -> list[AbstractOperator]:
         return list(self._deps)
@@ -86,11 +87,13 @@ class PythonTaskOperator(BaseOperator):
         kwargs = dict(self.op_kwargs)
         sig = self._sig
         if sig.context_names or sig.var_keyword:
-            bound = sig.signature.bind_partial(*self.op_args, **kwargs).arguments
+            if self.op_args:
+                bound = sig.signature.bind_partial(*self.op_args, **kwargs).arguments.keys()
+            else:
+                bound = kwargs.keys()
             wanted = CONTEXT_KEYS if sig.var_keyword else sig.context_names
-            for name in wanted:
-                if name not in bound:
-                    kwargs[name] = context[name]
+            for name in wanted - bound:
+                kwargs[name] = context[name]
         return self.python_callable(*self.op_args, **kwargs)
 
 
@@ -104,20 +107,31 @@ def _signature(fn: Callable[..., Any]) -> _Signature:
 
 
 class _FunctionFactory:
-    """Builds the PythonTaskOperator of one map index of a mapped ``@task``."""
+    """Builds the PythonTaskOperator of one map index of a mapped ``@task``.
+
+    The operator is built and validated once; each map index gets a shallow copy with
+    its own (already resolved) arguments, which matters at 10,000 instances.
+    """
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.name = getattr(fn, "__name__", "task")
+        self._prototypes: dict[str, PythonTaskOperator] = {}
 
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
 
     def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
-        from airloop.authoring.dag import detached
+        proto = self._prototypes.get(task_id)
+        if proto is None:
+            from airloop.authoring.dag import detached
 
-        with detached():
-            return PythonTaskOperator(task_id=task_id, python_callable=self.fn, op_kwargs=kwargs)
+            with detached():
+                proto = PythonTaskOperator(task_id=task_id, python_callable=self.fn)
+            self._prototypes[task_id] = proto
+        op = copy.copy(proto)
+        op.op_kwargs = kwargs
+        return op
 
 
 class TaskDecorator:

@@ -15,9 +15,8 @@ from rich.logging import RichHandler
 
 from airloop.core.pools import PoolError
 from airloop.engine.task_logs import NotInTaskFilter
-from airloop.exceptions import AirloopError, DagFileError
+from airloop.exceptions import AirloopError, DagFileError, DatabaseError
 from airloop.settings import Settings, load_settings
-from airloop.store.database import DatabaseError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
