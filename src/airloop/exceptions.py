@@ -55,3 +55,11 @@ class XComError(AirloopError):
 
 class DatabaseError(AirloopError):
     """The metadata database cannot be used (bad URL, unreachable, schema out of date)."""
+
+
+class RunExistsError(AirloopError):
+    """A DAG run with this run id exists already."""
+
+
+class SettingsError(AirloopError):
+    """The settings file or an AIRLOOP_* variable is invalid."""

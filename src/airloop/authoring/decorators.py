@@ -116,6 +116,7 @@ class _FunctionFactory:
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
         self.name = getattr(fn, "__name__", "task")
+        self.operator_name = PythonTaskOperator.__name__
         self._prototypes: dict[str, PythonTaskOperator] = {}
 
     def check_names(self, names: Iterable[str]) -> None:

@@ -20,6 +20,8 @@ class OperatorFactory(Protocol):
     """Builds one concrete operator for one map index (outside any DAG)."""
 
     name: str
+    #: The operator class the instances are (recorded in task_instance.operator).
+    operator_name: str
 
     def check_names(self, names: Iterable[str]) -> None: ...
 
@@ -30,6 +32,7 @@ class _ClassFactory:
     def __init__(self, cls: type[BaseOperator]) -> None:
         self.cls = cls
         self.name = cls.__name__
+        self.operator_name = cls.__name__
 
     def check_names(self, names: Iterable[str]) -> None:
         return  # the operator's __init__ reports unknown names when it is built

@@ -148,7 +148,7 @@ async def _execute(dag: DAG, params: dict[str, Any], settings: Settings, run_id:
             try:
                 with bad_input(f"{dag.fileloc}: DAG {dag.dag_id!r}"):
                     run = await engine.start_run(dag, params, run_id=run_id)
-                engine.scheduler.on_tick = lambda r: progress.update(r, force=r.planner.finished)
+                run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
                 result = await run.done
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):

@@ -236,6 +236,11 @@ class RunPlanner:
         return {state: n for state, n in self._total.items() if n}
 
     @property
+    def waiting(self) -> bool:
+        """Some task instance is ready and waits for a pool slot or max_active_tasks."""
+        return any(self._ready.values())
+
+    @property
     def active(self) -> int:
         """Task instances queued or running: handed to an executor and not yet finished."""
         return self._active

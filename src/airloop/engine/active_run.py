@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,6 +113,8 @@ class ActiveRun:
         self.wake_at: float | None = None
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self.stopping: str | None = None
+        #: Called after every scheduler tick that touched this run (and when it ends).
+        self.on_progress: Callable[[ActiveRun], None] | None = None
 
     @property
     def label(self) -> str:

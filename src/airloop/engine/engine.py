@@ -19,6 +19,7 @@ from airloop.engine.events import OutcomeChannel
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.task_logs import TaskLogWriter
+from airloop.exceptions import RunExistsError
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import Executor, WorkItem
 from airloop.settings import Settings
@@ -102,6 +103,10 @@ class Engine:
         deadline = loop.time() + self.settings.shutdown_grace_seconds + 5.0
         try:
             if self._serve is not None and self._scheduler is not None:
+                if self._scheduler.active_runs:
+                    # Leaving 'async with' while runs are active interrupts them: they
+                    # are recorded as failed, never left 'running'.
+                    self._scheduler.request_stop("the engine is closing")
                 self._scheduler.close()
                 try:
                     async with asyncio.timeout(max(0.0, deadline - loop.time())):
@@ -142,6 +147,8 @@ class Engine:
         planner = RunPlanner(specs, pools=self._pools, max_active_tasks=max_active)
         logical_date = datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
+        if await self.store.find_runs(run_id, dag.dag_id):
+            raise RunExistsError(f"DAG {dag.dag_id!r} already has a run {run_id!r}")
         run_pk = await self.store.create_run(
             dag_id=dag.dag_id,
             run_id=run_id,
@@ -178,11 +185,14 @@ class Engine:
         run_id: str | None = None,
         on_progress: ProgressHook | None = None,
     ) -> RunResult:
-        """Run ``dag`` once, to completion; returns its result (failed tasks do not raise)."""
-        if on_progress is not None:
-            self.scheduler.on_tick = on_progress
+        """Run ``dag`` once, to completion; returns its result (failed tasks do not raise).
+
+        Cancelling this call does not stop the run: it goes on until it finishes or the
+        engine closes (which interrupts it).
+        """
         run = await self.start_run(dag, params, run_id=run_id)
-        return await run.done
+        run.on_progress = on_progress
+        return await asyncio.shield(run.done)
 
 
 def run(

@@ -26,8 +26,9 @@ from airloop.runtime import Offloader, current_offloader, current_task_label
 log = logging.getLogger(__name__)
 
 StartedHook = Callable[[], None]
-#: Runs a blocking call in a bounded pool: the hook is called from the worker thread
-#: when the call really starts (so timeouts do not count time spent queued).
+#: Runs a blocking call in a bounded pool. The hook must be called from the worker
+#: thread just before the call starts: the start is logged and reported then, and the
+#: timeout counts from then, not from when the call was queued.
 SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
 
 
@@ -67,6 +68,7 @@ class Runner:
         executor_name: str,
         hostname: str,
         report: Callable[[TaskStarted | TaskFinished], None],
+        report_threadsafe: Callable[[TaskStarted | TaskFinished], None],
         sink_for: Callable[[WorkItem], LogSink],
         run_sync: SyncRunner,
         offloader: Offloader,
@@ -74,6 +76,7 @@ class Runner:
         self.executor_name = executor_name
         self.hostname = hostname
         self.report = report
+        self.report_threadsafe = report_threadsafe
         self.sink_for = sink_for
         self.run_sync = run_sync
         self.offloader = offloader
@@ -87,14 +90,14 @@ class Runner:
         started_at = 0.0
         reported_start = False
 
-        def started() -> None:
+        def started(in_thread: bool = False) -> None:
             nonlocal started_at, reported_start
             if reported_start:
                 return
             reported_start = True
             started_at = time.monotonic()
             sink.line("INFO", f"starting {item.label} on {self.hostname} ({self.executor_name})")
-            self.report(
+            (self.report_threadsafe if in_thread else self.report)(
                 TaskStarted(
                     item.run_pk,
                     item.key,
@@ -131,7 +134,7 @@ class Runner:
                     return op.execute(ctx)
 
                 # The timeout starts when a thread picks the call up, not while it queues.
-                result = await self.run_sync(call, started, item)
+                result = await self.run_sync(call, lambda: started(True), item)
             xcom, length = encode_xcom(item.key.task_id, result, item.xcom_max_bytes)
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 
 from airloop.core.planner import Event, Failed, TIKey
@@ -17,8 +16,6 @@ from airloop.executors.base import Executor
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
-
-TickHook = Callable[[ActiveRun], None]
 
 
 class Scheduler:
@@ -48,7 +45,6 @@ class Scheduler:
         self._stop_deadline: float | None = None
         self._closing = False
         self.ticks = 0
-        self.on_tick: TickHook | None = None
 
     # -- control --------------------------------------------------------------------
 
@@ -128,7 +124,12 @@ class Scheduler:
                 if plan is not None:
                     run.absorb(plan, batch, now, now_dt)
                 self._settle_stopping(run, batch, now, now_dt)
-            elif run_events or (run.wake_at is not None and run.wake_at <= now):
+            elif (
+                run_events
+                or (run.wake_at is not None and run.wake_at <= now)
+                # Pools are shared: a slot freed by another run may admit this one's.
+                or (events and run.planner.waiting)
+            ):
                 plan = run.planner.handle(run_events, now)
                 to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
             run.flush(batch)
@@ -144,11 +145,12 @@ class Scheduler:
             del self._runs[run.run_pk]
             if not run.done.done():
                 run.done.set_result(result)
-        if self.on_tick is not None:
-            for run in self._runs.values():
-                self.on_tick(run)
-            for run, _ in results:
-                self.on_tick(run)
+        for run in self._runs.values():
+            if run.on_progress is not None:
+                run.on_progress(run)
+        for run, _ in results:
+            if run.on_progress is not None:
+                run.on_progress(run)
 
     def _submit(self, run: ActiveRun, key: TIKey, now_dt: datetime) -> None:
         try:

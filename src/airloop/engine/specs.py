@@ -35,7 +35,9 @@ def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[dict[str, Any]]:
     rows = []
     for spec in specs:
         node = dag.task_dict[spec.task_id]
-        operator = node.factory.name if isinstance(node, MappedOperator) else type(node).__name__
+        operator = (
+            node.factory.operator_name if isinstance(node, MappedOperator) else type(node).__name__
+        )
         rows.append(
             {
                 "task_id": spec.task_id,

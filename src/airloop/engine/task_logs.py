@@ -105,19 +105,45 @@ class NotInTaskFilter(logging.Filter):
         return current_log_sink.get() is None
 
 
+class _Routing:
+    """One TaskLogHandler on the root logger however many engines are open.
+
+    The root logger is process-wide, so this is too: each engine takes a reference
+    and the handler is removed when the last one is released.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._handler = TaskLogHandler()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                logging.getLogger().addHandler(self._handler)
+                task_logger = logging.getLogger("airloop.task")
+                if task_logger.level == logging.NOTSET:
+                    task_logger.setLevel(logging.INFO)
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                logging.getLogger().removeHandler(self._handler)
+
+
+_ROUTING = _Routing()
+
+
 @contextlib.contextmanager
 def task_log_routing() -> Iterator[None]:
     """Route log records emitted by task code to the task's sink while this is open."""
-    handler = TaskLogHandler()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    task_logger = logging.getLogger("airloop.task")
-    if task_logger.level == logging.NOTSET:
-        task_logger.setLevel(logging.INFO)
+    _ROUTING.acquire()
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        _ROUTING.release()
 
 
 class TaskLogWriter:

@@ -61,6 +61,7 @@ class AsyncExecutor(Executor):
             executor_name=self.name,
             hostname=self._hostname,
             report=channel.put,
+            report_threadsafe=channel.put_threadsafe,
             sink_for=self._sink_for,
             run_sync=self._run_sync,
             offloader=self._offload,
@@ -80,12 +81,16 @@ class AsyncExecutor(Executor):
                 begun.set_result(None)
 
         def body(ctx: Any) -> Any:
+            started()  # logged and reported from this thread, before the user code runs
             loop.call_soon_threadsafe(mark_begun)
             return fn(ctx)
 
         work = asyncio.wrap_future(self._pool.submit(body, item.context))
-        await begun  # cancelled while queued: wrap_future cancels the pool job too
-        started()
+        try:
+            await begun
+        except asyncio.CancelledError:
+            work.cancel()  # still queued: the pool drops it; never runs later
+            raise
         try:
             async with asyncio.timeout(item.timeout) as cm:
                 return await work
