@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from airloop.exceptions import SettingsError
 from airloop.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,13 +49,22 @@ def test_airloop_toml_in_the_working_directory_is_found(
 def test_unknown_and_invalid_settings_are_rejected(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("sync_thread = 3\n")
-    with pytest.raises(ValidationError, match="sync_thread"):
+    with pytest.raises(SettingsError, match=rf"invalid setting sync_thread \(from {config}\)"):
         load_settings(config)
     config.write_text("sync_threads = 0\n")
-    with pytest.raises(ValidationError, match="sync_threads"):
+    with pytest.raises(SettingsError, match="sync_threads"):
         load_settings(config)
+    config.write_text("sync_threads = \n")
+    with pytest.raises(SettingsError, match="invalid TOML"):
+        load_settings(config)
+
+
+def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRLOOP_SYNC_THREADS", "abc")
+    with pytest.raises(SettingsError, match=r"sync_threads \(from AIRLOOP_SYNC_THREADS\)"):
+        load_settings(home=Path("/tmp"))
 
 
 def test_a_missing_settings_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(SettingsError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,6 +16,7 @@ from pydantic_settings import (
 )
 
 from airloop.core.pools import DEFAULT_POOL
+from airloop.exceptions import SettingsError
 
 
 class Settings(BaseSettings):
@@ -89,18 +91,37 @@ class Settings(BaseSettings):
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read settings once: ``config_file``, else $AIRLOOP_CONFIG, else ./airloop.toml if present."""
+    """Read settings once: ``config_file``, else $AIRLOOP_CONFIG, else ./airloop.toml if present.
+
+    Raises SettingsError naming the file or variable at fault.
+    """
     path = config_file or os.environ.get("AIRLOOP_CONFIG")
     if path is None and Path("airloop.toml").is_file():
         path = "airloop.toml"
     if path is not None and not Path(path).is_file():
-        raise FileNotFoundError(f"settings file {path} does not exist")
-    if path is None:
-        return Settings(**overrides)
-    bound = type(
-        "Settings",
-        (Settings,),
-        {"model_config": SettingsConfigDict(**{**Settings.model_config, "toml_file": Path(path)})},
-    )
-    settings: Settings = bound(**overrides)
-    return settings
+        raise SettingsError(f"settings file {path} does not exist")
+    try:
+        if path is None:
+            return Settings(**overrides)
+        bound = type(
+            "Settings",
+            (Settings,),
+            {
+                "model_config": SettingsConfigDict(
+                    **{**Settings.model_config, "toml_file": Path(path)}
+                )
+            },
+        )
+        settings: Settings = bound(**overrides)
+        return settings
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"settings file {path}: invalid TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        key = name.split(".")[0]
+        sources = [f"AIRLOOP_{key.upper()}"] if f"AIRLOOP_{key.upper()}" in os.environ else []
+        if path is not None:
+            sources.append(str(path))
+        where = f" (from {' or '.join(sources)})" if sources else ""
+        raise SettingsError(f"invalid setting {name}{where}: {first['msg']}") from None

@@ -132,12 +132,12 @@ class ParamsSpec(Mapping[str, Param]):
         return out
 
 
-def parse_cli_params(pairs: list[str]) -> dict[str, str]:
+def parse_cli_params(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """``["n=3", "name=x"]`` -> ``{"n": "3", "name": "x"}``; typed later by each Param."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise ParamValidationError(f"--param {pair!r}: expected KEY=VALUE")
+            raise ParamValidationError(f"{option} {pair!r}: expected KEY=VALUE")
         out[key.strip()] = raw
     return out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 
@@ -53,10 +53,6 @@ def bad_input(where: str | None = None) -> Iterator[None]:
         fail(str(exc))
     except (AirloopError, PoolError, FileNotFoundError) as exc:
         fail(f"{where}: {exc}" if where else str(exc))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
-        fail(f"invalid setting {where}: {first['msg']}")
     except DatabaseError as exc:
         fail(str(exc), EXIT_FAILED)
 
@@ -71,9 +67,14 @@ def setup_logging(verbose: bool) -> None:
     """Console logging for airloop's own messages; task output goes to task log files."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    handler = RichHandler(
-        console=err, show_path=False, show_time=False, rich_tracebacks=False, markup=False
-    )
+    handler: logging.Handler
+    if err.is_terminal:
+        handler = RichHandler(
+            console=err, show_path=False, show_time=False, rich_tracebacks=False, markup=False
+        )
+    else:  # one record, one line: no wrapping at 80 columns in CI logs and files
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.addFilter(NotInTaskFilter())
     root.addHandler(handler)

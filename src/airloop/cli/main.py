@@ -44,4 +44,7 @@ def root(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before the engine took over the signal (start-up)
+        raise SystemExit(130) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -126,7 +127,9 @@ def print_summary(result: RunResult, logs_root: Path) -> None:
     out.print(f"Logs: {logs_root / result.dag_id / result.run_id}")
 
 
-async def _execute(dag: DAG, params: dict[str, Any], settings: Settings, run_id: str | None) -> int:
+async def _execute(
+    dag: DAG, params: dict[str, Any], settings: Settings, run_id: str | None, where: str
+) -> int:
     loop = asyncio.get_running_loop()
     received: list[str] = []
     with Progress(dag.dag_id) as progress:
@@ -146,7 +149,7 @@ async def _execute(dag: DAG, params: dict[str, Any], settings: Settings, run_id:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, on_signal, sig.name)
             try:
-                with bad_input(f"{dag.fileloc}: DAG {dag.dag_id!r}"):
+                with bad_input(where):
                     run = await engine.start_run(dag, params, run_id=run_id)
                 run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
                 result = await run.done
@@ -154,9 +157,21 @@ async def _execute(dag: DAG, params: dict[str, Any], settings: Settings, run_id:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
     print_summary(result, settings.logs_path)
-    if received:
-        return SIGNAL_EXIT.get(received[0], EXIT_FAILED)
-    return EXIT_OK if result.ok else EXIT_FAILED
+    code = (
+        SIGNAL_EXIT.get(received[0], EXIT_FAILED)
+        if received
+        else EXIT_OK
+        if result.ok
+        else EXIT_FAILED
+    )
+    if engine.abandoned:
+        # A task ignored cancellation; asyncio.run() would wait for it forever while
+        # cleaning up. Everything is recorded and flushed: leave now.
+        err.print(f"{engine.abandoned} task(s) ignored cancellation; exiting without them")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def run_command(
@@ -179,4 +194,5 @@ def run_command(
         dag = pick_dag(load_dag_file(file), dag_id)
     with bad_input(f"{file}: DAG {dag.dag_id!r}"):
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
-    raise typer.Exit(asyncio.run(_execute(dag, params, settings, run_id)))
+    # A signal from here on is handled by the engine (stop gracefully, exit 130/143).
+    raise typer.Exit(asyncio.run(_execute(dag, params, settings, run_id, str(file))))

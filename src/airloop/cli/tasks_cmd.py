@@ -41,7 +41,7 @@ app = typer.Typer(help="Run or inspect task instances.", no_args_is_help=True)
 
 def _upstream_values(pairs: list[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for task_id, text in parse_cli_params(pairs).items():
+    for task_id, text in parse_cli_params(pairs, "--upstream").items():
         try:
             values[task_id] = json.loads(text)
         except ValueError:
@@ -70,10 +70,10 @@ def task_test_command(
     settings = settings_from(config)
     with bad_input():
         dag = pick_dag(load_dag_file(file), dag_id)
-    with bad_input(f"{file}: DAG {dag.dag_id!r}"):
+    with bad_input(str(file)):
         node = dag.get_task(task_id)
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
-    given = _upstream_values(upstream or [])
+        given = _upstream_values(upstream or [])
     needed = sorted(op.task_id for op in node.xcom_dependencies())
     missing = [t for t in needed if t not in given]
     if missing:
@@ -155,6 +155,8 @@ async def _states(url: str, run_id: str, dag_id: str | None) -> int:
         else:
             runs = await store.find_runs(run_id, dag_id)
         if not runs:
+            if run_id == "latest":
+                fail("no DAG runs yet" + (f" for DAG {dag_id!r}" if dag_id else ""))
             fail(f"no DAG run {run_id!r}" + (f" for DAG {dag_id!r}" if dag_id else ""))
         if len(runs) > 1:
             ids = ", ".join(r.dag_id for r in runs)

@@ -53,7 +53,21 @@ def load_dag_file(path: str | Path) -> DagFile:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(name, None)
+        if exc.filename and Path(exc.filename).resolve() != path.resolve():
+            # The syntax error is in a module the DAG file imports: say which.
+            raise DagFileError(
+                shown,
+                f"SyntaxError in {exc.filename}:{exc.lineno}: {exc.msg}",
+                line=_line_in_file(exc, path),
+            ) from exc
         raise DagFileError(shown, f"SyntaxError: {exc.msg}", line=exc.lineno) from exc
+    except SystemExit as exc:
+        sys.modules.pop(name, None)
+        raise DagFileError(
+            shown,
+            f"called sys.exit({exc.code!r}) while being imported",
+            line=_line_in_file(exc, path),
+        ) from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise DagFileError(

@@ -50,6 +50,9 @@ class Engine:
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
         self._pools = PoolLedger(self.settings.pools)
+        #: Task coroutines that ignored cancellation at shutdown (the process should
+        #: exit without waiting for them: see the CLI).
+        self.abandoned = 0
 
     @property
     def store(self) -> Store:
@@ -94,7 +97,7 @@ class Engine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is not None and self._scheduler is not None:
+        if exc is not None and self._scheduler is not None and self._scheduler.active_runs:
             self._scheduler.request_stop(f"{type(exc).__name__} in the calling code")
         await self._close()
 
@@ -117,6 +120,7 @@ class Engine:
                     await asyncio.gather(self._serve, return_exceptions=True)
             if self._executor is not None:
                 await self._executor.shutdown(deadline)
+                self.abandoned += self._executor.abandoned
         finally:
             if self._logs is not None:
                 await asyncio.to_thread(self._logs.close)

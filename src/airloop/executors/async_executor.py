@@ -46,6 +46,8 @@ class AsyncExecutor(Executor):
         self._tasks: dict[tuple[int, TIKey], asyncio.Task[None]] = {}
         self._pool: DaemonThreadPool | None = None
         self._runner: Runner | None = None
+        #: Coroutines that ignored cancellation at shutdown and were left behind.
+        self.abandoned = 0
 
     @property
     def capacity(self) -> int | None:
@@ -131,6 +133,7 @@ class AsyncExecutor(Executor):
         pending = set(self._tasks.values())
         if pending:
             _, stuck = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            self.abandoned += len(stuck)
             for task in stuck:
                 log.error(
                     "%s did not stop within the shutdown deadline (it ignores cancellation); "

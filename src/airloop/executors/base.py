@@ -49,6 +49,8 @@ class Executor(ABC):
     runs_coroutines_natively: ClassVar[bool]
     #: Work keeps running if the scheduler process dies.
     survives_scheduler_restart: ClassVar[bool] = False
+    #: Work that did not stop by the shutdown deadline and was left behind.
+    abandoned: int = 0
 
     @property
     @abstractmethod

@@ -1,0 +1,142 @@
+"""``airloop tasks test``: one task, in the CLI's process, recorded nowhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .support import Call, CliResult, airloop, query, run_many, write
+
+pytestmark = pytest.mark.slow
+
+DAG_FILE = """
+from airloop import DAG, Param, task
+
+with DAG("tasks_cli", params={"n": Param(3, type=int), "word": Param("hi", type=str)}) as dag:
+
+    @task
+    def show(params: dict) -> str:
+        return f"{params['word']} x{params['n']}"
+
+    @task
+    def numbers() -> list[int]:
+        return [1, 2, 3]
+
+    @task
+    async def double(x: int, factor: int) -> int:
+        return x * factor
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    @task
+    def explode() -> None:
+        raise RuntimeError("kaboom on purpose")
+
+    show()
+    total(double.partial(factor=10).expand(x=numbers()))
+    explode()
+"""
+
+TABLES = ("dag_run", "task_instance", "xcom", "task_log")
+
+
+@pytest.fixture(scope="module")
+def dag_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(tmp_path_factory.mktemp("tasks_test"), "tasks_cli.py", DAG_FILE)
+
+
+@pytest.fixture(scope="module")
+def results(dag_file: Path) -> dict[str, CliResult]:
+    base = dag_file.parent
+    # The params case runs against an existing, migrated database: it must stay empty.
+    migrated = airloop("db", "migrate", home=base / "params")
+    assert migrated.code == 0, migrated.transcript
+
+    def call(name: str, *args: str) -> Call:
+        return Call(("tasks", "test", str(dag_file), "tasks_cli", *args), base / name)
+
+    return run_many(
+        {
+            "params": call("params", "show", "--param", "n=7", "--param", "word=yo"),
+            "mapped": call(
+                "mapped", "double", "--upstream", "numbers=[4, 5, 6]", "--map-index", "2"
+            ),
+            "reduce": call("reduce", "total", "--upstream", "double=[10, 20, 30]"),
+            "missing_upstream": call("missing_upstream", "double", "--map-index", "1"),
+            "failing": call("failing", "explode"),
+            "unknown_task": call("unknown_task", "nope"),
+            "bad_param": call("bad_param", "show", "--param", "n=abc"),
+            "upstream_without_value": call("upstream_without_value", "double", "-u", "numbers"),
+        }
+    )
+
+
+def test_task_with_params_prints_its_return_value_and_records_nothing(
+    results: dict[str, CliResult],
+) -> None:
+    result = results["params"]
+    assert result.code == 0, result.transcript
+    assert result.stdout.startswith("success"), result.transcript
+    assert 'returned: "yo x7"' in result.stdout, result.transcript
+    for table in TABLES:
+        assert query(result.db, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
+    assert not (result.home / "logs").exists()
+
+
+def test_mapped_task_with_upstream_and_map_index(results: dict[str, CliResult]) -> None:
+    result = results["mapped"]
+    assert result.code == 0, result.transcript
+    assert "returned: 60" in result.stdout, result.transcript  # 6 * factor 10
+    assert not result.db.exists()
+
+
+def test_task_reducing_a_mapped_upstream(results: dict[str, CliResult]) -> None:
+    result = results["reduce"]
+    assert result.code == 0, result.transcript
+    assert "returned: 60" in result.stdout, result.transcript
+
+
+def test_missing_upstream_names_the_needed_task(results: dict[str, CliResult]) -> None:
+    result = results["missing_upstream"]
+    assert result.code == 2, result.transcript
+    assert len(result.err_lines) == 1, result.transcript
+    line = result.err_lines[0]
+    assert "'double'" in line
+    assert "'numbers'" in line
+    assert "--upstream numbers=" in line
+
+
+def test_failing_task_exits_1(results: dict[str, CliResult]) -> None:
+    result = results["failing"]
+    assert result.code == 1, result.transcript
+    assert "failed" in result.stdout, result.transcript
+    assert "RuntimeError: kaboom on purpose" in result.stdout, result.transcript
+    # The task's own log (with the traceback) goes to the console.
+    assert "Traceback" in result.stderr, result.transcript
+
+
+def test_unknown_task(results: dict[str, CliResult], dag_file: Path) -> None:
+    result = results["unknown_task"]
+    assert result.code == 2, result.transcript
+    assert len(result.err_lines) == 1, result.transcript
+    assert str(dag_file) in result.err_lines[0]
+    assert "'nope'" in result.err_lines[0]
+
+
+def test_invalid_param(results: dict[str, CliResult], dag_file: Path) -> None:
+    result = results["bad_param"]
+    assert result.code == 2, result.transcript
+    assert len(result.err_lines) == 1, result.transcript
+    assert str(dag_file) in result.err_lines[0]
+    assert "'abc'" in result.err_lines[0]
+
+
+def test_upstream_without_value_is_bad_input(results: dict[str, CliResult]) -> None:
+    result = results["upstream_without_value"]
+    assert result.code == 2, result.transcript
+    assert len(result.err_lines) == 1, result.transcript
+    assert "numbers" in result.err_lines[0]
+    assert "--upstream" in result.err_lines[0]
