@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -38,8 +38,39 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL; default: SQLite at <home>/airloop.db.",
     )
     logs_folder: Path | None = Field(default=None, description="Default: <home>/logs.")
+    use_async: bool = Field(
+        default=True,
+        description="Tasks that name no executor run on the async executor; false: on sync_executor.",
+    )
+    sync_executor: Literal["thread", "process", "dask"] = Field(
+        default="thread", description="The default executor when use_async is false."
+    )
     sync_threads: int = Field(
-        default=32, ge=1, description="Threads for sync tasks and sync pokes (async executor)."
+        default=32, ge=1, description="async executor: threads for sync tasks and sync pokes."
+    )
+    thread_workers: int = Field(default=32, ge=1, description="thread executor: pool size.")
+    process_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 2,
+        ge=1,
+        description="process executor: pool size.",
+    )
+    process_start_method: Literal["forkserver", "spawn"] = Field(
+        default="forkserver", description="process executor: how worker processes start."
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="dask executor: scheduler address; none: start a LocalCluster on loopback.",
+    )
+    dask_workers: int = Field(default=2, ge=1, description="dask LocalCluster: worker processes.")
+    dask_threads_per_worker: int = Field(
+        default=16, ge=1, description="dask LocalCluster: threads (= concurrent tasks) per worker."
+    )
+    dask_pool_resources: bool = Field(
+        default=False,
+        description="dask: tasks ask for their pool's slots as Dask worker resources.",
+    )
+    loop_block_threshold: float = Field(
+        default=0.2, gt=0, description="Warn when the event loop is blocked longer than this (s)."
     )
     max_active_tasks_per_dag: int = Field(
         default=100_000, ge=1, description="Default for DAG(max_active_tasks=...)."
@@ -68,6 +99,10 @@ class Settings(BaseSettings):
             if slots < 0:
                 raise ValueError(f"pool {name!r} cannot have {slots} slots")
         return self
+
+    @property
+    def default_executor(self) -> str:
+        return "async" if self.use_async else self.sync_executor
 
     @property
     def logs_path(self) -> Path:

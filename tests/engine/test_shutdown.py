@@ -376,7 +376,9 @@ async def test_a_sync_task_queued_for_a_thread_never_runs_after_shutdown(
         # Free the only thread, then run a marker job through the same (FIFO, one
         # thread) pool: once it has run, anything queued before it has run too.
         thread_gate.set()
-        pool = engine._executor._pool  # type: ignore[union-attr]  # private: no public handle
+        executors = engine._executors  # private: no public handle on the pool
+        assert executors is not None
+        pool = executors.get("async")._pool  # type: ignore[attr-defined]
         assert pool is not None
         await asyncio.wrap_future(pool.submit(lambda: None))
 

@@ -74,13 +74,17 @@ class PythonTaskOperator(BaseOperator):
     def xcom_dependencies(self) -> list[AbstractOperator]:
         return list(self._deps)
 
-    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
         if not self._deps:
+            return None  # the arguments are in the DAG file already
+        return resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup)
+
+    def rebuild(self, bound: Any) -> BaseOperator:
+        if bound is None:
             return self
-        bound = copy.copy(self)
-        bound.op_args = resolve_xcom_args(self.op_args, lookup)
-        bound.op_kwargs = resolve_xcom_args(self.op_kwargs, lookup)
-        return bound
+        op = copy.copy(self)
+        op.op_args, op.op_kwargs = bound
+        return op
 
     def execute(self, context: Context) -> Any:
         """Call the function (for an ``async def`` this returns the coroutine to await)."""

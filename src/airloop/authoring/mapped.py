@@ -134,7 +134,10 @@ class MappedOperator(AbstractOperator):
                 out.append(MapSource(name, literal_length=len(value)))
         return tuple(out)
 
-    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+    def rebuild(self, bound: Any) -> BaseOperator:
+        return self.factory(self.task_id, dict(bound))
+
+    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
         columns: list[tuple[str, list[Any]]] = []
         for name, value in self.expand_input.items():
             seq = lookup(value.operator.task_id) if isinstance(value, XComArg) else value
@@ -158,4 +161,4 @@ class MappedOperator(AbstractOperator):
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
         kwargs = resolve_xcom_args(self.partial_kwargs, lookup)
         kwargs.update(chosen)
-        return self.factory(self.task_id, kwargs)
+        return kwargs

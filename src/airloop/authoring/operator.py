@@ -13,6 +13,7 @@ from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
 from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import DagDefinitionError
+from airloop.executors import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
     from airloop.authoring.context import Context
@@ -65,6 +66,8 @@ class TaskSettings:
     priority_weight: int = 1
     weight_rule: str = "downstream"
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    #: Which executor runs the task; None: the engine's default (settings ``use_async``).
+    executor: str | None = None
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -115,6 +118,13 @@ def resolve_settings(
             values[name] = bool(merged[name])
     if "pool" in merged:
         values["pool"] = check_id(f"pool name for {where}", merged["pool"])
+    if merged.get("executor") is not None:
+        if merged["executor"] not in EXECUTOR_NAMES:
+            raise DagDefinitionError(
+                f"{where}: unknown executor {merged['executor']!r} "
+                f"(choose from {', '.join(EXECUTOR_NAMES)})"
+            )
+        values["executor"] = merged["executor"]
     if "weight_rule" in merged:
         if merged["weight_rule"] not in WEIGHT_RULES:
             raise DagDefinitionError(
@@ -192,9 +202,21 @@ class AbstractOperator:
         """Operators whose outputs this one consumes (they become upstream tasks)."""
         return ()
 
+    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
+        """The arguments this task instance runs with, upstream outputs resolved by ``lookup``.
+
+        Plain values (picklable), so they can travel with a reference to the DAG file to
+        another process or a Dask worker, where ``rebuild`` makes the operator again.
+        """
+        raise NotImplementedError
+
+    def rebuild(self, bound: Any) -> BaseOperator:
+        """The operator to run, from what ``bind`` returned."""
+        raise NotImplementedError
+
     def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
         """The operator to run for ``map_index``, with upstream outputs resolved by ``lookup``."""
-        raise NotImplementedError
+        return self.rebuild(self.bind(map_index, lookup))
 
     # -- dependencies ---------------------------------------------------------------
 
@@ -272,6 +294,7 @@ class BaseOperator(AbstractOperator):
         priority_weight: int = NOTSET,
         weight_rule: str = NOTSET,
         trigger_rule: TriggerRule | str = NOTSET,
+        executor: str | None = NOTSET,
         doc: str | None = None,
     ) -> None:
         super().__init__(
@@ -290,6 +313,7 @@ class BaseOperator(AbstractOperator):
                 "priority_weight": priority_weight,
                 "weight_rule": weight_rule,
                 "trigger_rule": trigger_rule,
+                "executor": executor,
             },
         )
 
@@ -300,7 +324,10 @@ class BaseOperator(AbstractOperator):
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.execute)
 
-    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
+        return None
+
+    def rebuild(self, bound: Any) -> BaseOperator:
         return self
 
     @classmethod

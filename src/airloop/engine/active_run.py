@@ -265,10 +265,11 @@ class ActiveRun:
     def _decode(text: str | None) -> Any:
         return None if text is None else json.loads(text)
 
-    def work_item(self, key: TIKey) -> WorkItem:
+    def work_item(self, key: TIKey, default_executor: str) -> WorkItem:
         """Materialize the operator for ``key``; raises if its inputs cannot be resolved."""
         node = self.dag.task_dict[key.task_id]
-        operator = node.materialize(key.map_index, self._lookup)
+        bound = node.bind(key.map_index, self._lookup)
+        operator = node.rebuild(bound)
         rec = self.records[key]
         path = self._log_path(key, rec.try_number)
         ti = TaskInstanceInfo(
@@ -290,4 +291,6 @@ class ActiveRun:
             timeout=node.settings.execution_timeout,
             log_path=path,
             xcom_max_bytes=self.xcom_max_bytes,
+            executor=node.settings.executor or default_executor,
+            bound=bound,
         )

@@ -16,12 +16,12 @@ from airloop.core.planner import RunPlanner
 from airloop.core.pools import PoolLedger
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.events import OutcomeChannel
+from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.task_logs import TaskLogWriter
 from airloop.exceptions import RunExistsError
-from airloop.executors.async_executor import AsyncExecutor
-from airloop.executors.base import Executor, WorkItem
+from airloop.executors.base import WorkItem
 from airloop.settings import Settings
 from airloop.store.repository import Store
 
@@ -46,7 +46,7 @@ class Engine:
         self._hostname = socket.gethostname()
         self._store: Store | None = None
         self._logs: TaskLogWriter | None = None
-        self._executor: Executor | None = None
+        self._executors: ExecutorRegistry | None = None
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
         self._pools = PoolLedger(self.settings.pools)
@@ -73,17 +73,15 @@ class Engine:
             self._logs.start()
             channel = OutcomeChannel()
             logs = self._logs
-            self._executor = AsyncExecutor(
-                sync_threads=self.settings.sync_threads,
-                hostname=self._hostname,
-                sink_for=lambda item: logs.sink(item.log_path),
+            self._executors = ExecutorRegistry(
+                self.settings, channel, self._hostname, lambda item: logs.sink(item.log_path)
             )
-            await self._executor.start(channel)
             self._scheduler = Scheduler(
                 store=self._store,
-                executor=self._executor,
+                executors=self._executors,
                 channel=channel,
                 shutdown_grace=self.settings.shutdown_grace_seconds,
+                default_executor=self.settings.default_executor,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
         except BaseException:
@@ -118,15 +116,15 @@ class Engine:
                     log.error("the scheduler did not stop in time; cancelling it")
                     self._serve.cancel()
                     await asyncio.gather(self._serve, return_exceptions=True)
-            if self._executor is not None:
-                await self._executor.shutdown(deadline)
-                self.abandoned += self._executor.abandoned
+            if self._executors is not None:
+                await self._executors.shutdown(deadline)
+                self.abandoned += self._executors.abandoned
         finally:
             if self._logs is not None:
                 await asyncio.to_thread(self._logs.close)
             if self._store is not None:
                 await self._store.close()
-            self._serve = self._scheduler = self._executor = None
+            self._serve = self._scheduler = self._executors = None
             self._logs = self._store = None
 
     def request_shutdown(self, reason: str) -> None:
@@ -149,6 +147,11 @@ class Engine:
         specs = build_specs(dag)
         max_active = dag.max_active_tasks or self.settings.max_active_tasks_per_dag
         planner = RunPlanner(specs, pools=self._pools, max_active_tasks=max_active)
+        assert self._executors is not None
+        await self._executors.ensure(
+            dag.task_dict[s.task_id].settings.executor or self.settings.default_executor
+            for s in specs
+        )
         logical_date = datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
         if await self.store.find_runs(run_id, dag.dag_id):

@@ -21,6 +21,7 @@ from airloop.engine.events import TaskFinished, TaskStarted
 from airloop.engine.task_logs import LogSink, current_log_sink
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
+from airloop.executors.threads import SyncTimeout
 from airloop.runtime import Offloader, current_offloader, current_task_label
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ StartedHook = Callable[[], None]
 #: thread just before the call starts: the start is logged and reported then, and the
 #: timeout counts from then, not from when the call was queued.
 SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
+#: Runs an async operator somewhere other than this loop (the thread executor gives
+#: each its own loop in a pool thread). Raises SyncTimeout(abandoned=False) when the
+#: task's own timeout cancelled it there.
+CoroutineRunner = Callable[[Any, StartedHook, Any], Awaitable[Any]]
 
 
 def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | None]:
@@ -72,11 +77,13 @@ class Runner:
         sink_for: Callable[[WorkItem], LogSink],
         run_sync: SyncRunner,
         offloader: Offloader,
+        run_coroutine: CoroutineRunner | None = None,
     ) -> None:
         self.executor_name = executor_name
         self.hostname = hostname
         self.report = report
         self.report_threadsafe = report_threadsafe
+        self.run_coroutine = run_coroutine
         self.sink_for = sink_for
         self.run_sync = run_sync
         self.offloader = offloader
@@ -124,7 +131,9 @@ class Runner:
 
         timeout_cm: asyncio.Timeout | None = None
         try:
-            if op.is_async:
+            if op.is_async and self.run_coroutine is not None:
+                result = await self.run_coroutine(op, lambda: started(True), item)
+            elif op.is_async:
                 started()
                 async with asyncio.timeout(item.timeout) as timeout_cm:
                     result = await op.execute(item.context)
@@ -146,7 +155,7 @@ class Runner:
         except TimeoutError as exc:
             if (timeout_cm is not None and timeout_cm.expired()) or isinstance(exc, SyncTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
-                if isinstance(exc, SyncTimeout):
+                if isinstance(exc, SyncTimeout) and exc.abandoned:
                     message += "; the thread running it cannot be stopped and was abandoned"
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
@@ -166,7 +175,3 @@ class Runner:
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
             finish("success", xcom=xcom, output_length=length)
-
-
-class SyncTimeout(TimeoutError):
-    """A sync task outlived its execution_timeout (its thread keeps running)."""

@@ -11,8 +11,8 @@ from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
+from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.runner import first_line
-from airloop.executors.base import Executor
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,14 @@ class Scheduler:
         self,
         *,
         store: Store,
-        executor: Executor,
+        executors: ExecutorRegistry,
         channel: OutcomeChannel,
         shutdown_grace: float,
+        default_executor: str,
     ) -> None:
         self._store = store
-        self._executor = executor
+        self._executors = executors
+        self._default_executor = default_executor
         self._channel = channel
         self._grace = shutdown_grace
         self._runs: dict[int, ActiveRun] = {}
@@ -154,7 +156,7 @@ class Scheduler:
 
     def _submit(self, run: ActiveRun, key: TIKey, now_dt: datetime) -> None:
         try:
-            item = run.work_item(key)
+            item = run.work_item(key, self._default_executor)
         except Exception as exc:  # noqa: BLE001 - reported as the task instance's failure
             # The inputs could not be resolved (e.g. mapping over a value that is not a
             # list): the task instance fails like any task, through the channel.
@@ -171,14 +173,14 @@ class Scheduler:
                 )
             )
             return
-        self._executor.submit(item)
+        self._executors.get(item.executor).submit(item)
 
     # -- stopping -------------------------------------------------------------------
 
     def _begin_stop(self, now: float) -> None:
         reason = self._stop_reason or "stop requested"
         self._stop_deadline = now + self._grace
-        n = self._executor.cancel_all(reason)
+        n = self._executors.cancel_all(reason)
         log.warning("stopping (%s): cancelled %d running task instances", reason, n)
         for run in self._runs.values():
             run.stopping = reason

@@ -1,1 +1,7 @@
-"""Executors: one API, one module per backend."""
+"""Executors: one API (base.py), one module per backend.
+
+The names below are what ``@task(executor=...)`` and settings accept; the
+implementations are imported only when an engine first needs them.
+"""
+
+EXECUTOR_NAMES: tuple[str, ...] = ("async", "thread", "process", "dask")

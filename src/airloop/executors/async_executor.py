@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
-from airloop.engine.runner import Runner, StartedHook, SyncTimeout
+from airloop.engine.runner import Runner, StartedHook
 from airloop.engine.task_logs import LogSink
-from airloop.executors.base import Executor, WorkItem
-from airloop.executors.threads import DaemonThreadPool
+from airloop.executors.base import WorkItem
+from airloop.executors.supervised import SupervisedExecutor
+from airloop.executors.threads import DaemonThreadPool, run_in_pool
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class AsyncExecutor(Executor):
+class AsyncExecutor(SupervisedExecutor):
     """Thousands of waiting tasks cost one coroutine each; blocking code is offloaded.
 
     Sync callables go to a dedicated bounded pool of ``sync_threads`` threads, never
@@ -38,26 +37,19 @@ class AsyncExecutor(Executor):
         hostname: str,
         sink_for: Callable[[WorkItem], LogSink],
     ) -> None:
+        super().__init__()
         self._sync_threads = sync_threads
         self._hostname = hostname
         self._sink_for = sink_for
-        # The executor owns every task it starts (see docs/adr/0003): tracked here,
-        # cancelled and awaited with a deadline at shutdown.
-        self._tasks: dict[tuple[int, TIKey], asyncio.Task[None]] = {}
         self._pool: DaemonThreadPool | None = None
         self._runner: Runner | None = None
-        #: Coroutines that ignored cancellation at shutdown and were left behind.
-        self.abandoned = 0
 
     @property
     def capacity(self) -> int | None:
         return None
 
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
-
     async def start(self, channel: OutcomeChannel) -> None:
+        self._channel = channel
         self._pool = DaemonThreadPool(self._sync_threads, name="airloop-sync")
         self._runner = Runner(
             executor_name=self.name,
@@ -67,7 +59,11 @@ class AsyncExecutor(Executor):
             sink_for=self._sink_for,
             run_sync=self._run_sync,
             offloader=self._offload,
+            **self._runner_options(),
         )
+
+    def _runner_options(self) -> dict[str, Any]:
+        return {}
 
     def _offload(self, fn: Callable[..., T], /, *args: Any) -> Awaitable[T]:
         assert self._pool is not None
@@ -75,70 +71,13 @@ class AsyncExecutor(Executor):
 
     async def _run_sync(self, fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
         assert self._pool is not None
-        loop = asyncio.get_running_loop()
-        begun: asyncio.Future[None] = loop.create_future()
+        return await run_in_pool(self._pool, fn, item.context, started, item.timeout)
 
-        def mark_begun() -> None:
-            if not begun.done():
-                begun.set_result(None)
-
-        def body(ctx: Any) -> Any:
-            started()  # logged and reported from this thread, before the user code runs
-            loop.call_soon_threadsafe(mark_begun)
-            return fn(ctx)
-
-        work = asyncio.wrap_future(self._pool.submit(body, item.context))
-        try:
-            await begun
-        except asyncio.CancelledError:
-            work.cancel()  # still queued: the pool drops it; never runs later
-            raise
-        try:
-            async with asyncio.timeout(item.timeout) as cm:
-                return await work
-        except TimeoutError:
-            if cm.expired():
-                raise SyncTimeout() from None
-            raise
-
-    def submit(self, item: WorkItem) -> None:
+    def _supervise(self, item: WorkItem) -> Coroutine[Any, Any, None]:
         assert self._runner is not None, "executor not started"
-        task = asyncio.create_task(self._runner.run(item), name=item.label)
-        self._tasks[item.ref] = task
-        task.add_done_callback(functools.partial(self._done, item.ref))
-
-    def _done(self, ref: tuple[int, TIKey], task: asyncio.Task[None]) -> None:
-        self._tasks.pop(ref, None)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("runner for %s crashed", task.get_name(), exc_info=exc)
-
-    def cancel(self, ref: tuple[int, TIKey], reason: str) -> bool:
-        task = self._tasks.get(ref)
-        if task is None or task.done():
-            return False
-        task.cancel(reason)
-        return True
-
-    def cancel_all(self, reason: str) -> int:
-        n = 0
-        for task in list(self._tasks.values()):
-            if not task.done():
-                task.cancel(reason)
-                n += 1
-        return n
+        return self._runner.run(item)
 
     async def shutdown(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.cancel_all("executor shutting down")
-        pending = set(self._tasks.values())
-        if pending:
-            _, stuck = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
-            self.abandoned += len(stuck)
-            for task in stuck:
-                log.error(
-                    "%s did not stop within the shutdown deadline (it ignores cancellation); "
-                    "abandoned",
-                    task.get_name(),
-                )
+        await self._stop_tasks(deadline)
         if self._pool is not None:
             self._pool.shutdown()

@@ -9,12 +9,39 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator
 from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCall:
+    """A work item by reference: what another process needs to run it.
+
+    The DAG file's path and ids instead of pickled closures; ``bound`` holds the task's
+    resolved arguments (plain values: upstream outputs, literals from the DAG file).
+    """
+
+    dag_file: str
+    dag_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+    max_tries: int
+    run_pk: int
+    run_id: str
+    run_type: str
+    logical_date: datetime
+    params: dict[str, Any]
+    bound: Any
+    timeout: float | None
+    xcom_max_bytes: int
+    log_path: str
+    executor: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +56,9 @@ class WorkItem:
     timeout: float | None
     log_path: str
     xcom_max_bytes: int
+    executor: str = "async"
+    #: The arguments ``operator`` was rebuilt from (see AbstractOperator.bind).
+    bound: Any = None
 
     @property
     def ref(self) -> tuple[int, TIKey]:
@@ -37,6 +67,27 @@ class WorkItem:
     @property
     def label(self) -> str:
         return str(self.context.ti)
+
+    def call(self) -> TaskCall:
+        ti, run = self.context.ti, self.context.dag_run
+        return TaskCall(
+            dag_file=self.context.dag.fileloc,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            map_index=ti.map_index,
+            try_number=ti.try_number,
+            max_tries=ti.max_tries,
+            run_pk=self.run_pk,
+            run_id=run.run_id,
+            run_type=run.run_type,
+            logical_date=run.logical_date,
+            params=dict(run.params),
+            bound=self.bound,
+            timeout=self.timeout,
+            xcom_max_bytes=self.xcom_max_bytes,
+            log_path=self.log_path,
+            executor=self.executor,
+        )
 
 
 class Executor(ABC):

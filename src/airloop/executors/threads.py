@@ -8,6 +8,7 @@ let the process exit; the abandoned work is logged as such. See docs/adr/0004.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import queue
@@ -81,3 +82,54 @@ class DaemonThreadPool:
             self._closed = True
             for _ in self._threads:
                 self._jobs.put(None)
+
+
+class SyncTimeout(TimeoutError):
+    """Sync code outlived its execution_timeout.
+
+    ``abandoned``: the thread running it could not be stopped and was left to finish.
+    """
+
+    def __init__(self, abandoned: bool = True) -> None:
+        super().__init__("execution_timeout exceeded")
+        self.abandoned = abandoned
+
+
+async def run_in_pool(
+    pool: DaemonThreadPool,
+    fn: Callable[[Any], T],
+    arg: Any,
+    started: Callable[[], None],
+    time_limit: float | None,
+) -> T:
+    """Run ``fn(arg)`` in ``pool``; ``started()`` is called from the worker thread first.
+
+    The timeout counts from when a thread picks the call up, not while it is queued.
+    Cancelled while queued, the call never runs; cancelled or timed out while running,
+    the thread is abandoned (Python cannot stop a thread) and finishes on its own.
+    """
+    loop = asyncio.get_running_loop()
+    begun: asyncio.Future[None] = loop.create_future()
+
+    def mark_begun() -> None:
+        if not begun.done():
+            begun.set_result(None)
+
+    def body(value: Any) -> T:
+        started()
+        loop.call_soon_threadsafe(mark_begun)
+        return fn(value)
+
+    work = asyncio.wrap_future(pool.submit(body, arg))
+    try:
+        await begun
+    except asyncio.CancelledError:
+        work.cancel()  # still queued: the pool drops it
+        raise
+    try:
+        async with asyncio.timeout(time_limit) as cm:
+            return await work
+    except TimeoutError:
+        if cm.expired():
+            raise SyncTimeout(abandoned=True) from None
+        raise

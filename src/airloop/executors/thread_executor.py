@@ -1,0 +1,57 @@
+"""The thread executor: every task in a bounded thread pool, none on the scheduler's loop.
+
+An ``async def`` task gets its own event loop inside its thread (``asyncio.run``), so
+the scheduler's loop only supervises: it never runs task code. Choose it to run a
+DAG "without the async executor" (settings ``use_async = false``), or for code that
+misbehaves on a shared loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from airloop.engine.runner import StartedHook
+from airloop.executors.async_executor import AsyncExecutor
+from airloop.executors.base import WorkItem
+from airloop.executors.threads import SyncTimeout, run_in_pool
+
+
+class ThreadExecutor(AsyncExecutor):
+    name: ClassVar[str] = "thread"
+    runs_on_scheduler_loop: ClassVar[bool] = False
+    runs_coroutines_natively: ClassVar[bool] = False
+
+    @property
+    def capacity(self) -> int | None:
+        return self._sync_threads
+
+    def _runner_options(self) -> dict[str, Any]:
+        return {"run_coroutine": self._run_coroutine}
+
+    async def _run_coroutine(self, op: Any, started: StartedHook, item: WorkItem) -> Any:
+        assert self._pool is not None
+        # Where the task's coroutine runs, so a cancellation here can reach it there.
+        inner: dict[str, Any] = {}
+
+        def body(context: Any) -> Any:
+            async def main() -> Any:
+                inner["loop"] = asyncio.get_running_loop()
+                inner["task"] = asyncio.current_task()
+                try:
+                    async with asyncio.timeout(item.timeout) as cm:
+                        return await op.execute(context)
+                except TimeoutError:
+                    if cm.expired():
+                        raise SyncTimeout(abandoned=False) from None
+                    raise
+
+            return asyncio.run(main())
+
+        try:
+            return await run_in_pool(self._pool, body, item.context, started, None)
+        except asyncio.CancelledError:
+            loop, task = inner.get("loop"), inner.get("task")
+            if loop is not None and task is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+            raise

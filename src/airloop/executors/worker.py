@@ -1,0 +1,265 @@
+"""The worker side of the process and Dask executors: run a TaskCall by reference.
+
+A worker (a pool process, a Dask worker) receives a ``TaskCall`` -- the DAG file's
+path and ids plus the task's resolved arguments -- loads the DAG file (once per
+process and file version), rebuilds the operator and runs it with the same Runner as
+in-process executors, so outcomes are classified the same way everywhere. The task's
+log is appended to its file directly by the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.core.planner import TIKey
+from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
+from airloop.engine.events import TaskFinished, TaskStarted
+from airloop.engine.runner import Runner, StartedHook
+from airloop.engine.task_logs import LogSink, task_log_routing
+from airloop.executors.base import TaskCall, WorkItem
+from airloop.executors.threads import DaemonThreadPool, SyncTimeout, run_in_pool
+
+task_logger = logging.getLogger("airloop.task")
+
+# DAG files loaded in this worker process, by (path, modification time): a worker
+# imports each file once, and again only when it changes.
+_loaded: dict[tuple[str, int], DagFile] = {}
+_loaded_lock = threading.Lock()
+
+#: Where a pool process sends "started" reports (set by the pool's initializer).
+_started_queue: Any = None
+
+
+class FileSink(LogSink):
+    """Appends to the task's log file (the worker owns it while the task runs)."""
+
+    __slots__ = ("_lock", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(self, text: str) -> None:
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+
+
+def _dag_file(path: str) -> DagFile:
+    key = (path, Path(path).stat().st_mtime_ns)
+    with _loaded_lock:
+        loaded = _loaded.get(key)
+        if loaded is None:
+            loaded = load_dag_file(path)
+            _loaded[key] = loaded
+        return loaded
+
+
+def rebuild_item(call: TaskCall) -> WorkItem:
+    """The work item again, in this process: operator rebuilt from the DAG file."""
+    dag = pick_dag(_dag_file(call.dag_file), call.dag_id)
+    node = dag.get_task(call.task_id)
+    operator = node.rebuild(call.bound)
+    info = DagRunInfo(call.dag_id, call.run_id, call.logical_date, call.run_type, call.params)
+    ti = TaskInstanceInfo(
+        call.dag_id,
+        call.run_id,
+        call.task_id,
+        call.map_index,
+        call.try_number,
+        call.max_tries,
+        call.log_path,
+    )
+    return WorkItem(
+        run_pk=call.run_pk,
+        key=TIKey(call.task_id, call.map_index),
+        try_number=call.try_number,
+        operator=operator,
+        context=Context(dag=dag, task=operator, ti=ti, dag_run=info, log=task_logger),
+        timeout=call.timeout,
+        log_path=call.log_path,
+        xcom_max_bytes=call.xcom_max_bytes,
+        executor=call.executor,
+        bound=call.bound,
+    )
+
+
+@contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Interrupt sync code in this (main) thread after ``seconds``: it raises SyncTimeout."""
+    if not seconds:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise SyncTimeout(abandoned=False)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+async def _run_inline(fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
+    # A pool process runs one task at a time in its main thread: the sync code runs
+    # right here and SIGALRM enforces the timeout (the process is not left tainted).
+    started()
+    with _alarm(item.timeout):
+        return fn(item.context)
+
+
+def _runner(
+    call: TaskCall,
+    on_started: Callable[[TaskStarted], None],
+    sink: LogSink,
+    pool: DaemonThreadPool | None,
+) -> tuple[Runner, list[TaskStarted | TaskFinished]]:
+    events: list[TaskStarted | TaskFinished] = []
+
+    def report(event: TaskStarted | TaskFinished) -> None:
+        events.append(event)
+        if isinstance(event, TaskStarted):
+            on_started(event)
+
+    async def run_sync(fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
+        if pool is None:
+            return await _run_inline(fn, started, item)
+        return await run_in_pool(pool, fn, item.context, started, item.timeout)
+
+    runner = Runner(
+        executor_name=call.executor,
+        hostname=socket.gethostname(),
+        report=report,
+        report_threadsafe=report,
+        sink_for=lambda _: sink,
+        run_sync=run_sync,
+        offloader=asyncio.to_thread,
+    )
+    return runner, events
+
+
+def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> TaskFinished:
+    for event in reversed(events):
+        if isinstance(event, TaskFinished):
+            return event
+    raise RuntimeError(f"{call.dag_id}/{call.task_id}: the runner reported no outcome")
+
+
+def _report_to_parent(event: TaskStarted) -> None:
+    if _started_queue is not None:
+        _started_queue.put(event)
+
+
+def init_process(started_queue: Any) -> None:
+    """Pool initializer: where to report starts; task logs at INFO."""
+    global _started_queue
+    _started_queue = started_queue
+    logging.getLogger().setLevel(logging.INFO)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when work stops
+
+
+def run_in_process(call: TaskCall) -> TaskFinished:
+    """Entry point in a pool process: one task, sync or async, on a private loop."""
+    sink = FileSink(call.log_path)
+    in_main = threading.current_thread() is threading.main_thread()
+    pool = None if in_main else DaemonThreadPool(1, name="airloop-task")
+    runner, events = _runner(call, _report_to_parent, sink, pool)
+    try:
+        item = rebuild_item(call)
+    except Exception as exc:  # noqa: BLE001 - reported as the task's failure
+        return _load_failure(call, exc, sink)
+    with task_log_routing():
+        asyncio.run(runner.run(item))
+    if pool is not None:
+        pool.shutdown()
+    return _outcome(call, events)
+
+
+def _load_failure(call: TaskCall, exc: Exception, sink: LogSink) -> TaskFinished:
+    from datetime import UTC, datetime
+
+    from airloop.engine.runner import first_line
+
+    message = f"cannot load the task in the worker: {first_line(exc)}"
+    sink.line("ERROR", message)
+    return TaskFinished(
+        call.run_pk,
+        TIKey(call.task_id, call.map_index),
+        call.try_number,
+        datetime.now(UTC),
+        "failed",
+        error=message,
+        retryable=False,
+    )
+
+
+def _report_to_dask(event: TaskStarted) -> None:
+    from distributed import get_worker
+
+    get_worker().log_event(
+        DASK_STARTED_TOPIC,
+        {
+            "run_pk": event.run_pk,
+            "task_id": event.key.task_id,
+            "map_index": event.key.map_index,
+            "try_number": event.try_number,
+            "at": event.at.isoformat(),
+            "hostname": event.hostname,
+        },
+    )
+
+
+#: The Dask event topic workers publish "started" reports on.
+DASK_STARTED_TOPIC = "airloop-task-started"
+
+
+def run_on_dask(call: TaskCall) -> TaskFinished:
+    """Dask entry for a sync task: runs in one of the worker's threads.
+
+    Its own loop drives the Runner; the sync code runs in a helper thread so the
+    execution timeout can fail the task (that thread is abandoned, as in-process).
+    """
+    sink = FileSink(call.log_path)
+    pool = DaemonThreadPool(1, name="airloop-task")
+    runner, events = _runner(call, _report_to_dask, sink, pool)
+    try:
+        item = rebuild_item(call)
+    except Exception as exc:  # noqa: BLE001 - reported as the task's failure
+        return _load_failure(call, exc, sink)
+    try:
+        with task_log_routing():
+            asyncio.run(runner.run(item))
+    finally:
+        pool.shutdown()
+    return _outcome(call, events)
+
+
+async def run_on_dask_async(call: TaskCall) -> TaskFinished:
+    """Dask entry for an async task: a coroutine on the Dask worker's own event loop."""
+    sink = FileSink(call.log_path)
+    pool = DaemonThreadPool(1, name="airloop-task")
+    runner, events = _runner(call, _report_to_dask, sink, pool)
+    try:
+        item = rebuild_item(call)
+    except Exception as exc:  # noqa: BLE001 - reported as the task's failure
+        return _load_failure(call, exc, sink)
+    try:
+        with task_log_routing():
+            await runner.run(item)
+    finally:
+        pool.shutdown()
+    return _outcome(call, events)
