@@ -1,5 +1,7 @@
 """airloop: a workflow orchestrator rebuilt around one asyncio event loop."""
 
+from typing import TYPE_CHECKING, Any
+
 from airloop.authoring.context import Context
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -18,8 +20,22 @@ from airloop.exceptions import (
     SkipTask,
     TaskTimeout,
 )
+from airloop.runtime import delay, run_sync
+
+if TYPE_CHECKING:
+    from airloop.engine.engine import Engine, run
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The engine pulls in SQLAlchemy; DAG files import airloop and should not pay for it.
+    if name in ("Engine", "run"):
+        from airloop.engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'airloop' has no attribute {name!r}")
+
 
 __all__ = [
     "DAG",
@@ -29,6 +45,7 @@ __all__ = [
     "Context",
     "DagDefinitionError",
     "DagRunState",
+    "Engine",
     "FailTask",
     "MappedOperator",
     "Param",
@@ -40,5 +57,8 @@ __all__ = [
     "TriggerRule",
     "XComArg",
     "__version__",
+    "delay",
+    "run",
+    "run_sync",
     "task",
 ]

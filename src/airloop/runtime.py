@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable
+import inspect
+import sys
+import time
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -37,3 +40,45 @@ async def run_sync(fn: Callable[..., T], /, *args: Any) -> T:
     if offload is None:
         return await asyncio.to_thread(fn, *args)
     return await offload(fn, *args)
+
+
+class BlockingOnLoopError(RuntimeError):
+    """A sync call would have blocked the event loop."""
+
+
+class _Slept:
+    """What ``delay`` returns once it has slept (off the loop): awaiting it is a no-op."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def delay(seconds: float) -> Awaitable[None]:
+    """Sleep the right way for where it is called.
+
+    - In async code: ``await delay(5)`` awaits ``asyncio.sleep`` (the loop runs others).
+    - In sync code off the loop (a sync task in a worker thread or process):
+      ``delay(5)`` sleeps with ``time.sleep``.
+    - In sync code running on the event loop's thread it raises BlockingOnLoopError
+      instead of freezing every other task.
+    """
+    if seconds < 0:
+        raise ValueError(f"delay() needs seconds >= 0, got {seconds}")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        time.sleep(seconds)  # off-loop: no event loop runs in this thread
+        return _Slept()
+    caller = sys._getframe(1)
+    if caller.f_code.co_flags & _ASYNC_CODE:
+        return asyncio.sleep(seconds)
+    raise BlockingOnLoopError(
+        f"delay({seconds:g}) was called from sync code ({caller.f_code.co_name} at "
+        f"{caller.f_code.co_filename}:{caller.f_lineno}) on the event loop's thread, where "
+        "sleeping would block every task: make the caller async and 'await delay(...)', "
+        "or make the task a sync task (it then runs in a worker thread)"
+    )

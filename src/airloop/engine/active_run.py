@@ -128,7 +128,9 @@ class ActiveRun:
         if rec is None or rec.try_number != event.try_number:
             return None  # a late report about a try that is already settled
         if isinstance(event, TaskStarted):
-            if rec.state is not TaskState.QUEUED:
+            # start_date is cleared when a try is queued: a second report of the same
+            # start (a worker's side channel and its result both carry it) is dropped.
+            if rec.state is not TaskState.QUEUED or rec.start_date is not None:
                 return None
             rec.start_date = event.at
             rec.hostname = event.hostname

@@ -12,7 +12,7 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.core.planner import RunPlanner
+from airloop.core.planner import RunPlanner, TIKey
 from airloop.core.pools import PoolLedger
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.events import OutcomeChannel
@@ -20,6 +20,7 @@ from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.task_logs import TaskLogWriter
+from airloop.engine.watchdog import LoopWatchdog
 from airloop.exceptions import RunExistsError
 from airloop.executors.base import WorkItem
 from airloop.settings import Settings
@@ -50,6 +51,7 @@ class Engine:
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
         self._pools = PoolLedger(self.settings.pools)
+        self.watchdog: LoopWatchdog | None = None
         #: Task coroutines that ignored cancellation at shutdown (the process should
         #: exit without waiting for them: see the CLI).
         self.abandoned = 0
@@ -84,6 +86,10 @@ class Engine:
                 default_executor=self.settings.default_executor,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
+            self.watchdog = LoopWatchdog(
+                asyncio.get_running_loop(), self.settings.loop_block_threshold
+            )
+            self.watchdog.start()
         except BaseException:
             await self._close()
             raise
@@ -120,12 +126,23 @@ class Engine:
                 await self._executors.shutdown(deadline)
                 self.abandoned += self._executors.abandoned
         finally:
+            if self.watchdog is not None:
+                await asyncio.to_thread(self.watchdog.stop)
             if self._logs is not None:
                 await asyncio.to_thread(self._logs.close)
             if self._store is not None:
                 await self._store.close()
             self._serve = self._scheduler = self._executors = None
             self._logs = self._store = None
+
+    def cancel(
+        self, run: ActiveRun, task_id: str, map_index: int = -1, reason: str = "cancelled"
+    ) -> bool:
+        """Stop one queued or running task instance; it fails with ``interrupted: reason``
+        (no retry). False if it was not queued or running."""
+        if self._executors is None:
+            return False
+        return self._executors.cancel((run.run_pk, TIKey(task_id, map_index)), reason)
 
     def request_shutdown(self, reason: str) -> None:
         if self._scheduler is not None:

@@ -18,6 +18,8 @@ class TaskStarted:
     at: datetime
     hostname: str
     executor: str
+    #: The process running it (the process executor interrupts a cancelled task there).
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
+from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
 from airloop.engine.task_logs import LogSink
 from airloop.executors.base import Executor, WorkItem
@@ -81,6 +82,10 @@ class ExecutorRegistry:
     @property
     def started(self) -> dict[str, Executor]:
         return dict(self._executors)
+
+    def cancel(self, ref: tuple[int, TIKey], reason: str) -> bool:
+        """Cancel one task instance, wherever it runs."""
+        return any(e.cancel(ref, reason) for e in self._executors.values())
 
     def cancel_all(self, reason: str) -> int:
         return sum(e.cancel_all(reason) for e in self._executors.values())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -112,6 +113,7 @@ class Runner:
                     datetime.now(UTC),
                     self.hostname,
                     self.executor_name,
+                    os.getpid(),
                 )
             )
 

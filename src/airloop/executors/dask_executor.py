@@ -118,7 +118,7 @@ class DaskExecutor(SupervisedExecutor):
             resources=resources,
         )
         try:
-            finished = await future
+            started, finished = await future
         except KilledWorker as exc:
             self._fail(
                 item,
@@ -136,6 +136,8 @@ class DaskExecutor(SupervisedExecutor):
                 item, f"the Dask cluster could not run it: {first_line(exc)}", retryable=True
             )
             return
+        if started is not None:
+            self._channel.put(started)  # no-op if the side channel delivered it already
         self._channel.put(finished)
 
     async def _cancel_future(self, future: Any) -> None:

@@ -11,18 +11,21 @@ clear reason; the pool is replaced and later tasks run normally.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
+from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
 from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
 from airloop.executors.supervised import SupervisedExecutor
-from airloop.executors.worker import init_process, run_in_process
+from airloop.executors.worker import INTERRUPT_SIGNAL, init_process, run_in_process
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class ProcessExecutor(SupervisedExecutor):
         self._pool: ProcessPoolExecutor | None = None
         self._started: Any = None  # a multiprocessing queue: workers -> this process
         self._reader: threading.Thread | None = None
+        #: Which worker process runs which task instance (from their start reports).
+        self._pids: dict[tuple[int, TIKey], int] = {}
         self.restarts = 0
 
     @property
@@ -75,19 +80,21 @@ class ProcessExecutor(SupervisedExecutor):
                 return  # the queue was closed at shutdown
             if event is None:
                 return
+            if event.pid is not None:
+                self._pids[(event.run_pk, event.key)] = event.pid
             self._channel.put_threadsafe(event)
 
     async def _supervise(self, item: WorkItem) -> None:
         assert self._channel is not None and self._pool is not None
-        loop = asyncio.get_running_loop()
         pool = self._pool
         try:
-            future = loop.run_in_executor(pool, run_in_process, item.call())
+            call = pool.submit(run_in_process, item.call())
         except BrokenProcessPool:
             self._replace(pool)
-            future = loop.run_in_executor(self._pool, run_in_process, item.call())
+            pool = self._pool
+            call = pool.submit(run_in_process, item.call())
         try:
-            finished = await future
+            started, finished = await asyncio.wrap_future(call)
         except BrokenProcessPool:
             self._replace(pool)
             self._fail(
@@ -98,14 +105,30 @@ class ProcessExecutor(SupervisedExecutor):
             )
             return
         except asyncio.CancelledError as exc:
-            future.cancel()  # a queued call never starts; a running one is stopped at shutdown
+            if not call.cancel():  # a queued call simply never starts; a running one:
+                self._interrupt(item)
             reason = str(exc.args[0]) if exc.args else "cancelled"
             self._fail(item, f"interrupted: {reason}", retryable=False)
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. arguments that cannot be pickled
             self._fail(item, f"cannot run in a worker process: {first_line(exc)}", retryable=False)
             return
+        finally:
+            self._pids.pop(item.ref, None)
+        if started is not None:
+            self._channel.put(started)  # no-op if the side channel delivered it already
         self._channel.put(finished)
+
+    def _interrupt(self, item: WorkItem) -> None:
+        """Stop the task in the worker running it (its loop or its sync code is interrupted).
+
+        The pid comes from the task's own start report, and the call is still running
+        (the future was not done), so that process is busy with this task instance.
+        """
+        pid = self._pids.get(item.ref)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):  # it may be gone already
+                os.kill(pid, INTERRUPT_SIGNAL)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         if self._pool is broken:

@@ -114,12 +114,46 @@ def _alarm(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+#: Sent by the process executor to the worker running a task instance it cancels.
+INTERRUPT_SIGNAL = signal.SIGUSR1
+INTERRUPTED = "interrupted by the scheduler"
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """While sync code runs in this thread, INTERRUPT_SIGNAL raises CancelledError in it."""
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        raise asyncio.CancelledError(INTERRUPTED)
+
+    previous = signal.signal(INTERRUPT_SIGNAL, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(INTERRUPT_SIGNAL, previous)
+
+
 async def _run_inline(fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
     # A pool process runs one task at a time in its main thread: the sync code runs
-    # right here and SIGALRM enforces the timeout (the process is not left tainted).
-    started()
-    with _alarm(item.timeout):
+    # right here; SIGALRM enforces the timeout and INTERRUPT_SIGNAL a cancellation,
+    # so the process is never left running abandoned work.
+    with _interruptible(), _alarm(item.timeout):
+        started()
         return fn(item.context)
+
+
+async def _run_cancellable(runner: Runner, item: WorkItem) -> None:
+    """Run on this process's private loop; INTERRUPT_SIGNAL cancels the task."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(INTERRUPT_SIGNAL, task.cancel, INTERRUPTED)
+    try:
+        await runner.run(item)
+    finally:
+        loop.remove_signal_handler(INTERRUPT_SIGNAL)
+        # Between tasks a late interrupt must do nothing (its default would kill us).
+        signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)
 
 
 def _runner(
@@ -152,10 +186,16 @@ def _runner(
     return runner, events
 
 
-def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> TaskFinished:
+Outcome = tuple[TaskStarted | None, TaskFinished]
+
+
+def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> Outcome:
+    """The start (if it got that far) and the end: the start report sent on the side
+    channel may arrive after the result, so the result carries it too."""
+    started = next((e for e in events if isinstance(e, TaskStarted)), None)
     for event in reversed(events):
         if isinstance(event, TaskFinished):
-            return event
+            return started, event
     raise RuntimeError(f"{call.dag_id}/{call.task_id}: the runner reported no outcome")
 
 
@@ -170,9 +210,10 @@ def init_process(started_queue: Any) -> None:
     _started_queue = started_queue
     logging.getLogger().setLevel(logging.INFO)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when work stops
+    signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)  # only meaningful while a task runs
 
 
-def run_in_process(call: TaskCall) -> TaskFinished:
+def run_in_process(call: TaskCall) -> Outcome:
     """Entry point in a pool process: one task, sync or async, on a private loop."""
     sink = FileSink(call.log_path)
     in_main = threading.current_thread() is threading.main_thread()
@@ -181,11 +222,18 @@ def run_in_process(call: TaskCall) -> TaskFinished:
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return _load_failure(call, exc, sink)
-    with task_log_routing():
-        asyncio.run(runner.run(item))
-    if pool is not None:
-        pool.shutdown()
+        return None, _load_failure(call, exc, sink)
+    try:
+        with task_log_routing():
+            if in_main:
+                asyncio.run(_run_cancellable(runner, item))
+            else:
+                asyncio.run(runner.run(item))
+    except asyncio.CancelledError:
+        pass  # interrupted: the runner has reported it
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return _outcome(call, events)
 
 
@@ -227,7 +275,7 @@ def _report_to_dask(event: TaskStarted) -> None:
 DASK_STARTED_TOPIC = "airloop-task-started"
 
 
-def run_on_dask(call: TaskCall) -> TaskFinished:
+def run_on_dask(call: TaskCall) -> Outcome:
     """Dask entry for a sync task: runs in one of the worker's threads.
 
     Its own loop drives the Runner; the sync code runs in a helper thread so the
@@ -239,7 +287,7 @@ def run_on_dask(call: TaskCall) -> TaskFinished:
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return _load_failure(call, exc, sink)
+        return None, _load_failure(call, exc, sink)
     try:
         with task_log_routing():
             asyncio.run(runner.run(item))
@@ -248,7 +296,7 @@ def run_on_dask(call: TaskCall) -> TaskFinished:
     return _outcome(call, events)
 
 
-async def run_on_dask_async(call: TaskCall) -> TaskFinished:
+async def run_on_dask_async(call: TaskCall) -> Outcome:
     """Dask entry for an async task: a coroutine on the Dask worker's own event loop."""
     sink = FileSink(call.log_path)
     pool = DaemonThreadPool(1, name="airloop-task")
@@ -256,7 +304,7 @@ async def run_on_dask_async(call: TaskCall) -> TaskFinished:
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return _load_failure(call, exc, sink)
+        return None, _load_failure(call, exc, sink)
     try:
         with task_log_routing():
             await runner.run(item)

@@ -1,0 +1,133 @@
+"""DAGs for the executor behaviour suite. A real file: process and Dask workers load
+tasks from it by reference (path + ids), as they would a user's DAG file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from typing import Any
+
+from airloop import DAG, task
+
+
+def where() -> dict[str, Any]:
+    return {"pid": os.getpid(), "thread": threading.current_thread().name}
+
+
+with DAG("flow", params={"n": 3}) as flow:
+
+    @task
+    def numbers(params: dict[str, int]) -> list[int]:
+        return list(range(params["n"]))
+
+    @task
+    async def double(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return 2 * x
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    @task
+    async def combine(doubled: list[int], squared: list[int]) -> dict[str, Any]:
+        return {"doubled": doubled, "squared": squared, **where()}
+
+    @task
+    def sync_where() -> dict[str, Any]:
+        return where()
+
+    @task
+    async def async_where() -> dict[str, Any]:
+        return where()
+
+    n = numbers()
+    combine(double.expand(x=n), square.expand(x=n))
+    sync_where()
+    async_where()
+
+
+with DAG("failing") as failing:
+
+    @task
+    def boom() -> None:
+        raise ValueError("boom in a sync task")
+
+    @task
+    async def aboom() -> None:
+        raise KeyError("boom in an async task")
+
+    @task
+    def after(a: None, b: None) -> None: ...
+
+    after(boom(), aboom())
+
+
+with DAG("retrying") as retrying:
+
+    @task(retries=2, retry_delay=0.01)
+    def flaky_sync(try_number: int) -> int:
+        if try_number < 2:
+            raise ConnectionError(f"try {try_number} fails")
+        return try_number
+
+    @task(retries=2, retry_delay=0.01)
+    async def flaky_async(try_number: int) -> int:
+        if try_number < 3:
+            raise ConnectionError(f"try {try_number} fails")
+        return try_number
+
+    flaky_sync()
+    flaky_async()
+
+
+with DAG("timeouts") as timeouts:
+
+    @task(execution_timeout=0.5)
+    def slow_sync() -> None:
+        time.sleep(30)
+
+    @task(execution_timeout=0.5)
+    async def slow_async() -> None:
+        await asyncio.sleep(30)
+
+    @task(execution_timeout=0.5, retries=1, retry_delay=0.01)
+    async def slow_then_fast(try_number: int) -> int:
+        if try_number == 1:
+            await asyncio.sleep(30)
+        return try_number
+
+    slow_sync()
+    slow_async()
+    slow_then_fast()
+
+
+with DAG("cancelling", params={"marker": ""}) as cancelling:
+
+    @task
+    def sleepy_sync(params: dict[str, str]) -> None:
+        # Announce it is running, then block (interrupted by the cancellation).
+        open(params["marker"] + ".sync", "w").close()
+        for _ in range(300):
+            time.sleep(0.1)
+
+    @task
+    async def sleepy_async(params: dict[str, str]) -> None:
+        open(params["marker"] + ".async", "w").close()
+        await asyncio.sleep(30)
+
+    sleepy_sync()
+    sleepy_async()
+
+
+with DAG("dying") as dying:
+
+    @task(retries=1, retry_delay=0.01)
+    def dies_once(try_number: int) -> int:
+        if try_number == 1:
+            os._exit(3)  # the worker process dies (out of memory, segfault, kill -9...)
+        return try_number
+
+    dies_once()

@@ -1,0 +1,143 @@
+"""The executor behaviour suite: the same tests on async, thread, process and dask.
+
+This is how CI tests the project with and without the async executor: the module's
+engine fixture is parametrized over all four backends (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airloop import DagRunState
+from airloop.authoring.dag import DAG
+from airloop.core.states import TaskState
+from airloop.engine.active_run import ActiveRun
+from airloop.engine.engine import Engine
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def rows(engine: Engine, run_pk: int) -> dict[tuple[str, int], Any]:
+    return {(r.task_id, r.map_index): r for r in await engine.store.task_instances(run_pk)}
+
+
+async def xcoms(engine: Engine, run_pk: int) -> dict[tuple[str, int], Any]:
+    return {
+        (x.task_id, x.map_index): json.loads(x.value)
+        for x in await engine.store.xcom_values(run_pk)
+    }
+
+
+async def wait_for(run: ActiveRun, predicate: Any, within: float = 30) -> None:
+    """Event-driven: checked after every scheduler tick of ``run``."""
+    reached = asyncio.Event()
+    run.on_progress = lambda r: reached.set() if predicate(r) else None
+    async with asyncio.timeout(within):
+        while not predicate(run):
+            await reached.wait()
+            reached.clear()
+
+
+async def test_success_xcom_passing_and_mapping(
+    engine: Engine, dags: dict[str, DAG], executor_name: str, test_pid: int
+) -> None:
+    result = await engine.run(dags["flow"], params={"n": 4})
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcoms(engine, result.run_pk)
+    combined = values[("combine", -1)]
+    assert combined["doubled"] == [0, 2, 4, 6]
+    assert combined["squared"] == [0, 1, 4, 9]
+    table = await rows(engine, result.run_pk)
+    assert {r.executor for r in table.values()} == {executor_name}
+    assert [i for (t, i) in table if t == "square"] == [0, 1, 2, 3]
+    sync_at, async_at = values[("sync_where", -1)], values[("async_where", -1)]
+    # Where the code ran: nothing but async tasks on the scheduler's loop thread.
+    main = threading.main_thread().name
+    if executor_name == "async":
+        assert async_at == {"pid": test_pid, "thread": main}
+        assert sync_at["pid"] == test_pid and sync_at["thread"] != main
+    elif executor_name == "thread":
+        assert async_at["pid"] == test_pid and async_at["thread"] != main
+        assert sync_at["pid"] == test_pid and sync_at["thread"] != main
+    else:  # process, dask: other processes
+        assert async_at["pid"] != test_pid
+        assert sync_at["pid"] != test_pid
+
+
+async def test_failures_fail_downstream(engine: Engine, dags: dict[str, DAG]) -> None:
+    result = await engine.run(dags["failing"])
+    assert result.state is DagRunState.FAILED
+    table = await rows(engine, result.run_pk)
+    assert table["boom", -1].state == "failed"
+    assert table["boom", -1].error == "ValueError: boom in a sync task"
+    assert table["aboom", -1].state == "failed"
+    assert table["aboom", -1].error == "KeyError: 'boom in an async task'"
+    assert table["after", -1].state == "upstream_failed"
+    log = Path(
+        next(r.path for r in await engine.store.log_paths(result.run_pk) if r.task_id == "boom")
+    ).read_text()
+    assert "Traceback" in log
+    assert "ValueError: boom in a sync task" in log
+
+
+async def test_retries(engine: Engine, dags: dict[str, DAG]) -> None:
+    result = await engine.run(dags["retrying"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    table = await rows(engine, result.run_pk)
+    assert table["flaky_sync", -1].try_number == 2
+    assert table["flaky_async", -1].try_number == 3
+    values = await xcoms(engine, result.run_pk)
+    assert values[("flaky_sync", -1)] == 2
+    assert values[("flaky_async", -1)] == 3
+    logs = [r for r in await engine.store.log_paths(result.run_pk) if r.task_id == "flaky_async"]
+    assert sorted(r.try_number for r in logs) == [1, 2, 3]
+
+
+async def test_execution_timeouts(engine: Engine, dags: dict[str, DAG]) -> None:
+    started = time.monotonic()
+    result = await engine.run(dags["timeouts"])
+    took = time.monotonic() - started
+    assert took < 20, "a timed-out task must not be waited for"
+    table = await rows(engine, result.run_pk)
+    for task_id in ("slow_sync", "slow_async"):
+        assert table[task_id, -1].state == "failed"
+        assert "execution_timeout of 0.5s exceeded" in table[task_id, -1].error
+    assert table["slow_then_fast", -1].state == "success"
+    assert table["slow_then_fast", -1].try_number == 2
+
+
+async def test_cancelling_one_task_instance(
+    engine: Engine, dags: dict[str, DAG], tmp_path: Path
+) -> None:
+    marker = str(tmp_path / "marker")
+    run = await engine.start_run(dags["cancelling"], {"marker": marker})
+
+    def both_running(r: ActiveRun) -> bool:
+        return all(
+            r.planner.state_of(k) is TaskState.RUNNING
+            for k in (r.planner.keys("sleepy_sync")[0], r.planner.keys("sleepy_async")[0])
+        )
+
+    await wait_for(run, both_running)
+    # "running" is reported just before the task's code starts: let it start.
+    async with asyncio.timeout(30):
+        while not (os.path.exists(marker + ".sync") and os.path.exists(marker + ".async")):
+            await asyncio.sleep(0.02)
+    assert engine.cancel(run, "sleepy_sync", reason="test cancel")
+    assert engine.cancel(run, "sleepy_async", reason="test cancel")
+    result = await asyncio.wait_for(asyncio.shield(run.done), 20)
+    assert result.state is DagRunState.FAILED
+    table = await rows(engine, result.run_pk)
+    for task_id in ("sleepy_sync", "sleepy_async"):
+        assert table[task_id, -1].state == "failed"
+        assert table[task_id, -1].error == "interrupted: test cancel"
+        assert table[task_id, -1].try_number == 1  # a cancellation is never retried
+    assert not engine.cancel(run, "sleepy_sync"), "nothing left to cancel"
