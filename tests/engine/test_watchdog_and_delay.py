@@ -27,7 +27,7 @@ async def test_a_blocking_call_in_an_async_task_is_reported_with_its_task(
 
         @task
         async def rude() -> None:
-            time.sleep(1)  # blocks the event loop: every other task stops
+            time.sleep(1)  # noqa: ASYNC251 - the point: it blocks the event loop
 
         polite()
         rude()

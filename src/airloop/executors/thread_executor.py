@@ -9,6 +9,7 @@ misbehaves on a shared loop.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, ClassVar
 
 from airloop.engine.runner import StartedHook
@@ -33,11 +34,14 @@ class ThreadExecutor(AsyncExecutor):
         assert self._pool is not None
         # Where the task's coroutine runs, so a cancellation here can reach it there.
         inner: dict[str, Any] = {}
+        cancelled = threading.Event()
 
         def body(context: Any) -> Any:
             async def main() -> Any:
                 inner["loop"] = asyncio.get_running_loop()
                 inner["task"] = asyncio.current_task()
+                if cancelled.is_set():  # cancelled between "started" and now
+                    raise asyncio.CancelledError("cancelled before it began")
                 try:
                     async with asyncio.timeout(item.timeout) as cm:
                         return await op.execute(context)
@@ -51,6 +55,7 @@ class ThreadExecutor(AsyncExecutor):
         try:
             return await run_in_pool(self._pool, body, item.context, started, None)
         except asyncio.CancelledError:
+            cancelled.set()
             loop, task = inner.get("loop"), inner.get("task")
             if loop is not None and task is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(task.cancel)

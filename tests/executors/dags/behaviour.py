@@ -104,18 +104,15 @@ with DAG("timeouts") as timeouts:
     slow_then_fast()
 
 
-with DAG("cancelling", params={"marker": ""}) as cancelling:
+with DAG("cancelling") as cancelling:
 
     @task
-    def sleepy_sync(params: dict[str, str]) -> None:
-        # Announce it is running, then block (interrupted by the cancellation).
-        open(params["marker"] + ".sync", "w").close()
+    def sleepy_sync() -> None:
         for _ in range(300):
             time.sleep(0.1)
 
     @task
-    async def sleepy_async(params: dict[str, str]) -> None:
-        open(params["marker"] + ".async", "w").close()
+    async def sleepy_async() -> None:
         await asyncio.sleep(30)
 
     sleepy_sync()
