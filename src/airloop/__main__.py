@@ -1,0 +1,5 @@
+"""``python -m airloop`` is the ``airloop`` command."""
+
+from airloop.cli.main import main
+
+main()
