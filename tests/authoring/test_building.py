@@ -17,6 +17,7 @@ from airloop import (
     task,
 )
 from airloop.authoring.mapped import MappedOperator
+from airloop.authoring.xcom_arg import ValuesLookup
 from airloop.exceptions import CycleError, DuplicateTaskIdError, ParamValidationError
 
 
@@ -175,10 +176,10 @@ def test_mapping_definitions() -> None:
     assert isinstance(classic, MappedOperator)
     assert classic.settings.retries == 2
     assert [s.literal_length for s in classic.map_sources()] == [3]
-    op = classic.materialize(2, lambda t: None)
+    op = classic.materialize(2, ValuesLookup({}))
     assert isinstance(op, Echo)
     assert op.value == 3
-    op2 = node.materialize(1, lambda t: [10, 20])
+    op2 = node.materialize(1, ValuesLookup({"items": [10, 20]}))
     assert op2.execute.__self__ is op2  # a real operator, detached from the DAG
     assert op2.dag is None
     assert mapped.operator is node
@@ -205,7 +206,7 @@ def test_cross_product_order_matches_airflow() -> None:
             return f"{a}{b}"
 
         node = pair.expand(a=[1, 2], b=["x", "y", "z"]).operator
-    combos = [node.materialize(i, lambda t: None).op_kwargs for i in range(6)]  # type: ignore[attr-defined]
+    combos = [node.materialize(i, ValuesLookup({})).op_kwargs for i in range(6)]  # type: ignore[attr-defined]
     assert [(c["a"], c["b"]) for c in combos] == [
         (1, "x"), (1, "y"), (1, "z"), (2, "x"), (2, "y"), (2, "z"),
     ]  # fmt: skip

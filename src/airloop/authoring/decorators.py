@@ -11,7 +11,12 @@ from typing import Any, overload
 from airloop.authoring.context import CONTEXT_KEYS, Context
 from airloop.authoring.mapped import MappedOperator, OperatorPartial
 from airloop.authoring.operator import SETTING_NAMES, AbstractOperator, BaseOperator
-from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
+from airloop.authoring.xcom_arg import (
+    OutputLookup,
+    XComArg,
+    iter_xcom_args,
+    resolve_xcom_args,
+)
 from airloop.exceptions import DagDefinitionError
 
 
@@ -74,7 +79,7 @@ class PythonTaskOperator(BaseOperator):
     def xcom_dependencies(self) -> list[AbstractOperator]:
         return list(self._deps)
 
-    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
+    def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         if not self._deps:
             return None  # the arguments are in the DAG file already
         return resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from airloop.authoring.operator import (
@@ -11,7 +11,13 @@ from airloop.authoring.operator import (
     AbstractOperator,
     BaseOperator,
 )
-from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
+from airloop.authoring.xcom_arg import (
+    OutputLookup,
+    XComArg,
+    as_sequence,
+    iter_xcom_args,
+    resolve_xcom_args,
+)
 from airloop.core.planner import MapSource
 from airloop.exceptions import DagDefinitionError
 
@@ -137,26 +143,27 @@ class MappedOperator(AbstractOperator):
     def rebuild(self, bound: Any) -> BaseOperator:
         return self.factory(self.task_id, dict(bound))
 
-    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
-        columns: list[tuple[str, list[Any]]] = []
+    def bind(self, map_index: int, lookup: OutputLookup) -> Any:
+        # Only the chosen element of each expand() argument is fetched (and copied):
+        # 10,000 instances mapped over one list must not each copy the whole list.
+        sizes: list[tuple[str, int]] = []
         for name, value in self.expand_input.items():
-            seq = lookup(value.operator.task_id) if isinstance(value, XComArg) else value
-            if isinstance(seq, dict):
-                seq = list(seq.items())
-            if not isinstance(seq, (list, tuple)):
-                raise TypeError(
-                    f"cannot map {self.task_id!r} over {name!r}: got {type(seq).__name__}, "
-                    "not a list, tuple or dict"
-                )
-            columns.append((name, list(seq)))
+            if isinstance(value, XComArg):
+                sizes.append((name, lookup.length(value.operator.task_id)))
+            else:
+                sizes.append((name, len(as_sequence(self.task_id, value))))
         chosen: dict[str, Any] = {}
         rest_index = map_index
         # Row-major: the last expand() argument varies fastest (as in Airflow).
-        for name, seq in reversed(columns):
-            if not seq:
+        for name, size in reversed(sizes):
+            if not size:
                 raise IndexError(f"{self.task_id!r}: expand({name}=...) is empty")
-            rest_index, i = divmod(rest_index, len(seq))
-            chosen[name] = seq[i]
+            rest_index, i = divmod(rest_index, size)
+            value = self.expand_input[name]
+            if isinstance(value, XComArg):
+                chosen[name] = lookup.item(value.operator.task_id, i)
+            else:
+                chosen[name] = as_sequence(self.task_id, value)[i]
         if rest_index:
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
         kwargs = resolve_xcom_args(self.partial_kwargs, lookup)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
     from airloop.authoring.mapped import OperatorPartial
-    from airloop.authoring.xcom_arg import XComArg
+    from airloop.authoring.xcom_arg import OutputLookup, XComArg
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 WEIGHT_RULES = ("downstream", "upstream", "absolute")
@@ -104,9 +104,11 @@ def resolve_settings(
             if name != "priority_weight" and value < (1 if name == "pool_slots" else 0):
                 raise DagDefinitionError(f"{where}: {name} cannot be {value}")
             values[name] = value
-    for name in ("retry_delay",):
-        if name in merged:
-            values[name] = _seconds(f"{where}: {name}", merged[name])
+    if "retry_delay" in merged:
+        delay = _seconds(f"{where}: retry_delay", merged["retry_delay"])
+        if delay is not None and delay < 0:
+            raise DagDefinitionError(f"{where}: retry_delay cannot be negative ({delay:g}s)")
+        values["retry_delay"] = delay
     for name in ("max_retry_delay", "execution_timeout"):
         if name in merged:
             seconds = _seconds(f"{where}: {name}", merged[name], allow_none=True)
@@ -202,7 +204,7 @@ class AbstractOperator:
         """Operators whose outputs this one consumes (they become upstream tasks)."""
         return ()
 
-    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
+    def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         """The arguments this task instance runs with, upstream outputs resolved by ``lookup``.
 
         Plain values (picklable), so they can travel with a reference to the DAG file to
@@ -214,7 +216,7 @@ class AbstractOperator:
         """The operator to run, from what ``bind`` returned."""
         raise NotImplementedError
 
-    def materialize(self, map_index: int, lookup: Callable[[str], Any]) -> BaseOperator:
+    def materialize(self, map_index: int, lookup: OutputLookup) -> BaseOperator:
         """The operator to run for ``map_index``, with upstream outputs resolved by ``lookup``."""
         return self.rebuild(self.bind(map_index, lookup))
 
@@ -324,7 +326,7 @@ class BaseOperator(AbstractOperator):
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.execute)
 
-    def bind(self, map_index: int, lookup: Callable[[str], Any]) -> Any:
+    def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         return None
 
     def rebuild(self, bound: Any) -> BaseOperator:

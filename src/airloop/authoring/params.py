@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,7 +130,23 @@ class ParamsSpec(Mapping[str, Param]):
                 raise ParamValidationError(f"parameter {name!r} is required and has no default")
             else:
                 out[name] = param.default
+        try:
+            json.dumps(out)
+        except (TypeError, ValueError):
+            bad = next(k for k, v in out.items() if not _is_json(v))
+            raise ParamValidationError(
+                f"parameter {bad!r}: {out[bad]!r} cannot be stored as JSON (run parameters "
+                "are kept in the database); use a string, number, bool, list or dict"
+            ) from None
         return out
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def parse_cli_params(pairs: list[str], option: str = "--param") -> dict[str, str]:

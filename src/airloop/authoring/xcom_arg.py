@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from airloop.authoring.operator import AbstractOperator
@@ -64,7 +65,7 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
             yield from iter_xcom_args(item)
 
 
-def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:
+def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:  # an OutputLookup
     """``value`` with each XComArg replaced by ``lookup(task_id)``."""
     if isinstance(value, XComArg):
         return lookup(value.operator.task_id)
@@ -77,3 +78,48 @@ def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:
     if isinstance(value, dict):
         return {k: resolve_xcom_args(v, lookup) for k, v in value.items()}
     return value
+
+
+class OutputLookup(Protocol):
+    """Upstream outputs for a task instance that is about to run.
+
+    Each call returns the consumer's own copy: a task that mutates its input never
+    changes what another task (or its own next try) receives.
+    """
+
+    def __call__(self, task_id: str) -> Any:
+        """The whole output (for a mapped task: the list of its instances' outputs)."""
+
+    def length(self, task_id: str) -> int:
+        """How many elements an expand() over this output has."""
+
+    def item(self, task_id: str, index: int) -> Any:
+        """Element ``index`` of the output (a ``(key, value)`` pair for a dict)."""
+
+
+def as_sequence(task_id: str, value: Any) -> list[Any] | tuple[Any, ...]:
+    """What expand() iterates over: a list or tuple as is, a dict as its items."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        return value
+    raise TypeError(
+        f"cannot map over the output of {task_id!r}: got {type(value).__name__}, "
+        "not a list, tuple or dict"
+    )
+
+
+class ValuesLookup:
+    """An OutputLookup over values given directly (``airloop tasks test --upstream``)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __call__(self, task_id: str) -> Any:
+        return copy.deepcopy(self._values[task_id])
+
+    def length(self, task_id: str) -> int:
+        return len(as_sequence(task_id, self._values[task_id]))
+
+    def item(self, task_id: str, index: int) -> Any:
+        return copy.deepcopy(as_sequence(task_id, self._values[task_id])[index])

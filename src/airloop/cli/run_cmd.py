@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -46,6 +47,7 @@ STATE_STYLE = {
     TaskState.NONE: "dim",
 }
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _counts_text(counts: dict[TaskState, int]) -> Text:
@@ -132,38 +134,39 @@ async def _execute(
 ) -> int:
     loop = asyncio.get_running_loop()
     received: list[str] = []
-    with Progress(dag.dag_id) as progress:
-        async with Engine(settings) as engine:
+    async with contextlib.AsyncExitStack() as stack:
+        progress = stack.enter_context(Progress(dag.dag_id))
+        with bad_input(where):  # e.g. a database that cannot be opened
+            engine = await stack.enter_async_context(Engine(settings))
 
-            def on_signal(name: str) -> None:
-                if received:
-                    err.print(f"\n{name} again: exiting at once")
-                    os._exit(SIGNAL_EXIT.get(name, 1))
-                received.append(name)
-                err.print(
-                    f"\n{name} received: stopping (up to {settings.shutdown_grace_seconds:g}s; "
-                    "again to exit at once)"
-                )
-                engine.request_shutdown(f"{name} received")
+        def on_signal(name: str) -> None:
+            if received:
+                err.print(f"\n{name} again: exiting at once")
+                os._exit(SIGNAL_EXIT.get(name, 1))
+            received.append(name)
+            err.print(
+                f"\n{name} received: stopping (up to {settings.shutdown_grace_seconds:g}s; "
+                "again to exit at once)"
+            )
+            engine.request_shutdown(f"{name} received")
 
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, on_signal, sig.name)
-            try:
-                with bad_input(where):
-                    run = await engine.start_run(dag, params, run_id=run_id)
-                run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
-                result = await run.done
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+        for sig in SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig.name)
+
+        def remove_handlers() -> None:
+            for sig in SIGNALS:
+                loop.remove_signal_handler(sig)
+
+        stack.callback(remove_handlers)
+        with bad_input(where):
+            run = await engine.start_run(dag, params, run_id=run_id)
+        run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
+        result = await run.done
     print_summary(result, settings.logs_path)
-    code = (
-        SIGNAL_EXIT.get(received[0], EXIT_FAILED)
-        if received
-        else EXIT_OK
-        if result.ok
-        else EXIT_FAILED
-    )
+    if received:
+        code = SIGNAL_EXIT.get(received[0], EXIT_FAILED)
+    else:
+        code = EXIT_OK if result.ok else EXIT_FAILED
     if engine.abandoned:
         # A task ignored cancellation; asyncio.run() would wait for it forever while
         # cleaning up. Everything is recorded and flushed: leave now.

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.params import parse_cli_params
+from airloop.authoring.xcom_arg import ValuesLookup
 from airloop.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -84,7 +85,7 @@ def task_test_command(
     index = map_index if node.is_mapped else -1
     with bad_input():
         try:
-            operator = node.materialize(index, given.__getitem__)
+            operator = node.materialize(index, ValuesLookup(given))
         except (TypeError, IndexError) as exc:
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)

@@ -228,6 +228,10 @@ class RunPlanner:
     def try_number(self, key: TIKey) -> int:
         return self._tis[key.task_id][key.map_index].try_number
 
+    def task_done(self, task_id: str) -> bool:
+        """Every instance of the task (all map indexes) is in a terminal state."""
+        return self._done[task_id] == len(self._tis[task_id])
+
     def keys(self, task_id: str) -> list[TIKey]:
         return [ti.key for ti in self._tis[task_id].values()]
 

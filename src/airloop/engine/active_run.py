@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
+from airloop.authoring.xcom_arg import as_sequence
 from airloop.core.planner import (
     Event,
     Failed,
@@ -110,6 +112,7 @@ class ActiveRun:
         self.dirty: set[TIKey] = set()
         self.xcoms: dict[TIKey, str] = {}
         self._decoded: dict[str, Any] = {}
+        self._sequences: dict[str, list[Any] | tuple[Any, ...]] = {}
         self.wake_at: float | None = None
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self.stopping: str | None = None
@@ -243,8 +246,11 @@ class ActiveRun:
             try_number,
         )
 
-    def _lookup(self, task_id: str) -> Any:
-        """A finished upstream task's output (a list of outputs for a mapped task)."""
+    # -- upstream outputs (an OutputLookup) ------------------------------------------
+
+    def _output(self, task_id: str) -> Any:
+        """A finished upstream task's output, decoded once and shared -- never handed out
+        directly: callers copy what they give to a task."""
         if task_id in self._decoded:
             return self._decoded[task_id]
         node = self.dag.task_dict[task_id]
@@ -260,8 +266,25 @@ class ActiveRun:
             value: Any = [self._decode(self.xcoms.get(k)) for k in keys]
         else:
             value = self._decode(self.xcoms.get(TIKey(task_id)))
-        self._decoded[task_id] = value
+        # Cache only a final answer: a task started early by its trigger rule
+        # (one_success, always...) may look before this upstream has finished.
+        if self.planner.task_done(task_id):
+            self._decoded[task_id] = value
         return value
+
+    def __call__(self, task_id: str) -> Any:
+        return copy.deepcopy(self._output(task_id))
+
+    def length(self, task_id: str) -> int:
+        return len(as_sequence(task_id, self._output(task_id)))
+
+    def item(self, task_id: str, index: int) -> Any:
+        seq = self._sequences.get(task_id)
+        if seq is None:
+            seq = as_sequence(task_id, self._output(task_id))
+            if task_id in self._decoded:
+                self._sequences[task_id] = seq
+        return copy.deepcopy(seq[index])
 
     @staticmethod
     def _decode(text: str | None) -> Any:
@@ -270,7 +293,7 @@ class ActiveRun:
     def work_item(self, key: TIKey, default_executor: str) -> WorkItem:
         """Materialize the operator for ``key``; raises if its inputs cannot be resolved."""
         node = self.dag.task_dict[key.task_id]
-        bound = node.bind(key.map_index, self._lookup)
+        bound = node.bind(key.map_index, self)
         operator = node.rebuild(bound)
         rec = self.records[key]
         path = self._log_path(key, rec.try_number)

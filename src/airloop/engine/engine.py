@@ -107,7 +107,8 @@ class Engine:
 
     async def _close(self) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.shutdown_grace_seconds + 5.0
+        grace = self.settings.shutdown_grace_seconds
+        crashed: BaseException | None = None
         try:
             if self._serve is not None and self._scheduler is not None:
                 if self._scheduler.active_runs:
@@ -115,14 +116,23 @@ class Engine:
                     # are recorded as failed, never left 'running'.
                     self._scheduler.request_stop("the engine is closing")
                 self._scheduler.close()
+                # The scheduler settles its runs within the grace period (it cancels,
+                # waits, then fails what did not stop); a little more for the last write.
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    async with asyncio.timeout(grace + 5.0):
                         await asyncio.shield(self._serve)
                 except TimeoutError:
                     log.error("the scheduler did not stop in time; cancelling it")
                     self._serve.cancel()
                     await asyncio.gather(self._serve, return_exceptions=True)
+                except Exception as exc:  # noqa: BLE001 - re-raised after cleaning up
+                    log.error("the scheduler stopped with an error: %s", exc)
+                    crashed = exc
             if self._executors is not None:
+                # Anything still running was cancelled and given its grace already
+                # (or nothing runs): what is left now is only abandoned, not waited for.
+                stopped = self._scheduler.stop_deadline if self._scheduler else None
+                deadline = max(loop.time() + 0.5, stopped or loop.time() + grace)
                 await self._executors.shutdown(deadline)
                 self.abandoned += self._executors.abandoned
         finally:
@@ -134,6 +144,8 @@ class Engine:
                 await self._store.close()
             self._serve = self._scheduler = self._executors = None
             self._logs = self._store = None
+        if crashed is not None:
+            raise crashed
 
     def cancel(
         self, run: ActiveRun, task_id: str, map_index: int = -1, reason: str = "cancelled"

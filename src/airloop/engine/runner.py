@@ -22,7 +22,7 @@ from airloop.engine.events import TaskFinished, TaskStarted
 from airloop.engine.task_logs import LogSink, current_log_sink
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
-from airloop.executors.threads import SyncTimeout
+from airloop.executors.threads import ExecutionTimeout
 from airloop.runtime import Offloader, current_offloader, current_task_label
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ StartedHook = Callable[[], None]
 #: timeout counts from then, not from when the call was queued.
 SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
 #: Runs an async operator somewhere other than this loop (the thread executor gives
-#: each its own loop in a pool thread). Raises SyncTimeout(abandoned=False) when the
+#: each its own loop in a pool thread). Raises ExecutionTimeout(abandoned=False) when the
 #: task's own timeout cancelled it there.
 CoroutineRunner = Callable[[Any, StartedHook, Any], Awaitable[Any]]
 
@@ -65,6 +65,10 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+#: How long a task's coroutine gets to finish after its timeout cancelled it.
+CANCEL_GRACE = 5.0
+
+
 class Runner:
     """Runs work items for one executor, reporting through ``report``."""
 
@@ -85,9 +89,42 @@ class Runner:
         self.report = report
         self.report_threadsafe = report_threadsafe
         self.run_coroutine = run_coroutine
+        #: Task coroutines that ignored the cancellation of their timeout: still owned
+        #: (referenced here) while they run on, never awaited again.
+        self.abandoned: set[asyncio.Task[Any]] = set()
         self.sink_for = sink_for
         self.run_sync = run_sync
         self.offloader = offloader
+
+    async def _with_timeout(self, coro: Any, item: WorkItem) -> Any:
+        """Await the task's coroutine for at most its execution_timeout.
+
+        It runs as a child task so that one which swallows its cancellation cannot hold
+        the runner: after CANCEL_GRACE it is abandoned and the task instance fails.
+        """
+        child: asyncio.Task[Any] = asyncio.create_task(coro, name=item.label)
+        try:
+            done, _ = await asyncio.wait({child}, timeout=item.timeout)
+        except asyncio.CancelledError as exc:
+            child.cancel(*exc.args)
+            await self._settle(child, item)
+            raise
+        if done:
+            return child.result()
+        child.cancel("execution_timeout exceeded")
+        raise ExecutionTimeout(abandoned=not await self._settle(child, item))
+
+    async def _settle(self, child: asyncio.Task[Any], item: WorkItem) -> bool:
+        """Give a cancelled child CANCEL_GRACE to stop; False (and keep it) if it will not."""
+        done, _ = await asyncio.wait({child}, timeout=CANCEL_GRACE)
+        if done:
+            if not child.cancelled():
+                child.exception()  # retrieved: it is reported through the outcome anyway
+            return True
+        self.abandoned.add(child)
+        child.add_done_callback(self.abandoned.discard)
+        log.error("%s ignored its cancellation; abandoned", item.label)
+        return False
 
     async def run(self, item: WorkItem) -> None:
         sink = self.sink_for(item)
@@ -131,14 +168,15 @@ class Runner:
                 )
             )
 
-        timeout_cm: asyncio.Timeout | None = None
         try:
             if op.is_async and self.run_coroutine is not None:
                 result = await self.run_coroutine(op, lambda: started(True), item)
             elif op.is_async:
                 started()
-                async with asyncio.timeout(item.timeout) as timeout_cm:
+                if item.timeout is None:
                     result = await op.execute(item.context)
+                else:
+                    result = await self._with_timeout(op.execute(item.context), item)
             else:
 
                 def call(ctx: Any) -> Any:
@@ -155,10 +193,14 @@ class Runner:
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
             finish("failed", error=first_line(exc), retryable=False)
         except TimeoutError as exc:
-            if (timeout_cm is not None and timeout_cm.expired()) or isinstance(exc, SyncTimeout):
+            if isinstance(exc, ExecutionTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
-                if isinstance(exc, SyncTimeout) and exc.abandoned:
-                    message += "; the thread running it cannot be stopped and was abandoned"
+                if exc.abandoned:
+                    message += (
+                        "; it ignored its cancellation and was abandoned"
+                        if op.is_async
+                        else "; the thread running it cannot be stopped and was abandoned"
+                    )
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
                 finish("failed", error=f"TaskTimeout: {message}")
@@ -174,6 +216,13 @@ class Runner:
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
             finish("failed", error=first_line(exc))
+        except (KeyboardInterrupt, SystemExit) as exc:
+            # Raised BY THE TASK's code (a real Ctrl-C reaches the CLI's signal handler,
+            # not a task): it must fail this task, not stop the whole process.
+            sink.write(traceback.format_exc())
+            message = f"{first_line(exc)} (raised by the task)"
+            sink.line("ERROR", f"failed without retry: {message}")
+            finish("failed", error=message, retryable=False)
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
             finish("success", xcom=xcom, output_length=length)

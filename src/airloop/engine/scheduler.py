@@ -7,6 +7,8 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
@@ -45,6 +47,7 @@ class Scheduler:
         self._new: list[ActiveRun] = []
         self._stop_reason: str | None = None
         self._stop_deadline: float | None = None
+        self._stop_requested_at: float | None = None
         self._closing = False
         self.ticks = 0
 
@@ -66,6 +69,11 @@ class Scheduler:
         """Return from ``serve`` once no run is active."""
         self._closing = True
         self._channel.nudge()
+
+    @property
+    def stop_deadline(self) -> float | None:
+        """Loop time by which a requested stop gives up waiting for running tasks."""
+        return self._stop_deadline
 
     @property
     def active_runs(self) -> int:
@@ -139,7 +147,7 @@ class Scheduler:
         finished = [r for r in self._runs.values() if r.planner.finished]
         results = [(r, r.finish(batch, now, now_dt)) for r in finished]
 
-        await self._store.write(batch)
+        await self._write(batch)
 
         for run, key in to_start:
             self._submit(run, key, now_dt)
@@ -153,6 +161,36 @@ class Scheduler:
         for run, _ in results:
             if run.on_progress is not None:
                 run.on_progress(run)
+
+    async def _write(self, batch: WriteBatch) -> None:
+        """Write the tick's batch, retrying with backoff while the database is unusable.
+
+        The batch is kept until it commits, so nothing reported is lost and the planner
+        never runs ahead of the database by more than this batch. Gives up only when a
+        stop was requested and the grace period has passed.
+        """
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                await self._store.write(batch)
+                return
+            except IntegrityError:
+                raise  # not transient: retrying cannot help
+            except (DBAPIError, OSError) as exc:
+                if self._stop_reason is not None:
+                    if self._stop_requested_at is None:
+                        self._stop_requested_at = loop.time()
+                    if loop.time() - self._stop_requested_at > self._grace:
+                        raise
+                log.error(
+                    "cannot write %d changes to the database (%s); retrying in %.1fs",
+                    len(batch),
+                    first_line(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _submit(self, run: ActiveRun, key: TIKey, now_dt: datetime) -> None:
         try:

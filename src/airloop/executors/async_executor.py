@@ -79,5 +79,10 @@ class AsyncExecutor(SupervisedExecutor):
 
     async def shutdown(self, deadline: float) -> None:
         await self._stop_tasks(deadline)
+        if self._runner is not None and self._runner.abandoned:
+            # Coroutines that ignored their timeout's cancellation still run.
+            for task in self._runner.abandoned:
+                task.cancel("executor shutting down")
+            self.abandoned += len(self._runner.abandoned)
         if self._pool is not None:
             self._pool.shutdown()

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from airloop.engine.runner import StartedHook
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
-from airloop.executors.threads import SyncTimeout, run_in_pool
+from airloop.executors.threads import ExecutionTimeout, run_in_pool
 
 
 class ThreadExecutor(AsyncExecutor):
@@ -47,7 +47,7 @@ class ThreadExecutor(AsyncExecutor):
                         return await op.execute(context)
                 except TimeoutError:
                     if cm.expired():
-                        raise SyncTimeout(abandoned=False) from None
+                        raise ExecutionTimeout(abandoned=False) from None
                     raise
 
             return asyncio.run(main())

@@ -29,11 +29,18 @@ class DaemonThreadPool:
             raise ValueError("max_workers must be >= 1")
         self.max_workers = max_workers
         self._name = name
+        # max_workers, plus one per abandoned call still running: an abandoned thread
+        # must not cost the pool a slot forever (a call that never returns would
+        # otherwise starve every later sync task).
+        self._limit = max_workers
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._threads: set[threading.Thread] = set()
         self._idle = 0
+        self._queued = 0
+        self._abandoned: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._spawned = 0
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> concurrent.futures.Future[T]:
         """Run ``fn(*args)`` in a pool thread, in a copy of the caller's contextvars."""
@@ -42,21 +49,42 @@ class DaemonThreadPool:
             if self._closed:
                 raise RuntimeError("thread pool is shut down")
             self._jobs.put((future, contextvars.copy_context(), fn, args))
-            if self._idle == 0 and len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle -= 1 if self._idle else 0
+            self._queued += 1
+            self._maybe_spawn()
         return future
 
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
+    def _maybe_spawn(self) -> None:
+        """Start a thread if work waits and no thread is idle (call with the lock held)."""
+        if self._queued > self._idle and len(self._threads) < self._limit:
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{self._spawned}", daemon=True
+            )
+            self._spawned += 1
+            self._threads.add(thread)
+            thread.start()
+
+    def abandon(self, future: concurrent.futures.Future[Any]) -> None:
+        """The caller gave up on ``future`` while it runs: lend the pool one more thread
+        until that call returns."""
+        with self._lock:
+            if future.done() or self._closed or future in self._abandoned:
                 return
+            self._abandoned.add(future)
+            self._limit += 1
+            self._maybe_spawn()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is None:
+                    self._threads.discard(me)
+                    return
+                self._queued -= 1
             future, ctx, fn, args = job
             if future.set_running_or_notify_cancel():
                 try:
@@ -65,9 +93,14 @@ class DaemonThreadPool:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
-            del job, future, ctx, fn, args
             with self._lock:
-                self._idle += 1
+                if future in self._abandoned:
+                    self._abandoned.discard(future)
+                    self._limit -= 1
+                if len(self._threads) > self._limit:
+                    self._threads.discard(me)  # the pool is over its size: retire
+                    return
+            del job, future, ctx, fn, args
 
     @property
     def busy(self) -> int:
@@ -84,10 +117,11 @@ class DaemonThreadPool:
                 self._jobs.put(None)
 
 
-class SyncTimeout(TimeoutError):
-    """Sync code outlived its execution_timeout.
+class ExecutionTimeout(TimeoutError):
+    """Task code outlived its execution_timeout.
 
-    ``abandoned``: the thread running it could not be stopped and was left to finish.
+    ``abandoned``: the code could not be stopped (a thread, or a coroutine that ignored
+    its cancellation) and was left to finish on its own.
     """
 
     def __init__(self, abandoned: bool = True) -> None:
@@ -120,7 +154,8 @@ async def run_in_pool(
         loop.call_soon_threadsafe(mark_begun)
         return fn(value)
 
-    work = asyncio.wrap_future(pool.submit(body, arg))
+    call = pool.submit(body, arg)
+    work = asyncio.wrap_future(call)
     try:
         await begun
     except asyncio.CancelledError:
@@ -131,5 +166,9 @@ async def run_in_pool(
             return await work
     except TimeoutError:
         if cm.expired():
-            raise SyncTimeout(abandoned=True) from None
+            pool.abandon(call)
+            raise ExecutionTimeout(abandoned=True) from None
+        raise
+    except asyncio.CancelledError:
+        pool.abandon(call)  # cancelled while running: the thread goes on without us
         raise

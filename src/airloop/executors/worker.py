@@ -28,7 +28,7 @@ from airloop.engine.events import TaskFinished, TaskStarted
 from airloop.engine.runner import Runner, StartedHook
 from airloop.engine.task_logs import LogSink, task_log_routing
 from airloop.executors.base import TaskCall, WorkItem
-from airloop.executors.threads import DaemonThreadPool, SyncTimeout, run_in_pool
+from airloop.executors.threads import DaemonThreadPool, ExecutionTimeout, run_in_pool
 
 task_logger = logging.getLogger("airloop.task")
 
@@ -97,13 +97,13 @@ def rebuild_item(call: TaskCall) -> WorkItem:
 
 @contextmanager
 def _alarm(seconds: float | None) -> Iterator[None]:
-    """Interrupt sync code in this (main) thread after ``seconds``: it raises SyncTimeout."""
+    """Interrupt sync code in this (main) thread after ``seconds``: it raises ExecutionTimeout."""
     if not seconds:
         yield
         return
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise SyncTimeout(abandoned=False)
+        raise ExecutionTimeout(abandoned=False)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
