@@ -88,13 +88,22 @@ def test_bad_task_settings_are_clear_errors(kwargs: dict[str, Any], message: str
 
 
 def test_unknown_default_args_key_and_unknown_operator_argument() -> None:
-    with (
-        DAG("d", default_args={"retires": 1}),
-        pytest.raises(DagDefinitionError, match="unknown default_args key 'retires'"),
+    with pytest.raises(
+        DagDefinitionError, match=r"unknown default_args key 'retires' \(did you mean 'retries'\?\)"
     ):
-        Echo(task_id="a")
+        DAG("d", default_args={"retires": 1})
     with DAG("e"), pytest.raises(TypeError, match="colour"):
         Echo(task_id="a", colour="red")
+
+
+def test_airflow_only_default_args_are_accepted_and_ignored() -> None:
+    with DAG(
+        "migrated",
+        default_args={"owner": "data", "email_on_failure": False, "depends_on_past": False},
+    ) as dag:
+        a = Echo(task_id="a")
+    assert a.settings.retries == 0
+    assert dag.default_args["owner"] == "data"
 
 
 def test_task_decorator_checks_its_arguments() -> None:

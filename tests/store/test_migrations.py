@@ -67,3 +67,17 @@ async def test_a_bad_url_is_a_clear_error() -> None:
 
     with pytest.raises(DatabaseError, match="invalid database URL"):
         await Store.open("not a url")
+
+
+async def test_an_older_schema_is_never_upgraded_behind_the_users_back(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from airloop.store.database import DatabaseError
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    store = await Store.open(url)
+    async with store.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    await store.close()
+    with pytest.raises(DatabaseError, match=r"schema is at 0000.*run 'airloop db migrate'"):
+        await Store.open(url)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from airloop.authoring.operator import AbstractOperator, check_id
+from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
 from airloop.exceptions import CycleError, DagDefinitionError, DuplicateTaskIdError
+
+log = logging.getLogger(__name__)
 
 _current: contextvars.ContextVar[DAG | None] = contextvars.ContextVar(
     "airloop_current_dag", default=None
@@ -65,6 +68,13 @@ class DAG:
         self.schedule = schedule
         self.start_date = start_date
         self.default_args: dict[str, Any] = dict(default_args or {})
+        ignored = check_default_args(dag_id, self.default_args)
+        if ignored:
+            log.info(
+                "DAG %r: default_args %s are Airflow settings airloop does not use; ignored",
+                dag_id,
+                ", ".join(ignored),
+            )
         self.params = ParamsSpec(params)
         self.max_active_tasks = max_active_tasks
         self.tags = list(tags)

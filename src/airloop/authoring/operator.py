@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from collections.abc import Iterable, Mapping
@@ -82,17 +83,55 @@ class TaskSettings:
 
 SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
 
+#: Airflow operator arguments that appear in nearly every migrated DAG's default_args
+#: but mean nothing here (yet): accepted, logged once per DAG, and ignored.
+AIRFLOW_ONLY_DEFAULT_ARGS: frozenset[str] = frozenset(
+    {
+        "owner",
+        "email",
+        "email_on_failure",
+        "email_on_retry",
+        "depends_on_past",
+        "wait_for_downstream",
+        "ignore_first_depends_on_past",
+        "start_date",
+        "end_date",
+        "queue",
+        "sla",
+        "run_as_user",
+        "do_xcom_push",
+        "on_failure_callback",
+        "on_success_callback",
+        "on_retry_callback",
+        "on_execute_callback",
+        "executor_config",
+        "resources",
+        "max_active_tis_per_dag",
+        "task_concurrency",
+        "doc_md",
+    }
+)
+
+
+def check_default_args(dag_id: str, default_args: Mapping[str, Any]) -> list[str]:
+    """Reject unknown keys (a typo should not pass silently); return the Airflow-only ones."""
+    ignored = sorted(set(default_args) & AIRFLOW_ONLY_DEFAULT_ARGS)
+    unknown = sorted(set(default_args) - SETTING_NAMES - AIRFLOW_ONLY_DEFAULT_ARGS)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], SETTING_NAMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DagDefinitionError(
+            f"DAG {dag_id!r}: unknown default_args key {unknown[0]!r}{hint}; "
+            f"allowed: {', '.join(sorted(SETTING_NAMES))}"
+        )
+    return ignored
+
 
 def resolve_settings(
     task_id: str, explicit: Mapping[str, Any], default_args: Mapping[str, Any]
 ) -> TaskSettings:
     """Explicit arguments win over the DAG's default_args, which win over the defaults."""
-    unknown = sorted(set(default_args) - SETTING_NAMES)
-    if unknown:
-        raise DagDefinitionError(
-            f"unknown default_args key {unknown[0]!r} (allowed: {', '.join(sorted(SETTING_NAMES))})"
-        )
-    merged: dict[str, Any] = dict(default_args)
+    merged: dict[str, Any] = {k: v for k, v in default_args.items() if k in SETTING_NAMES}
     merged.update({k: v for k, v in explicit.items() if v is not NOTSET})
     where = f"task {task_id!r}"
     values: dict[str, Any] = {}

@@ -37,9 +37,10 @@ class RetryPolicy:
             exponent = min(try_number - 1, 62)
             delay = self.delay * (2.0**exponent)
             if self.jitter:
-                # "Equal jitter": keep at least half the backoff, randomise the rest,
-                # so that many tasks failing together do not retry in lock-step.
-                delay = delay / 2 + rng.uniform(0, delay / 2)
+                # Jitter upwards only: never sooner than retry_delay * 2**(n-1), as in
+                # Airflow, at most half again as long, so that many tasks failing
+                # together do not retry in lock-step.
+                delay = delay + rng.uniform(0, delay / 2)
         if self.max_delay is not None:
             delay = min(delay, self.max_delay)
         return delay

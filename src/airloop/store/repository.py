@@ -100,13 +100,16 @@ class Store:
         try:
             revision = await current_revision(engine)
             head = head_revision()
-            if revision != head:
-                if not auto_migrate:
-                    raise DatabaseError(
-                        f"database schema is at {revision or 'nothing'}, airloop needs {head}: "
-                        "run 'airloop db migrate'"
-                    )
+            if revision is None and auto_migrate:
+                # An empty database is created on first use. An existing one is only
+                # ever upgraded on purpose ('airloop db migrate'): on a shared server an
+                # old CLI must not change the schema under everyone else.
                 await migrate(engine)
+            elif revision != head:
+                raise DatabaseError(
+                    f"database schema is at {revision or 'nothing'}, this airloop needs {head}: "
+                    "run 'airloop db migrate'"
+                )
         except DatabaseError:
             await engine.dispose()
             raise

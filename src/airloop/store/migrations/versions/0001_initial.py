@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
-from airloop.store.schema import Id
-from airloop.store.types import LongText, UtcDateTime
+# Frozen here, not imported from airloop.store: a migration must keep creating what it
+# created on the day it was written, whatever later code does to those modules.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+def UtcDateTime() -> sa.types.TypeEngine[object]:
+    """Naive UTC datetimes, with microseconds on MySQL."""
+    return sa.DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
 
 revision = "0001"
 down_revision = None
