@@ -17,7 +17,7 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
-def UtcDateTime() -> sa.types.TypeEngine[object]:
+def UtcDateTime() -> sa.DateTime:
     """Naive UTC datetimes, with microseconds on MySQL."""
     return sa.DateTime(timezone=False).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
