@@ -255,3 +255,25 @@ def test_trigger_rule_accepts_strings_and_enums() -> None:
         b = Echo(task_id="b", trigger_rule=TriggerRule.ALL_DONE)
     assert a.trigger_rule is TriggerRule.ONE_FAILED
     assert b.trigger_rule is TriggerRule.ALL_DONE
+
+
+def test_params_in_airflows_json_schema_spelling() -> None:
+    with DAG(
+        "schema",
+        params={
+            "n": Param(5, type="integer", minimum=1, maximum=10),
+            "mode": Param("fast", type="string", enum=["fast", "slow"]),
+            "limit": Param(None, type=["null", "integer"]),
+        },
+    ) as dag:
+        pass
+    assert dag.params.resolve({"n": "7"}, as_text=True) == {"n": 7, "mode": "fast", "limit": None}
+    with pytest.raises(ParamValidationError, match="less than or equal to 10"):
+        dag.params.resolve({"n": 11})
+    with pytest.raises(ParamValidationError, match="not one of"):
+        dag.params.resolve({"mode": "medium"})
+    assert dag.params.resolve({"limit": "3"}, as_text=True)["limit"] == 3
+    with pytest.raises(ParamValidationError, match="unknown Param type 'int'"):
+        Param(1, type="int")
+    with pytest.raises(ParamValidationError, match="unsupported keyword 'multipleOf'"):
+        Param(1, type="integer", multipleOf=2)

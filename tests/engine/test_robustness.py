@@ -104,3 +104,30 @@ async def test_params_must_be_storable_as_json(tmp_path: Path) -> None:
         pass
     with pytest.raises(ParamValidationError, match="cannot be stored as JSON"):
         dag.params.resolve({})
+
+
+async def test_print_goes_to_the_task_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with DAG("printing") as dag:
+
+        @task
+        async def a() -> None:
+            print("hello from async")
+
+        @task
+        def s() -> None:
+            print("hello from sync", file=sys.stderr)
+
+        a()
+        s()
+
+    print("outside any task")
+    async with Engine(Settings(home=tmp_path)) as engine:
+        result = await engine.run(dag)
+        logs = {r.task_id: Path(r.path) for r in await engine.store.log_paths(result.run_pk)}
+    captured = capsys.readouterr()
+    assert "outside any task" in captured.out
+    assert "hello from" not in captured.out + captured.err
+    assert "hello from async\n" in await asyncio.to_thread(logs["a"].read_text)
+    assert "hello from sync\n" in await asyncio.to_thread(logs["s"].read_text)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from airloop.exceptions import ParamValidationError
 
@@ -19,11 +19,53 @@ class _NoDefault:
 NO_DEFAULT: Any = _NoDefault()
 
 
+#: Airflow's Param takes JSON Schema: type names and the common keywords map to these.
+_JSON_TYPES: dict[str, Any] = {
+    "string": str,
+    "integer": int,
+    "number": float,
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
+}
+_JSON_CONSTRAINTS = {
+    "minimum": "ge",
+    "maximum": "le",
+    "exclusiveMinimum": "gt",
+    "exclusiveMaximum": "lt",
+    "minLength": "min_length",
+    "maxLength": "max_length",
+    "minItems": "min_length",
+    "maxItems": "max_length",
+    "pattern": "pattern",
+}
+
+
+def _schema_type(tp: Any) -> Any:
+    if isinstance(tp, str):
+        try:
+            return _JSON_TYPES[tp]
+        except KeyError:
+            raise ParamValidationError(
+                f"unknown Param type {tp!r} (JSON Schema types: {', '.join(_JSON_TYPES)})"
+            ) from None
+    if isinstance(tp, list):  # ["null", "integer"] -> int | None
+        members = [_schema_type(t) for t in tp]
+        union = members[0]
+        for member in members[1:]:
+            union = union | member
+        return union
+    return tp
+
+
 class Param:
     """A DAG parameter with a default, a type and optional choices.
 
     ``Param(3)`` infers ``int`` from the default; ``Param(type=int)`` has no default
-    and must be given when the run is triggered.
+    and must be given when the run is triggered. Airflow's JSON-Schema spelling works
+    too: ``Param(5, type="integer", minimum=1, maximum=10)``, ``enum=[...]``,
+    ``minLength``/``maxLength``, ``pattern``, ``type=["null", "string"]``.
     """
 
     def __init__(
@@ -33,14 +75,26 @@ class Param:
         type: Any = None,
         description: str | None = None,
         choices: list[Any] | None = None,
+        enum: list[Any] | None = None,
+        **schema: Any,
     ) -> None:
+        unknown = sorted(set(schema) - set(_JSON_CONSTRAINTS) - {"title", "format", "examples"})
+        if unknown:
+            raise ParamValidationError(
+                f"Param: unsupported keyword {unknown[0]!r} "
+                f"(supported: {', '.join(sorted(_JSON_CONSTRAINTS))}, enum, choices)"
+            )
         if type is None:
             type = Any if default is NO_DEFAULT or default is None else default.__class__
+        type = _schema_type(type)
+        constraints = {_JSON_CONSTRAINTS[k]: v for k, v in schema.items() if k in _JSON_CONSTRAINTS}
         self.default = default
         self.type = type
         self.description = description
-        self.choices = choices
-        self._adapter: TypeAdapter[Any] = TypeAdapter(type)
+        self.choices = choices if choices is not None else enum
+        self._adapter: TypeAdapter[Any] = TypeAdapter(
+            Annotated[type, Field(**constraints)] if constraints else type
+        )
         if default is not NO_DEFAULT:
             self.validate("<default>", default)
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import io
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 _FORMAT = logging.Formatter(
     "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s - %(message)s", "%Y-%m-%dT%H:%M:%S"
@@ -30,8 +32,13 @@ class LogSink:
 
     __slots__ = ()
 
-    def write(self, text: str) -> None:
+    def raw(self, text: str) -> None:
+        """Append ``text`` exactly (what the task printed)."""
         raise NotImplementedError
+
+    def write(self, text: str) -> None:
+        """Append one record (a newline is added when missing)."""
+        self.raw(text if text.endswith("\n") else text + "\n")
 
     def line(self, level: str, message: str) -> None:
         now = time.time()
@@ -48,8 +55,8 @@ class TaskLogSink(LogSink):
         self.path = path
         self._queue = q
 
-    def write(self, text: str) -> None:
-        self._queue.put((self.path, text if text.endswith("\n") else text + "\n"))
+    def raw(self, text: str) -> None:
+        self._queue.put((self.path, text))
 
 
 class StreamSink(LogSink):
@@ -61,9 +68,9 @@ class StreamSink(LogSink):
         self._stream = stream
         self._lock = threading.Lock()
 
-    def write(self, text: str) -> None:
+    def raw(self, text: str) -> None:
         with self._lock:
-            self._stream.write(text if text.endswith("\n") else text + "\n")
+            self._stream.write(text)
             self._stream.flush()
 
 
@@ -105,6 +112,36 @@ class NotInTaskFilter(logging.Filter):
         return current_log_sink.get() is None
 
 
+class _TaskAwareStream(io.TextIOBase):
+    """Stands in for sys.stdout / sys.stderr: what a task prints goes to its log."""
+
+    def __init__(self, wrapped: TextIO) -> None:
+        self.wrapped = wrapped
+
+    def write(self, text: str) -> int:
+        sink = current_log_sink.get()
+        if sink is None:
+            return self.wrapped.write(text)
+        sink.raw(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.wrapped.flush()
+
+    def isatty(self) -> bool:
+        return self.wrapped.isatty()
+
+    def fileno(self) -> int:
+        return self.wrapped.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.wrapped, "encoding", "utf-8")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
 class _Routing:
     """One TaskLogHandler on the root logger however many engines are open.
 
@@ -116,11 +153,15 @@ class _Routing:
         self._lock = threading.Lock()
         self._users = 0
         self._handler = TaskLogHandler()
+        self._streams: tuple[TextIO, TextIO] = (sys.stdout, sys.stderr)
 
     def acquire(self) -> None:
         with self._lock:
             if self._users == 0:
                 logging.getLogger().addHandler(self._handler)
+                self._streams = (sys.stdout, sys.stderr)
+                sys.stdout = _TaskAwareStream(sys.stdout)
+                sys.stderr = _TaskAwareStream(sys.stderr)
                 task_logger = logging.getLogger("airloop.task")
                 if task_logger.level == logging.NOTSET:
                     task_logger.setLevel(logging.INFO)
@@ -131,6 +172,10 @@ class _Routing:
             self._users -= 1
             if self._users == 0:
                 logging.getLogger().removeHandler(self._handler)
+                if isinstance(sys.stdout, _TaskAwareStream):
+                    sys.stdout = self._streams[0]
+                if isinstance(sys.stderr, _TaskAwareStream):
+                    sys.stderr = self._streams[1]
 
 
 _ROUTING = _Routing()

@@ -51,9 +51,9 @@ class FileSink(LogSink):
         self._lock = threading.Lock()
         os.makedirs(os.path.dirname(path), exist_ok=True)
 
-    def write(self, text: str) -> None:
+    def raw(self, text: str) -> None:
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(text if text.endswith("\n") else text + "\n")
+            fh.write(text)
 
 
 def _dag_file(path: str) -> DagFile:
