@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import inspect
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
@@ -34,11 +35,44 @@ current_offloader: contextvars.ContextVar[Offloader | None] = contextvars.Contex
 )
 
 
+async def in_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """Run a blocking call in a thread of its own (with this context), and await it.
+
+    For airloop's occasional blocking chores (closing files, joining threads, running
+    migrations): never the loop's default executor, which user libraries share.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def body() -> None:
+        try:
+            result = context.run(fn, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(
+        target=body, name=f"airloop-{getattr(fn, '__name__', 'call')}", daemon=True
+    ).start()
+    return await future
+
+
 async def run_sync(fn: Callable[..., T], /, *args: Any) -> T:
-    """Run a blocking callable off the loop, in the running executor's bounded pool."""
+    """Run a blocking callable off the loop, in the running executor's bounded pool
+    (outside an executor: in a thread of its own)."""
     offload = current_offloader.get()
     if offload is None:
-        return await asyncio.to_thread(fn, *args)
+        return await in_thread(fn, *args)
     return await offload(fn, *args)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, overload
 
@@ -110,9 +111,18 @@ def _unique(ops: Iterable[AbstractOperator]) -> list[AbstractOperator]:
     return list({id(op): op for op in ops}.values())
 
 
-@functools.lru_cache(maxsize=4096)
+# Weak: when a DAG file is re-parsed, its old functions (and their module) can go.
+_signatures: weakref.WeakKeyDictionary[Callable[..., Any], _Signature] = weakref.WeakKeyDictionary()
+
+
 def _signature(fn: Callable[..., Any]) -> _Signature:
-    return _Signature(fn)
+    try:
+        sig = _signatures.get(fn)
+    except TypeError:  # not weak-referenceable (a builtin): no cache
+        return _Signature(fn)
+    if sig is None:
+        sig = _signatures[fn] = _Signature(fn)
+    return sig
 
 
 class _FunctionFactory:

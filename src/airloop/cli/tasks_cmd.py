@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.context import DagRunInfo
 from airloop.authoring.params import parse_cli_params
 from airloop.authoring.xcom_arg import ValuesLookup
 from airloop.cli.common import (
@@ -27,10 +27,8 @@ from airloop.cli.common import (
     settings_from,
 )
 from airloop.cli.run_cmd import STATE_STYLE
-from airloop.core.planner import TIKey
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
-from airloop.engine.active_run import task_logger
 from airloop.engine.events import OutcomeChannel, TaskFinished
 from airloop.engine.task_logs import StreamSink, task_log_routing
 from airloop.executors.async_executor import AsyncExecutor
@@ -90,18 +88,17 @@ def task_test_command(
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
     info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params)
-    ti = TaskInstanceInfo(
-        dag.dag_id, info.run_id, task_id, index, 1, node.settings.retries + 1, None
-    )
-    item = WorkItem(
-        run_pk=0,
-        key=TIKey(task_id, index),
-        try_number=1,
+    item = WorkItem.build(
+        dag=dag,
         operator=operator,
-        context=Context(dag=dag, task=operator, ti=ti, dag_run=info, log=task_logger),
-        timeout=node.settings.execution_timeout,
+        run=info,
+        run_pk=0,
+        map_index=index,
+        try_number=1,
         log_path="-",
         xcom_max_bytes=settings.xcom_max_bytes,
+        executor="async",
+        bound=None,
     )
     finished = asyncio.run(_run_one(item, settings.sync_threads))
     if finished.status == "success":

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.xcom_arg import as_sequence
 from airloop.core.planner import (
@@ -31,8 +30,6 @@ from airloop.engine.events import TaskEvent, TaskFinished, TaskStarted
 from airloop.engine.task_logs import log_path
 from airloop.executors.base import WorkItem
 from airloop.store.repository import WriteBatch
-
-task_logger = logging.getLogger("airloop.task")
 
 
 @dataclass(slots=True)
@@ -295,26 +292,15 @@ class ActiveRun:
         node = self.dag.task_dict[key.task_id]
         bound = node.bind(key.map_index, self)
         operator = node.rebuild(bound)
-        rec = self.records[key]
-        path = self._log_path(key, rec.try_number)
-        ti = TaskInstanceInfo(
-            dag_id=self.info.dag_id,
-            run_id=self.info.run_id,
-            task_id=key.task_id,
-            map_index=key.map_index,
-            try_number=rec.try_number,
-            max_tries=node.settings.retries + 1,
-            log_path=path,
-        )
-        context = Context(dag=self.dag, task=operator, ti=ti, dag_run=self.info, log=task_logger)
-        return WorkItem(
-            run_pk=self.run_pk,
-            key=key,
-            try_number=rec.try_number,
+        try_number = self.records[key].try_number
+        return WorkItem.build(
+            dag=self.dag,
             operator=operator,
-            context=context,
-            timeout=node.settings.execution_timeout,
-            log_path=path,
+            run=self.info,
+            run_pk=self.run_pk,
+            map_index=key.map_index,
+            try_number=try_number,
+            log_path=self._log_path(key, try_number),
             xcom_max_bytes=self.xcom_max_bytes,
             executor=node.settings.executor or default_executor,
             bound=bound,

@@ -23,6 +23,7 @@ from airloop.engine.task_logs import TaskLogWriter
 from airloop.engine.watchdog import LoopWatchdog
 from airloop.exceptions import RunExistsError
 from airloop.executors.base import WorkItem
+from airloop.runtime import in_thread
 from airloop.settings import Settings
 from airloop.store.repository import Store
 
@@ -137,9 +138,9 @@ class Engine:
                 self.abandoned += self._executors.abandoned
         finally:
             if self.watchdog is not None:
-                await asyncio.to_thread(self.watchdog.stop)
+                await in_thread(self.watchdog.stop)
             if self._logs is not None:
-                await asyncio.to_thread(self._logs.close)
+                await in_thread(self._logs.close)
             if self._store is not None:
                 await self._store.close()
             self._serve = self._scheduler = self._executors = None

@@ -7,15 +7,20 @@ the scheduler is the only writer of state.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from airloop.authoring.context import Context
+from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
+
+#: The logger task code gets as ``context.log`` / ``log``.
+TASK_LOGGER = logging.getLogger("airloop.task")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,45 @@ class WorkItem:
     executor: str = "async"
     #: The arguments ``operator`` was rebuilt from (see AbstractOperator.bind).
     bound: Any = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        dag: DAG,
+        operator: BaseOperator,
+        run: DagRunInfo,
+        run_pk: int,
+        map_index: int,
+        try_number: int,
+        log_path: str,
+        xcom_max_bytes: int,
+        executor: str,
+        bound: Any,
+    ) -> WorkItem:
+        """The one place a work item and its task's context are put together."""
+        settings = dag.get_task(operator.task_id).settings
+        ti = TaskInstanceInfo(
+            dag_id=run.dag_id,
+            run_id=run.run_id,
+            task_id=operator.task_id,
+            map_index=map_index,
+            try_number=try_number,
+            max_tries=settings.retries + 1,
+            log_path=log_path,
+        )
+        return cls(
+            run_pk=run_pk,
+            key=TIKey(operator.task_id, map_index),
+            try_number=try_number,
+            operator=operator,
+            context=Context(dag=dag, task=operator, ti=ti, dag_run=run, log=TASK_LOGGER),
+            timeout=settings.execution_timeout,
+            log_path=log_path,
+            xcom_max_bytes=xcom_max_bytes,
+            executor=executor,
+            bound=bound,
+        )
 
     @property
     def ref(self) -> tuple[int, TIKey]:

@@ -26,6 +26,7 @@ from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import INTERRUPT_SIGNAL, init_process, run_in_process
+from airloop.runtime import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,11 @@ class ProcessExecutor(SupervisedExecutor):
             for process in processes:
                 if process.is_alive():
                     process.terminate()
-            await asyncio.to_thread(_join_all, processes, max(0.5, deadline - loop.time()))
+            await in_thread(_join_all, processes, max(0.5, deadline - loop.time()))
         if self._started is not None:
             self._started.put(None)
             if self._reader is not None:
-                await asyncio.to_thread(self._reader.join, 5)
+                await in_thread(self._reader.join, 5)
             self._started.close()
             self._started = None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.context import DagRunInfo
 from airloop.core.planner import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
 from airloop.engine.events import TaskFinished, TaskStarted
@@ -29,8 +29,7 @@ from airloop.engine.runner import Runner, StartedHook
 from airloop.engine.task_logs import LogSink, task_log_routing
 from airloop.executors.base import TaskCall, WorkItem
 from airloop.executors.threads import DaemonThreadPool, ExecutionTimeout, run_in_pool
-
-task_logger = logging.getLogger("airloop.task")
+from airloop.runtime import in_thread
 
 # DAG files loaded in this worker process, by (path, modification time): a worker
 # imports each file once, and again only when it changes.
@@ -71,23 +70,13 @@ def rebuild_item(call: TaskCall) -> WorkItem:
     dag = pick_dag(_dag_file(call.dag_file), call.dag_id)
     node = dag.get_task(call.task_id)
     operator = node.rebuild(call.bound)
-    info = DagRunInfo(call.dag_id, call.run_id, call.logical_date, call.run_type, call.params)
-    ti = TaskInstanceInfo(
-        call.dag_id,
-        call.run_id,
-        call.task_id,
-        call.map_index,
-        call.try_number,
-        call.max_tries,
-        call.log_path,
-    )
-    return WorkItem(
-        run_pk=call.run_pk,
-        key=TIKey(call.task_id, call.map_index),
-        try_number=call.try_number,
+    return WorkItem.build(
+        dag=dag,
         operator=operator,
-        context=Context(dag=dag, task=operator, ti=ti, dag_run=info, log=task_logger),
-        timeout=call.timeout,
+        run=DagRunInfo(call.dag_id, call.run_id, call.logical_date, call.run_type, call.params),
+        run_pk=call.run_pk,
+        map_index=call.map_index,
+        try_number=call.try_number,
         log_path=call.log_path,
         xcom_max_bytes=call.xcom_max_bytes,
         executor=call.executor,
@@ -181,7 +170,7 @@ def _runner(
         report_threadsafe=report,
         sink_for=lambda _: sink,
         run_sync=run_sync,
-        offloader=asyncio.to_thread,
+        offloader=in_thread,
     )
     return runner, events
 

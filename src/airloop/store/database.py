@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: kept here so that opening a current database does not import Alembic (~0.5 s).
 HEAD_REVISION = "0001"
 
-__all__ = ["HEAD_REVISION", "DatabaseError", "create_engine", "current_revision", "migrate"]
+__all__ = [
+    "HEAD_REVISION",
+    "DatabaseError",
+    "create_engine",
+    "current_revision",
+    "migrate",
+    "migrate_blocking",
+]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -99,3 +107,16 @@ async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
     async with engine.begin() as conn:
         before = await conn.run_sync(upgrade)
     return before, head_revision()
+
+
+def migrate_blocking(url: str) -> tuple[str | None, str]:
+    """``migrate`` for a thread without an event loop (keeps Alembic off the caller's loop)."""
+
+    async def go() -> tuple[str | None, str]:
+        engine = create_engine(url)
+        try:
+            return await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
