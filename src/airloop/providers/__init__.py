@@ -1,0 +1,1 @@
+"""Providers: hooks, operators and sensors for external systems."""
