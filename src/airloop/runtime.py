@@ -29,6 +29,10 @@ class Offloader(Protocol):
 current_task_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "airloop_current_task_label", default=None
 )
+#: The engine's shared resources (airloop.engine.resources.Resources), set per task.
+current_resources: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "airloop_current_resources", default=None
+)
 #: Where sync work goes when task code needs to block (set by the executor).
 current_offloader: contextvars.ContextVar[Offloader | None] = contextvars.ContextVar(
     "airloop_current_offloader", default=None
@@ -116,3 +120,15 @@ def delay(seconds: float) -> Awaitable[None]:
         "sleeping would block every task: make the caller async and 'await delay(...)', "
         "or make the task a sync task (it then runs in a worker thread)"
     )
+
+
+def resources() -> Any:
+    """The running engine's shared resources (AWS clients, pollers...).
+
+    Available in task code run by an engine; a worker process or Dask worker has its
+    own for the duration of one task.
+    """
+    found = current_resources.get()
+    if found is None:
+        raise RuntimeError("no airloop engine is running this code (resources() is for task code)")
+    return found

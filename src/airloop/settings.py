@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +17,44 @@ from pydantic_settings import (
 
 from airloop.core.pools import DEFAULT_POOL
 from airloop.exceptions import SettingsError
+
+
+class AwsSettings(BaseModel):
+    """The ``[aws]`` section (env: ``AIRLOOP_AWS__REGION`` ...). Unset values fall back to
+    the standard AWS chain (environment, ~/.aws, instance role)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region: str | None = None
+    endpoint_url: str | None = Field(
+        default=None, description="e.g. the local emulator: http://127.0.0.1:4566"
+    )
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    profile: str | None = None
+    max_concurrency: int = Field(
+        default=64, ge=1, description="Concurrent calls per (service, action); sizes the pool."
+    )
+    rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Calls per second per action, e.g. {"SubmitJob": 50}; adapts on throttling.',
+    )
+    max_attempts: int = Field(
+        default=12, ge=1, description="Tries per call on throttling, 5xx and connection errors."
+    )
+    batch_poll_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between DescribeJobs rounds."
+    )
+    batch_poll_jitter: float = Field(
+        default=0.1, ge=0, lt=1, description="Fraction of the interval added at random."
+    )
+    batch_describe_concurrency: int = Field(
+        default=4, ge=1, description="DescribeJobs calls (100 ids each) in flight per round."
+    )
+    batch_missing_rounds: int = Field(
+        default=3, ge=1, description="Rounds a job id may be missing before its task fails."
+    )
 
 
 class Settings(BaseSettings):
@@ -69,6 +107,7 @@ class Settings(BaseSettings):
         default=False,
         description="dask: tasks ask for their pool's slots as Dask worker resources.",
     )
+    aws: AwsSettings = Field(default_factory=AwsSettings)
     loop_block_threshold: float = Field(
         default=0.2, gt=0, description="Warn when the event loop is blocked longer than this (s)."
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,36 @@ class TaskInstanceInfo:
         return f"{self.dag_id}/{self.run_id}/{self.task_id}{idx} try {self.try_number}"
 
 
+class Checkpoint:
+    """A task instance's durable note about external work it started.
+
+    An operator that launches something outside airloop (a Batch job) saves its handle
+    with ``await context.checkpoint.save({...})`` BEFORE it starts waiting; the write is
+    durable when ``save`` returns. If airloop dies and the task instance is resumed,
+    ``context.checkpoint.value`` holds it and the operator re-attaches instead of
+    launching again. A checkpoint belongs to one try: a retry starts with none.
+    """
+
+    def __init__(
+        self, value: Any = None, saver: Callable[[Any], Awaitable[None]] | None = None
+    ) -> None:
+        self._value = value
+        self._saver = saver
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    @property
+    def durable(self) -> bool:
+        return self._saver is not None
+
+    async def save(self, value: Any) -> None:
+        if self._saver is not None:
+            await self._saver(value)
+        self._value = value
+
+
 #: The names a ``@task`` function may take as parameters to receive context values.
 CONTEXT_KEYS: frozenset[str] = frozenset(
     {
@@ -51,6 +81,7 @@ CONTEXT_KEYS: frozenset[str] = frozenset(
         "log",
         "map_index",
         "try_number",
+        "checkpoint",
     }
 )
 
@@ -64,6 +95,7 @@ class Context(Mapping[str, Any]):
     ti: TaskInstanceInfo
     dag_run: DagRunInfo
     log: logging.Logger
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
 
     @property
     def params(self) -> Mapping[str, Any]:

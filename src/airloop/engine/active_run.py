@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airloop.authoring.context import DagRunInfo
+from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.xcom_arg import as_sequence
 from airloop.core.planner import (
@@ -47,6 +48,8 @@ class TIRecord:
     executor: str | None = None
     next_retry_at: datetime | None = None
     error: str | None = None
+    #: {"try_number": n, "value": ...}: written by the task itself, not in row()
+    checkpoint: dict[str, Any] | None = None
 
     def row(self, run_pk: int) -> dict[str, Any]:
         return {
@@ -114,6 +117,8 @@ class ActiveRun:
         self.wake_at: float | None = None
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self.stopping: str | None = None
+        #: Durable checkpoint writer (Store.save_checkpoint); None keeps them in memory.
+        self.checkpoints: Callable[[int, str, int, dict[str, Any]], Awaitable[None]] | None = None
         #: Called after every scheduler tick that touched this run (and when it ends).
         self.on_progress: Callable[[ActiveRun], None] | None = None
 
@@ -293,7 +298,10 @@ class ActiveRun:
         node = self.dag.task_dict[key.task_id]
         bound = node.bind(key.map_index, self)
         operator = node.rebuild(bound)
-        try_number = self.records[key].try_number
+        rec = self.records[key]
+        try_number = rec.try_number
+        stored = rec.checkpoint
+        current = stored["value"] if stored and stored.get("try_number") == try_number else None
         return WorkItem.build(
             dag=self.dag,
             operator=operator,
@@ -305,4 +313,13 @@ class ActiveRun:
             xcom_max_bytes=self.xcom_max_bytes,
             executor=node.settings.executor or default_executor,
             bound=bound,
+            checkpoint=Checkpoint(
+                current, functools.partial(self._save_checkpoint, key, try_number)
+            ),
         )
+
+    async def _save_checkpoint(self, key: TIKey, try_number: int, value: Any) -> None:
+        stored = {"try_number": try_number, "value": value}
+        if self.checkpoints is not None:
+            await self.checkpoints(self.run_pk, key.task_id, key.map_index, stored)
+        self.records[key].checkpoint = stored

@@ -17,6 +17,7 @@ from airloop.core.pools import PoolLedger
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.events import OutcomeChannel
 from airloop.engine.executor_registry import ExecutorRegistry
+from airloop.engine.resources import Resources
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.task_logs import TaskLogWriter
@@ -53,6 +54,7 @@ class Engine:
         self._serve: asyncio.Task[None] | None = None
         self._pools = PoolLedger(self.settings.pools)
         self.watchdog: LoopWatchdog | None = None
+        self.resources: Resources | None = None
         #: Task coroutines that ignored cancellation at shutdown (the process should
         #: exit without waiting for them: see the CLI).
         self.abandoned = 0
@@ -76,8 +78,13 @@ class Engine:
             self._logs.start()
             channel = OutcomeChannel()
             logs = self._logs
+            self.resources = Resources(self.settings)
             self._executors = ExecutorRegistry(
-                self.settings, channel, self._hostname, lambda item: logs.sink(item.log_path)
+                self.settings,
+                channel,
+                self._hostname,
+                lambda item: logs.sink(item.log_path),
+                self.resources,
             )
             self._scheduler = Scheduler(
                 store=self._store,
@@ -136,6 +143,8 @@ class Engine:
                 deadline = max(loop.time() + 0.5, stopped or loop.time() + grace)
                 await self._executors.shutdown(deadline)
                 self.abandoned += self._executors.abandoned
+            if self.resources is not None:
+                await self.resources.aclose()
         finally:
             if self.watchdog is not None:
                 await in_thread(self.watchdog.stop)
@@ -211,6 +220,7 @@ class Engine:
             xcom_max_bytes=self.settings.xcom_max_bytes,
             started_at=asyncio.get_running_loop().time(),
         )
+        run.checkpoints = self.store.save_checkpoint
         scheduler.add_run(run)
         return run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from airloop.core.planner import TIKey
 from airloop.engine.events import OutcomeChannel
@@ -28,11 +29,13 @@ class ExecutorRegistry:
         channel: OutcomeChannel,
         hostname: str,
         sink_for: Callable[[WorkItem], LogSink],
+        resources: Any = None,
     ) -> None:
         self._settings = settings
         self._channel = channel
         self._hostname = hostname
         self._sink_for = sink_for
+        self._resources = resources
         self._executors: dict[str, Executor] = {}
         self._lock = asyncio.Lock()
         self.abandoned = 0
@@ -43,13 +46,19 @@ class ExecutorRegistry:
             from airloop.executors.async_executor import AsyncExecutor
 
             return AsyncExecutor(
-                sync_threads=s.sync_threads, hostname=self._hostname, sink_for=self._sink_for
+                sync_threads=s.sync_threads,
+                hostname=self._hostname,
+                sink_for=self._sink_for,
+                resources=self._resources,
             )
         if name == "thread":
             from airloop.executors.thread_executor import ThreadExecutor
 
             return ThreadExecutor(
-                sync_threads=s.thread_workers, hostname=self._hostname, sink_for=self._sink_for
+                sync_threads=s.thread_workers,
+                hostname=self._hostname,
+                sink_for=self._sink_for,
+                resources=self._resources,
             )
         if name == "process":
             from airloop.executors.process_executor import ProcessExecutor

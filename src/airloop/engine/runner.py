@@ -23,7 +23,12 @@ from airloop.engine.task_logs import LogSink, current_log_sink
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
 from airloop.executors.threads import ExecutionTimeout
-from airloop.runtime import Offloader, current_offloader, current_task_label
+from airloop.runtime import (
+    Offloader,
+    current_offloader,
+    current_resources,
+    current_task_label,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +88,14 @@ class Runner:
         run_sync: SyncRunner,
         offloader: Offloader,
         run_coroutine: CoroutineRunner | None = None,
+        resources: Any = None,
     ) -> None:
         self.executor_name = executor_name
         self.hostname = hostname
         self.report = report
         self.report_threadsafe = report_threadsafe
         self.run_coroutine = run_coroutine
+        self.resources = resources
         #: Task coroutines that ignored the cancellation of their timeout: still owned
         #: (referenced here) while they run on, never awaited again.
         self.abandoned: set[asyncio.Task[Any]] = set()
@@ -131,6 +138,7 @@ class Runner:
         current_log_sink.set(sink)
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)
+        current_resources.set(self.resources)
         op = item.operator
         started_at = 0.0
         reported_start = False

@@ -36,11 +36,13 @@ class AsyncExecutor(SupervisedExecutor):
         sync_threads: int,
         hostname: str,
         sink_for: Callable[[WorkItem], LogSink],
+        resources: Any = None,
     ) -> None:
         super().__init__()
         self._sync_threads = sync_threads
         self._hostname = hostname
         self._sink_for = sink_for
+        self._resources = resources
         self._pool: DaemonThreadPool | None = None
         self._runner: Runner | None = None
 
@@ -59,6 +61,7 @@ class AsyncExecutor(SupervisedExecutor):
             sink_for=self._sink_for,
             run_sync=self._run_sync,
             offloader=self._offload,
+            resources=self._resources,
             **self._runner_options(),
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from airloop.authoring.context import Context, DagRunInfo, TaskInstanceInfo
+from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.core.planner import TIKey
@@ -79,6 +79,7 @@ class WorkItem:
         xcom_max_bytes: int,
         executor: str,
         bound: Any,
+        checkpoint: Checkpoint | None = None,
     ) -> WorkItem:
         """The one place a work item and its task's context are put together."""
         settings = dag.get_task(operator.task_id).settings
@@ -96,7 +97,14 @@ class WorkItem:
             key=TIKey(operator.task_id, map_index),
             try_number=try_number,
             operator=operator,
-            context=Context(dag=dag, task=operator, ti=ti, dag_run=run, log=TASK_LOGGER),
+            context=Context(
+                dag=dag,
+                task=operator,
+                ti=ti,
+                dag_run=run,
+                log=TASK_LOGGER,
+                checkpoint=checkpoint or Checkpoint(),
+            ),
             timeout=settings.execution_timeout,
             log_path=log_path,
             xcom_max_bytes=xcom_max_bytes,

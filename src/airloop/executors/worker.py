@@ -25,11 +25,13 @@ from airloop.authoring.context import DagRunInfo
 from airloop.core.planner import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
 from airloop.engine.events import TaskFinished, TaskStarted
+from airloop.engine.resources import Resources
 from airloop.engine.runner import Runner, StartedHook
 from airloop.engine.task_logs import LogSink, task_log_routing
 from airloop.executors.base import TaskCall, WorkItem
 from airloop.executors.threads import DaemonThreadPool, ExecutionTimeout, run_in_pool
 from airloop.runtime import in_thread
+from airloop.settings import load_settings
 
 # DAG files loaded in this worker process, by (path, modification time): a worker
 # imports each file once, and again only when it changes.
@@ -131,6 +133,14 @@ async def _run_inline(fn: Callable[..., Any], started: StartedHook, item: WorkIt
         return fn(item.context)
 
 
+async def _run_and_close(runner: Runner, item: WorkItem) -> None:
+    """Run one task; its resources (clients...) live as long as this worker call."""
+    try:
+        await runner.run(item)
+    finally:
+        await runner.resources.aclose()
+
+
 async def _run_cancellable(runner: Runner, item: WorkItem) -> None:
     """Run on this process's private loop; INTERRUPT_SIGNAL cancels the task."""
     loop = asyncio.get_running_loop()
@@ -138,7 +148,7 @@ async def _run_cancellable(runner: Runner, item: WorkItem) -> None:
     assert task is not None
     loop.add_signal_handler(INTERRUPT_SIGNAL, task.cancel, INTERRUPTED)
     try:
-        await runner.run(item)
+        await _run_and_close(runner, item)
     finally:
         loop.remove_signal_handler(INTERRUPT_SIGNAL)
         # Between tasks a late interrupt must do nothing (its default would kill us).
@@ -164,6 +174,7 @@ def _runner(
         return await run_in_pool(pool, fn, item.context, started, item.timeout)
 
     runner = Runner(
+        resources=Resources(load_settings()),
         executor_name=call.executor,
         hostname=socket.gethostname(),
         report=report,
@@ -217,7 +228,7 @@ def run_in_process(call: TaskCall) -> Outcome:
             if in_main:
                 asyncio.run(_run_cancellable(runner, item))
             else:
-                asyncio.run(runner.run(item))
+                asyncio.run(_run_and_close(runner, item))
     except asyncio.CancelledError:
         pass  # interrupted: the runner has reported it
     finally:
@@ -279,7 +290,7 @@ def run_on_dask(call: TaskCall) -> Outcome:
         return None, _load_failure(call, exc, sink)
     try:
         with task_log_routing():
-            asyncio.run(runner.run(item))
+            asyncio.run(_run_and_close(runner, item))
     finally:
         pool.shutdown()
     return _outcome(call, events)
@@ -296,7 +307,7 @@ async def run_on_dask_async(call: TaskCall) -> Outcome:
         return None, _load_failure(call, exc, sink)
     try:
         with task_log_routing():
-            await runner.run(item)
+            await _run_and_close(runner, item)
     finally:
         pool.shutdown()
     return _outcome(call, events)

@@ -200,6 +200,28 @@ class Store:
                 insert(task_instance), [{**base, "map_index": i} for i in range(1, count)]
             )
 
+    async def save_checkpoint(
+        self, run_pk: int, task_id: str, map_index: int, value: dict[str, Any]
+    ) -> None:
+        """Durably record a task instance's checkpoint, now, in its own short transaction.
+
+        The one write outside the scheduler's batches: an operator must know its handle
+        on external work is stored before it waits (the scheduler never writes this
+        column, so the two cannot overwrite each other).
+        """
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(task_instance)
+                .where(
+                    and_(
+                        _ti.dag_run_id == run_pk,
+                        _ti.task_id == task_id,
+                        _ti.map_index == map_index,
+                    )
+                )
+                .values(checkpoint=value, updated_at=utcnow())
+            )
+
     # -- reads ----------------------------------------------------------------------
 
     async def find_runs(self, run_id: str, dag_id: str | None = None) -> list[Row[Any]]:

@@ -1,0 +1,209 @@
+"""AWS Batch: submit a job and wait for it, or wait for an existing one.
+
+``BatchSubmitJobOperator`` (Airflow users know it as ``BatchOperator``) names the job
+deterministically (run, task, map index, try), saves the job id as the task's
+checkpoint before it waits, and waits through the shared batched poller. Before
+submitting it looks the name up (ListJobs, JOB_NAME filter): a crash between
+SubmitJob and the checkpoint is healed by re-attaching, never by submitting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from typing import Any
+
+from airloop.authoring.context import Context
+from airloop.authoring.operator import BaseOperator
+from airloop.authoring.sensor import BaseSensor
+from airloop.exceptions import AirloopError, SensorTimeout, SkipTask
+from airloop.providers.aws.hub import AwsHub
+
+_NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
+
+
+class BatchJobFailed(AirloopError):
+    """The Batch job ended FAILED; the message carries Batch's statusReason."""
+
+
+def job_name(context: Context) -> str:
+    """Deterministic and unique per try: ``<dag>-<task>[-<map>]-t<try>-<run hash>``.
+
+    Batch allows 128 letters, digits, hyphens and underscores.
+    """
+    ti = context.ti
+    run_hash = hashlib.sha1(f"{ti.dag_id}/{ti.run_id}".encode()).hexdigest()[:12]
+    index = f"-{ti.map_index}" if ti.map_index >= 0 else ""
+    base = _NAME_OK.sub("_", f"{ti.dag_id}-{ti.task_id}")
+    suffix = f"{index}-t{ti.try_number}-{run_hash}"
+    return base[: 128 - len(suffix)] + suffix
+
+
+def summarize(job: dict[str, Any]) -> dict[str, Any]:
+    container = job.get("container") or {}
+    return {
+        "job_id": job["jobId"],
+        "job_name": job.get("jobName"),
+        "status": job.get("status"),
+        "status_reason": job.get("statusReason"),
+        "exit_code": container.get("exitCode"),
+        "log_stream_name": container.get("logStreamName"),
+        "started_at": job.get("startedAt"),
+        "stopped_at": job.get("stoppedAt"),
+    }
+
+
+class BatchSubmitJobOperator(BaseOperator):
+    """Submit an AWS Batch job and (by default) wait for it; returns its summary as XCom."""
+
+    def __init__(
+        self,
+        *,
+        job_queue: str,
+        job_definition: str,
+        job_name: str | None = None,
+        container_overrides: dict[str, Any] | None = None,
+        parameters: dict[str, str] | None = None,
+        array_properties: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        wait: bool = True,
+        terminate_on_cancel: bool = True,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_queue = job_queue
+        self.job_definition = job_definition
+        self.job_name = job_name
+        self.container_overrides = container_overrides
+        self.parameters = parameters
+        self.array_properties = array_properties
+        self.tags = tags
+        self.wait = wait
+        self.terminate_on_cancel = terminate_on_cancel
+        self.region = region
+        self.endpoint_url = endpoint_url
+
+    def _where(self) -> dict[str, Any]:
+        return {"region": self.region, "endpoint_url": self.endpoint_url}
+
+    async def _existing(self, hub: AwsHub, name: str) -> str | None:
+        """The job already submitted under this name (a crash before the checkpoint)."""
+        response = await hub.call(
+            "batch",
+            "ListJobs",
+            jobQueue=self.job_queue,
+            filters=[{"name": "JOB_NAME", "values": [name]}],
+            **self._where(),
+        )
+        jobs = sorted(response.get("jobSummaryList", []), key=lambda j: j.get("createdAt", 0))
+        return str(jobs[0]["jobId"]) if jobs else None
+
+    async def _submit(self, hub: AwsHub, name: str) -> str:
+        request: dict[str, Any] = {
+            "jobName": name,
+            "jobQueue": self.job_queue,
+            "jobDefinition": self.job_definition,
+        }
+        if self.container_overrides:
+            request["containerOverrides"] = self.container_overrides
+        if self.parameters:
+            request["parameters"] = self.parameters
+        if self.array_properties:
+            request["arrayProperties"] = self.array_properties
+        if self.tags:
+            request["tags"] = self.tags
+        response = await hub.call("batch", "SubmitJob", **request, **self._where())
+        return str(response["jobId"])
+
+    async def execute(self, context: Context) -> dict[str, Any]:
+        hub = await AwsHub.current()
+        name = self.job_name or job_name(context)
+        saved = context.checkpoint.value
+        if saved and saved.get("job_id"):
+            job_id = str(saved["job_id"])
+            context.log.info("re-attaching to Batch job %s (%s) from the checkpoint", job_id, name)
+        else:
+            found = await self._existing(hub, name)
+            if found is not None:
+                job_id = found
+                context.log.info("Batch job %s already exists as %s: re-attaching", name, job_id)
+            else:
+                job_id = await self._submit(hub, name)
+                context.log.info("submitted Batch job %s as %s", name, job_id)
+            await context.checkpoint.save({"job_id": job_id, "job_name": name})
+        if not self.wait:
+            return {"job_id": job_id, "job_name": name, "status": "SUBMITTED"}
+        try:
+            job = await hub.batch_poller(**self._where()).wait(job_id)
+        except asyncio.CancelledError:
+            if self.terminate_on_cancel:
+                await asyncio.shield(self._terminate(hub, job_id, context))
+            raise
+        summary = summarize(job)
+        if job.get("status") == "FAILED":
+            raise BatchJobFailed(
+                f"Batch job {name} ({job_id}) FAILED: {job.get('statusReason') or 'no reason given'}"
+                f" (exit code {summary['exit_code']})"
+            )
+        context.log.info("Batch job %s SUCCEEDED (exit code %s)", job_id, summary["exit_code"])
+        return summary
+
+    async def _terminate(self, hub: AwsHub, job_id: str, context: Context) -> None:
+        try:
+            await hub.call(
+                "batch",
+                "TerminateJob",
+                jobId=job_id,
+                reason="airloop: the task was cancelled or timed out",
+                **self._where(),
+            )
+            context.log.info("terminated Batch job %s", job_id)
+        except Exception as exc:  # noqa: BLE001 - the cancellation goes on; say why it failed
+            context.log.error("could not terminate Batch job %s: %s", job_id, exc)
+
+
+class BatchJobSensor(BaseSensor):
+    """Wait for an existing Batch job (by id) through the shared poller.
+
+    ``timeout`` and ``soft_fail`` behave as for any sensor; a FAILED job fails the task
+    unless ``fail_on_job_failure=False`` (then its summary is returned either way).
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        fail_on_job_failure: bool = True,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.fail_on_job_failure = fail_on_job_failure
+        self.region = region
+        self.endpoint_url = endpoint_url
+
+    def poke(self, context: Context) -> bool:  # pragma: no cover - execute() is overridden
+        raise NotImplementedError("BatchJobSensor waits through the batched poller")
+
+    async def execute(self, context: Context) -> dict[str, Any]:
+        hub = await AwsHub.current()
+        poller = hub.batch_poller(region=self.region, endpoint_url=self.endpoint_url)
+        try:
+            async with asyncio.timeout(self.timeout):
+                job = await poller.wait(self.job_id)
+        except TimeoutError:
+            message = f"Batch job {self.job_id} did not finish within {self.timeout:g}s"
+            if self.soft_fail:
+                raise SkipTask(message) from None
+            raise SensorTimeout(message) from None
+        summary = summarize(job)
+        if job.get("status") == "FAILED" and self.fail_on_job_failure:
+            raise BatchJobFailed(
+                f"Batch job {self.job_id} FAILED: {job.get('statusReason') or 'no reason given'}"
+            )
+        return summary
