@@ -27,17 +27,21 @@ class BatchJobFailed(AirloopError):
     """The Batch job ended FAILED; the message carries Batch's statusReason."""
 
 
-def job_name(context: Context) -> str:
+def batch_job_name(dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> str:
     """Deterministic and unique per try: ``<dag>-<task>[-<map>]-t<try>-<run hash>``.
 
     Batch allows 128 letters, digits, hyphens and underscores.
     """
-    ti = context.ti
-    run_hash = hashlib.sha1(f"{ti.dag_id}/{ti.run_id}".encode()).hexdigest()[:12]
-    index = f"-{ti.map_index}" if ti.map_index >= 0 else ""
-    base = _NAME_OK.sub("_", f"{ti.dag_id}-{ti.task_id}")
-    suffix = f"{index}-t{ti.try_number}-{run_hash}"
+    run_hash = hashlib.sha1(f"{dag_id}/{run_id}".encode()).hexdigest()[:12]
+    index = f"-{map_index}" if map_index >= 0 else ""
+    base = _NAME_OK.sub("_", f"{dag_id}-{task_id}")
+    suffix = f"{index}-t{try_number}-{run_hash}"
     return base[: 128 - len(suffix)] + suffix
+
+
+def job_name(context: Context) -> str:
+    ti = context.ti
+    return batch_job_name(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
 
 
 def summarize(job: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,12 @@ class AwsHub:
         hub: AwsHub = await resources().get("aws", cls.create)
         return hub
 
+    @classmethod
+    async def current_for(cls, engine: Any) -> AwsHub:
+        """The hub of ``engine`` (from outside task code: tests, benchmarks)."""
+        hub: AwsHub = await engine.resources.get("aws", cls.create)
+        return hub
+
     async def aclose(self) -> None:
         for poller in list(self._pollers.values()):
             await poller.aclose()

@@ -6,9 +6,10 @@ every retry happens here, where it also feeds the rate limiter. Two layers multi
 "standard" mode also keeps a retry *quota* that a throttled burst exhausts (measured
 here: 724 of 1,000 SubmitJob calls failed under a 50/s throttle).
 
-The rate adapts like TCP's congestion window (AIMD): a throttling answer halves the
-rate (starting from the rate actually achieved when none was set), each success
-adds back about one call per second per second, up to the configured rate.
+The rate adapts like TCP's congestion window (AIMD): a throttling answer cuts the
+rate to 70% of what was actually achieved over the last second (at most one cut per
+second: a burst of throttled calls is one signal, not twenty), and each success adds
+back about one call per second per second, up to the configured rate.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class ActionLimiter:
         self.min_rate = min_rate
         self._next = 0.0  # monotonic time of the next free start
         self._done: deque[float] = deque()
+        self._last_cut = -1e9
         self.throttles = 0
 
     async def __aenter__(self) -> ActionLimiter:
@@ -99,5 +101,10 @@ class ActionLimiter:
 
     def throttled(self) -> None:
         self.throttles += 1
-        current = self.rate if self.rate is not None else max(self._achieved(), self.min_rate)
-        self.rate = max(self.min_rate, current / 2)
+        now = time.monotonic()
+        if now - self._last_cut < 1.0:
+            return  # the same burst: already slowed down for it
+        self._last_cut = now
+        achieved = self._achieved()
+        current = achieved if achieved >= self.min_rate else (self.rate or self.min_rate)
+        self.rate = max(self.min_rate, current * 0.7)

@@ -1,0 +1,183 @@
+"""BatchSubmitJobOperator and BatchJobSensor against the emulator, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from airloop import DAG, DagRunState
+from airloop.engine.engine import Engine
+from airloop.providers.aws.batch import BatchJobSensor, BatchSubmitJobOperator
+from airloop.providers.aws.emulator import BatchEmulator
+from airloop.providers.aws.hub import AwsHub
+
+from .conftest import aws_settings, env
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def test_jobs_succeed_and_return_their_summary(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    await emulator.configure(default_seconds=0.5, phase_seconds=[0.05, 0.05, 0.05, 0.05])
+    with DAG("ok") as dag:
+        BatchSubmitJobOperator(
+            task_id="one", job_queue="q", job_definition="jd", container_overrides=env(0.3)
+        )
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        (xcom,) = await engine.store.xcom_values(result.run_pk)
+        (ti,) = await engine.store.task_instances(result.run_pk)
+    summary = json.loads(xcom.value)
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["exit_code"] == 0
+    assert summary["log_stream_name"].endswith(summary["job_id"])
+    assert summary["job_name"] == f"ok-one-t1-{summary['job_name'].rsplit('-', 1)[1]}"
+    # The job id was saved as the checkpoint, for this try.
+    assert ti.checkpoint["try_number"] == 1
+    assert ti.checkpoint["value"]["job_id"] == summary["job_id"]
+
+
+async def test_a_failed_job_fails_the_task_with_batchs_reason(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    with DAG("bad") as dag:
+        BatchSubmitJobOperator(
+            task_id="boom",
+            job_queue="q",
+            job_definition="jd",
+            container_overrides=env(0.1, exit_code=3),
+        )
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        result = await engine.run(dag)
+    assert result.state is DagRunState.FAILED
+    ((_, error),) = result.failed
+    assert "FAILED: Essential container in task exited (exit code 3)" in error
+
+
+async def test_monitoring_is_batched_per_100_jobs(emulator: BatchEmulator, tmp_path: Path) -> None:
+    n = 250
+    with DAG("many") as dag:
+        BatchSubmitJobOperator.partial(task_id="job", job_queue="q", job_definition="jd").expand(
+            container_overrides=[env(0.5 + (i % 5) / 10) for i in range(n)]
+        )
+    async with Engine(aws_settings(emulator, tmp_path, batch_poll_interval=0.5)) as engine:
+        result = await engine.run(dag)
+        hub = await AwsHub.current_for(engine)
+        poller = hub.batch_poller()
+    assert result.counts == {"success": n}
+    assert hub.calls["SubmitJob"] == n
+    # Each round asks about every job still running, 100 ids per call, never more.
+    for asked, calls in poller.round_sizes:
+        assert calls == -(-asked // 100)
+    assert hub.calls["DescribeJobs"] == poller.describe_calls
+    assert poller.describe_calls <= 3 * len(poller.round_sizes)
+
+
+async def test_cancelling_the_task_terminates_the_job(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    with DAG("cancel") as dag:
+        BatchSubmitJobOperator(
+            task_id="long",
+            job_queue="q",
+            job_definition="jd",
+            container_overrides=env(60),
+            execution_timeout=1.0,
+        )
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        result = await engine.run(dag)
+        (ti,) = await engine.store.task_instances(result.run_pk)
+        hub = await AwsHub.current_for(engine)
+        job_id = ti.checkpoint["value"]["job_id"]
+        described = await hub.call("batch", "DescribeJobs", jobs=[job_id])
+    assert "execution_timeout" in ti.error
+    (job,) = described["jobs"]
+    assert job["status"] == "FAILED"
+    assert "cancelled or timed out" in job["statusReason"]
+
+
+async def test_a_job_submitted_before_a_crash_is_reattached_not_resubmitted(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    """A crash between SubmitJob and the checkpoint: the name finds the job again."""
+    from airloop.providers.aws.batch import batch_job_name
+    from airloop.providers.aws.session import client_context
+
+    name = batch_job_name("heal", "r1", "j", -1, 1)
+    async with client_context("batch", **emulator.client_settings()) as batch:
+        # What the first attempt submitted before it "crashed" (no checkpoint saved).
+        before = await batch.submit_job(
+            jobName=name, jobQueue="q", jobDefinition="jd", containerOverrides=env(0.2)
+        )
+    with DAG("heal") as dag:
+        BatchSubmitJobOperator(
+            task_id="j", job_queue="q", job_definition="jd", container_overrides=env(0.2)
+        )
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        result = await engine.run(dag, run_id="r1")
+        hub = await AwsHub.current_for(engine)
+        (xcom,) = await engine.store.xcom_values(result.run_pk)
+    assert result.state is DagRunState.SUCCESS
+    assert hub.calls["SubmitJob"] == 0
+    assert json.loads(xcom.value)["job_id"] == before["jobId"]
+    stats = await emulator.stats()
+    assert name not in stats["submitted_more_than_once"]
+
+
+async def test_the_sensor_waits_for_an_existing_job(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    from airloop.providers.aws.session import client_context
+
+    async with client_context("batch", **emulator.client_settings()) as batch:
+        submitted = await batch.submit_job(
+            jobName="external", jobQueue="q", jobDefinition="jd", containerOverrides=env(0.3)
+        )
+    with DAG("sense") as dag:
+        BatchJobSensor(task_id="wait", job_id=submitted["jobId"], timeout=30)
+        BatchJobSensor(task_id="missing", job_id="no-such-job", timeout=30, retries=0)
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        result = await engine.run(dag)
+        rows = {r.task_id: r for r in await engine.store.task_instances(result.run_pk)}
+    assert rows["wait"].state == "success"
+    assert rows["missing"].state == "failed"
+    assert "was not returned by DescribeJobs in 3 rounds" in rows["missing"].error
+
+
+async def test_throttled_submits_and_polls_all_succeed_exactly_once(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    n = 300
+    await emulator.configure(throttle={"SubmitJob": 50, "DescribeJobs": 20})
+    try:
+        with DAG("throttled") as dag:
+            BatchSubmitJobOperator.partial(
+                task_id="job", job_queue="q", job_definition="jd"
+            ).expand(container_overrides=[env(0.2)] * n)
+        async with Engine(aws_settings(emulator, tmp_path)) as engine:
+            result = await engine.run(dag)
+            hub = await AwsHub.current_for(engine)
+        stats = await emulator.stats()
+    finally:
+        await emulator.configure(throttle={})
+    assert result.counts == {"success": n}
+    assert stats["throttled"].get("SubmitJob", 0) > 0, "the test did not hit the throttle"
+    assert stats["submitted_more_than_once"] == []
+    assert hub.limiter("batch", "SubmitJob").throttles > 0
+
+
+async def test_clients_are_shared_by_every_task(emulator: BatchEmulator, tmp_path: Path) -> None:
+    with DAG("shared") as dag:
+        BatchSubmitJobOperator.partial(task_id="job", job_queue="q", job_definition="jd").expand(
+            container_overrides=[env(0.1)] * 20
+        )
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        await engine.run(dag)
+        hub = await AwsHub.current_for(engine)
+        assert len(hub._clients) == 1  # one batch client for 20 tasks
+    await asyncio.sleep(0)
