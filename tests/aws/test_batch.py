@@ -116,7 +116,12 @@ async def test_a_job_submitted_before_a_crash_is_reattached_not_resubmitted(
         )
     with DAG("heal") as dag:
         BatchSubmitJobOperator(
-            task_id="j", job_queue="q", job_definition="jd", container_overrides=env(0.2)
+            task_id="j",
+            job_queue="q",
+            job_definition="jd",
+            container_overrides=env(0.2),
+            # What a resumed try does by itself (context.checkpoint.resumed).
+            lookup_before_submit=True,
         )
     async with Engine(aws_settings(emulator, tmp_path)) as engine:
         result = await engine.run(dag, run_id="r1")

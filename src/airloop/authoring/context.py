@@ -48,10 +48,17 @@ class Checkpoint:
     """
 
     def __init__(
-        self, value: Any = None, saver: Callable[[Any], Awaitable[None]] | None = None
+        self,
+        value: Any = None,
+        saver: Callable[[Any], Awaitable[None]] | None = None,
+        *,
+        resumed: bool = False,
     ) -> None:
         self._value = value
         self._saver = saver
+        #: This try ran before (airloop was restarted while it ran): work it launched
+        #: may exist even without a saved value (a crash between launch and save).
+        self.resumed = resumed
 
     @property
     def value(self) -> Any:

@@ -73,6 +73,7 @@ class BatchSubmitJobOperator(BaseOperator):
         tags: dict[str, str] | None = None,
         wait: bool = True,
         terminate_on_cancel: bool = True,
+        lookup_before_submit: bool | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         **kwargs: Any,
@@ -87,6 +88,10 @@ class BatchSubmitJobOperator(BaseOperator):
         self.tags = tags
         self.wait = wait
         self.terminate_on_cancel = terminate_on_cancel
+        #: Look the name up (ListJobs) before submitting. None: only when this try is
+        #: resumed after a restart -- the one case where a job can exist without a
+        #: checkpoint -- so a normal run makes no extra call per job.
+        self.lookup_before_submit = lookup_before_submit
         self.region = region
         self.endpoint_url = endpoint_url
 
@@ -130,7 +135,10 @@ class BatchSubmitJobOperator(BaseOperator):
             job_id = str(saved["job_id"])
             context.log.info("re-attaching to Batch job %s (%s) from the checkpoint", job_id, name)
         else:
-            found = await self._existing(hub, name)
+            lookup = self.lookup_before_submit
+            if lookup is None:
+                lookup = context.checkpoint.resumed
+            found = await self._existing(hub, name) if lookup else None
             if found is not None:
                 job_id = found
                 context.log.info("Batch job %s already exists as %s: re-attaching", name, job_id)

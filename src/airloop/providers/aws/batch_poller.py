@@ -46,6 +46,8 @@ class BatchStatusPoller:
         self.describe_calls = 0
         #: (job ids asked, DescribeJobs calls) for each round: the cost of watching.
         self.round_sizes: list[tuple[int, int]] = []
+        #: The last status seen of each watched job (for progress displays).
+        self.last_status: dict[str, str] = {}
 
     @property
     def watching(self) -> int:
@@ -150,6 +152,7 @@ class BatchStatusPoller:
                     )
                 continue
             self._missing.pop(job_id, None)
+            self.last_status[job_id] = job.get("status", "?")
             if job.get("status") in TERMINAL:
                 self._resolve(job_id, job=job)
 
