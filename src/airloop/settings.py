@@ -108,6 +108,11 @@ class Settings(BaseSettings):
         description="dask: tasks ask for their pool's slots as Dask worker resources.",
     )
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    min_tick_interval: float = Field(
+        default=0.01,
+        ge=0,
+        description="The scheduler writes at most one transaction per this many seconds.",
+    )
     loop_block_threshold: float = Field(
         default=0.2, gt=0, description="Warn when the event loop is blocked longer than this (s)."
     )

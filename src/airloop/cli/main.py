@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from airloop import __version__
-from airloop.cli import dags_cmd, db_cmd, tasks_cmd
+from airloop.cli import dags_cmd, db_cmd, dev_cmd, tasks_cmd
 from airloop.cli.common import out, setup_logging
 from airloop.cli.run_cmd import run_command
 
@@ -22,6 +22,7 @@ app.command("run")(run_command)
 app.add_typer(dags_cmd.app, name="dags")
 app.add_typer(tasks_cmd.app, name="tasks")
 app.add_typer(db_cmd.app, name="db")
+app.add_typer(dev_cmd.app, name="dev")
 
 
 def _version(value: bool) -> None:

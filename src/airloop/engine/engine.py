@@ -26,6 +26,7 @@ from airloop.exceptions import RunExistsError
 from airloop.executors.base import WorkItem
 from airloop.runtime import in_thread
 from airloop.settings import Settings
+from airloop.store.checkpoints import CheckpointWriter
 from airloop.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Engine:
         self._pools = PoolLedger(self.settings.pools)
         self.watchdog: LoopWatchdog | None = None
         self.resources: Resources | None = None
+        self._checkpoints: CheckpointWriter | None = None
         #: Task coroutines that ignored cancellation at shutdown (the process should
         #: exit without waiting for them: see the CLI).
         self.abandoned = 0
@@ -79,6 +81,7 @@ class Engine:
             channel = OutcomeChannel()
             logs = self._logs
             self.resources = Resources(self.settings)
+            self._checkpoints = CheckpointWriter(self._store)
             self._executors = ExecutorRegistry(
                 self.settings,
                 channel,
@@ -92,6 +95,7 @@ class Engine:
                 channel=channel,
                 shutdown_grace=self.settings.shutdown_grace_seconds,
                 default_executor=self.settings.default_executor,
+                min_tick_interval=self.settings.min_tick_interval,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
             self.watchdog = LoopWatchdog(
@@ -145,6 +149,8 @@ class Engine:
                 self.abandoned += self._executors.abandoned
             if self.resources is not None:
                 await self.resources.aclose()
+            if self._checkpoints is not None:
+                await self._checkpoints.aclose()
         finally:
             if self.watchdog is not None:
                 await in_thread(self.watchdog.stop)
@@ -220,7 +226,8 @@ class Engine:
             xcom_max_bytes=self.settings.xcom_max_bytes,
             started_at=asyncio.get_running_loop().time(),
         )
-        run.checkpoints = self.store.save_checkpoint
+        assert self._checkpoints is not None
+        run.checkpoints = self._checkpoints.save
         scheduler.add_run(run)
         return run
 

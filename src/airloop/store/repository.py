@@ -78,6 +78,17 @@ _UPDATE_TI = (
     )
     .values({name: bindparam(name) for name in (*TI_MUTABLE, "updated_at")})
 )
+_UPDATE_CHECKPOINT = (
+    update(task_instance)
+    .where(
+        and_(
+            _ti.dag_run_id == bindparam("b_run"),
+            _ti.task_id == bindparam("b_task"),
+            _ti.map_index == bindparam("b_index"),
+        )
+    )
+    .values(checkpoint=bindparam("checkpoint"), updated_at=bindparam("updated_at"))
+)
 _UPDATE_RUN = (
     update(dag_run)
     .where(dag_run.c.id == bindparam("b_id"))
@@ -200,27 +211,17 @@ class Store:
                 insert(task_instance), [{**base, "map_index": i} for i in range(1, count)]
             )
 
-    async def save_checkpoint(
-        self, run_pk: int, task_id: str, map_index: int, value: dict[str, Any]
-    ) -> None:
-        """Durably record a task instance's checkpoint, now, in its own short transaction.
+    async def save_checkpoints(self, rows: list[dict[str, Any]]) -> None:
+        """Durably record task instances' checkpoints, in one short transaction.
 
         The one write outside the scheduler's batches: an operator must know its handle
         on external work is stored before it waits (the scheduler never writes this
-        column, so the two cannot overwrite each other).
+        column, so the two cannot overwrite each other). Rows: b_run, b_task, b_index,
+        checkpoint.
         """
+        now = utcnow()
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(task_instance)
-                .where(
-                    and_(
-                        _ti.dag_run_id == run_pk,
-                        _ti.task_id == task_id,
-                        _ti.map_index == map_index,
-                    )
-                )
-                .values(checkpoint=value, updated_at=utcnow())
-            )
+            await conn.execute(_UPDATE_CHECKPOINT, [{**row, "updated_at": now} for row in rows])
 
     # -- reads ----------------------------------------------------------------------
 
