@@ -20,11 +20,10 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 
 venv: $(VENV)/.synced
 
-# For now the demo is the fan-out example with 1,000 mapped async tasks; its state
-# and logs go to ./.airloop (set AIRLOOP_HOME to put them elsewhere).
+# The demo: 1,000 AWS Batch jobs of about 30 s each on a local Batch emulator, with
+# live progress and a summary. State and logs go to ./.airloop (or $AIRLOOP_HOME).
 demo: $(VENV)/.synced
-	AIRLOOP_HOME=$${AIRLOOP_HOME:-$(CURDIR)/.airloop} $(VENV)/bin/airloop run examples/fanout_fanin.py --param n=1000
-	AIRLOOP_HOME=$${AIRLOOP_HOME:-$(CURDIR)/.airloop} $(VENV)/bin/airloop tasks states latest | tail -n 5
+	$(VENV)/bin/python examples/batch_demo.py --jobs 1000 --job-seconds 30
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check src tests examples benchmarks

@@ -146,11 +146,20 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         pin(emu._process.pid, 1)
         pin(0, 0)
         await emu.setup_batch(queue=QUEUE, job_definition=JOB_DEFINITION)
-        await emu.configure(default_seconds=args.job_seconds, phase_seconds=[0.5, 0.5, 1.0, 1.0])
+        throttle = {
+            action: float(rate)
+            for action, rate in (pair.split("=") for pair in args.throttle.split(",") if pair)
+        }
+        await emu.configure(
+            default_seconds=args.job_seconds,
+            phase_seconds=[0.5, 0.5, 1.0, 1.0],
+            throttle=throttle,
+        )
         cpu0, t0 = time.process_time(), time.perf_counter()
         runner = run_bare if args.bare else run_airloop
         out = await runner(emu, args.jobs, args.poll_interval)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        stats = await emu.stats()
     lags = out.pop("lags")
     return {
         "mode": "bare" if args.bare else "airloop",
@@ -163,6 +172,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "describe_calls_per_round": out["describe_calls_per_round"],
         "detect_lag_p95_s": p95(lags),
+        "emulator": {
+            "throttled": stats["throttled"],
+            "jobs_submitted": stats["jobs"],
+            "names_submitted_more_than_once": len(stats["submitted_more_than_once"]),
+        },
     }
 
 
@@ -172,6 +186,9 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=30.0)
     parser.add_argument("--poll-interval", type=float, default=5.0)
     parser.add_argument("--bare", action="store_true")
+    parser.add_argument(
+        "--throttle", default="", help='emulator throttle, e.g. "SubmitJob=50,DescribeJobs=20"'
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out = asyncio.run(main_async(args))

@@ -17,6 +17,7 @@ from airloop.providers.aws.hub import AwsHub
 from .conftest import aws_settings, env
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_jobs_succeed_and_return_their_summary(
@@ -186,3 +187,40 @@ async def test_clients_are_shared_by_every_task(emulator: BatchEmulator, tmp_pat
         hub = await AwsHub.current_for(engine)
         assert len(hub._clients) == 1  # one batch client for 20 tasks
     await asyncio.sleep(0)
+
+
+async def test_the_batch_example_runs_through_the_cli(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    import os
+    import sys
+
+    root = ROOT
+    env_vars = {
+        **os.environ,
+        "AIRLOOP_HOME": str(tmp_path),
+        "AIRLOOP_AWS__ENDPOINT_URL": emulator.endpoint_url,
+        "AIRLOOP_AWS__REGION": "us-east-1",
+        "AIRLOOP_AWS__ACCESS_KEY_ID": "testing",
+        "AIRLOOP_AWS__SECRET_ACCESS_KEY": "testing",
+        "AIRLOOP_AWS__BATCH_POLL_INTERVAL": "0.5",
+    }
+    # The example's queue and job definition, as `airloop dev aws-emulator` creates them.
+    await emulator.setup_batch(queue="airloop", job_definition="airloop-job")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "airloop",
+        "run",
+        str(root / "examples" / "batch_fanout.py"),
+        "--param",
+        "jobs=20",
+        "--param",
+        "seconds=1",
+        env=env_vars,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, output.decode()
+    assert "success 22" in output.decode()
