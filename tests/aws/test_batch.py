@@ -224,3 +224,80 @@ async def test_the_batch_example_runs_through_the_cli(
     output, _ = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode == 0, output.decode()
     assert "success 22" in output.decode()
+
+
+CRASH_DAG = """
+from airloop import DAG
+from airloop.providers.aws.batch import BatchSubmitJobOperator
+
+with DAG("crashy") as dag:
+    BatchSubmitJobOperator.partial(task_id="job", job_queue="q", job_definition="jd").expand(
+        container_overrides=[
+            {"environment": [{"name": "AIRLOOP_EMULATOR_SECONDS", "value": "4"}]}
+        ] * 40
+    )
+"""
+
+
+async def test_sigkill_then_resume_submits_no_job_twice_and_loses_none(
+    emulator: BatchEmulator, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import sqlite3
+    import sys
+
+    dag_file = tmp_path / "crashy.py"
+    await asyncio.to_thread(dag_file.write_text, CRASH_DAG)
+    env_vars = {
+        **os.environ,
+        "AIRLOOP_HOME": str(tmp_path / "home"),
+        "AIRLOOP_AWS__ENDPOINT_URL": emulator.endpoint_url,
+        "AIRLOOP_AWS__REGION": "us-east-1",
+        "AIRLOOP_AWS__ACCESS_KEY_ID": "testing",
+        "AIRLOOP_AWS__SECRET_ACCESS_KEY": "testing",
+        "AIRLOOP_AWS__BATCH_POLL_INTERVAL": "0.5",
+    }
+    db = tmp_path / "home" / "airloop.db"
+    before = await emulator.stats()
+
+    def rows() -> list[tuple[str, int, str, int, str | None]]:
+        if not db.exists():
+            return []
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            try:
+                return conn.execute(
+                    "SELECT task_id, map_index, state, try_number, checkpoint FROM task_instance"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return []  # still being created
+
+    async def airloop(*args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "airloop", "run", str(dag_file), "--run-id", "crash1", *args,
+            env=env_vars, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+
+    first = await airloop()
+    async with asyncio.timeout(60):  # until jobs are submitted and checkpointed
+        # Watching another process's database: polling is the only way to see it.
+        while sum(1 for r in await asyncio.to_thread(rows) if r[4]) < 20:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    first.kill()  # SIGKILL: no cleanup, no final write
+    await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    killed = await asyncio.to_thread(rows)
+    # Checkpoints are written at once; states with the scheduler's next tick.
+    assert any(r[2] in ("running", "queued") for r in killed), "the crash should leave work"
+    assert any(r[4] for r in killed)
+
+    second = await airloop("--resume")
+    output, _ = await asyncio.wait_for(second.communicate(), 120)
+    assert second.returncode == 0, output.decode()
+    after = await asyncio.to_thread(rows)
+    assert len(after) == 40
+    assert {r[2] for r in after} == {"success"}
+    assert {r[3] for r in after} == {1}, "resumed under the same try, not retried"
+    stats = await emulator.stats()
+    assert stats["jobs"] - before["jobs"] == 40, "exactly one job per task instance"
+    assert stats["submitted_more_than_once"] == before["submitted_more_than_once"]

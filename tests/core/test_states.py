@@ -23,8 +23,9 @@ S = TaskState
 EXPECTED_TRANSITIONS: dict[TaskState, set[TaskState]] = {
     S.NONE: {S.SCHEDULED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED, S.FAILED},
     S.SCHEDULED: {S.QUEUED, S.FAILED, S.REMOVED},
-    S.QUEUED: {S.RUNNING, S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY},
-    S.RUNNING: {S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY},
+    # -> SCHEDULED: the same try starts again after a restart (see RunPlanner.restore).
+    S.QUEUED: {S.RUNNING, S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY, S.SCHEDULED},
+    S.RUNNING: {S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY, S.SCHEDULED},
     S.UP_FOR_RETRY: {S.SCHEDULED, S.FAILED},
     S.SUCCESS: set(),
     S.FAILED: set(),
@@ -44,9 +45,9 @@ ILLEGAL = sorted(
 def test_table_covers_every_state_and_matches_the_design() -> None:
     assert set(TRANSITIONS) == set(TaskState)
     assert {old: set(news) for old, news in TRANSITIONS.items()} == EXPECTED_TRANSITIONS
-    # 19 legal moves out of 10 x 10 pairs.
-    assert len(LEGAL) == 19
-    assert len(ILLEGAL) == 81
+    # 21 legal moves out of 10 x 10 pairs.
+    assert len(LEGAL) == 21
+    assert len(ILLEGAL) == 79
 
 
 @pytest.mark.parametrize(("old", "new"), LEGAL, ids=[f"{o}->{n}" for o, n in LEGAL])
@@ -84,7 +85,7 @@ def test_illegal_transition_raises(old: TaskState, new: TaskState) -> None:
             S.RUNNING,
             S.QUEUED,
             "t: illegal transition running -> queued (from running allowed: "
-            "failed, skipped, success, up_for_retry)",
+            "failed, scheduled, skipped, success, up_for_retry)",
         ),
         (
             S.UP_FOR_RETRY,
@@ -96,7 +97,7 @@ def test_illegal_transition_raises(old: TaskState, new: TaskState) -> None:
             S.QUEUED,
             S.QUEUED,
             "t: illegal transition queued -> queued (from queued allowed: "
-            "failed, running, skipped, success, up_for_retry)",
+            "failed, running, scheduled, skipped, success, up_for_retry)",
         ),
         (
             S.SUCCESS,
@@ -159,8 +160,11 @@ def test_state_groups() -> None:
     assert {S.FAILED, S.UPSTREAM_FAILED} == FAILED_LIKE
     assert not ACTIVE & TERMINAL
     assert FAILED_LIKE <= TERMINAL
-    # Only the retry path leaves the active states without ending the instance.
-    assert {new for a in ACTIVE for new in TRANSITIONS[a]} - TERMINAL - ACTIVE == {S.UP_FOR_RETRY}
+    # Only a retry, or a resume after a restart, leaves the active states unfinished.
+    assert {new for a in ACTIVE for new in TRANSITIONS[a]} - TERMINAL - ACTIVE == {
+        S.UP_FOR_RETRY,
+        S.SCHEDULED,
+    }
 
 
 @pytest.mark.parametrize(

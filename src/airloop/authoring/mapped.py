@@ -126,6 +126,11 @@ class MappedOperator(AbstractOperator):
     def is_async(self) -> bool:
         raise TypeError("ask the materialized operator, not the mapped one")
 
+    @property
+    def can_resume(self) -> bool:
+        cls = getattr(self.factory, "cls", None)
+        return bool(cls is not None and cls.resumable)
+
     def xcom_dependencies(self) -> list[AbstractOperator]:
         found = [arg.operator for arg in iter_xcom_args(self.expand_input)]
         found += [arg.operator for arg in iter_xcom_args(self.partial_kwargs)]

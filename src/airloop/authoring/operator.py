@@ -188,6 +188,14 @@ class AbstractOperator:
     """A node of a DAG: an operator, or a mapped operator that expands at run time."""
 
     is_mapped: ClassVar[bool] = False
+    #: Can a try that was running when airloop died be started again (same try)?
+    #: True for operators that re-attach to their external work (checkpoint or name);
+    #: otherwise such a try is failed and retried under the retry policy.
+    resumable: ClassVar[bool] = False
+
+    @property
+    def can_resume(self) -> bool:
+        return self.resumable
 
     def __init__(
         self,

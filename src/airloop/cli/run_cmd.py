@@ -26,6 +26,7 @@ from airloop.cli.common import (
     ConfigOption,
     bad_input,
     err,
+    fail,
     out,
     settings_from,
 )
@@ -130,7 +131,12 @@ def print_summary(result: RunResult, logs_root: Path) -> None:
 
 
 async def _execute(
-    dag: DAG, params: dict[str, Any], settings: Settings, run_id: str | None, where: str
+    dag: DAG,
+    params: dict[str, Any],
+    settings: Settings,
+    run_id: str | None,
+    where: str,
+    resume: bool = False,
 ) -> int:
     loop = asyncio.get_running_loop()
     received: list[str] = []
@@ -159,7 +165,7 @@ async def _execute(
 
         stack.callback(remove_handlers)
         with bad_input(where):
-            run = await engine.start_run(dag, params, run_id=run_id)
+            run = await engine.start_run(dag, params, run_id=run_id, resume=resume)
         run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
         result = await run.done
     print_summary(result, settings.logs_path)
@@ -189,6 +195,10 @@ def run_command(
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Name the run (default: manual__<time>).")
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Carry on the unfinished run --run-id (after a crash)."),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Run one DAG run to completion. Exit code 0: success, 1: failed, 2: bad input."""
@@ -198,4 +208,6 @@ def run_command(
     with bad_input(f"{file}: DAG {dag.dag_id!r}"):
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
     # A signal from here on is handled by the engine (stop gracefully, exit 130/143).
-    raise typer.Exit(asyncio.run(_execute(dag, params, settings, run_id, str(file))))
+    if resume and run_id is None:
+        fail("--resume needs the --run-id of the run to carry on")
+    raise typer.Exit(asyncio.run(_execute(dag, params, settings, run_id, str(file), resume)))

@@ -146,6 +146,21 @@ class _TI:
     state: TaskState = TaskState.NONE
     try_number: int = 0
     next_retry_at: float | None = None
+    #: Queue it again under the same try number (resumed after a restart).
+    keep_try: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTI:
+    """A task instance as the store last recorded it, for ``RunPlanner.restore``."""
+
+    key: TIKey
+    state: TaskState
+    try_number: int
+    next_retry_at: float | None = None
+    #: May this try be started again? (It saved a checkpoint, or its operator can find
+    #: its external work by name.) Otherwise a try lost while running fails.
+    resumable: bool = False
 
 
 class PlanningError(ValueError):
@@ -265,6 +280,75 @@ class RunPlanner:
         self._finish_plan(plan, now)
         return plan
 
+    def restore(
+        self,
+        stored: Iterable[StoredTI],
+        output_lengths: Mapping[str, int | None],
+        now: float,
+        lost_reason: str = "scheduler lost while running",
+    ) -> Plan:
+        """Start from what the store recorded (instead of ``start``), after a restart.
+
+        Queued task instances, and running ones that can resume, are scheduled again
+        under the same try; running ones that cannot are failed with ``lost_reason``
+        and retried under their retry policy; retries wait for their time.
+        """
+        by_task: dict[str, dict[int, StoredTI]] = {}
+        for row in stored:
+            if row.key.task_id in self._specs:  # a task removed from the DAG is history
+                by_task.setdefault(row.key.task_id, {})[row.key.map_index] = row
+        for task_id, rows in by_task.items():
+            self._tis[task_id] = {
+                i: _TI(r.key, r.state, r.try_number, r.next_retry_at) for i, r in rows.items()
+            }
+        self._output_lengths.update(output_lengths)
+        self._recount()
+        plan = Plan()
+        lost: list[Event] = []
+        for task_id, rows in by_task.items():
+            spec = self._specs[task_id]
+            for index, row in rows.items():
+                ti = self._tis[task_id][index]
+                if row.state in ACTIVE:
+                    # As if still running: it holds its slot until it is settled below.
+                    self._pools.acquire(spec.pool, spec.pool_slots)
+                    self._active += 1
+                    if row.state is TaskState.QUEUED or row.resumable:
+                        ti.keep_try = True
+                        self._set(ti, TaskState.SCHEDULED, plan)
+                    else:
+                        lost.append(Failed(row.key, lost_reason))
+                elif row.state is TaskState.SCHEDULED:
+                    heapq.heappush(
+                        self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), row.key)
+                    )
+                elif row.state is TaskState.UP_FOR_RETRY:
+                    at = row.next_retry_at if row.next_retry_at is not None else now
+                    heapq.heappush(self._retry_heap, (at, self._next_seq(), row.key))
+        for event in lost:
+            self._apply(event, now, plan)
+        for task_id in self._specs:
+            self._queue_evaluation(task_id)
+        self._finish_plan(plan, now)
+        return plan
+
+    def _recount(self) -> None:
+        """Rebuild every counter from the task instances (after ``restore``)."""
+        self._total = Counter()
+        self._unfinished = 0
+        for task_id, tis in self._tis.items():
+            counts: Counter[TaskState] = Counter(ti.state for ti in tis.values())
+            self._counts[task_id] = counts
+            self._total.update(counts)
+            self._done[task_id] = sum(counts[s] for s in TERMINAL)
+            self._unfinished += len(tis) - self._done[task_id]
+        for task_id, spec in self._specs.items():
+            up: Counter[TaskState] = Counter()
+            for u in spec.upstream:
+                up.update(self._counts[u])
+            self._up_counts[task_id] = up
+            self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
+
     def handle(self, events: Iterable[Event], now: float) -> Plan:
         plan = Plan()
         for event in events:
@@ -351,7 +435,10 @@ class RunPlanner:
             self._active -= 1
             self._pools.release(spec.pool, spec.pool_slots)
         if new is TaskState.QUEUED:
-            ti.try_number += 1
+            if ti.keep_try:
+                ti.keep_try = False
+            else:
+                ti.try_number += 1
         ti.state = new
         ti.next_retry_at = retry_at
         task_id = ti.key.task_id

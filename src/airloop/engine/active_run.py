@@ -22,6 +22,7 @@ from airloop.core.planner import (
     RunPlanner,
     Skipped,
     Started,
+    StoredTI,
     Succeeded,
     TaskSpec,
     TIKey,
@@ -119,12 +120,26 @@ class ActiveRun:
         self.stopping: str | None = None
         #: Durable checkpoint writer (Store.save_checkpoint); None keeps them in memory.
         self.checkpoints: Callable[[int, str, int, dict[str, Any]], Awaitable[None]] | None = None
+        #: Set when the run is resumed after a restart (see Engine.start_run).
+        self.restored: list[StoredTI] | None = None
+        self.restored_lengths: dict[str, int | None] = {}
+        #: Task instances resumed under the same try: their operators are told so once.
+        self.resumed_keys: set[TIKey] = set()
+        #: (task instance, try) whose log row exists (a resumed try reuses its file).
+        self.logged: set[tuple[TIKey, int]] = set()
         #: Called after every scheduler tick that touched this run (and when it ends).
         self.on_progress: Callable[[ActiveRun], None] | None = None
 
     @property
     def label(self) -> str:
         return f"{self.info.dag_id}/{self.info.run_id}"
+
+    def initial_plan(self, now: float) -> Plan:
+        """The first plan: from scratch, or from the stored states of a resumed run."""
+        if self.restored is None:
+            return self.planner.start(now)
+        stored, self.restored = self.restored, None
+        return self.planner.restore(stored, self.restored_lengths, now)
 
     # -- events in ------------------------------------------------------------------
 
@@ -142,6 +157,9 @@ class ActiveRun:
             rec.hostname = event.hostname
             rec.executor = event.executor
             self.dirty.add(event.key)
+            if (event.key, event.try_number) in self.logged:
+                return Started(event.key)
+            self.logged.add((event.key, event.try_number))
             batch.logs.append(
                 {
                     "dag_run_id": self.run_pk,
@@ -314,9 +332,17 @@ class ActiveRun:
             executor=node.settings.executor or default_executor,
             bound=bound,
             checkpoint=Checkpoint(
-                current, functools.partial(self._save_checkpoint, key, try_number)
+                current,
+                functools.partial(self._save_checkpoint, key, try_number),
+                resumed=self._take_resumed(key),
             ),
         )
+
+    def _take_resumed(self, key: TIKey) -> bool:
+        if key in self.resumed_keys:
+            self.resumed_keys.discard(key)
+            return True
+        return False
 
     async def _save_checkpoint(self, key: TIKey, try_number: int, value: Any) -> None:
         stored = {"try_number": try_number, "value": value}

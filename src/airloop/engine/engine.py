@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import Callable, Mapping
@@ -12,9 +13,10 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.core.planner import RunPlanner, TIKey
+from airloop.core.planner import RunPlanner, StoredTI, TaskSpec, TIKey
 from airloop.core.pools import PoolLedger
-from airloop.engine.active_run import ActiveRun, RunResult
+from airloop.core.states import DagRunState, TaskState
+from airloop.engine.active_run import ActiveRun, RunResult, TIRecord
 from airloop.engine.events import OutcomeChannel
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.resources import Resources
@@ -184,8 +186,13 @@ class Engine:
         run_id: str | None = None,
         params_as_text: bool = False,
         run_type: str = "manual",
+        resume: bool = False,
     ) -> ActiveRun:
-        """Create a DAG run and hand it to the scheduler; await ``run.done`` for its result."""
+        """Create a DAG run and hand it to the scheduler; await ``run.done`` for its result.
+
+        With ``resume``, an unfinished run ``run_id`` (airloop was killed while it ran)
+        carries on from what the store recorded instead (see ``RunPlanner.restore``).
+        """
         scheduler = self.scheduler
         resolved = dag.params.resolve(params, as_text=params_as_text)
         dag.validate()
@@ -199,8 +206,19 @@ class Engine:
         )
         logical_date = datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
-        if await self.store.find_runs(run_id, dag.dag_id):
-            raise RunExistsError(f"DAG {dag.dag_id!r} already has a run {run_id!r}")
+        existing = await self.store.find_runs(run_id, dag.dag_id)
+        if existing:
+            row = existing[0]
+            if resume and row.state == DagRunState.RUNNING.value:
+                return await self._resume(dag, row, specs, planner)
+            hint = (
+                "; it is unfinished: resume it (--resume)"
+                if row.state == DagRunState.RUNNING.value
+                else ""
+            )
+            raise RunExistsError(f"DAG {dag.dag_id!r} already has a run {run_id!r}{hint}")
+        if resume:
+            raise RunExistsError(f"DAG {dag.dag_id!r} has no run {run_id!r} to resume")
         run_pk = await self.store.create_run(
             dag_id=dag.dag_id,
             run_id=run_id,
@@ -229,6 +247,79 @@ class Engine:
         assert self._checkpoints is not None
         run.checkpoints = self._checkpoints.save
         scheduler.add_run(run)
+        return run
+
+    async def _resume(
+        self, dag: DAG, row: Any, specs: list[TaskSpec], planner: RunPlanner
+    ) -> ActiveRun:
+        loop = asyncio.get_running_loop()
+        tis = await self.store.task_instances(row.id)
+        stored_tasks = {ti.task_id for ti in tis}
+        if stored_tasks != {s.task_id for s in specs}:
+            raise RunExistsError(
+                f"DAG {dag.dag_id!r} changed since run {row.run_id!r} started "
+                f"(tasks now: {len(specs)}, then: {len(stored_tasks)}): it cannot be resumed"
+            )
+        run = ActiveRun(
+            run_pk=row.id,
+            dag=dag,
+            info=DagRunInfo(dag.dag_id, row.run_id, row.logical_date, row.run_type, row.params),
+            specs=specs,
+            planner=planner,
+            logs_root=self.settings.logs_path,
+            xcom_max_bytes=self.settings.xcom_max_bytes,
+            started_at=loop.time(),
+        )
+        now, now_dt = loop.time(), datetime.now(UTC)
+        run.records = {}
+        stored: list[StoredTI] = []
+        for ti in tis:
+            key = TIKey(ti.task_id, ti.map_index)
+            state = TaskState(ti.state)
+            run.records[key] = TIRecord(
+                key,
+                state,
+                ti.try_number,
+                ti.queued_at,
+                ti.start_date,
+                ti.end_date,
+                ti.duration,
+                ti.hostname,
+                ti.executor,
+                ti.next_retry_at,
+                ti.error,
+                ti.checkpoint,
+            )
+            checkpointed = bool(ti.checkpoint) and ti.checkpoint.get("try_number") == ti.try_number
+            resumable = checkpointed or dag.task_dict[ti.task_id].can_resume
+            if state in (TaskState.QUEUED, TaskState.RUNNING) and resumable:
+                run.resumed_keys.add(key)
+            retry_at = (
+                now + (ti.next_retry_at - now_dt).total_seconds() if ti.next_retry_at else None
+            )
+            stored.append(StoredTI(key, state, ti.try_number, retry_at, resumable))
+        for xcom in await self.store.xcom_values(row.id):
+            key = TIKey(xcom.task_id, xcom.map_index)
+            run.xcoms[key] = xcom.value
+            if xcom.map_index < 0:
+                value = json.loads(xcom.value)
+                run.restored_lengths[xcom.task_id] = (
+                    len(value) if isinstance(value, (list, tuple, dict)) else None
+                )
+        run.restored = stored
+        run.logged = {
+            (TIKey(r.task_id, r.map_index), r.try_number)
+            for r in await self.store.log_paths(row.id)
+        }
+        assert self._checkpoints is not None
+        run.checkpoints = self._checkpoints.save
+        log.warning(
+            "resuming run %s of DAG %s: %d task instances were queued or running",
+            row.run_id,
+            dag.dag_id,
+            sum(1 for s in stored if s.state in (TaskState.QUEUED, TaskState.RUNNING)),
+        )
+        self.scheduler.add_run(run)
         return run
 
     async def run(

@@ -123,7 +123,7 @@ class Scheduler:
             self._runs[run.run_pk] = run
             if self._stop_reason is None:
                 to_start += [
-                    (run, k) for k in run.absorb(run.planner.start(now), batch, now, now_dt)
+                    (run, k) for k in run.absorb(run.initial_plan(now), batch, now, now_dt)
                 ]
         self._new.clear()
         if self._stop_reason is not None and self._stop_deadline is None:

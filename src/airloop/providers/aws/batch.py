@@ -61,6 +61,8 @@ def summarize(job: dict[str, Any]) -> dict[str, Any]:
 class BatchSubmitJobOperator(BaseOperator):
     """Submit an AWS Batch job and (by default) wait for it; returns its summary as XCom."""
 
+    resumable = True  # re-attaches through its checkpoint or the job's name
+
     def __init__(
         self,
         *,
@@ -183,6 +185,8 @@ class BatchJobSensor(BaseSensor):
     ``timeout`` and ``soft_fail`` behave as for any sensor; a FAILED job fails the task
     unless ``fail_on_job_failure=False`` (then its summary is returned either way).
     """
+
+    resumable = True  # waiting on a job id again is always safe
 
     def __init__(
         self,
