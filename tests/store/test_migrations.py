@@ -81,3 +81,16 @@ async def test_an_older_schema_is_never_upgraded_behind_the_users_back(tmp_path:
     await store.close()
     with pytest.raises(DatabaseError, match=r"schema is at 0000.*run 'airloop db migrate'"):
         await Store.open(url)
+
+
+async def test_a_new_database_created_directly_matches_the_migrations(tmp_path: Path) -> None:
+    """Store.open creates an empty database with create_all + stamp; it must be exactly
+    what replaying the migrations gives, and later migrations must apply on top."""
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'direct.db'}")
+    try:
+        assert await current_revision(store.engine) == head_revision()
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+        assert await migrate(store.engine) == (head_revision(), head_revision())
+    finally:
+        await store.close()

@@ -25,6 +25,7 @@ __all__ = [
     "HEAD_REVISION",
     "DatabaseError",
     "create_engine",
+    "create_schema",
     "current_revision",
     "migrate",
     "migrate_blocking",
@@ -120,3 +121,22 @@ def migrate_blocking(url: str) -> tuple[str | None, str]:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create the newest schema in an empty database and stamp it with the head revision.
+
+    Alembic's cookbook recipe for new databases ("create_all, then stamp"): the same
+    tables as replaying every migration (a test compares the two), without importing
+    Alembic and its migration scripts on every first run (~0.5 s of CPU).
+    """
+    from airloop.store.schema import metadata
+
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+        await conn.execute(
+            text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        )
+        await conn.execute(
+            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
+        )

@@ -11,13 +11,12 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from airloop.runtime import in_thread
 from airloop.store.database import (
     DatabaseError,
     create_engine,
+    create_schema,
     current_revision,
     head_revision,
-    migrate_blocking,
 )
 from airloop.store.schema import dag_run, task_instance, task_log, xcom
 
@@ -115,9 +114,8 @@ class Store:
             if revision is None and auto_migrate:
                 # An empty database is created on first use. An existing one is only
                 # ever upgraded on purpose ('airloop db migrate'): on a shared server an
-                # old CLI must not change the schema under everyone else. Alembic is
-                # blocking code: it runs on a loop of its own in another thread.
-                await in_thread(migrate_blocking, url)
+                # old CLI must not change the schema under everyone else.
+                await create_schema(engine)
             elif revision != head:
                 raise DatabaseError(
                     f"database schema is at {revision or 'nothing'}, this airloop needs {head}: "
