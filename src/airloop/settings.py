@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy async URL; default: SQLite at <home>/airloop.db.",
     )
+    database_pool_size: int = Field(
+        default=10, ge=1, description="PostgreSQL/MySQL: connections kept open."
+    )
+    database_max_overflow: int = Field(
+        default=20, ge=0, description="PostgreSQL/MySQL: extra connections under load."
+    )
     logs_folder: Path | None = Field(default=None, description="Default: <home>/logs.")
     use_async: bool = Field(
         default=True,

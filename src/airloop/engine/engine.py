@@ -76,7 +76,11 @@ class Engine:
         return self._scheduler
 
     async def __aenter__(self) -> Engine:
-        self._store = await Store.open(self.settings.database_url)
+        self._store = await Store.open(
+            self.settings.database_url,
+            pool_size=self.settings.database_pool_size,
+            max_overflow=self.settings.database_max_overflow,
+        )
         try:
             self._logs = TaskLogWriter()
             self._logs.start()

@@ -106,8 +106,10 @@ class Store:
         self.engine = engine
 
     @classmethod
-    async def open(cls, url: str, *, auto_migrate: bool = True) -> Store:
-        engine = create_engine(url)
+    async def open(
+        cls, url: str, *, auto_migrate: bool = True, pool_size: int = 10, max_overflow: int = 20
+    ) -> Store:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         try:
             revision = await current_revision(engine)
             head = head_revision()
