@@ -1,0 +1,125 @@
+"""Schedules: when DAG runs are due. Pure functions of (schedule, dates, now).
+
+As in Airflow, a scheduled run covers a data interval ``[start, end)`` and is due once
+``end`` has passed; its logical date is the interval's start. Cron schedules are
+evaluated in the DAG's time zone (so ``0 2 * * *`` means 02:00 local, across daylight
+saving changes); every date airloop stores is UTC.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be understood."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataInterval:
+    start: datetime
+    end: datetime
+
+
+class Schedule(ABC):
+    @abstractmethod
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
+        """The first interval whose start is at or after ``moment``."""
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+class CronSchedule(Schedule):
+    def __init__(self, expression: str, tz: ZoneInfo) -> None:
+        expression = PRESETS.get(expression, expression)
+        if not croniter.is_valid(expression):
+            raise ScheduleError(f"invalid cron expression {expression!r}")
+        self.expression = expression
+        self.tz = tz
+
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
+        local = moment.astimezone(self.tz)
+        start = croniter(self.expression, local - timedelta(microseconds=1)).get_next(datetime)
+        end = croniter(self.expression, start).get_next(datetime)
+        return DataInterval(start.astimezone(UTC), end.astimezone(UTC))
+
+    def describe(self) -> str:
+        return f"cron {self.expression} ({self.tz.key})"
+
+
+class DeltaSchedule(Schedule):
+    """Every ``delta`` from the DAG's start date."""
+
+    def __init__(self, delta: timedelta, anchor: datetime) -> None:
+        if delta <= timedelta(0):
+            raise ScheduleError(f"a timedelta schedule must be positive, got {delta}")
+        self.delta = delta
+        self.anchor = anchor.astimezone(UTC)
+
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
+        steps = max(0, -(-(moment - self.anchor) // self.delta))  # ceil, not before anchor
+        start = self.anchor + steps * self.delta
+        return DataInterval(start, start + self.delta)
+
+    def describe(self) -> str:
+        return f"every {self.delta}"
+
+
+def parse_schedule(
+    value: str | timedelta | None, *, start_date: datetime | None, tz: ZoneInfo
+) -> Schedule | None:
+    """``None`` (manual only), a cron string or preset, or a ``timedelta``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        if start_date is None:
+            raise ScheduleError("a timedelta schedule needs a start_date")
+        return DeltaSchedule(value, start_date)
+    if isinstance(value, str):
+        return CronSchedule(value, tz)
+    raise ScheduleError(f"schedule must be a cron string, a preset, a timedelta or None: {value!r}")
+
+
+def due_intervals(
+    schedule: Schedule,
+    *,
+    start_date: datetime,
+    end_date: datetime | None,
+    after: datetime | None,
+    now: datetime,
+    catchup: bool,
+    limit: int = 10_000,
+) -> list[DataInterval]:
+    """Intervals that are due (ended by ``now``) and not yet run, oldest first.
+
+    ``after`` is the end of the last interval a run was created for (None: none yet).
+    Without ``catchup`` only the latest due interval is returned.
+    """
+    begin = max(start_date, after) if after is not None else start_date
+    due: list[DataInterval] = []
+    interval = schedule.interval_starting_at_or_after(begin)
+    while interval.end <= now and len(due) < limit:
+        if end_date is not None and interval.start > end_date:
+            break
+        due.append(interval)
+        interval = schedule.interval_starting_at_or_after(interval.end)
+    if not catchup and due:
+        return due[-1:]
+    return due

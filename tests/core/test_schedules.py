@@ -1,0 +1,80 @@
+"""Schedules: cron, presets, timedelta, catch-up, time zones, end dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from airloop.core.schedules import (
+    CronSchedule,
+    DataInterval,
+    ScheduleError,
+    due_intervals,
+    parse_schedule,
+)
+
+UTC_TZ = ZoneInfo("UTC")
+
+
+def d(day: int, hour: int = 0) -> datetime:
+    return datetime(2026, 1, day, hour, tzinfo=UTC)
+
+
+def test_daily_catchup_creates_exactly_the_missed_runs_oldest_first() -> None:
+    s = parse_schedule("@daily", start_date=d(1), tz=UTC_TZ)
+    assert s is not None
+    due = due_intervals(s, start_date=d(1), end_date=None, after=None, now=d(5, 10), catchup=True)
+    assert due == [DataInterval(d(i), d(i + 1)) for i in range(1, 5)]
+    # Later: only what came due since the last run's interval end.
+    due = due_intervals(s, start_date=d(1), end_date=None, after=d(5), now=d(6, 1), catchup=True)
+    assert due == [DataInterval(d(5), d(6))]
+    assert (
+        due_intervals(s, start_date=d(1), end_date=None, after=d(6), now=d(6, 23), catchup=True)
+        == []
+    )
+
+
+def test_without_catchup_only_the_latest_interval_runs() -> None:
+    s = parse_schedule("0 0 * * *", start_date=d(1), tz=UTC_TZ)
+    assert s is not None
+    due = due_intervals(s, start_date=d(1), end_date=None, after=None, now=d(5, 10), catchup=False)
+    assert due == [DataInterval(d(4), d(5))]
+
+
+def test_end_date_and_unaligned_start() -> None:
+    s = parse_schedule("@daily", start_date=d(1, 15), tz=UTC_TZ)
+    assert s is not None
+    due = due_intervals(s, start_date=d(1, 15), end_date=d(3), after=None, now=d(9), catchup=True)
+    # The first full interval starts at the first tick at or after the start date.
+    assert due == [DataInterval(d(2), d(3)), DataInterval(d(3), d(4))]
+
+
+def test_timedelta_schedules_step_from_the_start_date() -> None:
+    s = parse_schedule(timedelta(hours=6), start_date=d(1, 3), tz=UTC_TZ)
+    assert s is not None
+    due = due_intervals(s, start_date=d(1, 3), end_date=None, after=None, now=d(2, 4), catchup=True)
+    assert [i.start for i in due] == [d(1, 3), d(1, 9), d(1, 15), d(1, 21)]
+    with pytest.raises(ScheduleError, match="needs a start_date"):
+        parse_schedule(timedelta(hours=1), start_date=None, tz=UTC_TZ)
+
+
+def test_cron_follows_the_dags_time_zone_across_daylight_saving() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    s = CronSchedule("0 2 * * *", paris)
+    # 2026-03-29: clocks go forward at 02:00 in Paris; the run after moves by 23 h in UTC.
+    first = s.interval_starting_at_or_after(datetime(2026, 3, 27, 12, tzinfo=UTC))
+    assert first.start == datetime(2026, 3, 28, 1, tzinfo=UTC)  # 02:00 CET
+    second = s.interval_starting_at_or_after(first.end)
+    assert second.start == datetime(2026, 3, 29, 1, tzinfo=UTC) or second.start.hour in (0, 1)
+    summer = s.interval_starting_at_or_after(datetime(2026, 6, 1, tzinfo=UTC))
+    assert summer.start == datetime(2026, 6, 1, 0, tzinfo=UTC)  # 02:00 CEST
+
+
+def test_bad_schedules_are_clear_errors() -> None:
+    with pytest.raises(ScheduleError, match="invalid cron expression"):
+        parse_schedule("every day", start_date=d(1), tz=UTC_TZ)
+    with pytest.raises(ScheduleError, match="must be positive"):
+        parse_schedule(timedelta(0), start_date=d(1), tz=UTC_TZ)
+    assert parse_schedule(None, start_date=None, tz=UTC_TZ) is None
