@@ -66,8 +66,21 @@ def test_cron_follows_the_dags_time_zone_across_daylight_saving() -> None:
     # 2026-03-29: clocks go forward at 02:00 in Paris; the run after moves by 23 h in UTC.
     first = s.interval_starting_at_or_after(datetime(2026, 3, 27, 12, tzinfo=UTC))
     assert first.start == datetime(2026, 3, 28, 1, tzinfo=UTC)  # 02:00 CET
-    second = s.interval_starting_at_or_after(first.end)
-    assert second.start == datetime(2026, 3, 29, 1, tzinfo=UTC) or second.start.hour in (0, 1)
+    # 02:00 does not exist on the 29th: that day's run is at 03:00 CEST (01:00 UTC).
+    assert first.end == datetime(2026, 3, 29, 1, tzinfo=UTC)
+    second = s.interval_after(first)
+    assert second == DataInterval(first.end, datetime(2026, 3, 30, 0, tzinfo=UTC))
+    # Intervals chain with no gap across the change.
+    due = due_intervals(
+        s,
+        start_date=datetime(2026, 3, 27, 12, tzinfo=UTC),
+        end_date=None,
+        after=None,
+        now=datetime(2026, 4, 1, tzinfo=UTC),
+        catchup=True,
+    )
+    assert all(a.end == b.start for a, b in zip(due, due[1:], strict=False))
+    assert len(due) == 4
     summer = s.interval_starting_at_or_after(datetime(2026, 6, 1, tzinfo=UTC))
     assert summer.start == datetime(2026, 6, 1, 0, tzinfo=UTC)  # 02:00 CEST
 

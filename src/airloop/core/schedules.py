@@ -43,6 +43,10 @@ class Schedule(ABC):
         """The first interval whose start is at or after ``moment``."""
 
     @abstractmethod
+    def interval_after(self, interval: DataInterval) -> DataInterval:
+        """The next interval: it starts where ``interval`` ends (no gap, no overlap)."""
+
+    @abstractmethod
     def describe(self) -> str: ...
 
 
@@ -59,6 +63,10 @@ class CronSchedule(Schedule):
         start = croniter(self.expression, local - timedelta(microseconds=1)).get_next(datetime)
         end = croniter(self.expression, start).get_next(datetime)
         return DataInterval(start.astimezone(UTC), end.astimezone(UTC))
+
+    def interval_after(self, interval: DataInterval) -> DataInterval:
+        end = croniter(self.expression, interval.end.astimezone(self.tz)).get_next(datetime)
+        return DataInterval(interval.end, end.astimezone(UTC))
 
     def describe(self) -> str:
         return f"cron {self.expression} ({self.tz.key})"
@@ -77,6 +85,9 @@ class DeltaSchedule(Schedule):
         steps = max(0, -(-(moment - self.anchor) // self.delta))  # ceil, not before anchor
         start = self.anchor + steps * self.delta
         return DataInterval(start, start + self.delta)
+
+    def interval_after(self, interval: DataInterval) -> DataInterval:
+        return DataInterval(interval.end, interval.end + self.delta)
 
     def describe(self) -> str:
         return f"every {self.delta}"
@@ -119,7 +130,7 @@ def due_intervals(
         if end_date is not None and interval.start > end_date:
             break
         due.append(interval)
-        interval = schedule.interval_starting_at_or_after(interval.end)
+        interval = schedule.interval_after(interval)
     if not catchup and due:
         return due[-1:]
     return due
