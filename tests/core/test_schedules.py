@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -79,7 +80,7 @@ def test_cron_follows_the_dags_time_zone_across_daylight_saving() -> None:
         now=datetime(2026, 4, 1, tzinfo=UTC),
         catchup=True,
     )
-    assert all(a.end == b.start for a, b in zip(due, due[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(due))
     assert len(due) == 4
     summer = s.interval_starting_at_or_after(datetime(2026, 6, 1, tzinfo=UTC))
     assert summer.start == datetime(2026, 6, 1, 0, tzinfo=UTC)  # 02:00 CEST
