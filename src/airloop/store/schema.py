@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -45,7 +46,11 @@ dag_run = Table(
     Column("start_date", UtcDateTime()),
     Column("end_date", UtcDateTime()),
     Column("note", LongText),
+    Column("data_interval_start", UtcDateTime()),
+    Column("data_interval_end", UtcDateTime()),
     UniqueConstraint("dag_id", "run_id"),
+    # One run per DAG and logical date: a schedule interval can never run twice.
+    UniqueConstraint("dag_id", "logical_date"),
     Index(None, "dag_id", "state"),
 )
 
@@ -103,4 +108,40 @@ task_log = Table(
     Column("path", String(1024), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("dag_run_id", "task_id", "map_index", "try_number"),
+)
+
+dag = Table(
+    "dag",
+    metadata,
+    Column("dag_id", String(ID_LEN), primary_key=True),
+    Column("fileloc", String(1024), nullable=False),
+    Column("is_paused", Boolean(), nullable=False),
+    Column("is_active", Boolean(), nullable=False),
+    Column("schedule", String(ID_LEN)),
+    Column("last_parsed", UtcDateTime()),
+)
+
+import_error = Table(
+    "import_error",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fileloc", String(1024), nullable=False),
+    Column("line", Integer()),
+    Column("message", LongText, nullable=False),
+    Column("traceback", LongText),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+scheduler_heartbeat = Table(
+    "scheduler_heartbeat",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("hostname", String(ID_LEN), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("heartbeat_at", UtcDateTime(), nullable=False),
+    Column("loop_lag", Float()),
+    Column("running_tasks", Integer()),
+    Column("active_runs", Integer()),
 )
