@@ -20,6 +20,8 @@ class DagRunInfo:
     logical_date: datetime
     run_type: str
     params: Mapping[str, Any]
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,8 @@ CONTEXT_KEYS: frozenset[str] = frozenset(
         "map_index",
         "try_number",
         "checkpoint",
+        "data_interval_start",
+        "data_interval_end",
     }
 )
 
@@ -115,6 +119,14 @@ class Context(Mapping[str, Any]):
     @property
     def logical_date(self) -> datetime:
         return self.dag_run.logical_date
+
+    @property
+    def data_interval_start(self) -> datetime | None:
+        return self.dag_run.data_interval_start
+
+    @property
+    def data_interval_end(self) -> datetime | None:
+        return self.dag_run.data_interval_end
 
     @property
     def ds(self) -> str:

@@ -9,9 +9,11 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
+from airloop.core.schedules import ScheduleError, parse_schedule
 from airloop.exceptions import CycleError, DagDefinitionError, DuplicateTaskIdError
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,11 @@ class DAG:
         *,
         schedule: str | timedelta | None = None,
         start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        catchup: bool = False,
+        timezone: str | None = None,
+        max_active_runs: int = 16,
+        dagrun_timeout: timedelta | None = None,
         default_args: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         max_active_tasks: int | None = None,
@@ -65,8 +72,33 @@ class DAG:
             raise DagDefinitionError(
                 f"DAG {dag_id!r}: max_active_tasks must be a positive integer, got {max_active_tasks!r}"
             )
+        for name, value in (("start_date", start_date), ("end_date", end_date)):
+            if value is not None and value.tzinfo is None:
+                raise DagDefinitionError(
+                    f"DAG {dag_id!r}: {name} must be timezone-aware "
+                    "(e.g. datetime(2026, 1, 1, tzinfo=ZoneInfo('UTC')))"
+                )
+        zone = timezone
+        if zone is None and isinstance(getattr(start_date, "tzinfo", None), ZoneInfo):
+            zone = start_date.tzinfo.key  # type: ignore[union-attr]
+        try:
+            self.timezone = ZoneInfo(zone or "UTC")
+        except (ZoneInfoNotFoundError, ValueError):
+            raise DagDefinitionError(f"DAG {dag_id!r}: unknown timezone {timezone!r}") from None
+        if max_active_runs < 1:
+            raise DagDefinitionError(f"DAG {dag_id!r}: max_active_runs must be >= 1")
+        self.end_date = end_date
+        self.catchup = catchup
+        self.max_active_runs = max_active_runs
+        self.dagrun_timeout = dagrun_timeout
         self.schedule = schedule
         self.start_date = start_date
+        try:
+            self.timetable = parse_schedule(schedule, start_date=start_date, tz=self.timezone)
+        except ScheduleError as exc:
+            raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
+        if self.timetable is not None and start_date is None:
+            raise DagDefinitionError(f"DAG {dag_id!r}: a scheduled DAG needs a start_date")
         self.default_args: dict[str, Any] = dict(default_args or {})
         ignored = check_default_args(dag_id, self.default_args)
         if ignored:

@@ -191,6 +191,9 @@ class Engine:
         params_as_text: bool = False,
         run_type: str = "manual",
         resume: bool = False,
+        logical_date: datetime | None = None,
+        data_interval: tuple[datetime, datetime] | None = None,
+        queued_pk: int | None = None,
     ) -> ActiveRun:
         """Create a DAG run and hand it to the scheduler; await ``run.done`` for its result.
 
@@ -208,9 +211,9 @@ class Engine:
             dag.task_dict[s.task_id].settings.executor or self.settings.default_executor
             for s in specs
         )
-        logical_date = datetime.now(UTC)
+        logical_date = logical_date or datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
-        existing = await self.store.find_runs(run_id, dag.dag_id)
+        existing = [] if queued_pk is not None else await self.store.find_runs(run_id, dag.dag_id)
         if existing:
             row = existing[0]
             if resume and row.state == DagRunState.RUNNING.value:
@@ -230,6 +233,8 @@ class Engine:
             logical_date=logical_date,
             params=resolved,
             task_instances=initial_rows(dag, specs),
+            data_interval=data_interval,
+            existing_pk=queued_pk,
         )
         info = DagRunInfo(
             dag_id=dag.dag_id,
@@ -237,6 +242,8 @@ class Engine:
             logical_date=logical_date,
             run_type=run_type,
             params=resolved,
+            data_interval_start=data_interval[0] if data_interval else None,
+            data_interval_end=data_interval[1] if data_interval else None,
         )
         run = ActiveRun(
             run_pk=run_pk,
@@ -267,7 +274,15 @@ class Engine:
         run = ActiveRun(
             run_pk=row.id,
             dag=dag,
-            info=DagRunInfo(dag.dag_id, row.run_id, row.logical_date, row.run_type, row.params),
+            info=DagRunInfo(
+                dag.dag_id,
+                row.run_id,
+                row.logical_date,
+                row.run_type,
+                row.params,
+                row.data_interval_start,
+                row.data_interval_end,
+            ),
             specs=specs,
             planner=planner,
             logs_root=self.settings.logs_path,

@@ -18,7 +18,15 @@ from airloop.store.database import (
     current_revision,
     head_revision,
 )
-from airloop.store.schema import dag_run, task_instance, task_log, xcom
+from airloop.store.schema import dag as dag_table
+from airloop.store.schema import (
+    dag_run,
+    import_error,
+    scheduler_heartbeat,
+    task_instance,
+    task_log,
+    xcom,
+)
 
 #: The task-instance columns the scheduler rewrites when a task instance changes.
 TI_MUTABLE = (
@@ -145,25 +153,41 @@ class Store:
         logical_date: datetime,
         params: dict[str, Any],
         task_instances: Sequence[dict[str, Any]],
+        data_interval: tuple[datetime, datetime] | None = None,
+        existing_pk: int | None = None,
     ) -> int:
-        """Insert the run and its task instances (state ``none``) in one transaction."""
+        """Insert the run and its task instances (state ``none``) in one transaction.
+
+        With ``existing_pk``, the run row exists already (queued by ``airloop dags
+        trigger``): it is marked running and gets its task instances.
+        """
         now = utcnow()
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(dag_run).values(
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    run_type=run_type,
-                    state="running",
-                    logical_date=logical_date,
-                    params=params,
-                    created_at=now,
-                    start_date=now,
+            if existing_pk is not None:
+                await conn.execute(
+                    update(dag_run)
+                    .where(dag_run.c.id == existing_pk)
+                    .values(state="running", start_date=now, params=params)
                 )
-            )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            run_pk = int(pk[0])
+                run_pk = existing_pk
+            else:
+                result = await conn.execute(
+                    insert(dag_run).values(
+                        dag_id=dag_id,
+                        run_id=run_id,
+                        run_type=run_type,
+                        state="running",
+                        logical_date=logical_date,
+                        params=params,
+                        created_at=now,
+                        start_date=now,
+                        data_interval_start=data_interval[0] if data_interval else None,
+                        data_interval_end=data_interval[1] if data_interval else None,
+                    )
+                )
+                pk = result.inserted_primary_key
+                assert pk is not None
+                run_pk = int(pk[0])
             if task_instances:
                 await conn.execute(
                     insert(task_instance),
@@ -260,3 +284,134 @@ class Store:
         query = select(task_log).where(task_log.c.dag_run_id == run_pk).order_by(task_log.c.id)
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
+
+
+class ServiceStore:
+    """What the scheduler service and its CLI commands read and write besides runs."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    async def sync_dags(
+        self, dags: dict[str, tuple[str, str | None]], errors: list[dict[str, Any]]
+    ) -> dict[str, bool]:
+        """Record the DAGs found (dag_id -> (file, schedule)) and the import errors;
+        DAGs no longer found become inactive. Returns dag_id -> is_paused."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            known = {r.dag_id: r for r in (await conn.execute(select(dag_table))).all()}
+            for dag_id, (fileloc, schedule) in dags.items():
+                values = {
+                    "fileloc": fileloc,
+                    "schedule": schedule,
+                    "is_active": True,
+                    "last_parsed": now,
+                }
+                if dag_id in known:
+                    await conn.execute(
+                        update(dag_table).where(dag_table.c.dag_id == dag_id).values(**values)
+                    )
+                else:
+                    await conn.execute(
+                        insert(dag_table).values(dag_id=dag_id, is_paused=False, **values)
+                    )
+            gone = [d for d in known if d not in dags]
+            if gone:
+                await conn.execute(
+                    update(dag_table).where(dag_table.c.dag_id.in_(gone)).values(is_active=False)
+                )
+            await conn.execute(import_error.delete())
+            if errors:
+                await conn.execute(insert(import_error), [{"created_at": now, **e} for e in errors])
+            rows = (await conn.execute(select(dag_table.c.dag_id, dag_table.c.is_paused))).all()
+        return {r.dag_id: bool(r.is_paused) for r in rows}
+
+    async def set_paused(self, dag_id: str, paused: bool) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(dag_table).where(dag_table.c.dag_id == dag_id).values(is_paused=paused)
+            )
+            return bool(result.rowcount)
+
+    async def paused(self) -> dict[str, bool]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(dag_table.c.dag_id, dag_table.c.is_paused))).all()
+        return {r.dag_id: bool(r.is_paused) for r in rows}
+
+    async def import_errors(self) -> list[Row[Any]]:
+        async with self.engine.connect() as conn:
+            return list(
+                (await conn.execute(select(import_error).order_by(import_error.c.fileloc))).all()
+            )
+
+    async def last_interval_end(self, dag_id: str) -> datetime | None:
+        query = select(func.max(dag_run.c.data_interval_end)).where(
+            and_(dag_run.c.dag_id == dag_id, dag_run.c.run_type == "scheduled")
+        )
+        async with self.engine.connect() as conn:
+            value: datetime | None = (await conn.execute(query)).scalar()
+        # max() of a UtcDateTime column comes back as the driver's naive UTC value.
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def runs(
+        self, *, dag_id: str | None = None, state: str | None = None, limit: int = 1000
+    ) -> list[Row[Any]]:
+        query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
+        if state is not None:
+            query = query.where(dag_run.c.state == state)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def queue_run(
+        self, dag_id: str, run_id: str, params: dict[str, Any], logical_date: datetime
+    ) -> int:
+        """A run for the scheduler service to start (``airloop dags trigger``)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(dag_run).values(
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    run_type="manual",
+                    state="queued",
+                    logical_date=logical_date,
+                    params=params,
+                    created_at=utcnow(),
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+            return int(pk[0])
+
+    async def fail_run(self, run_pk: int, note: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(dag_run)
+                .where(dag_run.c.id == run_pk)
+                .values(state="failed", end_date=utcnow(), note=note)
+            )
+
+    async def heartbeat(self, row_id: int | None, **values: Any) -> int:
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            if row_id is None:
+                result = await conn.execute(
+                    insert(scheduler_heartbeat).values(started_at=now, heartbeat_at=now, **values)
+                )
+                pk = result.inserted_primary_key
+                assert pk is not None
+                return int(pk[0])
+            await conn.execute(
+                update(scheduler_heartbeat)
+                .where(scheduler_heartbeat.c.id == row_id)
+                .values(heartbeat_at=now, **values)
+            )
+            return row_id
+
+    async def latest_heartbeat(self) -> Row[Any] | None:
+        query = select(scheduler_heartbeat).order_by(scheduler_heartbeat.c.id.desc()).limit(1)
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first()
