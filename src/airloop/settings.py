@@ -82,6 +82,18 @@ class Settings(BaseSettings):
         default=20, ge=0, description="PostgreSQL/MySQL: extra connections under load."
     )
     logs_folder: Path | None = Field(default=None, description="Default: <home>/logs.")
+    dags_folder: Path | None = Field(default=None, description="Default: <home>/dags.")
+    dag_reparse_interval: float = Field(
+        default=60.0, gt=0, description="Re-import every DAG file this often (dynamic DAGs)."
+    )
+    dag_parse_timeout: float = Field(
+        default=30.0, gt=0, description="A DAG file whose import takes longer is an import error."
+    )
+    scheduler_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the service looks for runs triggered and DAGs paused from the CLI.",
+    )
     use_async: bool = Field(
         default=True,
         description="Tasks that name no executor run on the async executor; false: on sync_executor.",
@@ -143,6 +155,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.home / 'airloop.db'}"
         if self.logs_folder is None:
             self.logs_folder = self.home / "logs"
+        if self.dags_folder is None:
+            self.dags_folder = self.home / "dags"
         if DEFAULT_POOL not in self.pools:
             self.pools = {DEFAULT_POOL: 100_000, **self.pools}
         for name, slots in self.pools.items():

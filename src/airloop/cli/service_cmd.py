@@ -1,0 +1,157 @@
+"""``airloop scheduler``, ``airloop dags trigger|pause|unpause|list-import-errors``,
+``airloop runs list``: the long-running service and the commands that steer it."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from airloop.authoring.params import parse_cli_params
+from airloop.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigOption,
+    bad_input,
+    fail,
+    out,
+    settings_from,
+)
+from airloop.settings import Settings
+from airloop.store.repository import ServiceStore, Store
+
+scheduler_app = typer.Typer(help="The scheduler service.", invoke_without_command=True)
+runs_app = typer.Typer(help="DAG runs.", no_args_is_help=True)
+
+FolderOption = Annotated[
+    Path | None, typer.Option("--dags-folder", help="Default: settings dags_folder (<home>/dags).")
+]
+
+
+@scheduler_app.callback()
+def scheduler(
+    ctx: typer.Context, dags_folder: FolderOption = None, config: ConfigOption = None
+) -> None:
+    """Run the scheduler service until SIGTERM/SIGINT (twice: at once)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from airloop.service.scheduler_service import serve_forever
+
+    settings = settings_from(config)
+    with bad_input():
+        raise typer.Exit(serve_forever(settings, dags_folder))
+
+
+@scheduler_app.command("status")
+def status(config: ConfigOption = None) -> None:
+    """Is a scheduler alive? Its loop lag and how many task instances it runs."""
+    settings = settings_from(config)
+    row = asyncio.run(_with_store(settings, lambda s: s.latest_heartbeat()))
+    if row is None:
+        out.print("no scheduler has run on this database")
+        raise typer.Exit(EXIT_FAILED)
+    age = datetime.now(UTC) - row.heartbeat_at
+    alive = row.state == "running" and age < timedelta(
+        seconds=3 * settings.scheduler_poll_interval + 5
+    )
+    out.print(
+        f"scheduler pid {row.pid} on {row.hostname}: {'alive' if alive else 'NOT running'} "
+        f"(state {row.state}, last heartbeat {age.total_seconds():.1f}s ago, "
+        f"loop lag {(row.loop_lag or 0) * 1000:.1f} ms, {row.running_tasks or 0} task instances "
+        f"running in {row.active_runs or 0} runs)"
+    )
+    raise typer.Exit(EXIT_OK if alive else EXIT_FAILED)
+
+
+async def _with_store(settings: Settings, action: Any) -> Any:
+    with bad_input():
+        store = await Store.open(settings.database_url)
+    try:
+        return await action(ServiceStore(store))
+    finally:
+        await store.close()
+
+
+def trigger(
+    dag_id: Annotated[str, typer.Argument(help="The DAG to run.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    dags_folder: FolderOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Queue a run; the scheduler service starts it."""
+    from airloop.service.dagfolder import DagFolder
+
+    settings = settings_from(config)
+    folder = DagFolder(
+        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
+    )
+    state, _ = asyncio.run(folder.refresh(everything=True))
+    dag = state.dags.get(dag_id)
+    if dag is None:
+        fail(f"no DAG {dag_id!r} in {folder.folder} (see 'airloop dags list {folder.folder}')")
+    with bad_input(f"{dag.fileloc}: DAG {dag_id!r}"):
+        params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
+    now = datetime.now(UTC)
+    rid = run_id or f"manual__{now.isoformat()}"
+    asyncio.run(_with_store(settings, lambda s: s.queue_run(dag_id, rid, params, now)))
+    out.print(f"queued run {rid} of {dag_id}")
+
+
+def _set_paused(dag_id: str, paused: bool, config: Path | None) -> None:
+    settings = settings_from(config)
+    found = asyncio.run(_with_store(settings, lambda s: s.set_paused(dag_id, paused)))
+    if not found:
+        fail(f"no DAG {dag_id!r} known to the scheduler (it records DAGs when it loads them)")
+    out.print(f"{dag_id} {'paused' if paused else 'unpaused'}")
+
+
+def pause(dag_id: str, config: ConfigOption = None) -> None:
+    """Stop creating scheduled runs of a DAG (running ones go on)."""
+    _set_paused(dag_id, True, config)
+
+
+def unpause(dag_id: str, config: ConfigOption = None) -> None:
+    """Resume creating scheduled runs of a DAG."""
+    _set_paused(dag_id, False, config)
+
+
+def list_import_errors(config: ConfigOption = None) -> None:
+    """DAG files the scheduler could not load, with file, line and cause."""
+    settings = settings_from(config)
+    rows = asyncio.run(_with_store(settings, lambda s: s.import_errors()))
+    if not rows:
+        out.print("no import errors")
+        return
+    for row in rows:
+        out.print(f"[bold red]{row.message}[/]")
+        if row.traceback:
+            out.print(row.traceback.rstrip(), markup=False)
+    raise typer.Exit(EXIT_FAILED)
+
+
+@runs_app.command("list")
+def list_runs(
+    dag_id: Annotated[str | None, typer.Option("--dag-id")] = None,
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """DAG runs, newest first."""
+    settings = settings_from(config)
+    rows = asyncio.run(_with_store(settings, lambda s: s.runs(dag_id=dag_id, state=state)))
+    table = Table("dag_id", "run_id", "type", "state", "logical date (UTC)", "started", "ended")
+    for row in rows:
+        table.add_row(
+            row.dag_id,
+            row.run_id,
+            row.run_type,
+            row.state,
+            f"{row.logical_date:%Y-%m-%d %H:%M:%S}",
+            f"{row.start_date:%H:%M:%S}" if row.start_date else "",
+            f"{row.end_date:%H:%M:%S}" if row.end_date else "",
+        )
+    out.print(table)
