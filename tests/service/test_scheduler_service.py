@@ -175,3 +175,131 @@ def test_one_scheduler_per_sqlite_database(tmp_path: Path) -> None:
         single_instance(settings),
     ):
         pass
+
+
+DYNAMIC = """
+import json, pathlib
+from airloop import DAG, task
+
+CONFIG = pathlib.Path(__file__).with_name("tables.json")
+
+with DAG("dynamic") as dag:
+    for table in json.loads(CONFIG.read_text()):
+        @task(task_id=f"load_{table}")
+        def load() -> None: ...
+        load()
+"""
+
+
+async def test_a_dag_that_changes_without_its_file_changing_is_reparsed(
+    tmp_path: Path, dags: Path
+) -> None:
+    (dags / "tables.json").write_text('["a"]')
+    write(dags, "dynamic.py", DYNAMIC)
+    async with running(tmp_path, dag_reparse_interval=0.5) as (service, _):
+        assert service.state.dags["dynamic"].task_ids == ["load_a"]
+        # The config changes, the DAG file does not (and .json is not a DAG file).
+        (dags / "tables.json").write_text('["a", "b"]')
+        await eventually(lambda: _task_ids(service, "dynamic", ["load_a", "load_b"]), within=10)
+
+
+CRASHY = """
+import asyncio
+from airloop import DAG, task
+
+with DAG("crashy", default_args={"retries": 1, "retry_delay": 0.1}) as dag:
+    @task
+    async def slow(i: int) -> int:
+        await asyncio.sleep(3)
+        return i
+    slow.expand(i=list(range(5)))
+"""
+
+
+async def test_sigkill_mid_run_then_restart_accounts_for_every_task_instance(
+    tmp_path: Path, dags: Path
+) -> None:
+    import os
+    import signal
+    import sqlite3
+    import sys
+    from datetime import UTC, datetime
+
+    write(dags, "crashy.py", CRASHY)
+    env = {
+        **os.environ,
+        "AIRLOOP_HOME": str(tmp_path / "home"),
+        "AIRLOOP_DAGS_FOLDER": str(dags),
+        "AIRLOOP_SCHEDULER_POLL_INTERVAL": "0.2",
+    }
+    db = tmp_path / "home" / "airloop.db"
+
+    async def service() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "airloop", "scheduler", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def states() -> dict[str, str]:
+        if not db.exists():
+            return {}
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            try:
+                rows = conn.execute(
+                    "SELECT task_id, map_index, state FROM task_instance"
+                ).fetchall()
+            except sqlite3.OperationalError:
+                return {}
+        return {f"{t}[{i}]": s for t, i, s in rows}
+
+    first = await service()
+    await eventually(lambda: _ready_db(db), within=30)
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        await ServiceStore(store).queue_run("crashy", "r1", {}, datetime.now(UTC))
+    finally:
+        await store.close()
+
+    async def some_running() -> bool:
+        return list((await asyncio.to_thread(states)).values()).count("running") >= 3
+
+    await eventually(some_running, within=30)
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+    assert "running" in (await asyncio.to_thread(states)).values()
+
+    second = await service()
+    try:
+
+        async def finished() -> bool:
+            values = (await asyncio.to_thread(states)).values()
+            return bool(values) and set(values) == {"success"}
+
+        await eventually(finished, within=60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 30)
+    final = await asyncio.to_thread(states)
+    assert len(final) == 5
+    # Lost while running, retried under the retry policy (try 2), nothing left behind.
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tries = {t for (t,) in conn.execute("SELECT try_number FROM task_instance")}
+        errors = {e for (e,) in conn.execute("SELECT state FROM dag_run")}
+    assert tries == {2}
+    assert errors == {"success"}
+
+
+async def _ready_db(db: Path) -> bool:
+    return await asyncio.to_thread(_has_heartbeat, db)
+
+
+def _has_heartbeat(db: Path) -> bool:
+    import sqlite3
+
+    if not db.exists():
+        return False
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            return bool(conn.execute("SELECT count(*) FROM scheduler_heartbeat").fetchone()[0])
+        except sqlite3.OperationalError:
+            return False
