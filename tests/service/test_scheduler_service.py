@@ -303,3 +303,87 @@ def _has_heartbeat(db: Path) -> bool:
             return bool(conn.execute("SELECT count(*) FROM scheduler_heartbeat").fetchone()[0])
         except sqlite3.OperationalError:
             return False
+
+
+FLAKY = """
+import pathlib
+from airloop import DAG, task
+
+MARKER = pathlib.Path(__file__).with_name("fixed")
+
+with DAG("flaky") as dag:
+    @task
+    def items() -> list[int]:
+        return [1, 2, 3]
+
+    @task
+    def check(x: int) -> int:
+        if x == 2 and not MARKER.exists():
+            raise RuntimeError("not fixed yet")
+        return x
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    total(check.expand(x=items()))
+"""
+
+
+async def test_clear_failed_tasks_and_the_service_runs_them_again(
+    tmp_path: Path, dags: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    write(dags, "flaky.py", FLAKY)
+    async with running(tmp_path) as (_, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            service_store = ServiceStore(store)
+            await service_store.queue_run("flaky", "r", {}, datetime.now(UTC))
+            await eventually(lambda: _states(db, {"r": "failed"}))
+            (dags / "fixed").write_text("")  # the cause is fixed
+            (run,) = await service_store.runs(dag_id="flaky")
+            cleared = await service_store.clear(run.id, None, failed_only=True)
+            assert cleared == 2  # check[1] failed, total upstream_failed
+            await eventually(lambda: _states(db, {"r": "success"}))
+            values = {
+                x.task_id: x.value for x in await store.xcom_values(run.id) if x.map_index < 0
+            }
+        finally:
+            await store.close()
+    assert values["total"] == "6"
+
+
+async def test_backfill_runs_are_queued_and_run_with_their_intervals(
+    tmp_path: Path, dags: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from airloop.core.schedules import due_intervals
+
+    write(dags, "daily.py", DAILY.format(catchup=False))
+    async with running(tmp_path) as (service, db):
+        await eventually(lambda: _all_done(db, 1))  # the latest interval, scheduled
+        dag = service.state.dags["daily"]
+        assert dag.timetable is not None
+        intervals = due_intervals(
+            dag.timetable,
+            start_date=datetime(2026, 11, 1, tzinfo=UTC),
+            end_date=datetime(2026, 11, 3, tzinfo=UTC),
+            after=None,
+            now=datetime.now(UTC),
+            catchup=True,
+        )
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            for i in intervals:
+                await ServiceStore(store).queue_run(
+                    "daily", f"backfill__{i.start.isoformat()}", {}, i.start,
+                    run_type="backfill", data_interval=(i.start, i.end),
+                )  # fmt: skip
+        finally:
+            await store.close()
+        await eventually(lambda: _all_done(db, 4))
+    backfills = sorted(r.logical_date.day for r in await runs(db) if r.run_type == "backfill")
+    assert backfills == [1, 2, 3]

@@ -29,6 +29,8 @@ dags_cmd.app.command("trigger")(service_cmd.trigger)
 dags_cmd.app.command("pause")(service_cmd.pause)
 dags_cmd.app.command("unpause")(service_cmd.unpause)
 dags_cmd.app.command("list-import-errors")(service_cmd.list_import_errors)
+dags_cmd.app.command("backfill")(service_cmd.backfill)
+tasks_cmd.app.command("clear")(service_cmd.clear)
 
 
 def _version(value: bool) -> None:

@@ -155,3 +155,84 @@ def list_runs(
             f"{row.end_date:%H:%M:%S}" if row.end_date else "",
         )
     out.print(table)
+
+
+def backfill(
+    dag_id: Annotated[str, typer.Argument(help="The DAG.")],
+    start: Annotated[datetime, typer.Option("--start", help="First logical date (UTC).")],
+    end: Annotated[datetime, typer.Option("--end", help="Last logical date (UTC).")],
+    dags_folder: FolderOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Queue one run per schedule interval between --start and --end (the service runs them)."""
+    from airloop.core.schedules import due_intervals
+    from airloop.service.dagfolder import DagFolder
+
+    settings = settings_from(config)
+    folder = DagFolder(
+        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
+    )
+    state, _ = asyncio.run(folder.refresh(everything=True))
+    dag = state.dags.get(dag_id)
+    if dag is None:
+        fail(f"no DAG {dag_id!r} in {folder.folder}")
+    if dag.timetable is None:
+        fail(f"DAG {dag_id!r} has no schedule: trigger it instead")
+    start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
+    intervals = due_intervals(
+        dag.timetable,
+        start_date=start,
+        end_date=end,
+        after=None,
+        now=datetime.now(UTC),
+        catchup=True,
+    )
+    params = dag.params.resolve({})
+
+    async def queue(store: ServiceStore) -> int:
+        created = 0
+        for interval in intervals:
+            try:
+                await store.queue_run(
+                    dag_id,
+                    f"backfill__{interval.start.isoformat()}",
+                    params,
+                    interval.start,
+                    run_type="backfill",
+                    data_interval=(interval.start, interval.end),
+                )
+                created += 1
+            except Exception as exc:  # noqa: BLE001 - an interval that already has a run
+                out.print(
+                    f"skipped {interval.start:%Y-%m-%d %H:%M}: already has a run ({type(exc).__name__})"
+                )
+        return created
+
+    created = asyncio.run(_with_store(settings, queue))
+    out.print(f"queued {created} backfill runs of {dag_id}")
+
+
+def clear(
+    run_id: Annotated[str, typer.Argument(help="The run.")],
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Only these tasks (repeatable).")
+    ] = None,
+    failed_only: Annotated[
+        bool, typer.Option("--failed-only", help="Only failed/upstream_failed.")
+    ] = False,
+    dag_id: Annotated[str | None, typer.Option("--dag-id")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run task instances again: they are reset and the scheduler service resumes the run."""
+    settings = settings_from(config)
+
+    async def go(store: ServiceStore) -> int:
+        runs = [r for r in await store.runs(dag_id=dag_id) if r.run_id == run_id]
+        if not runs:
+            fail(f"no DAG run {run_id!r}")
+        if len(runs) > 1:
+            fail(f"run id {run_id!r} exists in several DAGs; add --dag-id")
+        return await store.clear(runs[0].id, task, failed_only)
+
+    count = asyncio.run(_with_store(settings, go))
+    out.print(f"cleared {count} task instances of {run_id}; the scheduler service will run them")

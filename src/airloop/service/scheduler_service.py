@@ -208,14 +208,25 @@ class SchedulerService:
             if dag is None or self.paused.get(row.dag_id):
                 continue
             try:
-                run = await engine.start_run(
-                    dag,
-                    row.params,
-                    run_id=row.run_id,
-                    run_type=row.run_type,
-                    logical_date=row.logical_date,
-                    queued_pk=row.id,
-                )
+                if await store.has_task_instances(row.id):
+                    # Cleared (airloop tasks clear): carry on from what is stored.
+                    await store.set_run_state(row.id, "running")
+                    run = await engine.start_run(dag, run_id=row.run_id, resume=True)
+                else:
+                    interval = (
+                        (row.data_interval_start, row.data_interval_end)
+                        if row.data_interval_start is not None
+                        else None
+                    )
+                    run = await engine.start_run(
+                        dag,
+                        row.params,
+                        run_id=row.run_id,
+                        run_type=row.run_type,
+                        logical_date=row.logical_date,
+                        queued_pk=row.id,
+                        data_interval=interval,
+                    )
             except AirloopError as exc:
                 await store.fail_run(row.id, f"could not start: {exc}")
                 continue

@@ -367,24 +367,93 @@ class ServiceStore:
             return list((await conn.execute(query)).all())
 
     async def queue_run(
-        self, dag_id: str, run_id: str, params: dict[str, Any], logical_date: datetime
+        self,
+        dag_id: str,
+        run_id: str,
+        params: dict[str, Any],
+        logical_date: datetime,
+        *,
+        run_type: str = "manual",
+        data_interval: tuple[datetime, datetime] | None = None,
     ) -> int:
-        """A run for the scheduler service to start (``airloop dags trigger``)."""
+        """A run for the scheduler service to start (``airloop dags trigger|backfill``)."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 insert(dag_run).values(
                     dag_id=dag_id,
                     run_id=run_id,
-                    run_type="manual",
+                    run_type=run_type,
                     state="queued",
                     logical_date=logical_date,
                     params=params,
                     created_at=utcnow(),
+                    data_interval_start=data_interval[0] if data_interval else None,
+                    data_interval_end=data_interval[1] if data_interval else None,
                 )
             )
             pk = result.inserted_primary_key
             assert pk is not None
             return int(pk[0])
+
+    async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
+        """Make task instances run again: back to ``none`` (mapped ones to one
+        placeholder, expanded again at run time), their XComs dropped, and the run
+        queued for the scheduler service, which resumes it. Returns how many."""
+        ti = task_instance.c
+        where = ti.dag_run_id == run_pk
+        if task_ids:
+            where = and_(where, ti.task_id.in_(task_ids))
+        if failed_only:
+            where = and_(where, ti.state.in_(["failed", "upstream_failed"]))
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(ti.task_id, ti.map_index).where(where))).all()
+            if not rows:
+                return 0
+            mapped = sorted({r.task_id for r in rows if r.map_index >= 0})
+            for task_id in mapped:  # one placeholder again; expansion happens at run time
+                await conn.execute(
+                    task_instance.delete().where(
+                        and_(ti.dag_run_id == run_pk, ti.task_id == task_id, ti.map_index > 0)
+                    )
+                )
+                await conn.execute(
+                    update(task_instance)
+                    .where(and_(ti.dag_run_id == run_pk, ti.task_id == task_id))
+                    .values(map_index=-1)
+                )
+            cleared = sorted({r.task_id for r in rows})
+            await conn.execute(
+                update(task_instance)
+                .where(and_(ti.dag_run_id == run_pk, ti.task_id.in_(cleared)))
+                .values(
+                    state="none",
+                    error=None,
+                    start_date=None,
+                    end_date=None,
+                    duration=None,
+                    next_retry_at=None,
+                    checkpoint=None,
+                    updated_at=utcnow(),
+                )
+            )
+            await conn.execute(
+                xcom.delete().where(and_(xcom.c.dag_run_id == run_pk, xcom.c.task_id.in_(cleared)))
+            )
+            await conn.execute(
+                update(dag_run)
+                .where(dag_run.c.id == run_pk)
+                .values(state="queued", end_date=None, note=None)
+            )
+        return len(rows)
+
+    async def set_run_state(self, run_pk: int, state: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(dag_run).where(dag_run.c.id == run_pk).values(state=state))
+
+    async def has_task_instances(self, run_pk: int) -> bool:
+        query = select(func.count()).where(task_instance.c.dag_run_id == run_pk)
+        async with self.engine.connect() as conn:
+            return bool((await conn.execute(query)).scalar())
 
     async def fail_run(self, run_pk: int, note: str) -> None:
         async with self.engine.begin() as conn:
