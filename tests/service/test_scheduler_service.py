@@ -387,3 +387,64 @@ async def test_backfill_runs_are_queued_and_run_with_their_intervals(
         await eventually(lambda: _all_done(db, 4))
     backfills = sorted(r.logical_date.day for r in await runs(db) if r.run_type == "backfill")
     assert backfills == [1, 2, 3]
+
+
+GRACEFUL = """
+import asyncio
+from airloop import DAG, task
+
+with DAG("graceful", default_args={"retries": 1, "retry_delay": 0.1}) as dag:
+    @task
+    async def quick() -> str:
+        await asyncio.sleep(0.8)
+        return "done"
+
+    @task
+    async def long(try_number: int) -> int:
+        if try_number == 1:
+            await asyncio.sleep(60)
+        return try_number
+
+    quick()
+    long()
+"""
+
+
+async def test_sigterm_lets_running_tasks_finish_within_the_grace_then_keeps_the_rest(
+    tmp_path: Path, dags: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    write(dags, "graceful.py", GRACEFUL)
+    async with running(tmp_path, shutdown_grace_seconds=2.0) as (service, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            await ServiceStore(store).queue_run("graceful", "g", {}, datetime.now(UTC))
+        finally:
+            await store.close()
+
+        async def both_running() -> bool:
+            return all(
+                any(r.planner.state_of(k).value == "running" for k in r.planner.keys(t))
+                for r in service.active.values()
+                for t in ("quick", "long")
+            ) and bool(service.active)
+
+        await eventually(both_running)
+        # Leaving the block stops the service, as SIGTERM does.
+    rows = await _ti_states(db)
+    assert rows == {"quick": ("success", 1), "long": ("running", 1)}
+    assert await _states(db, {"g": "running"})  # kept for the next start
+    # The next start resumes the run: the interrupted task is retried (try 2) and succeeds.
+    async with running(tmp_path) as (_, db):
+        await eventually(lambda: _states(db, {"g": "success"}))
+    assert (await _ti_states(db))["long"] == ("success", 2)
+
+
+async def _ti_states(db: Path) -> dict[str, tuple[str, int]]:
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        (run,) = await ServiceStore(store).runs(dag_id="graceful")
+        return {t.task_id: (t.state, t.try_number) for t in await store.task_instances(run.id)}
+    finally:
+        await store.close()

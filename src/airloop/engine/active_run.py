@@ -125,6 +125,9 @@ class ActiveRun:
         self.restored_lengths: dict[str, int | None] = {}
         #: Task instances resumed under the same try: their operators are told so once.
         self.resumed_keys: set[TIKey] = set()
+        #: Task instances cancelled by a service stop that keeps the run for later.
+        self.interrupted: set[TIKey] = set()
+        self.kept = False
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
         self.logged: set[tuple[TIKey, int]] = set()
         #: Called after every scheduler tick that touched this run (and when it ends).
@@ -252,6 +255,18 @@ class ActiveRun:
             counts={s.value: n for s, n in self.planner.counts().items()},
             duration=now - self.started_at,
             failed=failed,
+            interrupted=self.stopping,
+        )
+
+    def keep_result(self, now: float) -> RunResult:
+        """The result of a run left unfinished on purpose (the service stopped)."""
+        return RunResult(
+            run_pk=self.run_pk,
+            dag_id=self.info.dag_id,
+            run_id=self.info.run_id,
+            state=DagRunState.RUNNING,
+            counts={s.value: n for s, n in self.planner.counts().items()},
+            duration=now - self.started_at,
             interrupted=self.stopping,
         )
 

@@ -178,9 +178,13 @@ class Engine:
             return False
         return self._executors.cancel((run.run_pk, TIKey(task_id, map_index)), reason)
 
-    def request_shutdown(self, reason: str) -> None:
+    def request_shutdown(
+        self, reason: str, *, keep_runs: bool = False, grace: float | None = None
+    ) -> None:
+        """Stop: cancel running task instances and fail their runs, or with ``keep_runs``
+        leave the runs (and what was running) for the next start to resume."""
         if self._scheduler is not None:
-            self._scheduler.request_stop(reason)
+            self._scheduler.request_stop(reason, keep_runs=keep_runs, grace=grace)
 
     async def start_run(
         self,

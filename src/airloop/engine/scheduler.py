@@ -50,6 +50,7 @@ class Scheduler:
         self._stop_reason: str | None = None
         self._stop_deadline: float | None = None
         self._stop_requested_at: float | None = None
+        self._keep_runs = False
         self._closing = False
         self.ticks = 0
 
@@ -61,10 +62,20 @@ class Scheduler:
         self._new.append(run)
         self._channel.nudge()
 
-    def request_stop(self, reason: str) -> None:
-        """Stop starting tasks; cancel running ones; fail the runs (within the grace period)."""
+    def request_stop(
+        self, reason: str, *, keep_runs: bool = False, grace: float | None = None
+    ) -> None:
+        """Stop starting tasks; cancel running ones; fail the runs (within the grace period).
+
+        With ``keep_runs`` (the scheduler service stopping) the runs are left ``running``
+        in the store, and so are the task instances cancelled now: the next start
+        resumes or retries them (RunPlanner.restore).
+        """
         if self._stop_reason is None:
             self._stop_reason = reason
+            self._keep_runs = keep_runs
+            if grace is not None:
+                self._grace = grace
             self._channel.nudge()
 
     def close(self) -> None:
@@ -134,6 +145,9 @@ class Scheduler:
             target = self._runs.get(event.run_pk)
             if target is None:
                 continue  # a late report for a run already finished
+            if self._keep_runs and _interrupted(event):
+                target.interrupted.add(event.key)  # stays 'running' for the next start
+                continue
             planner_event = target.on_event(event, batch)
             if planner_event is not None:
                 by_run[event.run_pk].append(planner_event)
@@ -155,8 +169,10 @@ class Scheduler:
                 to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
             run.flush(batch)
 
-        finished = [r for r in self._runs.values() if r.planner.finished]
-        results = [(r, r.finish(batch, now, now_dt)) for r in finished]
+        finished = [r for r in self._runs.values() if r.planner.finished or r.kept]
+        results = [
+            (r, r.keep_result(now) if r.kept else r.finish(batch, now, now_dt)) for r in finished
+        ]
 
         await self._write(batch)
 
@@ -244,6 +260,12 @@ class Scheduler:
         run.stopping = self._stop_reason
         if run.planner.finished:
             return
+        if self._keep_runs:
+            outstanding = run.planner.active - len(run.interrupted)
+            if outstanding > 0 and now < self._stop_deadline:
+                return
+            run.kept = True  # left as it is in the store: resumed at the next start
+            return
         if run.planner.active and now < self._stop_deadline:
             return
         if run.planner.active:
@@ -260,3 +282,11 @@ class Scheduler:
                 log.error("%s %s did not stop within the grace period", run.label, event.key)
             run.absorb(run.planner.handle(stuck, now), batch, now, now_dt)
         run.absorb(run.planner.abort(reason), batch, now, now_dt)
+
+
+def _interrupted(event: TaskEvent) -> bool:
+    return (
+        isinstance(event, TaskFinished)
+        and event.status == "failed"
+        and (event.error or "").startswith("interrupted")
+    )

@@ -248,18 +248,30 @@ class SchedulerService:
             self.active[run.run_pk] = run
 
     async def _drain(self, engine: Engine, store: ServiceStore, beat: int) -> None:
-        """Running task instances get the grace period to finish; then they are cancelled."""
-        pending = [r.done for r in self.active.values() if not r.done.done()]
-        if pending:
+        """Running task instances get the grace period to finish; the rest are cancelled
+        and left for the next start (runs stay 'running': resumed or retried then)."""
+        active = [r for r in self.active.values() if not r.done.done()]
+        if active:
+            grace = self.settings.shutdown_grace_seconds
             log.warning(
-                "stopping: %d runs active, waiting up to %gs for their running tasks",
-                len(pending),
-                self.settings.shutdown_grace_seconds,
+                "stopping: %d runs active; running tasks get up to %gs to finish",
+                len(active),
+                grace,
             )
-            for run in self.active.values():
+            settled = asyncio.Event()
+
+            def check(_: ActiveRun) -> None:
+                if all(r.planner.active == 0 or r.done.done() for r in active):
+                    settled.set()
+
+            for run in active:
                 run.planner.hold()  # start nothing new
-            await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
-        engine.request_shutdown("the scheduler is stopping")
+                run.on_progress = check
+            check(active[0])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await settled.wait()
+        engine.request_shutdown("the scheduler is stopping", keep_runs=True, grace=5.0)
         await store.heartbeat(beat, state="stopped")
 
 
