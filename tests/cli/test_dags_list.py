@@ -21,7 +21,7 @@ with DAG("alpha", tags=["team-a"]) as dag:
 """
 
 GOOD_TWO = """
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from airloop import DAG, task
 
@@ -31,7 +31,8 @@ def hello() -> str:
     return "hello"
 
 
-with DAG("beta", schedule=timedelta(hours=1)) as beta:
+# A scheduled DAG needs a start_date (as in Airflow).
+with DAG("beta", schedule=timedelta(hours=1), start_date=datetime(2026, 1, 1, tzinfo=UTC)) as beta:
     hello()
     hello()
 
