@@ -448,3 +448,35 @@ async def _ti_states(db: Path) -> dict[str, tuple[str, int]]:
         return {t.task_id: (t.state, t.try_number) for t in await store.task_instances(run.id)}
     finally:
         await store.close()
+
+
+TIMEOUT = """
+import asyncio
+from datetime import timedelta
+from airloop import DAG, task
+
+with DAG("bounded", dagrun_timeout=timedelta(seconds=1)) as dag:
+    @task
+    async def forever() -> None:
+        await asyncio.sleep(60)
+
+    @task
+    async def after(x: None) -> None: ...
+
+    after(forever())
+"""
+
+
+async def test_dagrun_timeout_fails_the_run(tmp_path: Path, dags: Path) -> None:
+    from datetime import UTC, datetime
+
+    write(dags, "bounded.py", TIMEOUT)
+    async with running(tmp_path) as (_, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            await ServiceStore(store).queue_run("bounded", "b", {}, datetime.now(UTC))
+        finally:
+            await store.close()
+        await eventually(lambda: _states(db, {"b": "failed"}), within=15)
+    (run,) = [r for r in await runs(db) if r.run_id == "b"]
+    assert run.note == "dagrun_timeout of 1s exceeded"

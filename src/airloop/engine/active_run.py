@@ -127,6 +127,8 @@ class ActiveRun:
         self.resumed_keys: set[TIKey] = set()
         #: Task instances cancelled by a service stop that keeps the run for later.
         self.interrupted: set[TIKey] = set()
+        #: Set by Scheduler.abort_run: the run fails with this note once nothing runs.
+        self.abort_reason: str | None = None
         self.kept = False
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
         self.logged: set[tuple[TIKey, int]] = set()
@@ -233,7 +235,7 @@ class ActiveRun:
     def finish(self, batch: WriteBatch, now: float, now_dt: datetime) -> RunResult:
         state = self.planner.run_state
         assert state is not None
-        note = f"interrupted: {self.stopping}" if self.stopping else None
+        note = f"interrupted: {self.stopping}" if self.stopping else self.abort_reason
         batch.run_updates.append(
             {
                 "b_id": self.run_pk,

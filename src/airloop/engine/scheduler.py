@@ -78,6 +78,16 @@ class Scheduler:
                 self._grace = grace
             self._channel.nudge()
 
+    def abort_run(self, run: ActiveRun, reason: str) -> None:
+        """Fail one run (e.g. its dagrun_timeout passed): cancel what runs, start nothing."""
+        if run.abort_reason is None and not run.planner.finished:
+            run.abort_reason = reason
+            run.planner.hold()
+            for key, rec in run.records.items():
+                if rec.state in (TaskState.QUEUED, TaskState.RUNNING):
+                    self._executors.cancel((run.run_pk, key), reason)
+            self._channel.nudge()
+
     def close(self) -> None:
         """Return from ``serve`` once no run is active."""
         self._closing = True
@@ -164,9 +174,12 @@ class Scheduler:
                 or (run.wake_at is not None and run.wake_at <= now)
                 # Pools are shared: a slot freed by another run may admit this one's.
                 or (events and run.planner.waiting)
+                or run.abort_reason is not None
             ):
                 plan = run.planner.handle(run_events, now)
                 to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
+                if run.abort_reason is not None and not run.planner.active:
+                    run.absorb(run.planner.abort(run.abort_reason), batch, now, now_dt)
             run.flush(batch)
 
         finished = [r for r in self._runs.values() if r.planner.finished or r.kept]
