@@ -227,3 +227,31 @@ async def test_pools_are_shared_by_concurrent_runs(tmp_path: Path) -> None:
     assert [r.state for r in results] == [DagRunState.SUCCESS, DagRunState.SUCCESS]
     assert probe.max_tasks == 1
     assert sorted(probe.started) == ["shared_a", "shared_b"]
+
+
+async def test_max_active_tasks_holds_across_the_runs_of_a_dag(tmp_path: Path) -> None:
+    """As in Airflow, max_active_tasks is per DAG: two runs share it."""
+    from airloop.engine.engine import Engine
+    from airloop.settings import Settings
+
+    running = 0
+    peak = 0
+
+    with DAG("shared_limit", max_active_tasks=2) as dag:
+
+        @task
+        async def work(i: int) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.05)
+            running -= 1
+
+        work.expand(i=[1, 2, 3, 4])
+
+    async with Engine(Settings(home=tmp_path)) as engine:
+        first = await engine.start_run(dag, run_id="one")
+        second = await engine.start_run(dag, run_id="two")
+        results = await asyncio.gather(first.done, second.done)
+    assert [r.state for r in results] == [DagRunState.SUCCESS, DagRunState.SUCCESS]
+    assert peak == 2

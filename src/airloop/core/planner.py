@@ -163,6 +163,19 @@ class StoredTI:
     resumable: bool = False
 
 
+class ActiveLimit:
+    """A DAG's ``max_active_tasks``, shared by all its runs driven by one engine."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_active_tasks must be >= 1, got {limit}")
+        self.limit = limit
+        self.used = 0
+
+    def free(self) -> int:
+        return self.limit - self.used
+
+
 class PlanningError(ValueError):
     """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
 
@@ -175,11 +188,13 @@ class RunPlanner:
         specs: Sequence[TaskSpec],
         *,
         pools: PoolLedger,
-        max_active_tasks: int,
+        max_active_tasks: int | ActiveLimit,
         rng: random.Random | None = None,
     ) -> None:
-        if max_active_tasks < 1:
-            raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
+        if isinstance(max_active_tasks, int):
+            if max_active_tasks < 1:
+                raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
+            max_active_tasks = ActiveLimit(max_active_tasks)
         self._specs: dict[str, TaskSpec] = {}
         for spec in specs:
             if spec.task_id in self._specs:
@@ -198,7 +213,7 @@ class RunPlanner:
                     )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
         self._pools = pools
-        self._max_active = max_active_tasks
+        self._limit = max_active_tasks
         self._rng = rng or random.Random()
         self._tis: dict[str, dict[int, _TI]] = {t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs}
         self._counts: dict[str, Counter[TaskState]] = {
@@ -313,6 +328,7 @@ class RunPlanner:
                     # As if still running: it holds its slot until it is settled below.
                     self._pools.acquire(spec.pool, spec.pool_slots)
                     self._active += 1
+                    self._limit.used += 1
                     if row.state is TaskState.QUEUED or row.resumable:
                         ti.keep_try = True
                         self._set(ti, TaskState.SCHEDULED, plan)
@@ -433,6 +449,7 @@ class RunPlanner:
         spec = self._specs[ti.key.task_id]
         if old in ACTIVE and new not in ACTIVE:
             self._active -= 1
+            self._limit.used -= 1
             self._pools.release(spec.pool, spec.pool_slots)
         if new is TaskState.QUEUED:
             if ti.keep_try:
@@ -565,7 +582,7 @@ class RunPlanner:
     def _admit(self, plan: Plan) -> None:
         """Move ready task instances to QUEUED by priority, within pools and max_active_tasks."""
         pools = self._pools
-        while not (self._aborted or self._held) and self._active < self._max_active:
+        while not (self._aborted or self._held) and self._limit.free() > 0:
             best: str | None = None
             best_head: tuple[int, int, TIKey] | None = None
             for pool, heap in self._ready.items():
@@ -584,6 +601,7 @@ class RunPlanner:
             spec = self._specs[key.task_id]
             pools.acquire(spec.pool, spec.pool_slots)
             self._active += 1
+            self._limit.used += 1
             self._set(ti, TaskState.QUEUED, plan)
             plan.to_start.append(key)
 

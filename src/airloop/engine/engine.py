@@ -13,7 +13,7 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.core.planner import RunPlanner, StoredTI, TaskSpec, TIKey
+from airloop.core.planner import ActiveLimit, RunPlanner, StoredTI, TaskSpec, TIKey
 from airloop.core.pools import PoolLedger
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult, TIRecord
@@ -56,6 +56,7 @@ class Engine:
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
         self._pools = PoolLedger(self.settings.pools)
+        self._dag_limits: dict[str, ActiveLimit] = {}
         self.watchdog: LoopWatchdog | None = None
         self.resources: Resources | None = None
         self._checkpoints: CheckpointWriter | None = None
@@ -209,7 +210,11 @@ class Engine:
         dag.validate()
         specs = build_specs(dag)
         max_active = dag.max_active_tasks or self.settings.max_active_tasks_per_dag
-        planner = RunPlanner(specs, pools=self._pools, max_active_tasks=max_active)
+        # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow).
+        limit = self._dag_limits.get(dag.dag_id)
+        if limit is None or limit.limit != max_active:
+            limit = self._dag_limits[dag.dag_id] = ActiveLimit(max_active)
+        planner = RunPlanner(specs, pools=self._pools, max_active_tasks=limit)
         assert self._executors is not None
         await self._executors.ensure(
             dag.task_dict[s.task_id].settings.executor or self.settings.default_executor
