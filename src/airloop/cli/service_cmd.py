@@ -21,6 +21,7 @@ from airloop.cli.common import (
     out,
     settings_from,
 )
+from airloop.exceptions import DatabaseError
 from airloop.settings import Settings
 from airloop.store.repository import ServiceStore, Store
 
@@ -50,7 +51,18 @@ def scheduler(
 def status(config: ConfigOption = None) -> None:
     """Is a scheduler alive? Its loop lag and how many task instances it runs."""
     settings = settings_from(config)
-    row = asyncio.run(_with_store(settings, lambda s: s.latest_heartbeat()))
+
+    async def latest() -> Any:
+        try:
+            store = await Store.open(settings.database_url, auto_migrate=False)
+        except DatabaseError:
+            return None  # no schema yet: no scheduler ever ran here
+        try:
+            return await ServiceStore(store).latest_heartbeat()
+        finally:
+            await store.close()
+
+    row = asyncio.run(latest())
     if row is None:
         out.print("no scheduler has run on this database")
         raise typer.Exit(EXIT_FAILED)
@@ -67,9 +79,11 @@ def status(config: ConfigOption = None) -> None:
     raise typer.Exit(EXIT_OK if alive else EXIT_FAILED)
 
 
-async def _with_store(settings: Settings, action: Any) -> Any:
+async def _with_store(settings: Settings, action: Any, *, create: bool = False) -> Any:
+    """Open the store for one command. Readers never create the schema: that is the
+    scheduler's (or 'airloop db migrate''s) job, and two creators would race."""
     with bad_input():
-        store = await Store.open(settings.database_url)
+        store = await Store.open(settings.database_url, auto_migrate=create)
     try:
         return await action(ServiceStore(store))
     finally:
@@ -98,7 +112,7 @@ def trigger(
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
     now = datetime.now(UTC)
     rid = run_id or f"manual__{now.isoformat()}"
-    asyncio.run(_with_store(settings, lambda s: s.queue_run(dag_id, rid, params, now)))
+    asyncio.run(_with_store(settings, lambda s: s.queue_run(dag_id, rid, params, now), create=True))
     out.print(f"queued run {rid} of {dag_id}")
 
 
@@ -208,7 +222,7 @@ def backfill(
                 )
         return created
 
-    created = asyncio.run(_with_store(settings, queue))
+    created = asyncio.run(_with_store(settings, queue, create=True))
     out.print(f"queued {created} backfill runs of {dag_id}")
 
 

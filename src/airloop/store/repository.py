@@ -125,7 +125,12 @@ class Store:
                 # An empty database is created on first use. An existing one is only
                 # ever upgraded on purpose ('airloop db migrate'): on a shared server an
                 # old CLI must not change the schema under everyone else.
-                await create_schema(engine)
+                try:
+                    await create_schema(engine)
+                except Exception:
+                    # Two processes creating it at once: fine if the other one did.
+                    if await current_revision(engine) != head_revision():
+                        raise
             elif revision != head:
                 raise DatabaseError(
                     f"database schema is at {revision or 'nothing'}, this airloop needs {head}: "
