@@ -480,3 +480,28 @@ async def test_dagrun_timeout_fails_the_run(tmp_path: Path, dags: Path) -> None:
         await eventually(lambda: _states(db, {"b": "failed"}), within=15)
     (run,) = [r for r in await runs(db) if r.run_id == "b"]
     assert run.note == "dagrun_timeout of 1s exceeded"
+
+
+async def test_a_deleted_files_dags_stop_being_scheduled_and_keep_their_history(
+    tmp_path: Path, dags: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    path = write(dags, "manual.py", MANUAL.format(name="only"))
+    async with running(tmp_path) as (service, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            service_store = ServiceStore(store)
+            await service_store.queue_run("manual", "before", {}, datetime.now(UTC))
+            await eventually(lambda: _states(db, {"before": "success"}))
+            path.unlink()
+            await eventually(lambda: _gone(service, "manual"), within=10)
+            await service_store.queue_run("manual", "after", {}, datetime.now(UTC))
+            await asyncio.sleep(1.0)  # five poll intervals: no DAG, so it is not started
+            assert await _states(db, {"before": "success", "after": "queued"})
+        finally:
+            await store.close()
+
+
+async def _gone(service: SchedulerService, dag_id: str) -> bool:
+    return dag_id not in service.state.dags
