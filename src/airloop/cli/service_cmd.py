@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from airloop.authoring.dag import DAG
 from airloop.authoring.params import parse_cli_params
 from airloop.cli.common import (
     EXIT_FAILED,
@@ -90,6 +91,20 @@ async def _with_store(settings: Settings, action: Any, *, create: bool = False) 
         await store.close()
 
 
+def _load_dag(settings: Settings, dags_folder: Path | None, dag_id: str) -> DAG:
+    """The DAG as the service would load it from its folder (exit 2 if it is not there)."""
+    from airloop.service.dagfolder import DagFolder
+
+    folder = DagFolder(
+        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
+    )
+    state, _ = asyncio.run(folder.refresh(everything=True))
+    dag = state.dags.get(dag_id)
+    if dag is None:
+        fail(f"no DAG {dag_id!r} in {folder.folder} (see 'airloop dags list {folder.folder}')")
+    return dag
+
+
 def trigger(
     dag_id: Annotated[str, typer.Argument(help="The DAG to run.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE.")] = None,
@@ -98,16 +113,8 @@ def trigger(
     config: ConfigOption = None,
 ) -> None:
     """Queue a run; the scheduler service starts it."""
-    from airloop.service.dagfolder import DagFolder
-
     settings = settings_from(config)
-    folder = DagFolder(
-        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-    )
-    state, _ = asyncio.run(folder.refresh(everything=True))
-    dag = state.dags.get(dag_id)
-    if dag is None:
-        fail(f"no DAG {dag_id!r} in {folder.folder} (see 'airloop dags list {folder.folder}')")
+    dag = _load_dag(settings, dags_folder, dag_id)
     with bad_input(f"{dag.fileloc}: DAG {dag_id!r}"):
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
     now = datetime.now(UTC)
@@ -180,16 +187,9 @@ def backfill(
 ) -> None:
     """Queue one run per schedule interval between --start and --end (the service runs them)."""
     from airloop.core.schedules import due_intervals
-    from airloop.service.dagfolder import DagFolder
 
     settings = settings_from(config)
-    folder = DagFolder(
-        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-    )
-    state, _ = asyncio.run(folder.refresh(everything=True))
-    dag = state.dags.get(dag_id)
-    if dag is None:
-        fail(f"no DAG {dag_id!r} in {folder.folder}")
+    dag = _load_dag(settings, dags_folder, dag_id)
     if dag.timetable is None:
         fail(f"DAG {dag_id!r} has no schedule: trigger it instead")
     start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))

@@ -281,19 +281,7 @@ def run_on_dask(call: TaskCall) -> Outcome:
     Its own loop drives the Runner; the sync code runs in a helper thread so the
     execution timeout can fail the task (that thread is abandoned, as in-process).
     """
-    sink = FileSink(call.log_path)
-    pool = DaemonThreadPool(1, name="airloop-task")
-    runner, events = _runner(call, _report_to_dask, sink, pool)
-    try:
-        item = rebuild_item(call)
-    except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return None, _load_failure(call, exc, sink)
-    try:
-        with task_log_routing():
-            asyncio.run(_run_and_close(runner, item))
-    finally:
-        pool.shutdown()
-    return _outcome(call, events)
+    return asyncio.run(run_on_dask_async(call))
 
 
 async def run_on_dask_async(call: TaskCall) -> Outcome:
