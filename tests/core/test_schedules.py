@@ -92,3 +92,36 @@ def test_bad_schedules_are_clear_errors() -> None:
     with pytest.raises(ScheduleError, match="must be positive"):
         parse_schedule(timedelta(0), start_date=d(1), tz=UTC_TZ)
     assert parse_schedule(None, start_date=None, tz=UTC_TZ) is None
+
+
+def test_without_catchup_the_latest_interval_wins_whatever_the_limit() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    s = parse_schedule("@daily", start_date=start, tz=UTC_TZ)
+    assert s is not None
+    now = datetime(2024, 1, 31, 5, tzinfo=UTC)
+    for limit in (1, 16, 10_000):
+        due = due_intervals(
+            s, start_date=start, end_date=None, after=None, now=now, catchup=False, limit=limit
+        )
+        assert due == [
+            DataInterval(datetime(2024, 1, 30, tzinfo=UTC), datetime(2024, 1, 31, tzinfo=UTC))
+        ]
+    # Already run: nothing new until the next interval ends.
+    assert (
+        due_intervals(
+            s,
+            start_date=start,
+            end_date=None,
+            after=datetime(2024, 1, 31, tzinfo=UTC),
+            now=now,
+            catchup=False,
+        )
+        == []
+    )
+    # Catch-up honours the limit, oldest first.
+    assert [
+        i.start.day
+        for i in due_intervals(
+            s, start_date=start, end_date=None, after=None, now=now, catchup=True, limit=3
+        )
+    ] == [1, 2, 3]

@@ -505,3 +505,67 @@ async def test_a_deleted_files_dags_stop_being_scheduled_and_keep_their_history(
 
 async def _gone(service: SchedulerService, dag_id: str) -> bool:
     return dag_id not in service.state.dags
+
+
+ONE_AT_A_TIME = """
+import asyncio
+from airloop import DAG, task
+
+with DAG("one_at_a_time", max_active_runs=1) as dag:
+    @task
+    async def work() -> None:
+        await asyncio.sleep(0.3)
+    work()
+"""
+
+
+async def test_triggered_runs_respect_max_active_runs_oldest_first(
+    tmp_path: Path, dags: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    write(dags, "one.py", ONE_AT_A_TIME)
+    async with running(tmp_path) as (_, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            now = datetime.now(UTC)
+            for i in range(3):
+                await ServiceStore(store).queue_run(
+                    "one_at_a_time", f"r{i}", {}, now + timedelta(seconds=i)
+                )
+        finally:
+            await store.close()
+        most = 0
+        order: list[str] = []
+        async with asyncio.timeout(30):
+            while True:
+                rows = await runs(db)
+                states = {r.run_id: r.state for r in rows}
+                most = max(most, list(states.values()).count("running"))
+                for r in rows:
+                    if r.state == "running" and r.run_id not in order:
+                        order.append(r.run_id)
+                if all(s == "success" for s in states.values()) and len(states) == 3:
+                    break
+                await asyncio.sleep(0.02)
+    assert most == 1
+    assert order == ["r0", "r1", "r2"]
+
+
+async def test_a_running_run_cannot_be_cleared(tmp_path: Path, dags: Path) -> None:
+    from datetime import UTC, datetime
+
+    from airloop.exceptions import RunExistsError
+
+    write(dags, "one.py", ONE_AT_A_TIME.replace("0.3", "5"))
+    async with running(tmp_path) as (_, db):
+        store = await Store.open(f"sqlite+aiosqlite:///{db}")
+        try:
+            service_store = ServiceStore(store)
+            await service_store.queue_run("one_at_a_time", "busy", {}, datetime.now(UTC))
+            await eventually(lambda: _states(db, {"busy": "running"}))
+            (run,) = await service_store.runs(dag_id="one_at_a_time")
+            with pytest.raises(RunExistsError, match="the run is running"):
+                await service_store.clear(run.id, None, failed_only=False)
+        finally:
+            await store.close()

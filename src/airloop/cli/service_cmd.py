@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.exc import IntegrityError
 
 from airloop.authoring.dag import DAG
 from airloop.authoring.params import parse_cli_params
@@ -109,6 +110,9 @@ def trigger(
     dag_id: Annotated[str, typer.Argument(help="The DAG to run.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE.")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    logical_date: Annotated[
+        datetime | None, typer.Option("--logical-date", help="Default: now (UTC).")
+    ] = None,
     dags_folder: FolderOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -117,9 +121,16 @@ def trigger(
     dag = _load_dag(settings, dags_folder, dag_id)
     with bad_input(f"{dag.fileloc}: DAG {dag_id!r}"):
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
-    now = datetime.now(UTC)
-    rid = run_id or f"manual__{now.isoformat()}"
-    asyncio.run(_with_store(settings, lambda s: s.queue_run(dag_id, rid, params, now), create=True))
+    when = logical_date or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    rid = run_id or f"manual__{when.isoformat()}"
+    try:
+        asyncio.run(
+            _with_store(settings, lambda s: s.queue_run(dag_id, rid, params, when), create=True)
+        )
+    except IntegrityError:
+        fail(f"DAG {dag_id!r} already has a run {rid!r} or a run for {when.isoformat()}")
     out.print(f"queued run {rid} of {dag_id}")
 
 
@@ -216,10 +227,8 @@ def backfill(
                     data_interval=(interval.start, interval.end),
                 )
                 created += 1
-            except Exception as exc:  # noqa: BLE001 - an interval that already has a run
-                out.print(
-                    f"skipped {interval.start:%Y-%m-%d %H:%M}: already has a run ({type(exc).__name__})"
-                )
+            except IntegrityError:
+                out.print(f"skipped {interval.start:%Y-%m-%d %H:%M}: it already has a run")
         return created
 
     created = asyncio.run(_with_store(settings, queue, create=True))

@@ -47,6 +47,10 @@ class Schedule(ABC):
         """The next interval: it starts where ``interval`` ends (no gap, no overlap)."""
 
     @abstractmethod
+    def latest_interval_ending_by(self, moment: datetime) -> DataInterval:
+        """The last interval whose end is at or before ``moment``."""
+
+    @abstractmethod
     def describe(self) -> str: ...
 
 
@@ -68,6 +72,12 @@ class CronSchedule(Schedule):
         end = croniter(self.expression, interval.end.astimezone(self.tz)).get_next(datetime)
         return DataInterval(interval.end, end.astimezone(UTC))
 
+    def latest_interval_ending_by(self, moment: datetime) -> DataInterval:
+        local = moment.astimezone(self.tz) + timedelta(microseconds=1)
+        end = croniter(self.expression, local).get_prev(datetime)
+        start = croniter(self.expression, end).get_prev(datetime)
+        return DataInterval(start.astimezone(UTC), end.astimezone(UTC))
+
     def describe(self) -> str:
         return f"cron {self.expression} ({self.tz.key})"
 
@@ -88,6 +98,11 @@ class DeltaSchedule(Schedule):
 
     def interval_after(self, interval: DataInterval) -> DataInterval:
         return DataInterval(interval.end, interval.end + self.delta)
+
+    def latest_interval_ending_by(self, moment: datetime) -> DataInterval:
+        steps = (moment - self.anchor) // self.delta  # whole intervals ended by then
+        end = self.anchor + steps * self.delta
+        return DataInterval(end - self.delta, end)
 
     def describe(self) -> str:
         return f"every {self.delta}"
@@ -118,12 +133,29 @@ def due_intervals(
     catchup: bool,
     limit: int = 10_000,
 ) -> list[DataInterval]:
-    """Intervals that are due (ended by ``now``) and not yet run, oldest first.
+    """Intervals that are due (ended by ``now``) and not yet run, oldest first, at
+    most ``limit`` of them.
 
     ``after`` is the end of the last interval a run was created for (None: none yet).
-    Without ``catchup`` only the latest due interval is returned.
+    Without ``catchup`` only the latest due interval is returned (if it is new).
     """
     begin = max(start_date, after) if after is not None else start_date
+    if not catchup:
+        latest = schedule.latest_interval_ending_by(now)
+        if latest.start < begin or (end_date is not None and latest.start > end_date):
+            # Past the end date: the last interval the DAG may run, if still new.
+            if end_date is not None and latest.start > end_date:
+                last = due_intervals(
+                    schedule,
+                    start_date=start_date,
+                    end_date=end_date,
+                    after=after,
+                    now=now,
+                    catchup=True,
+                )
+                return last[-1:]
+            return []
+        return [latest]
     due: list[DataInterval] = []
     interval = schedule.interval_starting_at_or_after(begin)
     while interval.end <= now and len(due) < limit:
@@ -131,6 +163,4 @@ def due_intervals(
             break
         due.append(interval)
         interval = schedule.interval_after(interval)
-    if not catchup and due:
-        return due[-1:]
     return due

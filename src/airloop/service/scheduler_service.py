@@ -106,30 +106,11 @@ class SchedulerService:
     async def _loop(
         self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int
     ) -> None:
-        loop = asyncio.get_running_loop()
         while not stop.is_set():
-            everything = (
-                loop.time() - self.folder.last_full_parse >= self.settings.dag_reparse_interval
-            )
-            if everything or self.wake.is_set():
-                self.wake.clear()
-                self.state, changed = await self.folder.refresh(everything=everything)
-                if changed or everything:
-                    await self._sync(store)
-            else:
-                self.paused = await store.paused()
-            await self._schedule(engine, store)
-            await self._start_triggered(engine, store)
-            self._enforce_timeouts(engine)
-            self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
-            watchdog = engine.watchdog
-            await store.heartbeat(
-                beat,
-                state="running",
-                loop_lag=watchdog.last_lag if watchdog else None,
-                running_tasks=sum(r.planner.active for r in self.active.values()),
-                active_runs=len(self.active),
-            )
+            try:
+                await self._pass(engine, store, beat)
+            except Exception:
+                log.exception("scheduler pass failed; trying again after the poll interval")
             self.ready.set()
             waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())}
             await asyncio.wait(
@@ -140,6 +121,31 @@ class SchedulerService:
             for waiter in waiters:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
+        """One round: folder, DAG records, resumes, due runs, triggered runs, heartbeat."""
+        loop = asyncio.get_running_loop()
+        everything = loop.time() - self.folder.last_full_parse >= self.settings.dag_reparse_interval
+        if everything or self.wake.is_set():
+            self.wake.clear()
+            self.state, changed = await self.folder.refresh(everything=everything)
+            if changed or everything:
+                await self._sync(store)
+        else:
+            self.paused = await store.paused()
+        self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
+        await self._resume_unfinished(engine, store)
+        await self._schedule(engine, store)
+        await self._start_triggered(engine, store)
+        self._enforce_timeouts(engine)
+        watchdog = engine.watchdog
+        await store.heartbeat(
+            beat,
+            state="running",
+            loop_lag=watchdog.last_lag if watchdog else None,
+            running_tasks=sum(r.planner.active for r in self.active.values()),
+            active_runs=len(self.active),
+        )
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Wake the loop when a file in the DAG folder changes."""
@@ -215,9 +221,12 @@ class SchedulerService:
                 )
 
     async def _start_triggered(self, engine: Engine, store: ServiceStore) -> None:
-        for row in reversed(await store.runs(state="queued")):
+        """Start queued runs (trigger, backfill, clear), oldest first, within max_active_runs."""
+        for row in await store.runs(state="queued", oldest_first=True):
             dag = self.state.dags.get(row.dag_id)
-            if dag is None or self.paused.get(row.dag_id):
+            if dag is None or self.paused.get(row.dag_id) or row.id in self.active:
+                continue
+            if self._running_of(row.dag_id) >= dag.max_active_runs:
                 continue
             try:
                 if await store.has_task_instances(row.id):
@@ -245,13 +254,13 @@ class SchedulerService:
             self.active[run.run_pk] = run
 
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
+        """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""
         for row in await store.runs(state="running"):
+            if row.id in self.active:
+                continue
             dag = self.state.dags.get(row.dag_id)
             if dag is None:
-                log.warning(
-                    "run %s of %s is unfinished but its DAG is not loaded", row.run_id, row.dag_id
-                )
-                continue
+                continue  # tried again on every pass, until its file loads
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
             except AirloopError as exc:

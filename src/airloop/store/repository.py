@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from airloop.exceptions import RunExistsError
 from airloop.store.database import (
     DatabaseError,
     create_engine,
@@ -350,8 +351,9 @@ class ServiceStore:
             )
 
     async def last_interval_end(self, dag_id: str) -> datetime | None:
+        # Backfilled intervals count too: a schedule never re-creates an interval.
         query = select(func.max(dag_run.c.data_interval_end)).where(
-            and_(dag_run.c.dag_id == dag_id, dag_run.c.run_type == "scheduled")
+            and_(dag_run.c.dag_id == dag_id, dag_run.c.run_type.in_(["scheduled", "backfill"]))
         )
         async with self.engine.connect() as conn:
             value: datetime | None = (await conn.execute(query)).scalar()
@@ -361,9 +363,15 @@ class ServiceStore:
         return value
 
     async def runs(
-        self, *, dag_id: str | None = None, state: str | None = None, limit: int = 1000
+        self,
+        *,
+        dag_id: str | None = None,
+        state: str | None = None,
+        limit: int = 1000,
+        oldest_first: bool = False,
     ) -> list[Row[Any]]:
-        query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)
+        order = dag_run.c.id.asc() if oldest_first else dag_run.c.id.desc()
+        query = select(dag_run).order_by(order).limit(limit)
         if dag_id is not None:
             query = query.where(dag_run.c.dag_id == dag_id)
         if state is not None:
@@ -405,6 +413,15 @@ class ServiceStore:
         placeholder, expanded again at run time), their XComs dropped, and the run
         queued for the scheduler service, which resumes it. Returns how many."""
         ti = task_instance.c
+        async with self.engine.connect() as conn:
+            state = (
+                await conn.execute(select(dag_run.c.state).where(dag_run.c.id == run_pk))
+            ).scalar()
+        if state in ("running", "queued"):
+            raise RunExistsError(
+                f"the run is {state}: clear it once it has finished (a running run "
+                "cannot be changed under the scheduler)"
+            )
         where = ti.dag_run_id == run_pk
         if task_ids:
             where = and_(where, ti.task_id.in_(task_ids))
@@ -461,11 +478,25 @@ class ServiceStore:
             return bool((await conn.execute(query)).scalar())
 
     async def fail_run(self, run_pk: int, note: str) -> None:
+        """Fail a run that cannot go on, and every task instance of it still open."""
+        now = utcnow()
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(dag_run)
                 .where(dag_run.c.id == run_pk)
-                .values(state="failed", end_date=utcnow(), note=note)
+                .values(state="failed", end_date=now, note=note)
+            )
+            await conn.execute(
+                update(task_instance)
+                .where(
+                    and_(
+                        task_instance.c.dag_run_id == run_pk,
+                        task_instance.c.state.in_(
+                            ["scheduled", "queued", "running", "up_for_retry"]
+                        ),
+                    )
+                )
+                .values(state="failed", error=note, end_date=now, updated_at=now)
             )
 
     async def heartbeat(self, row_id: int | None, **values: Any) -> int:
