@@ -569,3 +569,20 @@ async def test_a_running_run_cannot_be_cleared(tmp_path: Path, dags: Path) -> No
                 await service_store.clear(run.id, None, failed_only=False)
         finally:
             await store.close()
+
+
+async def test_a_file_whose_import_hangs_is_an_error_and_is_not_retried_unchanged(
+    tmp_path: Path, dags: Path
+) -> None:
+    from airloop.service.dagfolder import DagFolder
+
+    write(dags, "hangs.py", "import time\ntime.sleep(3)\n")
+    write(dags, "manual.py", MANUAL.format(name="fine"))
+    folder = DagFolder(dags, parse_timeout=0.3)
+    state, _ = await folder.refresh(everything=True)
+    assert "manual" in state.dags
+    assert "import took longer than 0.3s" in str(state.errors[str(dags / "hangs.py")])
+    started = asyncio.get_running_loop().time()
+    state, _ = await folder.refresh(everything=True)  # a full reparse skips it
+    assert asyncio.get_running_loop().time() - started < 0.3
+    assert str(dags / "hangs.py") in state.errors

@@ -39,6 +39,9 @@ class DagFolder:
         self._mtimes: dict[Path, int] = {}
         self._by_file: dict[Path, dict[str, DAG]] = {}
         self._errors: dict[Path, tuple[DagFileError, str]] = {}
+        # Files whose import hung: not imported again until they change (each hung
+        # import leaves a thread behind, and would delay every reparse by the timeout).
+        self._hung: dict[Path, int] = {}
         self.last_full_parse = 0.0
 
     async def refresh(self, *, everything: bool = False) -> tuple[FolderState, bool]:
@@ -58,6 +61,8 @@ class DagFolder:
                 continue
             if not everything and self._mtimes.get(path) == mtime:
                 continue
+            if self._hung.get(path) == mtime:
+                continue
             self._mtimes[path] = mtime
             await self._load(path)
             changed = True
@@ -70,7 +75,11 @@ class DagFolder:
             async with asyncio.timeout(self.parse_timeout):
                 loaded = await in_thread(load_dag_file, path)
         except TimeoutError:
-            error = DagFileError(str(path), f"import took longer than {self.parse_timeout:g}s")
+            error = DagFileError(
+                str(path),
+                f"import took longer than {self.parse_timeout:g}s (not retried until the file changes)",
+            )
+            self._hung[path] = self._mtimes[path]
             self._fail(path, error, "")
             return
         except DagFileError as exc:
