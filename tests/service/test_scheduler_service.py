@@ -350,9 +350,16 @@ async def test_clear_failed_tasks_and_the_service_runs_them_again(
             values = {
                 x.task_id: x.value for x in await store.xcom_values(run.id) if x.map_index < 0
             }
+            tries = {
+                (t.task_id, t.map_index): t.try_number for t in await store.task_instances(run.id)
+            }
         finally:
             await store.close()
     assert values["total"] == "6"
+    # Only the failed instance ran again; the successful ones kept their results.
+    assert tries[("check", 0)] == 1
+    assert tries[("check", 2)] == 1
+    assert tries[("check", 1)] == 2
 
 
 async def test_backfill_runs_are_queued_and_run_with_their_intervals(

@@ -345,8 +345,29 @@ class RunPlanner:
             self._apply(event, now, plan)
         for task_id in self._specs:
             self._queue_evaluation(task_id)
+            self._settle_cleared_instances(task_id, plan)
         self._finish_plan(plan, now)
         return plan
+
+    def _settle_cleared_instances(self, task_id: str, plan: Plan) -> None:
+        """An expanded task with some instances back at ``none`` (cleared one by one):
+        they follow the task's trigger rule like a task that was never run."""
+        tis = self._tis[task_id]
+        if UNMAPPED in tis:
+            return
+        waiting = [ti for ti in tis.values() if ti.state is TaskState.NONE]
+        if not waiting:
+            return
+        spec = self._specs[task_id]
+        verdict = evaluate(spec.trigger_rule, self._up_counts[task_id], self._up_total[task_id])
+        target = {
+            Verdict.READY: TaskState.SCHEDULED,
+            Verdict.SKIP: TaskState.SKIPPED,
+            Verdict.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED,
+        }.get(verdict)
+        if target is not None:
+            for ti in waiting:
+                self._set(ti, target, plan)
 
     def _recount(self) -> None:
         """Rebuild every counter from the task instances (after ``restore``)."""

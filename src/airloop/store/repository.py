@@ -431,8 +431,10 @@ class ServiceStore:
             rows = (await conn.execute(select(ti.task_id, ti.map_index).where(where))).all()
             if not rows:
                 return 0
-            mapped = sorted({r.task_id for r in rows if r.map_index >= 0})
-            for task_id in mapped:  # one placeholder again; expansion happens at run time
+            # Clearing whole mapped tasks: one placeholder again, expanded at run time.
+            # Clearing only failed instances keeps the expansion and the successes.
+            mapped = [] if failed_only else sorted({r.task_id for r in rows if r.map_index >= 0})
+            for task_id in mapped:
                 await conn.execute(
                     task_instance.delete().where(
                         and_(ti.dag_run_id == run_pk, ti.task_id == task_id, ti.map_index > 0)
@@ -444,9 +446,14 @@ class ServiceStore:
                     .values(map_index=-1)
                 )
             cleared = sorted({r.task_id for r in rows})
+            scope = (
+                where  # just the rows chosen (failed ones)
+                if failed_only
+                else and_(ti.dag_run_id == run_pk, ti.task_id.in_(cleared))
+            )
             await conn.execute(
                 update(task_instance)
-                .where(and_(ti.dag_run_id == run_pk, ti.task_id.in_(cleared)))
+                .where(scope)
                 .values(
                     state="none",
                     error=None,
@@ -458,9 +465,22 @@ class ServiceStore:
                     updated_at=utcnow(),
                 )
             )
-            await conn.execute(
-                xcom.delete().where(and_(xcom.c.dag_run_id == run_pk, xcom.c.task_id.in_(cleared)))
-            )
+            for row in rows if failed_only else []:
+                await conn.execute(
+                    xcom.delete().where(
+                        and_(
+                            xcom.c.dag_run_id == run_pk,
+                            xcom.c.task_id == row.task_id,
+                            xcom.c.map_index == row.map_index,
+                        )
+                    )
+                )
+            if not failed_only:
+                await conn.execute(
+                    xcom.delete().where(
+                        and_(xcom.c.dag_run_id == run_pk, xcom.c.task_id.in_(cleared))
+                    )
+                )
             await conn.execute(
                 update(dag_run)
                 .where(dag_run.c.id == run_pk)
