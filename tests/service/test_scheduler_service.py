@@ -587,7 +587,7 @@ async def test_a_file_whose_import_hangs_is_an_error_and_is_not_retried_unchange
     write(
         dags,
         "hangs.py",
-        f"import pathlib, time\npathlib.Path({str(counter)!r}).open('a').write('x')\ntime.sleep(3)\n",
+        f"import time\nwith open({str(counter)!r}, 'a') as fh:\n    fh.write('x')\ntime.sleep(3)\n",
     )
     write(dags, "manual.py", MANUAL.format(name="fine"))
     folder = DagFolder(dags, parse_timeout=0.3)
