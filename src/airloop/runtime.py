@@ -8,6 +8,7 @@ code, sensors and the log handler find "their" task instance without a global.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import sys
@@ -61,9 +62,12 @@ async def in_thread(fn: Callable[..., T], /, *args: Any) -> T:
         try:
             result = context.run(fn, *args)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-            loop.call_soon_threadsafe(settle, None, exc)
+            outcome: tuple[T | None, BaseException | None] = (None, exc)
         else:
-            loop.call_soon_threadsafe(settle, result, None)
+            outcome = (result, None)
+        # The caller may have given up (a timeout) and its loop may be gone by now.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(
         target=body, name=f"airloop-{getattr(fn, '__name__', 'call')}", daemon=True
