@@ -20,6 +20,8 @@ from airloop.store.database import create_engine, current_revision, head_revisio
 from airloop.store.repository import TI_MUTABLE, Store, WriteBatch
 from airloop.store.schema import metadata
 
+from .support import database_at
+
 
 def _diff(conn: Connection) -> list[object]:
     return list(compare_metadata(MigrationContext.configure(conn), metadata))
@@ -34,6 +36,25 @@ async def test_migrations_and_direct_creation_give_the_same_schema(database_url:
             assert await conn.run_sync(_diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_an_older_server_schema_waits_for_airloop_db_migrate(
+    server_database_url: str,
+) -> None:
+    """A shared server database is never upgraded by whichever process opens it first:
+    Store.open refuses until 'airloop db migrate' ran, then opens it."""
+    from airloop.store.database import DatabaseError
+
+    await database_at(server_database_url, "0001")
+    with pytest.raises(DatabaseError, match=r"schema is at 0001.*run 'airloop db migrate'"):
+        await Store.open(server_database_url)
+    engine = create_engine(server_database_url)
+    try:
+        assert await migrate(engine) == ("0001", head_revision())
+    finally:
+        await engine.dispose()
+    store = await Store.open(server_database_url)
+    await store.close()
 
 
 async def test_store_round_trips_times_json_and_large_text(database_url: str) -> None:

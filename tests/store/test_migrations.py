@@ -19,6 +19,8 @@ from airloop.store.database import (
 from airloop.store.repository import Store
 from airloop.store.schema import metadata
 
+from .support import database_at
+
 
 def _diff(conn: Connection) -> list[object]:
     return list(compare_metadata(MigrationContext.configure(conn), metadata))
@@ -69,17 +71,47 @@ async def test_a_bad_url_is_a_clear_error() -> None:
         await Store.open("not a url")
 
 
-async def test_an_older_schema_is_never_upgraded_behind_the_users_back(tmp_path: Path) -> None:
+async def test_an_older_sqlite_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    """The embedded database belongs to one installation: after an upgrade of airloop,
+    'make demo' (or 'airloop run') keeps working on the file the old version wrote."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await database_at(url, "0001")
+    store = await Store.open(url)
+    try:
+        assert await current_revision(store.engine) == head_revision()
+        async with store.engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await store.close()
+
+
+async def test_an_older_sqlite_database_is_left_alone_without_auto_migrate(
+    tmp_path: Path,
+) -> None:
+    from airloop.store.database import DatabaseError
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await database_at(url, "0001")
+    with pytest.raises(DatabaseError, match=r"schema is at 0001.*run 'airloop db migrate'"):
+        await Store.open(url, auto_migrate=False)
+    engine = create_engine(url)
+    try:
+        assert await current_revision(engine) == "0001"
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_newer_than_this_airloop_is_refused(tmp_path: Path) -> None:
     from sqlalchemy import text
 
     from airloop.store.database import DatabaseError
 
-    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
     store = await Store.open(url)
     async with store.engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     await store.close()
-    with pytest.raises(DatabaseError, match=r"schema is at 0000.*run 'airloop db migrate'"):
+    with pytest.raises(DatabaseError, match=r"schema is at 9999"):
         await Store.open(url)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from airloop.store.database import (
     create_schema,
     current_revision,
     head_revision,
+    migrate,
 )
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import (
@@ -28,6 +30,13 @@ from airloop.store.schema import (
     task_log,
     xcom,
 )
+
+log = logging.getLogger(__name__)
+
+
+def _is_older(revision: str | None, head: str) -> bool:
+    return revision is not None and revision.isdigit() and revision < head
+
 
 #: The task-instance columns the scheduler rewrites when a task instance changes.
 TI_MUTABLE = (
@@ -123,15 +132,30 @@ class Store:
             revision = await current_revision(engine)
             head = head_revision()
             if revision is None and auto_migrate:
-                # An empty database is created on first use. An existing one is only
-                # ever upgraded on purpose ('airloop db migrate'): on a shared server an
-                # old CLI must not change the schema under everyone else.
+                # An empty database is created on first use. An existing server database
+                # is only ever upgraded on purpose ('airloop db migrate'): on a shared
+                # server one upgraded CLI must not change the schema under everyone else.
                 try:
                     await create_schema(engine)
                 except Exception:
                     # Two processes creating it at once: fine if the other one did.
                     if await current_revision(engine) != head_revision():
                         raise
+            elif (
+                auto_migrate
+                and engine.url.get_backend_name() == "sqlite"
+                and _is_older(revision, head)
+            ):
+                # A SQLite file belongs to this one installation: upgrading airloop
+                # upgrades its embedded database too, as 'make demo' twice across an
+                # upgrade expects. Revision ids are zero-padded sequence numbers.
+                log.warning(
+                    "upgrading SQLite database %s from schema %s to %s",
+                    engine.url.database,
+                    revision,
+                    head,
+                )
+                await migrate(engine)
             elif revision != head:
                 raise DatabaseError(
                     f"database schema is at {revision or 'nothing'}, this airloop needs {head}: "
