@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from airloop.exceptions import RunExistsError
 from airloop.store.database import (
@@ -36,6 +36,25 @@ log = logging.getLogger(__name__)
 
 def _is_older(revision: str | None, head: str) -> bool:
     return revision is not None and revision.isdigit() and revision < head
+
+
+async def _insert_run(
+    conn: AsyncConnection,
+    *,
+    data_interval: tuple[datetime, datetime] | None,
+    **values: Any,
+) -> int:
+    """Insert one dag_run row and return its primary key."""
+    result = await conn.execute(
+        insert(dag_run).values(
+            **values,
+            data_interval_start=data_interval[0] if data_interval else None,
+            data_interval_end=data_interval[1] if data_interval else None,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
 
 
 #: The task-instance columns the scheduler rewrites when a task instance changes.
@@ -201,23 +220,18 @@ class Store:
                 )
                 run_pk = existing_pk
             else:
-                result = await conn.execute(
-                    insert(dag_run).values(
-                        dag_id=dag_id,
-                        run_id=run_id,
-                        run_type=run_type,
-                        state="running",
-                        logical_date=logical_date,
-                        params=params,
-                        created_at=now,
-                        start_date=now,
-                        data_interval_start=data_interval[0] if data_interval else None,
-                        data_interval_end=data_interval[1] if data_interval else None,
-                    )
+                run_pk = await _insert_run(
+                    conn,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    run_type=run_type,
+                    state="running",
+                    logical_date=logical_date,
+                    params=params,
+                    data_interval=data_interval,
+                    created_at=now,
+                    start_date=now,
                 )
-                pk = result.inserted_primary_key
-                assert pk is not None
-                run_pk = int(pk[0])
             if task_instances:
                 await conn.execute(
                     insert(task_instance),
@@ -415,22 +429,17 @@ class ServiceStore:
     ) -> int:
         """A run for the scheduler service to start (``airloop dags trigger|backfill``)."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(dag_run).values(
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    run_type=run_type,
-                    state="queued",
-                    logical_date=logical_date,
-                    params=params,
-                    created_at=utcnow(),
-                    data_interval_start=data_interval[0] if data_interval else None,
-                    data_interval_end=data_interval[1] if data_interval else None,
-                )
+            return await _insert_run(
+                conn,
+                dag_id=dag_id,
+                run_id=run_id,
+                run_type=run_type,
+                state="queued",
+                logical_date=logical_date,
+                params=params,
+                data_interval=data_interval,
+                created_at=utcnow(),
             )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            return int(pk[0])
 
     async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
         """Make task instances run again: back to ``none`` (mapped ones to one
