@@ -154,9 +154,16 @@ class ActiveRun:
         if rec is None or rec.try_number != event.try_number:
             return None  # a late report about a try that is already settled
         if isinstance(event, TaskStarted):
-            # start_date is cleared when a try is queued: a second report of the same
-            # start (a worker's side channel and its result both carry it) is dropped.
-            if rec.state is not TaskState.QUEUED or rec.start_date is not None:
+            # start_date and end_date are cleared when a try is queued. A second report
+            # of the same start (a worker's side channel and its result both carry it)
+            # is dropped, and so is a start that crosses its own end: a thread's report
+            # (call_soon_threadsafe) can arrive after the loop reported the try
+            # cancelled, within the same tick.
+            if (
+                rec.state is not TaskState.QUEUED
+                or rec.start_date is not None
+                or rec.end_date is not None
+            ):
                 return None
             rec.start_date = event.at
             rec.hostname = event.hostname
