@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +46,9 @@ def scheduler(
     from airloop.service.scheduler_service import serve_forever
 
     settings = settings_from(config)
+    # A service's log is its output: runs created, started and finished are INFO.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(min(handler.level, logging.INFO))
     with bad_input():
         raise typer.Exit(serve_forever(settings, dags_folder))
 

@@ -29,7 +29,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from airloop.core.schedules import due_intervals
-from airloop.engine.active_run import ActiveRun
+from airloop.core.states import DagRunState
+from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError, RunExistsError
 from airloop.service.dagfolder import DagFolder, FolderState
@@ -205,9 +206,9 @@ class SchedulerService:
                     )
                 except (RunExistsError, IntegrityError):
                     continue  # created already (the unique constraint holds the line)
-                self.active[run.run_pk] = run
                 self.runs_created += 1
                 log.info("created run %s of %s", run_id, dag_id)
+                self._track(run)
 
     def _enforce_timeouts(self, engine: Engine) -> None:
         loop = asyncio.get_running_loop()
@@ -249,9 +250,17 @@ class SchedulerService:
                         data_interval=interval,
                     )
             except AirloopError as exc:
+                log.warning(
+                    "triggered run %s of %s could not start: %s", row.run_id, row.dag_id, exc
+                )
                 await store.fail_run(row.id, f"could not start: {exc}")
                 continue
-            self.active[run.run_pk] = run
+            log.info(
+                "starting triggered run %s of %s (queued by the CLI or a backfill)",
+                row.run_id,
+                row.dag_id,
+            )
+            self._track(run)
 
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
         """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""
@@ -264,9 +273,16 @@ class SchedulerService:
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
             except AirloopError as exc:
+                log.warning("run %s of %s could not be resumed: %s", row.run_id, row.dag_id, exc)
                 await store.fail_run(row.id, f"could not be resumed: {exc}")
                 continue
-            self.active[run.run_pk] = run
+            log.info("resumed unfinished run %s of %s", row.run_id, row.dag_id)
+            self._track(run)
+
+    def _track(self, run: ActiveRun) -> None:
+        """Hold on to a run in flight, and say how it ended."""
+        self.active[run.run_pk] = run
+        run.done.add_done_callback(_log_result)
 
     async def _drain(self, engine: Engine, store: ServiceStore, beat: int) -> None:
         """Running task instances get the grace period to finish; the rest are cancelled
@@ -294,6 +310,32 @@ class SchedulerService:
                     await settled.wait()
         engine.request_shutdown("the scheduler is stopping", keep_runs=True, grace=5.0)
         await store.heartbeat(beat, state="stopped")
+
+
+def _log_result(done: asyncio.Future[RunResult]) -> None:
+    if done.cancelled():
+        return
+    error = done.exception()
+    if error is not None:
+        log.error("a run ended without a result: %s", error)
+        return
+    result = done.result()
+    if result.state not in (DagRunState.SUCCESS, DagRunState.FAILED):
+        log.info(
+            "run %s of %s left for the next start (%s)",
+            result.run_id,
+            result.dag_id,
+            result.interrupted,
+        )
+        return
+    log.info(
+        "run %s of %s finished: %s in %.1fs%s",
+        result.run_id,
+        result.dag_id,
+        result.state.value,
+        result.duration,
+        f" ({result.interrupted})" if result.interrupted else "",
+    )
 
 
 def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
