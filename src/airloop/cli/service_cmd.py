@@ -98,11 +98,9 @@ async def _with_store(settings: Settings, action: Any, *, create: bool = False) 
 
 def _load_dag(settings: Settings, dags_folder: Path | None, dag_id: str) -> DAG:
     """The DAG as the service would load it from its folder (exit 2 if it is not there)."""
-    from airloop.service.dagfolder import DagFolder
+    from airloop.service.scheduler_service import folder_of
 
-    folder = DagFolder(
-        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-    )
+    folder = folder_of(settings, dags_folder)
     state, _ = asyncio.run(folder.refresh(everything=True))
     dag = state.dags.get(dag_id)
     if dag is None:

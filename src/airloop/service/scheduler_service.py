@@ -73,35 +73,44 @@ def single_instance(settings: Settings) -> Iterator[None]:
         handle.close()
 
 
+def folder_of(settings: Settings, dags_folder: Path | None) -> DagFolder:
+    """The DAG folder as the settings describe it."""
+    return DagFolder(
+        dags_folder or settings.dags_folder or Path("dags"),
+        settings.dag_parse_timeout,
+        processes=settings.parser_processes,
+        memory_limit_mb=settings.dag_parse_memory_limit,
+        reparse_interval=settings.dag_reparse_interval,
+    )
+
+
 class SchedulerService:
     def __init__(self, settings: Settings, dags_folder: Path | None = None) -> None:
         self.settings = settings
-        self.folder = DagFolder(
-            dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-        )
+        self.folder = folder_of(settings, dags_folder)
         self.active: dict[int, ActiveRun] = {}
         self.state = FolderState()
         self.paused: dict[str, bool] = {}
-        self.wake = asyncio.Event()
         self.ready = asyncio.Event()
+        self._folder_loaded = False
         self.runs_created = 0
 
     async def serve(self, stop: asyncio.Event) -> None:
         with single_instance(self.settings):
             async with Engine(self.settings) as engine:
                 store = ServiceStore(engine.store)
-                self.state, _ = await self.folder.refresh(everything=True)
-                await self._sync(store)
-                await self._resume_unfinished(engine, store)
                 beat = await store.heartbeat(
                     None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
                 )
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._watch(stop))
+                    # Parsing is a task of its own: a pass never waits for a DAG file.
+                    parser = group.create_task(self.folder.serve())
                     try:
                         await self._loop(engine, store, stop, beat)
                     finally:
                         stop.set()  # ends the watcher too
+                        parser.cancel()  # kills and reaps the parser processes
                 await self._drain(engine, store, beat)
 
     async def _loop(
@@ -112,8 +121,12 @@ class SchedulerService:
                 await self._pass(engine, store, beat)
             except Exception:
                 log.exception("scheduler pass failed; trying again after the poll interval")
-            self.ready.set()
-            waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())}
+            if self._folder_loaded:
+                self.ready.set()
+            waiters = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.folder.updated.wait()),
+            }
             await asyncio.wait(
                 waiters,
                 timeout=self.settings.scheduler_poll_interval,
@@ -124,16 +137,19 @@ class SchedulerService:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
-        """One round: folder, DAG records, resumes, due runs, triggered runs, heartbeat."""
-        loop = asyncio.get_running_loop()
-        everything = loop.time() - self.folder.last_full_parse >= self.settings.dag_reparse_interval
-        if everything or self.wake.is_set():
-            self.wake.clear()
-            self.state, changed = await self.folder.refresh(everything=everything)
-            if changed or everything:
-                await self._sync(store)
+        """One round: DAGs parsed since the last, DAG records, resumes, due runs,
+        triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
+        fresh = self.folder.updated.is_set()
+        if fresh:
+            self.folder.updated.clear()
+            self.state = self.folder.state()
+            # Each file's result is recorded as it comes: a file whose parse hangs
+            # holds back neither the other files' DAGs nor their import errors.
+            await self._sync(store)
         else:
             self.paused = await store.paused()
+        if self.folder.loaded.is_set():
+            self._folder_loaded = True
         self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
         await self._resume_unfinished(engine, store)
         await self._schedule(engine, store)
@@ -155,7 +171,7 @@ class SchedulerService:
         folder = self.folder.folder
         folder.mkdir(parents=True, exist_ok=True)
         async for _ in awatch(folder, stop_event=stop, debounce=200, recursive=True):
-            self.wake.set()
+            self.folder.poke()
 
     async def _sync(self, store: ServiceStore) -> None:
         dags = {
