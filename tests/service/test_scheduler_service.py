@@ -168,11 +168,11 @@ async def _task_ids(service: SchedulerService, dag_id: str, ids: list[str]) -> b
 
 
 def test_one_scheduler_per_sqlite_database(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
+    database = str(tmp_path / "airloop.db")
     with (
-        single_instance(settings),
+        single_instance(database),
         pytest.raises(SchedulerAlreadyRunning, match="another scheduler"),
-        single_instance(settings),
+        single_instance(database),
     ):
         pass
 

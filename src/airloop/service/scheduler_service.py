@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from airloop.core.schedules import due_intervals
@@ -36,41 +32,14 @@ from airloop.exceptions import AirloopError, RunExistsError
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
 from airloop.store.repository import ServiceStore
+from airloop.store.scheduler_lock import (
+    DatabaseLock,
+    SchedulerAlreadyRunning,
+    scheduler_lock,
+    single_instance,
+)
 
 log = logging.getLogger(__name__)
-
-
-class SchedulerAlreadyRunning(AirloopError):
-    pass
-
-
-@contextlib.contextmanager
-def single_instance(settings: Settings) -> Iterator[None]:
-    """On SQLite, one scheduler per database file (an OS lock next to it)."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        yield
-        return
-    path = Path(url.database).expanduser().with_suffix(".scheduler.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the scheduler's life
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise SchedulerAlreadyRunning(
-                f"another scheduler (pid {holder}) is running on {url.database}; "
-                "SQLite allows one (use PostgreSQL for several)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
 
 
 def folder_of(settings: Settings, dags_folder: Path | None) -> DagFolder:
@@ -92,26 +61,34 @@ class SchedulerService:
         self.state = FolderState()
         self.paused: dict[str, bool] = {}
         self.ready = asyncio.Event()
+        #: Set when another scheduler took the database lock: this one stopped.
+        self.lost_lock = False
+        self._lock: DatabaseLock | None = None
+        self._lock_missing = False
+        self._stop = asyncio.Event()
         self._folder_loaded = False
         self.runs_created = 0
 
     async def serve(self, stop: asyncio.Event) -> None:
-        with single_instance(self.settings):
-            async with Engine(self.settings) as engine:
-                store = ServiceStore(engine.store)
-                beat = await store.heartbeat(
-                    None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
-                )
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._watch(stop))
-                    # Parsing is a task of its own: a pass never waits for a DAG file.
-                    parser = group.create_task(self.folder.serve())
-                    try:
-                        await self._loop(engine, store, stop, beat)
-                    finally:
-                        stop.set()  # ends the watcher too
-                        parser.cancel()  # kills and reaps the parser processes
-                await self._drain(engine, store, beat)
+        self._stop = stop
+        async with (
+            scheduler_lock(self.settings.database_url) as self._lock,
+            Engine(self.settings) as engine,
+        ):
+            store = ServiceStore(engine.store)
+            beat = await store.heartbeat(
+                None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
+            )
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._watch(stop))
+                # Parsing is a task of its own: a pass never waits for a DAG file.
+                parser = group.create_task(self.folder.serve())
+                try:
+                    await self._loop(engine, store, stop, beat)
+                finally:
+                    stop.set()  # ends the watcher too
+                    parser.cancel()  # kills and reaps the parser processes
+            await self._drain(engine, store, beat)
 
     async def _loop(
         self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int
@@ -139,6 +116,8 @@ class SchedulerService:
     async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
         """One round: DAGs parsed since the last, DAG records, resumes, due runs,
         triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
+        if not await self._check_lock(engine):
+            return  # nothing starts without the lock (and no heartbeat: not alive)
         fresh = self.folder.updated.is_set()
         if fresh:
             self.folder.updated.clear()
@@ -163,6 +142,35 @@ class SchedulerService:
             running_tasks=sum(r.planner.active for r in self.active.values()),
             active_runs=len(self.active),
         )
+
+    async def _check_lock(self, engine: Engine) -> bool:
+        """Is the database lock still ours? If its connection ended: hold every run
+        (start nothing), try to take it again; if another scheduler has it, stop."""
+        lock = self._lock
+        if lock is None or await lock.held():
+            return True
+        if not self._lock_missing:
+            self._lock_missing = True
+            log.error("lost the scheduler lock (its database connection ended): starting nothing")
+            for run in self.active.values():
+                run.planner.hold()
+        try:
+            got = await lock.acquire()
+        except Exception as exc:  # noqa: BLE001 - unreachable: tried again next heartbeat
+            log.warning("could not take the scheduler lock again (%s); trying again", exc)
+            return False
+        if not got:
+            log.error("another scheduler holds the lock now: this one stops at once")
+            self.lost_lock = True
+            self._stop.set()
+            return False
+        log.warning("took the scheduler lock again: carrying on")
+        self._lock_missing = False
+        for run in self.active.values():
+            if run.abort_reason is None:
+                run.planner.unhold()
+        engine.scheduler.replan()
+        return True
 
     async def _watch(self, stop: asyncio.Event) -> None:
         """Wake the loop when a file in the DAG folder changes."""
@@ -304,8 +312,9 @@ class SchedulerService:
         """Running task instances get the grace period to finish; the rest are cancelled
         and left for the next start (runs stay 'running': resumed or retried then)."""
         active = [r for r in self.active.values() if not r.done.done()]
-        if active:
-            grace = self.settings.shutdown_grace_seconds
+        # Another scheduler has the lock and resumes these runs: stop at once.
+        grace = 0.0 if self.lost_lock else self.settings.shutdown_grace_seconds
+        if active and grace > 0:
             log.warning(
                 "stopping: %d runs active; running tasks get up to %gs to finish",
                 len(active),
@@ -372,10 +381,11 @@ def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig.name)
-        await SchedulerService(settings, dags_folder).serve(stop)
+        await service.serve(stop)
 
+    service = SchedulerService(settings, dags_folder)
     asyncio.run(main())
-    return 0
+    return 1 if service.lost_lock else 0
 
 
-__all__ = ["SchedulerAlreadyRunning", "SchedulerService", "serve_forever"]
+__all__ = ["SchedulerAlreadyRunning", "SchedulerService", "serve_forever", "single_instance"]
