@@ -35,7 +35,6 @@ from airloop.providers.aws.limits import (
     Outcome,
     backoff,
     classify,
-    is_throttling,
 )
 from airloop.runtime import resources
 from airloop.settings import AwsSettings, Settings
@@ -86,8 +85,8 @@ class AmbiguousCallError(AwsCallError):
     def _message(self, elapsed: float) -> str:
         return (
             f"{self.service} {self.action} may have taken effect: its answer was lost "
-            f"({self._describe_cause()}) at attempt {self.attempts}; it is not safe to "
-            "repeat and the caller gave no way to check (reconcile)"
+            f"({self._describe_cause()}) at attempt {self.attempts}, it is not safe to "
+            "repeat, and whether it took effect could not be checked"
         )
 
 
@@ -249,11 +248,8 @@ class AwsHub:
                 except CALL_ERRORS as exc:
                     failure: BaseException = exc
                     outcome, cause = classify(exc)
-                    if isinstance(exc, ClientError):
-                        error = exc.response.get("Error", {})
-                        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                        if is_throttling(error.get("Code"), status):
-                            limiter.throttled()
+                    if outcome is Outcome.THROTTLED:
+                        limiter.throttled()
                 else:
                     limiter.succeeded()
                     return response

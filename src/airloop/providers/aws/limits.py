@@ -69,7 +69,8 @@ class Outcome(Enum):
     """What a failed call says about its effect."""
 
     FAILED = "failed"  # a definitive answer (validation, not found, access denied)
-    NOT_EXECUTED = "not executed"  # throttled, or the request never reached AWS
+    THROTTLED = "throttled"  # not executed: slow down (feeds the rate limiter)
+    NOT_EXECUTED = "not executed"  # the request never reached AWS
     AMBIGUOUS = "ambiguous"  # executed or not: nobody can tell from here
 
 
@@ -85,7 +86,7 @@ def classify(exc: BaseException) -> tuple[Outcome, str]:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         cause = f"{code} ({status})"
         if is_throttling(code, status):
-            return Outcome.NOT_EXECUTED, cause
+            return Outcome.THROTTLED, cause
         if status is not None and status >= 500:
             return Outcome.AMBIGUOUS, cause
         return Outcome.FAILED, cause
