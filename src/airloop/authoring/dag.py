@@ -23,6 +23,27 @@ _current: contextvars.ContextVar[DAG | None] = contextvars.ContextVar(
 )
 
 
+#: While a DAG file is imported (``collecting``): every DAG constructed, in order.
+_registry: contextvars.ContextVar[list[DAG] | None] = contextvars.ContextVar(
+    "airloop_dag_registry", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[DAG]]:
+    """Record every DAG constructed inside the block (``auto_register=False`` ones aside).
+
+    The loader imports a DAG file inside this, so DAGs made in a loop or a factory
+    function are found even though only the last (or none) is a module global.
+    """
+    found: list[DAG] = []
+    token = _registry.set(found)
+    try:
+        yield found
+    finally:
+        _registry.reset(token)
+
+
 def current_dag() -> DAG | None:
     """The DAG whose ``with`` block is being executed, if any."""
     return _current.get()
@@ -58,6 +79,7 @@ class DAG:
         tags: Sequence[str] = (),
         doc: str | None = None,
         description: str | None = None,
+        auto_register: bool = True,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
         if schedule is not None and not isinstance(schedule, (str, timedelta)):
@@ -118,6 +140,11 @@ class DAG:
         frame = sys._getframe(1)
         self.fileloc: str = frame.f_code.co_filename
         self.lineno: int = frame.f_lineno
+        # Airflow's auto_register: False means only a module global is loaded.
+        self.auto_register = bool(auto_register)
+        registry = _registry.get()
+        if registry is not None and self.auto_register:
+            registry.append(self)
 
     # -- building -------------------------------------------------------------------
 
