@@ -14,7 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
 from airloop.core.schedules import ScheduleError, parse_schedule
-from airloop.exceptions import CycleError, DagDefinitionError, DuplicateTaskIdError
+from airloop.exceptions import (
+    CycleError,
+    DagDefinitionError,
+    DuplicateTaskIdError,
+    ParamValidationError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +134,10 @@ class DAG:
                 dag_id,
                 ", ".join(ignored),
             )
-        self.params = ParamsSpec(params)
+        try:
+            self.params = ParamsSpec(params)
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"DAG {dag_id!r}: {exc}") from None
         self.max_active_tasks = max_active_tasks
         self.tags = list(tags)
         self.doc = doc
