@@ -92,11 +92,11 @@ def test_unknown_default_args_key_and_unknown_operator_argument() -> None:
         DagDefinitionError, match=r"unknown default_args key 'retires' \(did you mean 'retries'\?\)"
     ):
         DAG("d", default_args={"retires": 1})
-    with DAG("e"), pytest.raises(TypeError, match="colour"):
+    with DAG("e"), pytest.raises(DagDefinitionError, match="task 'a': unknown argument 'colour'"):
         Echo(task_id="a", colour="red")
 
 
-def test_airflow_only_default_args_are_accepted_and_ignored() -> None:
+def test_airflow_only_default_args_with_no_op_values_are_accepted() -> None:
     with DAG(
         "migrated",
         default_args={"owner": "data", "email_on_failure": False, "depends_on_past": False},

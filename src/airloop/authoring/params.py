@@ -167,8 +167,9 @@ class Param:
             type = default.__class__
             if type not in _PYTHON_TYPES:
                 raise ParamValidationError(
-                    f"Param: default {_short(default)} is a {type.__name__}, which cannot be "
-                    "stored as JSON; use a string, number, bool, list or dict"
+                    f"default {_short(default)} is a {type.__name__}, which cannot be "
+                    "stored as JSON (run parameters are kept in the database); use a string, "
+                    "number, bool, list or dict"
                 )
         if type is not None:
             full["type"] = _json_type(type)
@@ -280,7 +281,10 @@ class ParamsSpec(Mapping[str, Param]):
     def __init__(self, params: Mapping[str, Any] | None) -> None:
         self._params: dict[str, Param] = {}
         for name, value in (params or {}).items():
-            param = value if isinstance(value, Param) else Param(value)
+            try:
+                param = value if isinstance(value, Param) else Param(value)
+            except ParamValidationError as exc:
+                raise ParamValidationError(f"parameter {name!r}: {exc}") from None
             param.check_default(name)
             self._params[name] = param
 
