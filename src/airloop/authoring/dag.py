@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
-import logging
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -27,8 +26,6 @@ from airloop.exceptions import (
     DuplicateTaskIdError,
     ParamValidationError,
 )
-
-log = logging.getLogger(__name__)
 
 _current: contextvars.ContextVar[DAG | None] = contextvars.ContextVar(
     "airloop_current_dag", default=None
