@@ -146,3 +146,13 @@ def test_display_only_keywords_are_accepted() -> None:
 def test_non_string_dict_keys_in_params_are_rejected() -> None:
     with pytest.raises(ParamValidationError, match=r"parameter 'm': .*non-string key 1 \(int\)"):
         resolve({"m": Param({}, type="object")}, {"m": {1: "a"}})
+
+
+def test_python_types_and_lists_of_them() -> None:
+    params = {"n": Param(None, type=[None, int]), "r": Param(type=float)}
+    assert resolve(params, {"r": 2}) == {"n": None, "r": 2}
+    assert resolve(params, {"n": "4", "r": "0.5"}, as_text=True) == {"n": 4, "r": 0.5}
+    with pytest.raises(ParamValidationError, match="^parameter 'r': 'x' is not a valid float$"):
+        resolve(params, {"r": "x"}, as_text=True)
+    with pytest.raises(ParamValidationError, match="Param type <class 'set'> is not supported"):
+        Param(type=set)

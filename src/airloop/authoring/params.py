@@ -88,6 +88,8 @@ def _json_type(tp: Any) -> str | list[str]:
             named = _json_type(item)
             out.extend(named if isinstance(named, list) else [named])
         return out
+    if tp is None:  # in a list: type=[None, int]
+        return "null"
     if isinstance(tp, str):
         if tp not in _JSON_TYPES:
             raise ParamValidationError(
