@@ -152,7 +152,7 @@ def test_python_types_and_lists_of_them() -> None:
     params = {"n": Param(None, type=[None, int]), "r": Param(type=float)}
     assert resolve(params, {"r": 2}) == {"n": None, "r": 2}
     assert resolve(params, {"n": "4", "r": "0.5"}, as_text=True) == {"n": 4, "r": 0.5}
-    with pytest.raises(ParamValidationError, match="^parameter 'r': 'x' is not a valid float$"):
+    with pytest.raises(ParamValidationError, match=r"^parameter 'r': 'x' is not a valid float$"):
         resolve(params, {"r": "x"}, as_text=True)
     with pytest.raises(ParamValidationError, match="Param type <class 'set'> is not supported"):
         Param(type=set)
