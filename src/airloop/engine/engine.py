@@ -77,6 +77,7 @@ class Engine:
         return self._scheduler
 
     async def __aenter__(self) -> Engine:
+        await in_thread(self.settings.create_folders)  # fails naming the setting (home)
         self._store = await Store.open(
             self.settings.database_url,
             pool_size=self.settings.database_pool_size,
@@ -376,6 +377,15 @@ def run(
     run_id: str | None = None,
 ) -> RunResult:
     """Run ``dag`` once from sync code, on a new event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop in this thread: the expected case
+    else:
+        raise RuntimeError(
+            "airloop.run() was called inside a running event loop; in async code use "
+            "'async with airloop.Engine() as engine: await engine.run(dag, ...)'"
+        )
 
     async def main() -> RunResult:
         async with Engine(settings) as engine:
