@@ -168,3 +168,14 @@ def test_a_home_that_cannot_be_created_is_blamed(
     explicit = load_settings(logs_folder=blocker / "logs", home=tmp_path / "h")
     with pytest.raises(SettingsError, match=r"logs_folder .* \(setting 'logs_folder'\)"):
         explicit.create_folders()
+
+
+def test_the_configuration_doc_lists_every_setting() -> None:
+    """docs/configuration.md carries the table generated from the model ('make docs')."""
+    from airloop.settings import REFERENCE_END, REFERENCE_START, setting_names, settings_reference
+
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    block = doc[doc.index(REFERENCE_START) + len(REFERENCE_START) : doc.index(REFERENCE_END)]
+    assert block.strip() == settings_reference().strip(), "run 'make docs'"
+    for name in setting_names():
+        assert f"| `{name}` |" in block
