@@ -37,7 +37,7 @@ from pydantic_settings import SettingsError as SourceError
 
 from airloop.core.pools import DEFAULT_POOL
 from airloop.exceptions import SettingsError
-from airloop.store.urls import DatabaseUrlError, check_database_url
+from airloop.store.urls import check_database_url
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,10 @@ def _invalid(exc: ValidationError, path: Path | None) -> str:
         choices = [n for n in setting_names() if n.rpartition(".")[0] == parent]
         return f"unknown setting {name!r}{where}{_did_you_mean(name, choices)}"
     error = first.get("ctx", {}).get("error")
-    message = str(error) if isinstance(error, DatabaseUrlError) else first["msg"]
+    # Our own validators' messages, without pydantic's "Value error, " in front.
+    message = str(error) if first["type"] == "value_error" and error else first["msg"]
+    if not first["loc"]:  # a check across settings (pools)
+        return f"invalid settings{where}: {message}"
     return f"invalid setting {name}{where}: {message}"
 
 
