@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: all demo test lint typecheck unit bench clean
+.PHONY: all demo test lint typecheck unit bench docs clean
 
 all: test
 
@@ -39,6 +39,10 @@ test: lint typecheck unit
 
 bench: $(VENV)/.synced
 	$(VENV)/bin/python benchmarks/throughput.py --tasks 10000
+
+# The settings table in docs/configuration.md, from the settings model itself.
+docs: $(VENV)/.synced
+	$(VENV)/bin/python -m airloop.settings docs/configuration.md
 
 clean:
 	rm -rf .tools $(VENV) .pytest_cache .mypy_cache .ruff_cache

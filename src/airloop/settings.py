@@ -1,22 +1,62 @@
-"""One typed settings model, read once (from airloop.toml and AIRLOOP_* variables) and passed in."""
+"""One typed settings model, read once (from airloop.toml and AIRLOOP_* variables) and passed in.
+
+Where settings come from, lowest to highest precedence (docs/configuration.md):
+
+1. the defaults below;
+2. the settings file: ``load_settings(path)`` / ``--config``, else ``$AIRLOOP_CONFIG``,
+   else ``./airloop.toml`` if there is one;
+3. ``AIRLOOP_<NAME>`` environment variables (``AIRLOOP_AWS__REGION`` for ``[aws]``);
+4. arguments: ``load_settings(home=...)``, ``Settings(home=...)``.
+
+The CLI, ``Engine()`` and ``airloop.run()`` all read them this way, once, and the
+process and Dask executors ship the resulting object to their workers.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import os
+import re
 import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from airloop.core.pools import DEFAULT_POOL
 from airloop.exceptions import SettingsError
+from airloop.store.urls import check_database_url
+
+log = logging.getLogger(__name__)
+
+PREFIX = "AIRLOOP_"
+
+#: AIRLOOP_* variables that are not settings but are used on purpose: the settings file,
+#: the test suite's database servers, the Batch emulator's job environment.
+OTHER_VARIABLES = frozenset(
+    {
+        "AIRLOOP_CONFIG",
+        "AIRLOOP_TEST_PG",
+        "AIRLOOP_TEST_MYSQL",
+        "AIRLOOP_EMULATOR_SECONDS",
+        "AIRLOOP_EMULATOR_EXIT_CODE",
+    }
+)
+
+#: The settings file chosen by load_settings(path) for the Settings it is building.
+_explicit_file: ContextVar[Path | None] = ContextVar("airloop_settings_file", default=None)
 
 
 class AwsSettings(BaseModel):
@@ -58,7 +98,11 @@ class AwsSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """airloop's settings. Precedence: explicit arguments > AIRLOOP_* env > airloop.toml > defaults."""
+    """airloop's settings. Precedence: arguments > AIRLOOP_* env > settings file > defaults.
+
+    The settings file is the one given to ``load_settings``, else ``$AIRLOOP_CONFIG``,
+    else ``./airloop.toml`` if present (see ``settings_file``).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="AIRLOOP_",
@@ -156,6 +200,13 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="On SIGINT/SIGTERM: how long running tasks get to stop."
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if url:  # empty: the default SQLite database, derived below
+            check_database_url(url)  # DatabaseUrlError is a ValueError: a validation error
+        return url
+
     @model_validator(mode="after")
     def _derive(self) -> Settings:
         self.home = self.home.expanduser()
@@ -181,6 +232,27 @@ class Settings(BaseSettings):
         assert self.logs_folder is not None
         return self.logs_folder
 
+    def create_folders(self) -> None:
+        """Create the folders airloop writes to (the SQLite database's, the logs').
+
+        Raises SettingsError naming the setting at fault, ``home`` when the folder
+        is one derived from it. Blocking: call it off the event loop.
+        """
+        folders = [
+            (self.logs_path, "home" if self.logs_path == self.home / "logs" else "logs_folder")
+        ]
+        if self.database_url == f"sqlite+aiosqlite:///{self.home / 'airloop.db'}":
+            folders.insert(0, (self.home, "home"))
+        for folder, setting in folders:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                value = self.home if setting == "home" else folder
+                raise SettingsError(
+                    f"{setting} {value} ({_origin(setting)}) cannot be used: cannot create "
+                    f"{exc.filename or folder}: {exc.strerror}"
+                ) from None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -190,45 +262,206 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = settings_cls.model_config.get("toml_file")
+        toml_file = settings_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file:
+        if toml_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read settings once: ``config_file``, else $AIRLOOP_CONFIG, else ./airloop.toml if present.
-
-    Raises SettingsError naming the file or variable at fault.
-    """
-    path = config_file or os.environ.get("AIRLOOP_CONFIG")
-    if path is None and Path("airloop.toml").is_file():
-        path = "airloop.toml"
-    if path is not None and not Path(path).is_file():
+def settings_file(config_file: str | Path | None = None) -> Path | None:
+    """The settings file to read: ``config_file``, else $AIRLOOP_CONFIG, else
+    ./airloop.toml if present, else none. SettingsError if the one named is missing."""
+    path = config_file or _explicit_file.get() or os.environ.get("AIRLOOP_CONFIG")
+    if not path:
+        return Path("airloop.toml") if Path("airloop.toml").is_file() else None
+    if Path(path).is_dir():
+        raise SettingsError(f"settings file {path} is a directory")
+    if not Path(path).is_file():
         raise SettingsError(f"settings file {path} does not exist")
+    return Path(path)
+
+
+@contextmanager
+def _reading(path: Path | None) -> Iterator[None]:
+    token = _explicit_file.set(path)
     try:
-        if path is None:
+        yield
+    finally:
+        _explicit_file.reset(token)
+
+
+def _env_name(name: str) -> str:
+    return PREFIX + name.upper().replace(".", "__")
+
+
+def _in_environ(name: str) -> bool:
+    return _env_name(name) in {key.upper() for key in os.environ}
+
+
+def _origin(name: str) -> str:
+    """Where the setting ``name`` (``aws.region``) came from, for a message."""
+    return f"from {_env_name(name)}" if _in_environ(name) else f"setting {name!r}"
+
+
+def setting_names() -> list[str]:
+    """Every setting, ``aws.*`` ones dotted."""
+    names: list[str] = []
+    for name, field in Settings.model_fields.items():
+        if field.annotation is AwsSettings:
+            names.extend(f"{name}.{sub}" for sub in AwsSettings.model_fields)
+        else:
+            names.append(name)
+    return names
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning line per AIRLOOP_* variable that is not a setting (pydantic-settings
+    would ignore it without a word)."""
+    fields = Settings.model_fields
+    known = {name.upper().replace(".", "__"): name for name in [*fields, *setting_names()]}
+    known.update({name[len(PREFIX) :]: name for name in OTHER_VARIABLES})
+    lines = []
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith(PREFIX) or upper in OTHER_VARIABLES:
+            continue
+        rest = upper[len(PREFIX) :]
+        if rest.split("__", 1)[0].lower() in fields:
+            continue  # nested keys (AIRLOOP_AWS__REGOIN) are validated by the model
+        close = difflib.get_close_matches(rest, list(known), n=1)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+        lines.append(f"environment variable {key} is not an airloop setting (ignored){hint}")
+    return lines
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings once, as the CLI does: ``config_file``, else $AIRLOOP_CONFIG, else
+    ./airloop.toml if present; AIRLOOP_* variables over it; ``overrides`` over both.
+
+    Raises SettingsError (one line) naming the file or variable at fault. Logs a
+    warning for each AIRLOOP_* variable that is not a setting.
+    """
+    path = settings_file(config_file)
+    for line in unknown_variables(os.environ):
+        log.warning("%s", line)
+    try:
+        with _reading(path):
             return Settings(**overrides)
-        bound = type(
-            "Settings",
-            (Settings,),
-            {
-                "model_config": SettingsConfigDict(
-                    **{**Settings.model_config, "toml_file": Path(path)}
-                )
-            },
-        )
-        settings: Settings = bound(**overrides)
-        return settings
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"settings file {path}: invalid TOML: {exc}") from None
+    except SourceError as exc:  # a variable that cannot be parsed (not JSON)
+        raise SettingsError(_unparsable(str(exc))) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "settings"
-        key = name.split(".")[0]
-        sources = [f"AIRLOOP_{key.upper()}"] if f"AIRLOOP_{key.upper()}" in os.environ else []
-        if path is not None:
-            sources.append(str(path))
-        where = f" (from {' or '.join(sources)})" if sources else ""
-        raise SettingsError(f"invalid setting {name}{where}: {first['msg']}") from None
+        raise SettingsError(_invalid(exc, path)) from None
+
+
+def _unparsable(message: str) -> str:
+    found = re.search(r'field "([^"]+)"', message)
+    if found is None:
+        return message
+    name = found.group(1)
+    var = _env_name(name)
+    value = next((v for k, v in os.environ.items() if k.upper() == var), "")
+    hint = f"{var} must be JSON, e.g. {var}='{json.dumps(_example(name))}'"
+    key, sep, item = value.partition("=")
+    if sep and key.strip():
+        hint += f", or set one entry: {var}__{key.strip().upper()}={item.strip()}"
+    return f"invalid setting {name} (from {var}): {hint}"
+
+
+def _example(name: str) -> Any:
+    if name == "pools":
+        return {"warehouse": 4}
+    if name == "aws":
+        return {"region": "eu-west-1"}
+    return {"key": "value"}
+
+
+def _invalid(exc: ValidationError, path: Path | None) -> str:
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "settings"
+    sources = [_env_name(name)] if _in_environ(name) else []
+    if not sources and _in_environ(name.split(".")[0]):
+        sources = [_env_name(name.split(".")[0])]
+    if path is not None:
+        sources.append(str(path))
+    where = f" (from {' or '.join(sources)})" if sources else ""
+    if first["type"] == "extra_forbidden":
+        parent = name.rpartition(".")[0]
+        choices = [n for n in setting_names() if n.rpartition(".")[0] == parent]
+        return f"unknown setting {name!r}{where}{_did_you_mean(name, choices)}"
+    error = first.get("ctx", {}).get("error")
+    # Our own validators' messages, without pydantic's "Value error, " in front.
+    message = str(error) if first["type"] == "value_error" and error else first["msg"]
+    if not first["loc"]:  # a check across settings (pools)
+        return f"invalid settings{where}: {message}"
+    return f"invalid setting {name}{where}: {message}"
+
+
+#: Defaults that depend on the machine, as the reference shows them.
+_SHOWN_DEFAULTS = {"home": "`~/airloop`", "process_workers": "CPU count"}
+
+REFERENCE_START = "<!-- settings reference: generated by 'make docs', do not edit -->"
+REFERENCE_END = "<!-- end of settings reference -->"
+
+
+def _shown_default(name: str, field: Any) -> str:
+    if name in _SHOWN_DEFAULTS:
+        return _SHOWN_DEFAULTS[name]
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if value is None or value == "":
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, dict):
+        return f"`{json.dumps(value)}`"
+    return f"`{value}`"
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table (docs/configuration.md), from the model itself."""
+    rows = [
+        "| setting | environment variable | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name in setting_names():
+        section, _, key = name.rpartition(".")
+        model: type[BaseModel] = AwsSettings if section else Settings
+        field = model.model_fields[key]
+        meaning = field.description or (
+            f"AWS {key.replace('_', ' ')}; unset: the standard AWS chain" if section else ""
+        )
+        if not meaning:
+            raise ValueError(f"setting {name} has no description")
+        meaning = meaning.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        rows.append(
+            f"| `{name}` | `{_env_name(name)}` | {_shown_default(key, field)} | {meaning} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def write_reference(doc: Path) -> bool:
+    """Put the current reference between the markers of ``doc``; True if it changed."""
+    text = doc.read_text()
+    start = text.index(REFERENCE_START) + len(REFERENCE_START)
+    end = text.index(REFERENCE_END)
+    updated = text[:start] + "\n" + settings_reference() + text[end:]
+    if updated == text:
+        return False
+    doc.write_text(updated)
+    return True
+
+
+if __name__ == "__main__":  # python -m airloop.settings docs/configuration.md ('make docs')
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(f"{arg}: {'updated' if write_reference(Path(arg)) else 'up to date'}")

@@ -131,6 +131,13 @@ with DAG("uses_helper") as dag:
 """
 
 
+NO_ASYNCPG = """
+import sys
+
+sys.modules["asyncpg"] = None  # as if airloop[postgres] was not installed
+"""
+
+
 @dataclass(frozen=True)
 class Expect:
     call: Call
@@ -160,6 +167,17 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[CliResult
     helpers = base / "helpers"
     helper = write(helpers, "airloop_tests_helper_mod.py", HELPER_WITH_SYNTAX_ERROR)
     uses_helper = write(dags, "uses_helper.py", USES_HELPER)
+    misspelled = write(base, "misspelled.toml", "sync_thread = 4\n")
+    misspelled_aws = write(base, "misspelled-aws.toml", "[aws]\nregoin = 'eu-west-1'\n")
+    # A "driver not installed" that is real for the process: importing asyncpg fails.
+    no_asyncpg = write(base / "no_asyncpg", "sitecustomize.py", NO_ASYNCPG)
+    not_a_folder = write(base, "a_file", "")
+
+    def db_url(name: str, url: str, *patterns: str) -> Expect:
+        return Expect(
+            Call(("run", str(params)), base / name, env={"AIRLOOP_DATABASE_URL": url}),
+            ("AIRLOOP_DATABASE_URL", *patterns),
+        )
 
     expectations = {
         "syntax_error": Expect(
@@ -234,10 +252,82 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[CliResult
             ),
             (esc(f"{helper}:{line_of(helper, 'the syntax error')}"), "SyntaxError"),
         ),
+        "sync_postgres_driver": db_url(
+            "sync_postgres",
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+            r"postgresql\+psycopg2:// is a sync driver",
+            r"use postgresql\+asyncpg://",
+        ),
+        "sqlite_without_async_driver": db_url(
+            "sync_sqlite",
+            "sqlite:///x.db",
+            r"sqlite:// is a sync driver",
+            r"use sqlite\+aiosqlite://",
+        ),
+        "postgres_scheme_alias": db_url(
+            "postgres_alias",
+            "postgres://postgres@127.0.0.1:5432/test",
+            r"postgres://",
+            r"use postgresql\+asyncpg://",
+        ),
+        "unsupported_database": db_url(
+            "mssql",
+            "mssql+aioodbc://sa@127.0.0.1/test",
+            r"mssql\+aioodbc:// is not supported",
+            r"sqlite\+aiosqlite://",
+            r"postgresql\+asyncpg://",
+            r"mysql\+asyncmy://",
+        ),
+        "driver_not_installed": Expect(
+            Call(
+                ("run", str(params)),
+                base / "no_asyncpg_home",
+                env={
+                    "AIRLOOP_DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test",
+                    "PYTHONPATH": str(no_asyncpg.parent),
+                },
+            ),
+            (r"\basyncpg\b", "not installed", esc("pip install 'airloop[postgres]'")),
+        ),
+        "pools_not_json": Expect(
+            Call(("run", str(params)), base / "pools", env={"AIRLOOP_POOLS": "warehouse=4"}),
+            ("AIRLOOP_POOLS", "JSON", esc("AIRLOOP_POOLS__WAREHOUSE=4")),
+        ),
+        "misspelled_setting_key": Expect(
+            Call(("run", str(params), "--config", str(misspelled)), base / "misspelled"),
+            (esc(misspelled), "unknown setting 'sync_thread'", "did you mean 'sync_threads'"),
+        ),
+        "misspelled_nested_setting_key": Expect(
+            Call(("run", str(params), "--config", str(misspelled_aws)), base / "misspelled_aws"),
+            (esc(misspelled_aws), "unknown setting 'aws.regoin'", "did you mean 'aws.region'"),
+        ),
+        "dag_file_is_a_directory": Expect(
+            Call(("run", str(dags)), base / "directory"),
+            (esc(dags), "is a directory"),
+        ),
+        "home_not_a_folder": Expect(
+            Call(
+                ("run", str(params)),
+                base / "unused_home",
+                env={"AIRLOOP_HOME": str(not_a_folder / "home")},
+            ),
+            (esc(not_a_folder / "home"), "AIRLOOP_HOME", "[Nn]ot a directory"),
+        ),
     }
     results = run_many({name: expect.call for name, expect in expectations.items()})
     return {name: (results[name], expect) for name, expect in expectations.items()}
 
+
+#: Settings at fault, not the DAG file: the message must not name the DAG file.
+NOT_THE_DAG_FILES_FAULT = {
+    "sync_postgres_driver",
+    "sqlite_without_async_driver",
+    "postgres_scheme_alias",
+    "unsupported_database",
+    "driver_not_installed",
+    "pools_not_json",
+    "home_not_a_folder",
+}
 
 BUGS: dict[str, str] = {}  # cases that expose a known bug: name -> reason (xfail)
 
@@ -265,6 +355,16 @@ BUGS: dict[str, str] = {}  # cases that expose a known bug: name -> reason (xfai
             "unknown_pool",
             "malformed_settings_file",
             "syntax_error_in_imported_module",
+            "sync_postgres_driver",
+            "sqlite_without_async_driver",
+            "postgres_scheme_alias",
+            "unsupported_database",
+            "driver_not_installed",
+            "pools_not_json",
+            "misspelled_setting_key",
+            "misspelled_nested_setting_key",
+            "dag_file_is_a_directory",
+            "home_not_a_folder",
         ]
     ],
 )
@@ -278,6 +378,8 @@ def test_bad_input_exits_2_with_one_line(
     assert line.startswith("error: "), result.transcript
     for pattern in expect.patterns:
         assert re.search(pattern, line), f"{pattern!r} not in {line!r}"
+    if name in NOT_THE_DAG_FILES_FAULT:
+        assert ".py" not in line, f"the DAG file is blamed: {line!r}"
     assert "Traceback" not in result.stderr
     assert result.stdout == "", result.transcript
     # Nothing was run: no DAG run recorded (the database may not even exist).

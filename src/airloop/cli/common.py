@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from airloop.core.pools import PoolError
 from airloop.engine.task_logs import NotInTaskFilter
@@ -37,7 +38,8 @@ ConfigOption = Annotated[
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print one line naming what is wrong, and exit."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    # The message is text, not markup: "airloop[postgres]" must print as written.
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

@@ -142,7 +142,7 @@ async def _execute(
     received: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         progress = stack.enter_context(Progress(dag.dag_id))
-        with bad_input(where):  # e.g. a database that cannot be opened
+        with bad_input():  # e.g. a database that cannot be opened: not the DAG file's fault
             engine = await stack.enter_async_context(Engine(settings))
 
         def on_signal(name: str) -> None:

@@ -39,6 +39,8 @@ def load_dag_file(path: str | Path) -> DagFile:
     """Import ``path`` and return its DAGs, validated; raise DagFileError naming file and line."""
     path = Path(path)
     shown = str(path)
+    if path.is_dir():
+        raise DagFileError(shown, "is a directory, not a DAG file")
     if not path.is_file():
         raise DagFileError(shown, "no such file")
     if path.suffix != ".py":

@@ -27,7 +27,7 @@ from airloop.engine.watchdog import LoopWatchdog
 from airloop.exceptions import RunExistsError
 from airloop.executors.base import WorkItem
 from airloop.runtime import in_thread
-from airloop.settings import Settings
+from airloop.settings import Settings, load_settings
 from airloop.store.checkpoints import CheckpointWriter
 from airloop.store.repository import Store
 
@@ -42,13 +42,15 @@ class Engine:
         async with Engine(settings) as engine:
             result = await engine.run(dag, params={"n": 3})
 
-    One engine owns one scheduler loop task, one executor and one store connection
-    pool. ``request_shutdown`` (wired to SIGINT/SIGTERM by the CLI) stops starting
-    tasks, cancels running ones and fails their runs within the grace period.
+    Without ``settings`` the engine reads them as the CLI does (``load_settings()``:
+    the settings file, then AIRLOOP_* variables). One engine owns one scheduler loop
+    task, one executor and one store connection pool. ``request_shutdown`` (wired to
+    SIGINT/SIGTERM by the CLI) stops starting tasks, cancels running ones and fails
+    their runs within the grace period.
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings if settings is not None else load_settings()
         self._hostname = socket.gethostname()
         self._store: Store | None = None
         self._logs: TaskLogWriter | None = None
@@ -77,6 +79,7 @@ class Engine:
         return self._scheduler
 
     async def __aenter__(self) -> Engine:
+        await in_thread(self.settings.create_folders)  # fails naming the setting (home)
         self._store = await Store.open(
             self.settings.database_url,
             pool_size=self.settings.database_pool_size,
@@ -375,7 +378,20 @@ def run(
     settings: Settings | None = None,
     run_id: str | None = None,
 ) -> RunResult:
-    """Run ``dag`` once from sync code, on a new event loop."""
+    """Run ``dag`` once from sync code, on a new event loop.
+
+    Without ``settings``, they are read as the CLI reads them (``load_settings()``).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop in this thread: the expected case
+    else:
+        raise RuntimeError(
+            "airloop.run() was called inside a running event loop; in async code use "
+            "'async with airloop.Engine() as engine: await engine.run(dag, ...)'"
+        )
+    settings = settings if settings is not None else load_settings()
 
     async def main() -> RunResult:
         async with Engine(settings) as engine:

@@ -63,7 +63,9 @@ class ExecutorRegistry:
         if name == "process":
             from airloop.executors.process_executor import ProcessExecutor
 
-            return ProcessExecutor(workers=s.process_workers, start_method=s.process_start_method)
+            return ProcessExecutor(
+                workers=s.process_workers, start_method=s.process_start_method, settings=s
+            )
         if name == "dask":
             from airloop.executors.dask_executor import DaskExecutor
 
@@ -72,6 +74,7 @@ class ExecutorRegistry:
                 workers=s.dask_workers,
                 threads_per_worker=s.dask_threads_per_worker,
                 pool_resources=dict(s.pools) if s.dask_pool_resources else None,
+                settings=s,
             )
         raise ValueError(f"unknown executor {name!r}")
 

@@ -26,6 +26,7 @@ from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import DASK_STARTED_TOPIC, run_on_dask, run_on_dask_async
+from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class DaskExecutor(SupervisedExecutor):
         workers: int,
         threads_per_worker: int,
         pool_resources: dict[str, int] | None = None,
+        settings: Settings,
     ) -> None:
         super().__init__()
+        self._settings = settings  # sent with each task: workers never re-read them
         self._address = address
         self._workers = workers
         self._threads = threads_per_worker
@@ -113,6 +116,7 @@ class DaskExecutor(SupervisedExecutor):
         future = self._client.submit(
             entry,
             item.call(),
+            self._settings,
             pure=False,
             key=f"airloop-{item.label}",
             resources=resources,

@@ -27,6 +27,7 @@ from airloop.executors.base import WorkItem
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import INTERRUPT_SIGNAL, init_process, run_in_process
 from airloop.runtime import in_thread
+from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ class ProcessExecutor(SupervisedExecutor):
     runs_coroutines_natively: ClassVar[bool] = False
     survives_scheduler_restart: ClassVar[bool] = False
 
-    def __init__(self, *, workers: int, start_method: str = "forkserver") -> None:
+    def __init__(
+        self, *, workers: int, start_method: str = "forkserver", settings: Settings
+    ) -> None:
         super().__init__()
+        self._settings = settings  # shipped to each worker process by the initializer
         if workers < 1:
             raise ValueError("process executor needs at least 1 worker")
         self._workers = workers
@@ -68,7 +72,7 @@ class ProcessExecutor(SupervisedExecutor):
             self._workers,
             mp_context=self._mp,
             initializer=init_process,
-            initargs=(self._started,),
+            initargs=(self._started, self._settings),
         )
 
     def _forward_starts(self) -> None:

@@ -31,7 +31,7 @@ from airloop.engine.task_logs import LogSink, task_log_routing
 from airloop.executors.base import TaskCall, WorkItem
 from airloop.executors.threads import DaemonThreadPool, ExecutionTimeout, run_in_pool
 from airloop.runtime import in_thread
-from airloop.settings import load_settings
+from airloop.settings import Settings
 
 # DAG files loaded in this worker process, by (path, modification time): a worker
 # imports each file once, and again only when it changes.
@@ -40,6 +40,9 @@ _loaded_lock = threading.Lock()
 
 #: Where a pool process sends "started" reports (set by the pool's initializer).
 _started_queue: Any = None
+#: The scheduler's settings, shipped by the pool's initializer: a worker never re-reads
+#: them (it would miss --config and any argument the scheduler was given).
+_settings: Settings | None = None
 
 
 class FileSink(LogSink):
@@ -157,6 +160,7 @@ async def _run_cancellable(runner: Runner, item: WorkItem) -> None:
 
 def _runner(
     call: TaskCall,
+    settings: Settings,
     on_started: Callable[[TaskStarted], None],
     sink: LogSink,
     pool: DaemonThreadPool | None,
@@ -174,7 +178,7 @@ def _runner(
         return await run_in_pool(pool, fn, item.context, started, item.timeout)
 
     runner = Runner(
-        resources=Resources(load_settings()),
+        resources=Resources(settings),
         executor_name=call.executor,
         hostname=socket.gethostname(),
         report=report,
@@ -204,10 +208,11 @@ def _report_to_parent(event: TaskStarted) -> None:
         _started_queue.put(event)
 
 
-def init_process(started_queue: Any) -> None:
-    """Pool initializer: where to report starts; task logs at INFO."""
-    global _started_queue
+def init_process(started_queue: Any, settings: Settings) -> None:
+    """Pool initializer: where to report starts, the scheduler's settings; task logs at INFO."""
+    global _started_queue, _settings
     _started_queue = started_queue
+    _settings = settings
     logging.getLogger().setLevel(logging.INFO)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when work stops
     signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)  # only meaningful while a task runs
@@ -218,7 +223,9 @@ def run_in_process(call: TaskCall) -> Outcome:
     sink = FileSink(call.log_path)
     in_main = threading.current_thread() is threading.main_thread()
     pool = None if in_main else DaemonThreadPool(1, name="airloop-task")
-    runner, events = _runner(call, _report_to_parent, sink, pool)
+    if _settings is None:
+        raise RuntimeError("run_in_process runs in a pool started with init_process")
+    runner, events = _runner(call, _settings, _report_to_parent, sink, pool)
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
@@ -275,20 +282,23 @@ def _report_to_dask(event: TaskStarted) -> None:
 DASK_STARTED_TOPIC = "airloop-task-started"
 
 
-def run_on_dask(call: TaskCall) -> Outcome:
+def run_on_dask(call: TaskCall, settings: Settings) -> Outcome:
     """Dask entry for a sync task: runs in one of the worker's threads.
 
     Its own loop drives the Runner; the sync code runs in a helper thread so the
     execution timeout can fail the task (that thread is abandoned, as in-process).
     """
-    return asyncio.run(run_on_dask_async(call))
+    return asyncio.run(run_on_dask_async(call, settings))
 
 
-async def run_on_dask_async(call: TaskCall) -> Outcome:
-    """Dask entry for an async task: a coroutine on the Dask worker's own event loop."""
+async def run_on_dask_async(call: TaskCall, settings: Settings) -> Outcome:
+    """Dask entry for an async task: a coroutine on the Dask worker's own event loop.
+
+    ``settings`` travel with each call (a Dask cluster may serve several schedulers).
+    """
     sink = FileSink(call.log_path)
     pool = DaemonThreadPool(1, name="airloop-task")
-    runner, events = _runner(call, _report_to_dask, sink, pool)
+    runner, events = _runner(call, settings, _report_to_dask, sink, pool)
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure

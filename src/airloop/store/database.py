@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from airloop.exceptions import DatabaseError
+from airloop.store.urls import DatabaseUrlError, check_database_url, import_driver
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -44,14 +45,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+    """An async engine for ``url``; DatabaseError (one line) for a URL airloop cannot use:
+    a sync or unknown driver, a driver that is not installed, a SQLite folder that
+    cannot be created."""
+    # Checked before SQLAlchemy sees it: its errors are a page of traceback.
     try:
+        check_database_url(url)
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several types here
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+        raise DatabaseError(f"invalid database URL: {exc}") from None
+    try:
+        import_driver(url)
+    except DatabaseUrlError as exc:
+        raise DatabaseError(str(exc)) from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot create {folder}, the SQLite database's folder: {exc.strerror}"
+                ) from None
         engine = create_async_engine(parsed)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
