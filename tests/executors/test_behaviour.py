@@ -74,6 +74,16 @@ async def test_success_xcom_passing_and_mapping(
         assert sync_at["pid"] != test_pid
 
 
+async def test_sync_task_runs_off_any_loop(engine: Engine, dags: dict[str, DAG]) -> None:
+    """delay() and asyncio.run() work in a plain sync task on every executor."""
+    result = await engine.run(dags["sync_off_loop"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcoms(engine, result.run_pk)
+    assert values[("sync_delay", -1)] == "slept"
+    assert values[("sync_asyncio_run", -1)] == 7
+    assert values[("sync_no_loop", -1)] is True
+
+
 async def test_failures_fail_downstream(engine: Engine, dags: dict[str, DAG]) -> None:
     result = await engine.run(dags["failing"])
     assert result.state is DagRunState.FAILED
