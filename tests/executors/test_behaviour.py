@@ -84,6 +84,24 @@ async def test_sync_task_runs_off_any_loop(engine: Engine, dags: dict[str, DAG])
     assert values[("sync_no_loop", -1)] is True
 
 
+async def test_print_goes_to_the_task_log(engine: Engine, dags: dict[str, DAG]) -> None:
+    """ADR 0007: what a task prints (stdout or stderr) lands in its try's log file."""
+    result = await engine.run(dags["printing"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    paths = {r.task_id: r.path for r in await engine.store.log_paths(result.run_pk)}
+    # The engine's writer thread may still hold the last lines: wait for them.
+    async with asyncio.timeout(20):
+        while True:
+            sync_log = await asyncio.to_thread(Path(paths["sync_prints"]).read_text)
+            async_log = await asyncio.to_thread(Path(paths["async_prints"]).read_text)
+            if "success in" in sync_log and "success in" in async_log:
+                break
+            await asyncio.sleep(0.05)
+    assert "printed by a sync task\n" in sync_log
+    assert "to stderr from a sync task\n" in sync_log
+    assert "printed by an async task\n" in async_log
+
+
 async def test_failures_fail_downstream(engine: Engine, dags: dict[str, DAG]) -> None:
     result = await engine.run(dags["failing"])
     assert result.state is DagRunState.FAILED

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.engine.events import TaskFinished, TaskStarted
-from airloop.engine.task_logs import LogSink, current_log_sink
+from airloop.engine.task_logs import LogSink, current_log_sink, keep_streams_routed
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
 from airloop.executors.threads import ExecutionTimeout
@@ -135,6 +135,7 @@ class Runner:
 
     async def run(self, item: WorkItem) -> None:
         sink = self.sink_for(item)
+        keep_streams_routed()
         current_log_sink.set(sink)
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -157,3 +158,18 @@ with DAG("sync_off_loop") as sync_off_loop:
     sync_delay()
     sync_asyncio_run()
     sync_no_loop()
+
+
+with DAG("printing") as printing:
+
+    @task
+    def sync_prints() -> None:
+        print("printed by a sync task")
+        print("to stderr from a sync task", file=sys.stderr)
+
+    @task
+    async def async_prints() -> None:
+        print("printed by an async task")
+
+    sync_prints()
+    async_prints()
