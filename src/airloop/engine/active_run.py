@@ -139,6 +139,20 @@ class ActiveRun:
     def label(self) -> str:
         return f"{self.info.dag_id}/{self.info.run_id}"
 
+    @property
+    def deadline(self) -> float | None:
+        """Loop time at which the DAG's dagrun_timeout fails this run (None: no limit).
+
+        Counted from when this process started (or resumed) the run.
+        """
+        limit = self.dag.dagrun_timeout
+        return None if limit is None else self.started_at + limit.total_seconds()
+
+    def timeout_reason(self) -> str:
+        limit = self.dag.dagrun_timeout
+        assert limit is not None
+        return f"dagrun_timeout of {limit.total_seconds():g}s exceeded"
+
     def initial_plan(self, now: float) -> Plan:
         """The first plan: from scratch, or from the stored states of a resumed run."""
         if self.restored is None:

@@ -129,6 +129,11 @@ class Scheduler:
 
     def _timeout(self, now: float) -> float | None:
         wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
+        wakes += [
+            deadline
+            for r in self._runs.values()
+            if r.abort_reason is None and (deadline := r.deadline) is not None
+        ]
         if self._stop_deadline is not None:
             wakes.append(self._stop_deadline)
         if not wakes:
@@ -164,6 +169,10 @@ class Scheduler:
 
         for run in list(self._runs.values()):
             run_events = by_run.get(run.run_pk, [])
+            deadline = run.deadline
+            if deadline is not None and now >= deadline and self._stop_reason is None:
+                # dagrun_timeout, whoever runs the scheduler (airloop run, the service).
+                self.abort_run(run, run.timeout_reason())
             if self._stop_reason is not None:
                 plan = run.planner.handle(run_events, now) if run_events else None
                 if plan is not None:
