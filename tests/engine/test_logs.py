@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,14 @@ async def test_each_try_has_its_own_log_file(tmp_path: Path) -> None:
         assert f"RuntimeError: kaboom on try {try_number}" in failed
         assert f"failed: RuntimeError: kaboom on try {try_number}" in failed
         assert f"kaboom on try {3 - try_number}" not in failed
+    # A failed try that will be retried says so (and when); the last one does not.
+    first, last = text(("flaky", -1, 1)), text(("flaky", -1, 2))
+    retry_line = re.search(r"INFO airloop\.task - will retry as try 2 at (\S+)", first)
+    assert retry_line is not None, first
+    at = datetime.fromisoformat(retry_line.group(1))
+    assert at.utcoffset() == timedelta(0), "a UTC time, as the log's timestamps"
+    assert first.rstrip().endswith(retry_line.group(0)), "the note ends the try's log"
+    assert "will retry" not in last
 
 
 async def test_interleaved_tasks_log_to_their_own_files(tmp_path: Path) -> None:

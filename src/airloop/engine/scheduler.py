@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -15,6 +16,7 @@ from airloop.engine.active_run import ActiveRun
 from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.runner import first_line
+from airloop.engine.task_logs import LogSink
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,11 +40,13 @@ class Scheduler:
         shutdown_grace: float,
         default_executor: str,
         min_tick_interval: float = 0.0,
+        task_log: Callable[[str], LogSink] | None = None,
     ) -> None:
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
         self._min_interval = min_tick_interval
+        self._task_log = task_log
         self._channel = channel
         self._grace = shutdown_grace
         self._runs: dict[int, ActiveRun] = {}
@@ -59,6 +63,7 @@ class Scheduler:
     def add_run(self, run: ActiveRun) -> None:
         if self._stop_reason is not None:
             raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
+        run.task_log = self._task_log
         self._new.append(run)
         self._channel.nudge()
 
