@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airloop import DAG, BaseOperator, Context, DagRunState, task
 from airloop.engine.engine import Engine
 from airloop.settings import Settings
@@ -103,6 +105,7 @@ async def test_each_try_has_its_own_log_file(tmp_path: Path) -> None:
     assert "will retry" not in last
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_interleaved_tasks_log_to_their_own_files(tmp_path: Path) -> None:
     """Two coroutines take turns on the loop; each line lands in its own task's file."""
     a_logged, b_logged = asyncio.Event(), asyncio.Event()
@@ -141,6 +144,7 @@ async def test_interleaved_tasks_log_to_their_own_files(tmp_path: Path) -> None:
     assert "alpha-" not in beta_log
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_logs_outside_tasks_do_not_reach_task_files(tmp_path: Path) -> None:
     gate = asyncio.Event()
     running = asyncio.Event()

@@ -182,6 +182,7 @@ async def test_up_for_retry_row_records_next_retry_at(engine: Engine) -> None:
 # -- execution_timeout ----------------------------------------------------------------
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_async_task_over_its_timeout_is_cancelled_and_retried(engine: Engine) -> None:
     cancelled: list[int] = []
     forever = asyncio.Event()
