@@ -21,6 +21,9 @@ from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
 
+#: Task instances handed to executors between two yields to the event loop.
+SUBMIT_CHUNK = 256
+
 
 class Scheduler:
     """Drives every active DAG run.
@@ -203,8 +206,14 @@ class Scheduler:
 
         await self._write(batch)
 
-        for run, key in to_start:
+        for i, (run, key) in enumerate(to_start, 1):
             self._submit(run, key, now_dt)
+            if i % SUBMIT_CHUNK == 0:
+                # Thousands of task instances ready at once: let the ones just submitted
+                # take their first step before building more, so neither this loop nor
+                # the burst of starts holds the event loop for long (the watchdog
+                # measured 0.3 s and 0.8 s at 5,000 tasks).
+                await asyncio.sleep(0)
         for run, result in results:
             del self._runs[run.run_pk]
             if not run.done.done():
