@@ -1,6 +1,7 @@
 """N AWS Batch jobs launched and monitored by one process on one core.
 
     python benchmarks/batch_fanout.py --jobs 10000 --job-seconds 60 [--bare] [--json]
+        [--lose-submit-answers P] [--drop-submit-connections P]
 
 The local Batch emulator runs in its own process on the other core; this process is
 pinned to core 0 (``os.sched_setaffinity``). Without ``--bare``: an airloop DAG of N
@@ -8,9 +9,16 @@ mapped BatchSubmitJobOperator tasks on the async executor, SQLite store. With
 ``--bare``: the same submits and batched DescribeJobs polls with plain aiobotocore and
 no airloop -- the floor to compare against.
 
-Prints {"jobs", "succeeded", "failed", "wall_s", "cpu_s", "peak_rss_mb",
-"api_calls": {action: count}, "describe_calls_per_round", "detect_lag_p95_s"}; detect
-lag is from a job's stoppedAt to the moment its task (or the bare loop) saw it end.
+``--lose-submit-answers P`` makes the emulator execute each SubmitJob and then answer
+500 with probability P; ``--drop-submit-connections P`` makes it execute and then
+drop the connection. Either way the caller cannot know whether the job exists; a
+correct client still creates exactly one job per task (``jobs_created == jobs``).
+
+Prints {"jobs", "jobs_created", "succeeded", "failed", "wall_s", "cpu_s",
+"peak_rss_mb", "api_calls": {action: count}, "describe_calls_per_round",
+"detect_lag_p95_s", "emulator": {...}}; ``jobs_created`` is what the emulator
+created; detect lag is from a job's stoppedAt to the moment its task (or the bare
+loop) saw it end.
 """
 
 from __future__ import annotations
@@ -87,6 +95,8 @@ async def run_airloop(emu: BatchEmulator, jobs: int, interval: float) -> dict[st
         "succeeded": result.counts.get("success", 0),
         "failed": result.counts.get("failed", 0),
         "api_calls": dict(hub.calls),
+        "ambiguous_calls": dict(hub.ambiguous),
+        "reconciled_calls": dict(hub.reconciled),
         "describe_calls_per_round": [calls for _, calls in poller.round_sizes],
         "jobs_per_round": [asked for asked, _ in poller.round_sizes],
         "lags": lags,
@@ -150,10 +160,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             action: float(rate)
             for action, rate in (pair.split("=") for pair in args.throttle.split(",") if pair)
         }
+        faults: dict[str, dict[str, float]] = {}
+        if args.lose_submit_answers:
+            faults["lose_answers"] = {"SubmitJob": args.lose_submit_answers}
+        if args.drop_submit_connections:
+            faults["drop_connections"] = {"SubmitJob": args.drop_submit_connections}
         await emu.configure(
             default_seconds=args.job_seconds,
             phase_seconds=[0.5, 0.5, 1.0, 1.0],
             throttle=throttle,
+            **faults,
         )
         cpu0, t0 = time.process_time(), time.perf_counter()
         runner = run_bare if args.bare else run_airloop
@@ -164,9 +180,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": "bare" if args.bare else "airloop",
         "jobs": args.jobs,
+        "jobs_created": stats["jobs"],
         "job_seconds": args.job_seconds,
         "poll_interval_s": args.poll_interval,
         **{k: out[k] for k in ("succeeded", "failed", "api_calls")},
+        **{k: out[k] for k in ("ambiguous_calls", "reconciled_calls") if k in out},
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -174,10 +192,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "detect_lag_p95_s": p95(lags),
         "emulator": {
             "throttled": stats["throttled"],
+            "faults": stats["faults"],
             "jobs_submitted": stats["jobs"],
             "names_submitted_more_than_once": len(stats["submitted_more_than_once"]),
         },
     }
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1, got {text}")
+    return value
 
 
 def main() -> None:
@@ -188,6 +214,20 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true")
     parser.add_argument(
         "--throttle", default="", help='emulator throttle, e.g. "SubmitJob=50,DescribeJobs=20"'
+    )
+    parser.add_argument(
+        "--lose-submit-answers",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="emulator: execute SubmitJob, then answer 500, with probability P",
+    )
+    parser.add_argument(
+        "--drop-submit-connections",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="emulator: execute SubmitJob, then drop the connection, with probability P",
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     dag_parse_timeout: float = Field(
         default=30.0, gt=0, description="A DAG file whose import takes longer is an import error."
     )
+    parser_processes: int = Field(
+        default=2, ge=1, description="DAG files parsed at once, each in a process of its own."
+    )
+    dag_parse_memory_limit: int = Field(
+        default=4096,
+        ge=0,
+        description="MB of address space a DAG file's parser process may use (0: no limit).",
+    )
     scheduler_poll_interval: float = Field(
         default=2.0,
         gt=0,

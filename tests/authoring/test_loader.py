@@ -93,3 +93,54 @@ def test_discover_skips_hidden_and_private(tmp_path: Path) -> None:
     write(tmp_path, ".hidden/c.py", GOOD)
     write(tmp_path, "notes.txt", "")
     assert [p.relative_to(tmp_path).as_posix() for p in discover(tmp_path)] == ["a.py", "sub/b.py"]
+
+
+def test_every_dag_built_while_importing_is_loaded(tmp_path: Path) -> None:
+    """Not only module globals: DAGs made in a loop or a factory are loaded too (as in Airflow)."""
+    path = write(
+        tmp_path,
+        "loop.py",
+        "from airloop import DAG, BaseOperator\n"
+        "for name in ('a', 'b', 'c'):\n"
+        "    with DAG(f'loop_{name}'):\n"
+        "        BaseOperator(task_id='t')\n"
+        "def make(dag_id):\n"
+        "    dag = DAG(dag_id)\n"
+        "    BaseOperator(task_id='t', dag=dag)\n"
+        "    return dag\n"
+        "made = {i: make(f'made_{i}') for i in range(2)}\n"
+        "glob = DAG('glob')\n",
+    )
+    loaded = load_dag_file(path)
+    assert list(loaded.dags) == ["loop_a", "loop_b", "loop_c", "made_0", "made_1", "glob"]
+    assert [t.task_id for t in loaded.dags["loop_b"].tasks] == ["t"]
+
+
+def test_same_dag_id_twice_in_one_file_names_both_lines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "dup.py",
+        "from airloop import DAG\n"
+        "for name in ('x', 'y', 'x'):\n"
+        "    with DAG(name):\n"
+        "        pass\n",
+    )
+    with pytest.raises(DagFileError) as info:
+        load_dag_file(path)
+    assert str(info.value) == f"{path}:3: two DAGs share the id 'x' (both made at line 3)"
+    path = write(tmp_path, "dup2.py", "from airloop import DAG\nDAG('x')\n\nDAG('x')\n")
+    with pytest.raises(DagFileError) as info:
+        load_dag_file(path)
+    assert str(info.value) == f"{path}:4: two DAGs share the id 'x' (made at lines 2 and 4)"
+
+
+def test_auto_register_false_loads_only_module_globals(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "manual.py",
+        "from airloop import DAG\n"
+        "with DAG('hidden', auto_register=False):\n"
+        "    pass\n"
+        "shown = DAG('shown', auto_register=False)\n",
+    )
+    assert list(load_dag_file(path).dags) == ["shown"]

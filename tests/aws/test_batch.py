@@ -14,7 +14,7 @@ from airloop.providers.aws.batch import BatchJobSensor, BatchSubmitJobOperator
 from airloop.providers.aws.emulator import BatchEmulator
 from airloop.providers.aws.hub import AwsHub
 
-from .conftest import aws_settings, env
+from .conftest import aws_settings, cli_env, env, ti_rows
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,35 +242,17 @@ with DAG("crashy") as dag:
 async def test_sigkill_then_resume_submits_no_job_twice_and_loses_none(
     emulator: BatchEmulator, tmp_path: Path
 ) -> None:
-    import os
     import signal
-    import sqlite3
     import sys
 
     dag_file = tmp_path / "crashy.py"
     await asyncio.to_thread(dag_file.write_text, CRASH_DAG)
-    env_vars = {
-        **os.environ,
-        "AIRLOOP_HOME": str(tmp_path / "home"),
-        "AIRLOOP_AWS__ENDPOINT_URL": emulator.endpoint_url,
-        "AIRLOOP_AWS__REGION": "us-east-1",
-        "AIRLOOP_AWS__ACCESS_KEY_ID": "testing",
-        "AIRLOOP_AWS__SECRET_ACCESS_KEY": "testing",
-        "AIRLOOP_AWS__BATCH_POLL_INTERVAL": "0.5",
-    }
+    env_vars = cli_env(emulator, tmp_path / "home")
     db = tmp_path / "home" / "airloop.db"
     before = await emulator.stats()
 
     def rows() -> list[tuple[str, int, str, int, str | None]]:
-        if not db.exists():
-            return []
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            try:
-                return conn.execute(
-                    "SELECT task_id, map_index, state, try_number, checkpoint FROM task_instance"
-                ).fetchall()
-            except sqlite3.OperationalError:
-                return []  # still being created
+        return ti_rows(db)
 
     async def airloop(*args: str) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(

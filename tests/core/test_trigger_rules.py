@@ -6,7 +6,12 @@ instances' states) and the expected verdict for every rule, in the column order 
 as it can no longer be met (or, for ``one_success``/``one_failed``, as soon as it is
 met); a task without upstream tasks is always ready; unfinished states
 (none/scheduled/queued/running/up_for_retry) count as not done; ``upstream_failed``
-counts as failed; ``removed`` instances are left out of the reckoning.
+counts as failed (except for ``one_done``, which, like Airflow, counts only ``success``
+and ``failed`` as "done"); ``removed`` instances are left out of the reckoning.
+
+``all_done_min_one_success`` follows Airflow 3's implementation: a skipped upstream
+skips the task at once. ``all_done_setup_success`` behaves as ``all_done`` because
+airloop has no setup tasks (Airflow's rule only adds a condition on upstream setups).
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ RULES: tuple[TriggerRule, ...] = (
     T.NONE_SKIPPED,
     T.NONE_FAILED_MIN_ONE_SUCCESS,
     T.ALWAYS,
+    T.ALL_SKIPPED,
+    T.ONE_DONE,
+    T.ALL_DONE_MIN_ONE_SUCCESS,
+    T.ALL_DONE_SETUP_SUCCESS,
 )
 V = {
     "R": Verdict.READY,
@@ -65,36 +74,49 @@ def _counts(spec: str) -> dict[TaskState, int]:
 
 
 # situation id, upstream counts, total (None: the sum of the counts), verdicts per RULES:
-#                                                                  AS AF AD OS OF NF NS NFMOS ALWAYS
+# AS AF AD OS OF NF NS NFMOS ALWAYS, then  AK (all_skipped) OD (one_done) ADMOS ADSS
 TABLE: list[tuple[str, str, int | None, str]] = [
-    ("zero_upstream", "", 0, "R R R R R R R R R"),
-    ("one_success", "ok=1", None, "R S R R S R R R R"),
-    ("all_success", "ok=3", None, "R S R R S R R R R"),
-    ("none_started", "none=3", None, "W W W W W W W W R"),
-    ("all_unfinished_states", "none=1 sched=1 queued=1 run=1 retry=1", None, "W W W W W W W W R"),
-    ("some_running", "ok=2 run=1", None, "W S W R W W W W R"),
-    ("some_queued_or_scheduled", "ok=1 queued=1 sched=1", None, "W S W R W W W W R"),
-    ("one_up_for_retry_is_not_failed", "ok=2 retry=1", None, "W S W R W W W W R"),
-    ("one_failed_rest_success", "ok=2 fail=1", None, "U S R R R U R U R"),
-    ("one_failed_rest_running", "fail=1 run=2", None, "U W W W R U W U R"),
-    ("one_failed_some_success_some_running", "ok=1 fail=1 run=1", None, "U S W R R U W U R"),
-    ("one_upstream_failed_rest_success", "ok=2 upf=1", None, "U S R R R U R U R"),
-    ("one_upstream_failed_rest_running", "upf=1 run=2", None, "U W W W R U W U R"),
-    ("all_failed", "fail=3", None, "U R R U R U R U R"),
-    ("all_failed_or_upstream_failed", "fail=2 upf=1", None, "U R R U R U R U R"),
-    ("some_skipped_rest_success", "ok=2 skip=1", None, "S S R R S R S R R"),
-    ("some_skipped_rest_running", "skip=1 run=2", None, "S S W W W W S W R"),
-    ("skipped_success_running", "ok=1 skip=1 run=1", None, "S S W R W W S W R"),
-    ("all_skipped", "skip=3", None, "S S R S S R S S R"),
-    ("mixed_done", "ok=1 fail=1 skip=1", None, "U S R R R U S U R"),
-    ("failed_and_skipped_no_success", "fail=1 skip=2", None, "U S R U R U S U R"),
-    ("failed_skipped_running", "fail=1 skip=1 run=1", None, "U S W W R U S U R"),
-    ("removed_rest_success", "ok=2 rm=1", None, "R S R R S R R R R"),
-    ("removed_rest_running", "ok=1 rm=1 run=1", None, "W S W R W W W W R"),
-    ("removed_rest_failed", "fail=1 rm=1", None, "U R R U R U R U R"),
-    ("removed_rest_skipped_and_success", "ok=1 skip=1 rm=2", None, "S S R R S R S R R"),
+    ("zero_upstream", "", 0, "R R R R R R R R R  R R R R"),
+    ("one_success", "ok=1", None, "R S R R S R R R R  S R R R"),
+    ("all_success", "ok=3", None, "R S R R S R R R R  S R R R"),
+    ("none_started", "none=3", None, "W W W W W W W W R  W W W W"),
+    (
+        "all_unfinished_states",
+        "none=1 sched=1 queued=1 run=1 retry=1",
+        None,
+        "W W W W W W W W R  W W W W",
+    ),
+    ("some_running", "ok=2 run=1", None, "W S W R W W W W R  S R W W"),
+    ("some_queued_or_scheduled", "ok=1 queued=1 sched=1", None, "W S W R W W W W R  S R W W"),
+    ("one_up_for_retry_is_not_failed", "ok=2 retry=1", None, "W S W R W W W W R  S R W W"),
+    ("one_failed_rest_success", "ok=2 fail=1", None, "U S R R R U R U R  S R R R"),
+    ("one_failed_rest_running", "fail=1 run=2", None, "U W W W R U W U R  S R W W"),
+    (
+        "one_failed_some_success_some_running",
+        "ok=1 fail=1 run=1",
+        None,
+        "U S W R R U W U R  S R W W",
+    ),
+    ("one_upstream_failed_rest_success", "ok=2 upf=1", None, "U S R R R U R U R  S R R R"),
+    ("one_upstream_failed_rest_running", "upf=1 run=2", None, "U W W W R U W U R  S W W W"),
+    ("all_failed", "fail=3", None, "U R R U R U R U R  S R U R"),
+    ("all_failed_or_upstream_failed", "fail=2 upf=1", None, "U R R U R U R U R  S R U R"),
+    ("some_skipped_rest_success", "ok=2 skip=1", None, "S S R R S R S R R  S R S R"),
+    ("some_skipped_rest_running", "skip=1 run=2", None, "S S W W W W S W R  W W S W"),
+    ("skipped_success_running", "ok=1 skip=1 run=1", None, "S S W R W W S W R  S R S W"),
+    ("all_skipped", "skip=3", None, "S S R S S R S S R  R S S R"),
+    ("mixed_done", "ok=1 fail=1 skip=1", None, "U S R R R U S U R  S R S R"),
+    ("failed_and_skipped_no_success", "fail=1 skip=2", None, "U S R U R U S U R  S R S R"),
+    ("failed_skipped_running", "fail=1 skip=1 run=1", None, "U S W W R U S U R  S R S W"),
+    ("removed_rest_success", "ok=2 rm=1", None, "R S R R S R R R R  S R R R"),
+    ("removed_rest_running", "ok=1 rm=1 run=1", None, "W S W R W W W W R  S R W W"),
+    ("removed_rest_failed", "fail=1 rm=1", None, "U R R U R U R U R  S R U R"),
+    ("removed_rest_skipped_and_success", "ok=1 skip=1 rm=2", None, "S S R R S R S R R  S R S R"),
+    ("only_upstream_failed", "upf=2", None, "U R R U R U R U R  S S U R"),
+    ("skipped_and_removed_only", "skip=1 rm=1", None, "S S R S S R S S R  R S S R"),
+    ("upstream_failed_and_success", "ok=1 upf=1", None, "U S R R R U R U R  S R R R"),
     # ``total`` counts instances whose state is not in ``counts`` as unfinished.
-    ("unlisted_instances_are_unfinished", "ok=1", 3, "W S W R W W W W R"),
+    ("unlisted_instances_are_unfinished", "ok=1", 3, "W S W R W W W W R  S R W W"),
 ]
 
 CASES = [
@@ -139,7 +161,15 @@ def test_evaluate_does_not_mutate_counts() -> None:
         (T.NONE_SKIPPED, "none_skipped"),
         (T.NONE_FAILED_MIN_ONE_SUCCESS, "none_failed_min_one_success"),
         (T.ALWAYS, "always"),
+        (T.ALL_SKIPPED, "all_skipped"),
+        (T.ONE_DONE, "one_done"),
+        (T.ALL_DONE_MIN_ONE_SUCCESS, "all_done_min_one_success"),
+        (T.ALL_DONE_SETUP_SUCCESS, "all_done_setup_success"),
     ],
 )
 def test_rule_names_match_airflow(rule: TriggerRule, value: str) -> None:
     assert TriggerRule(value) is rule
+
+
+def test_all_thirteen_airflow_rules_exist() -> None:
+    assert len(TriggerRule) == 13

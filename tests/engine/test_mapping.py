@@ -358,5 +358,5 @@ async def test_mapped_classic_operator_with_a_bad_argument_fails_the_task(engine
     for i in range(2):
         row = rows["strict", i]
         assert row.state == "failed"
-        assert row.error.startswith("cannot resolve inputs: TypeError:")
+        assert row.error.startswith("cannot resolve inputs: DagDefinitionError: task ")
         assert "unknown" in row.error

@@ -100,10 +100,9 @@ async def test_an_async_task_that_ignores_its_timeout_is_failed_anyway(
 async def test_params_must_be_storable_as_json(tmp_path: Path) -> None:
     from datetime import date
 
-    with DAG("p", params={"d": date(2026, 1, 1)}) as dag:
-        pass
-    with pytest.raises(ParamValidationError, match="cannot be stored as JSON"):
-        dag.params.resolve({})
+    # Found when the DAG is defined, not when a run is triggered.
+    with pytest.raises(ParamValidationError, match=r"parameter 'd': .* cannot be stored as JSON"):
+        DAG("p", params={"d": date(2026, 1, 1)})
 
 
 async def test_print_goes_to_the_task_log(

@@ -168,11 +168,11 @@ async def _task_ids(service: SchedulerService, dag_id: str, ids: list[str]) -> b
 
 
 def test_one_scheduler_per_sqlite_database(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)
+    database = str(tmp_path / "airloop.db")
     with (
-        single_instance(settings),
+        single_instance(database),
         pytest.raises(SchedulerAlreadyRunning, match="another scheduler"),
-        single_instance(settings),
+        single_instance(database),
     ):
         pass
 
@@ -576,24 +576,3 @@ async def test_a_running_run_cannot_be_cleared(tmp_path: Path, dags: Path) -> No
                 await service_store.clear(run.id, None, failed_only=False)
         finally:
             await store.close()
-
-
-async def test_a_file_whose_import_hangs_is_an_error_and_is_not_retried_unchanged(
-    tmp_path: Path, dags: Path
-) -> None:
-    from airloop.service.dagfolder import DagFolder
-
-    counter = dags / "imports.txt"
-    write(
-        dags,
-        "hangs.py",
-        f"import time\nwith open({str(counter)!r}, 'a') as fh:\n    fh.write('x')\ntime.sleep(3)\n",
-    )
-    write(dags, "manual.py", MANUAL.format(name="fine"))
-    folder = DagFolder(dags, parse_timeout=0.3)
-    state, _ = await folder.refresh(everything=True)
-    assert "manual" in state.dags
-    assert "import took longer than 0.3s" in str(state.errors[str(dags / "hangs.py")])
-    state, _ = await folder.refresh(everything=True)  # a full reparse skips it
-    assert str(dags / "hangs.py") in state.errors
-    assert counter.read_text() == "x"  # imported once, not again

@@ -61,11 +61,13 @@ def test_trigger_pause_clear_and_status_while_the_scheduler_runs(tmp_path: Path)
         "AIRLOOP_DAGS_FOLDER": str(dags),
         "AIRLOOP_SCHEDULER_POLL_INTERVAL": "0.2",
     }
+    log_path = tmp_path / "scheduler.log"
+    log_file = log_path.open("w")
     service = subprocess.Popen(
         [sys.executable, "-m", "airloop", "scheduler"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log_file,
     )
     try:
         until(lambda: cli(env, "scheduler", "status").returncode == 0)
@@ -105,7 +107,13 @@ def test_trigger_pause_clear_and_status_while_the_scheduler_runs(tmp_path: Path)
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
+        log_file.close()
     assert service.returncode == 0
+    # The service says what it does with runs, at INFO, without -v.
+    said = log_path.read_text()
+    assert "starting triggered run ok of cli_steered" in said
+    assert "run ok of cli_steered finished: success in " in said
+    assert "run r3 of cli_steered finished: failed in " in said
     status = cli(env, "scheduler", "status")
     assert status.returncode == 1
     assert "NOT running" in status.stdout

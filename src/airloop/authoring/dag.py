@@ -4,23 +4,53 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import logging
+import inspect
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airloop.authoring.airflow_args import (
+    DAG_ARGS,
+    DAG_DISPLAY_ARGS,
+    check_unsupported,
+    unknown_argument,
+)
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
 from airloop.core.schedules import ScheduleError, parse_schedule
-from airloop.exceptions import CycleError, DagDefinitionError, DuplicateTaskIdError
-
-log = logging.getLogger(__name__)
+from airloop.exceptions import (
+    CycleError,
+    DagDefinitionError,
+    DuplicateTaskIdError,
+    ParamValidationError,
+)
 
 _current: contextvars.ContextVar[DAG | None] = contextvars.ContextVar(
     "airloop_current_dag", default=None
 )
+
+
+#: While a DAG file is imported (``collecting``): every DAG constructed, in order.
+_registry: contextvars.ContextVar[list[DAG] | None] = contextvars.ContextVar(
+    "airloop_dag_registry", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[DAG]]:
+    """Record every DAG constructed inside the block (``auto_register=False`` ones aside).
+
+    The loader imports a DAG file inside this, so DAGs made in a loop or a factory
+    function are found even though only the last (or none) is a module global.
+    """
+    found: list[DAG] = []
+    token = _registry.set(found)
+    try:
+        yield found
+    finally:
+        _registry.reset(token)
 
 
 def current_dag() -> DAG | None:
@@ -36,6 +66,38 @@ def detached() -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def _check_dag_args(dag_id: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """The descriptive Airflow DAG arguments among ``args``; raise for any other that matters."""
+    display: dict[str, Any] = {}
+    where = f"DAG {dag_id!r}"
+    for name, value in args.items():
+        if name in DAG_DISPLAY_ARGS:
+            display[name] = value
+        elif name in DAG_ARGS:
+            check_unsupported(where, DAG_ARGS, name, value)
+        else:
+            known = _DAG_NAMES | set(DAG_ARGS) | DAG_DISPLAY_ARGS
+            raise unknown_argument(where, name, known)
+    return display
+
+
+def _date_from_default_args(
+    dag_id: str, name: str, value: datetime | None, default_args: Mapping[str, Any]
+) -> datetime | None:
+    """As in Airflow, ``default_args["start_date"]`` is the DAG's when it sets none."""
+    given = default_args.get(name)
+    if given is None:
+        return value
+    if value is None:
+        return given  # type: ignore[no-any-return]
+    if given != value:
+        raise DagDefinitionError(
+            f"DAG {dag_id!r}: default_args {name} {given!r} differs from the DAG's {name} "
+            f"{value!r}; per-task {name} is not supported yet"
+        )
+    return value
 
 
 class DAG:
@@ -58,8 +120,17 @@ class DAG:
         tags: Sequence[str] = (),
         doc: str | None = None,
         description: str | None = None,
+        auto_register: bool = True,
+        doc_md: str | None = None,
+        **airflow: Any,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
+        self.display: dict[str, Any] = _check_dag_args(dag_id, airflow)
+        if doc is not None and doc_md is not None:
+            raise DagDefinitionError(f"DAG {dag_id!r}: give doc or doc_md, not both")
+        default_args = dict(default_args or {})
+        start_date = _date_from_default_args(dag_id, "start_date", start_date, default_args)
+        end_date = _date_from_default_args(dag_id, "end_date", end_date, default_args)
         if schedule is not None and not isinstance(schedule, (str, timedelta)):
             raise DagDefinitionError(
                 f"DAG {dag_id!r}: schedule must be a cron string, a preset, a timedelta or None"
@@ -99,18 +170,16 @@ class DAG:
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
         if self.timetable is not None and start_date is None:
             raise DagDefinitionError(f"DAG {dag_id!r}: a scheduled DAG needs a start_date")
-        self.default_args: dict[str, Any] = dict(default_args or {})
-        ignored = check_default_args(dag_id, self.default_args)
-        if ignored:
-            log.info(
-                "DAG %r: default_args %s are Airflow settings airloop does not use; ignored",
-                dag_id,
-                ", ".join(ignored),
-            )
-        self.params = ParamsSpec(params)
+        self.default_args: dict[str, Any] = default_args
+        #: Descriptive default_args (owner...) every task inherits for display.
+        self.display_defaults: dict[str, Any] = check_default_args(dag_id, default_args)
+        try:
+            self.params = ParamsSpec(params)
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"DAG {dag_id!r}: {exc}") from None
         self.max_active_tasks = max_active_tasks
         self.tags = list(tags)
-        self.doc = doc
+        self.doc = doc if doc is not None else doc_md
         self.description = description
         self.task_dict: dict[str, AbstractOperator] = {}
         self._suffixes: dict[str, int] = {}
@@ -118,6 +187,11 @@ class DAG:
         frame = sys._getframe(1)
         self.fileloc: str = frame.f_code.co_filename
         self.lineno: int = frame.f_lineno
+        # Airflow's auto_register: False means only a module global is loaded.
+        self.auto_register = bool(auto_register)
+        registry = _registry.get()
+        if registry is not None and self.auto_register:
+            registry.append(self)
 
     # -- building -------------------------------------------------------------------
 
@@ -246,3 +320,8 @@ class DAG:
 
     def __repr__(self) -> str:
         return f"<DAG {self.dag_id!r}: {len(self.task_dict)} tasks>"
+
+
+_DAG_NAMES = frozenset(
+    p.name for p in inspect.signature(DAG.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
+) | {"dag_id"}

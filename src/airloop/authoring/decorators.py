@@ -9,6 +9,12 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, overload
 
+from airloop.authoring.airflow_args import (
+    TASK_ARGS,
+    TASK_DISPLAY_ARGS,
+    split_task_args,
+    unknown_argument,
+)
 from airloop.authoring.context import CONTEXT_KEYS, Context
 from airloop.authoring.mapped import MappedOperator, OperatorPartial
 from airloop.authoring.operator import SETTING_NAMES, AbstractOperator, BaseOperator
@@ -141,6 +147,9 @@ class _FunctionFactory:
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
 
+    def own_names(self) -> frozenset[str]:
+        return frozenset(_signature(self.fn).names)
+
     def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
         proto = self._prototypes.get(task_id)
         if proto is None:
@@ -154,17 +163,23 @@ class _FunctionFactory:
         return op
 
 
+_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc"}
+#: Airflow operator arguments: in ``.partial()`` they are settings, not function arguments.
+_AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
+
+
 class TaskDecorator:
     """A function made into a task. Call it inside a DAG to add a task instance of it."""
 
     def __init__(self, fn: Callable[..., Any], settings: Mapping[str, Any]) -> None:
         if not callable(fn):
             raise DagDefinitionError(f"@task needs a function, got {fn!r}")
-        unknown = sorted(set(settings) - SETTING_NAMES - {"task_id", "doc"})
+        where = f"@task {getattr(fn, '__name__', fn)!r}"
+        _, rest = split_task_args(where, settings)
+        unknown = sorted(set(rest) - _DECORATOR_NAMES)
         if unknown:
-            raise DagDefinitionError(
-                f"@task on {getattr(fn, '__name__', fn)!r}: unknown argument {unknown[0]!r}"
-            )
+            known = _DECORATOR_NAMES | set(TASK_ARGS) | TASK_DISPLAY_ARGS
+            raise unknown_argument(where, unknown[0], known)
         self.function = fn
         self.settings = dict(settings)
         functools.update_wrapper(self, fn)
@@ -216,10 +231,15 @@ class _TaskPartial:
     def expand(self, **mapped: Any) -> XComArg:
         deco = self.decorator
         deco._check_context()
-        fn_kwargs = {k: v for k, v in self.kwargs.items() if k not in SETTING_NAMES}
-        _signature(deco.function).check_names([*fn_kwargs, *mapped])
+        sig = _signature(deco.function)
+
+        def is_setting(name: str) -> bool:
+            return name in SETTING_NAMES or (name in _AIRFLOW_NAMES and name not in sig.names)
+
+        fn_kwargs = {k: v for k, v in self.kwargs.items() if not is_setting(k)}
+        sig.check_names([*fn_kwargs, *mapped])
         settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
-        settings.update({k: v for k, v in self.kwargs.items() if k in SETTING_NAMES})
+        settings.update({k: v for k, v in self.kwargs.items() if is_setting(k)})
         partial = OperatorPartial(
             _FunctionFactory(deco.function),
             {"task_id": deco._task_id(), **settings, **fn_kwargs},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
+from airloop.authoring.airflow_args import split_task_args
 from airloop.authoring.operator import (
     NOTSET,
     SETTING_NAMES,
@@ -31,6 +33,10 @@ class OperatorFactory(Protocol):
 
     def check_names(self, names: Iterable[str]) -> None: ...
 
+    def own_names(self) -> frozenset[str]:
+        """Arguments the operator or function takes itself (they are never Airflow's)."""
+        ...
+
     def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator: ...
 
 
@@ -43,6 +49,18 @@ class _ClassFactory:
     def check_names(self, names: Iterable[str]) -> None:
         return  # the operator's __init__ reports unknown names when it is built
 
+    def own_names(self) -> frozenset[str]:
+        names: set[str] = set()
+        for klass in self.cls.__mro__:
+            if klass is BaseOperator:
+                break
+            if "__init__" in vars(klass):
+                params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+                names.update(
+                    p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+                )
+        return frozenset(names)
+
     def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
         from airloop.authoring.dag import detached
 
@@ -54,10 +72,21 @@ def operator_factory(cls: type[BaseOperator]) -> OperatorFactory:
     return _ClassFactory(cls)
 
 
-def _split(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _split(
+    task_id: str, kwargs: Mapping[str, Any], factory: OperatorFactory
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(task settings, descriptive Airflow arguments, what the operator/function gets).
+
+    Airflow-only arguments are checked here, when the DAG is defined, unless the
+    operator or function takes an argument of that name itself.
+    """
     settings = {k: v for k, v in kwargs.items() if k in SETTING_NAMES}
-    rest = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES}
-    return settings, rest
+    own = factory.own_names()
+    airflow = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES and k not in own}
+    display, not_airflow = split_task_args(f"task {task_id!r}", airflow)
+    checked = set(airflow) - set(not_airflow)
+    rest = {k: v for k, v in kwargs.items() if k not in SETTING_NAMES and k not in checked}
+    return settings, display, rest
 
 
 class OperatorPartial:
@@ -97,7 +126,7 @@ class MappedOperator(AbstractOperator):
         partial_kwargs: Mapping[str, Any],
         expand_input: Mapping[str, Any],
     ) -> None:
-        settings, rest = _split(partial_kwargs)
+        settings, display, rest = _split(task_id, partial_kwargs, factory)
         if not expand_input:
             raise DagDefinitionError(f"task {task_id!r}: expand() needs at least one argument")
         for name, value in expand_input.items():
@@ -115,7 +144,7 @@ class MappedOperator(AbstractOperator):
                     f"output, got {type(value).__name__}"
                 )
         factory.check_names([*rest, *expand_input])
-        super().__init__(task_id=task_id, dag=dag, settings=settings, doc=doc)
+        super().__init__(task_id=task_id, dag=dag, settings=settings, doc=doc, display=display)
         self.factory = factory
         self.partial_kwargs = rest
         self.expand_input = dict(expand_input)

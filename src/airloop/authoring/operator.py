@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 from collections.abc import Iterable, Mapping
@@ -10,6 +9,13 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airloop.authoring.airflow_args import (
+    TASK_ARGS,
+    TASK_DISPLAY_ARGS,
+    Unsupported,
+    split_task_args,
+    unknown_argument,
+)
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
 from airloop.core.trigger_rules import TriggerRule
@@ -83,48 +89,23 @@ class TaskSettings:
 
 SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
 
-#: Airflow operator arguments that appear in nearly every migrated DAG's default_args
-#: but mean nothing here (yet): accepted, logged once per DAG, and ignored.
-AIRFLOW_ONLY_DEFAULT_ARGS: frozenset[str] = frozenset(
-    {
-        "owner",
-        "email",
-        "email_on_failure",
-        "email_on_retry",
-        "depends_on_past",
-        "wait_for_downstream",
-        "ignore_first_depends_on_past",
-        "start_date",
-        "end_date",
-        "queue",
-        "sla",
-        "run_as_user",
-        "do_xcom_push",
-        "on_failure_callback",
-        "on_success_callback",
-        "on_retry_callback",
-        "on_execute_callback",
-        "executor_config",
-        "resources",
-        "max_active_tis_per_dag",
-        "task_concurrency",
-        "doc_md",
-    }
-)
+#: default_args keys the DAG itself uses (as Airflow does): not task settings.
+DAG_LEVEL_DEFAULT_ARGS: frozenset[str] = frozenset({"start_date", "end_date"})
 
 
-def check_default_args(dag_id: str, default_args: Mapping[str, Any]) -> list[str]:
-    """Reject unknown keys (a typo should not pass silently); return the Airflow-only ones."""
-    ignored = sorted(set(default_args) & AIRFLOW_ONLY_DEFAULT_ARGS)
-    unknown = sorted(set(default_args) - SETTING_NAMES - AIRFLOW_ONLY_DEFAULT_ARGS)
+def check_default_args(dag_id: str, default_args: Mapping[str, Any]) -> dict[str, Any]:
+    """Reject unknown keys and Airflow-only ones that would change behaviour.
+
+    Returns the descriptive ones (``owner``...), which every task of the DAG inherits.
+    """
+    where = f"DAG {dag_id!r}"
+    task_args = {k: v for k, v in default_args.items() if k not in DAG_LEVEL_DEFAULT_ARGS}
+    display, rest = split_task_args(f"{where}: default_args", task_args)
+    unknown = sorted(set(rest) - SETTING_NAMES)
     if unknown:
-        close = difflib.get_close_matches(unknown[0], SETTING_NAMES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise DagDefinitionError(
-            f"DAG {dag_id!r}: unknown default_args key {unknown[0]!r}{hint}; "
-            f"allowed: {', '.join(sorted(SETTING_NAMES))}"
-        )
-    return ignored
+        known = SETTING_NAMES | set(TASK_ARGS) | TASK_DISPLAY_ARGS | DAG_LEVEL_DEFAULT_ARGS
+        raise unknown_argument(where, unknown[0], known, what="default_args key")
+    return display
 
 
 def resolve_settings(
@@ -204,6 +185,7 @@ class AbstractOperator:
         dag: DAG | None,
         settings: Mapping[str, Any],
         doc: str | None = None,
+        display: Mapping[str, Any] | None = None,
     ) -> None:
         from airloop.authoring.dag import current_dag
 
@@ -213,6 +195,11 @@ class AbstractOperator:
             task_id, settings, self.dag.default_args if self.dag is not None else {}
         )
         self.doc = doc
+        #: Descriptive Airflow arguments (owner, doc_md...): kept for display, no effect.
+        self.display: dict[str, Any] = {
+            **(self.dag.display_defaults if self.dag is not None else {}),
+            **(display or {}),
+        }
         self.upstream_task_ids: set[str] = set()
         self.downstream_task_ids: set[str] = set()
         if self.dag is not None:
@@ -223,6 +210,11 @@ class AbstractOperator:
     @property
     def retries(self) -> int:
         return self.settings.retries
+
+    @property
+    def owner(self) -> str | None:
+        owner = self.display.get("owner")
+        return None if owner is None else str(owner)
 
     @property
     def pool(self) -> str:
@@ -325,7 +317,12 @@ class BaseOperator(AbstractOperator):
 
     A sync ``execute`` runs in the executor's bounded thread pool, never on the loop.
     Its return value is stored as the task's XCom and passed to downstream tasks.
+    Airflow arguments airloop does not implement are errors unless their value changes
+    nothing (see ``airflow_args``); descriptive ones (``owner``...) are kept in ``display``.
     """
+
+    #: Airflow arguments of this kind of operator, beyond the common ones, not supported yet.
+    unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = {}
 
     def __init__(
         self,
@@ -345,11 +342,14 @@ class BaseOperator(AbstractOperator):
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
         doc: str | None = None,
+        **airflow: Any,
     ) -> None:
+        display = _check_airflow_args(type(self), task_id, dag, airflow)
         super().__init__(
             task_id=task_id,
             dag=dag,
             doc=doc,
+            display=display,
             settings={
                 "retries": retries,
                 "retry_delay": retry_delay,
@@ -385,3 +385,28 @@ class BaseOperator(AbstractOperator):
         from airloop.authoring.mapped import OperatorPartial, operator_factory
 
         return OperatorPartial(operator_factory(cls), kwargs)
+
+
+#: Arguments of BaseOperator itself (for "did you mean" suggestions).
+_OPERATOR_NAMES: frozenset[str] = SETTING_NAMES | {"task_id", "dag", "doc"}
+
+
+def _check_airflow_args(
+    cls: type[BaseOperator], task_id: object, dag: DAG | None, args: dict[str, Any]
+) -> dict[str, Any]:
+    """The descriptive arguments among ``args``; raise for any other that matters."""
+    from airloop.authoring.dag import current_dag
+
+    where = f"task {task_id!r}"
+    owner = dag if dag is not None else current_dag()
+    for name in ("start_date", "end_date"):
+        # A task date equal to its DAG's (common in migrated DAGs) changes nothing.
+        if name in args and owner is not None and args[name] == getattr(owner, name):
+            del args[name]
+    display, rest = split_task_args(where, args, extra=cls.unsupported_airflow_args)
+    if rest:
+        known = (
+            _OPERATOR_NAMES | set(TASK_ARGS) | TASK_DISPLAY_ARGS | set(cls.unsupported_airflow_args)
+        )
+        raise unknown_argument(where, next(iter(rest)), known)
+    return display

@@ -1,13 +1,16 @@
-"""DAG-run parameters: defaults, types, validation (pydantic does the checking)."""
+"""DAG-run parameters: defaults and JSON Schema validation (``jsonschema``, as in Airflow)."""
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-from pydantic import Field, TypeAdapter, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
+from airloop.core.jsonsafe import non_string_key
 from airloop.exceptions import ParamValidationError
 
 
@@ -18,54 +21,130 @@ class _NoDefault:
 
 NO_DEFAULT: Any = _NoDefault()
 
-
-#: Airflow's Param takes JSON Schema: type names and the common keywords map to these.
-_JSON_TYPES: dict[str, Any] = {
-    "string": str,
-    "integer": int,
-    "number": float,
-    "boolean": bool,
-    "array": list,
-    "object": dict,
-    "null": type(None),
+_JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
+#: Python types a Param may name, and the JSON Schema type each stands for.
+_PYTHON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+    type(None): "null",
 }
-_JSON_CONSTRAINTS = {
-    "minimum": "ge",
-    "maximum": "le",
-    "exclusiveMinimum": "gt",
-    "exclusiveMaximum": "lt",
-    "minLength": "min_length",
-    "maxLength": "max_length",
-    "minItems": "min_length",
-    "maxItems": "max_length",
-    "pattern": "pattern",
-}
+#: Keywords that only describe a parameter (Airflow's UI reads some of them): accepted.
+_ANNOTATIONS = frozenset(
+    {
+        "title",
+        "description",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+        "$comment",
+        "$defs",
+        "$schema",
+        "$id",
+        "$anchor",
+        "contentEncoding",
+        "contentMediaType",
+        "contentSchema",
+        # Airflow's trigger form
+        "description_md",
+        "values_display",
+        "section",
+    }
+)
+_KEYWORDS = frozenset(Draft202012Validator.VALIDATORS) | _ANNOTATIONS
+#: Where a schema holds subschemas: one, a list of them, or a name -> schema mapping.
+_ONE = (
+    "items",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "additionalProperties",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "contentSchema",
+)
+_LIST = ("prefixItems", "allOf", "anyOf", "oneOf")
+_MAP = ("properties", "patternProperties", "dependentSchemas", "$defs")
+#: Keywords that say which types are valid: with these, a default does not imply a type.
+_COMBINATORS = frozenset({"anyOf", "oneOf", "allOf", "not", "const", "$ref", "if"})
+_FORMATS = FormatChecker()
+#: Airflow's form shows a text area for ``format="multiline"``; it constrains nothing.
+_DISPLAY_FORMATS = frozenset({"multiline"})
 
 
-def _schema_type(tp: Any) -> Any:
+def _json_type(tp: Any) -> str | list[str]:
+    """A Param ``type``: a JSON Schema type name, a Python type, or a list of either."""
+    if isinstance(tp, list):
+        out: list[str] = []
+        for item in tp:
+            named = _json_type(item)
+            out.extend(named if isinstance(named, list) else [named])
+        return out
+    if tp is None:  # in a list: type=[None, int]
+        return "null"
     if isinstance(tp, str):
-        try:
-            return _JSON_TYPES[tp]
-        except KeyError:
+        if tp not in _JSON_TYPES:
             raise ParamValidationError(
                 f"unknown Param type {tp!r} (JSON Schema types: {', '.join(_JSON_TYPES)})"
-            ) from None
-    if isinstance(tp, list):  # ["null", "integer"] -> int | None
-        members = [_schema_type(t) for t in tp]
-        union = members[0]
-        for member in members[1:]:
-            union = union | member
-        return union
-    return tp
+            )
+        return tp
+    if isinstance(tp, type) and tp in _PYTHON_TYPES:
+        return _PYTHON_TYPES[tp]
+    raise ParamValidationError(
+        f"Param type {tp!r} is not supported: use a JSON Schema type name "
+        f"({', '.join(_JSON_TYPES)}) or one of str, int, float, bool, list, dict, None"
+    )
+
+
+def _check_keywords(schema: Mapping[str, Any], where: str) -> None:
+    """Reject keywords jsonschema would silently ignore (a typo) and formats it cannot check."""
+    for key, value in schema.items():
+        if key not in _KEYWORDS:
+            close = difflib.get_close_matches(key, _KEYWORDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            place = f" in {where}" if where else ""
+            raise ParamValidationError(f"Param: unknown JSON Schema keyword {key!r}{place}{hint}")
+        if key == "format" and value not in _DISPLAY_FORMATS and value not in _FORMATS.checkers:
+            checkable = ", ".join(sorted(_FORMATS.checkers))
+            raise ParamValidationError(
+                f"Param: format {value!r} cannot be checked (not supported yet; "
+                f"formats checked: {checkable}, and 'multiline' for display)"
+            )
+        prefix = f"{where}." if where else ""
+        if key in _ONE and isinstance(value, Mapping):
+            _check_keywords(value, f"{prefix}{key}")
+        elif key in _LIST and isinstance(value, list):
+            for i, sub in enumerate(value):
+                if isinstance(sub, Mapping):
+                    _check_keywords(sub, f"{prefix}{key}[{i}]")
+        elif key in _MAP and isinstance(value, Mapping):
+            for name, sub in value.items():
+                if isinstance(sub, Mapping):
+                    _check_keywords(sub, f"{prefix}{key}[{name!r}]")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Param:
-    """A DAG parameter with a default, a type and optional choices.
+    """A DAG parameter: a default and a JSON Schema, checked as Airflow checks it.
 
-    ``Param(3)`` infers ``int`` from the default; ``Param(type=int)`` has no default
-    and must be given when the run is triggered. Airflow's JSON-Schema spelling works
-    too: ``Param(5, type="integer", minimum=1, maximum=10)``, ``enum=[...]``,
-    ``minLength``/``maxLength``, ``pattern``, ``type=["null", "string"]``.
+    ``Param(3)`` infers ``type="integer"`` from the default; ``Param(type=int)`` has no
+    default and must be given when the run is triggered. Any JSON Schema (2020-12)
+    keyword works: ``Param("2026-01-01", type="string", format="date")``,
+    ``minimum``/``maximum``, ``enum`` (or ``choices``), ``items``, ``properties``,
+    ``required``, ``pattern``, ``anyOf``... Formats are checked by ``jsonschema``'s
+    format checker; a format it cannot check is an error, not a silent pass.
     """
 
     def __init__(
@@ -78,82 +157,143 @@ class Param:
         enum: list[Any] | None = None,
         **schema: Any,
     ) -> None:
-        unknown = sorted(set(schema) - set(_JSON_CONSTRAINTS) - {"title", "format", "examples"})
-        if unknown:
-            raise ParamValidationError(
-                f"Param: unsupported keyword {unknown[0]!r} "
-                f"(supported: {', '.join(sorted(_JSON_CONSTRAINTS))}, enum, choices)"
-            )
-        if type is None:
-            type = Any if default is NO_DEFAULT or default is None else default.__class__
-        type = _schema_type(type)
-        constraints = {_JSON_CONSTRAINTS[k]: v for k, v in schema.items() if k in _JSON_CONSTRAINTS}
-        self.default = default
-        self.type = type
-        self.description = description
-        self.choices = choices if choices is not None else enum
-        self._adapter: TypeAdapter[Any] = TypeAdapter(
-            Annotated[type, Field(**constraints)] if constraints else type
+        if choices is not None and enum is not None:
+            raise ParamValidationError("Param: give choices or enum, not both")
+        full: dict[str, Any] = dict(schema)
+        if (
+            type is None
+            and default is not NO_DEFAULT
+            and default is not None
+            and not _COMBINATORS & set(schema)
+        ):
+            type = default.__class__
+            if type not in _PYTHON_TYPES:
+                raise ParamValidationError(
+                    f"default {_short(default)} is a {type.__name__}, which cannot be "
+                    "stored as JSON (run parameters are kept in the database); use a string, "
+                    "number, bool, list or dict"
+                )
+        if type is not None:
+            full["type"] = _json_type(type)
+        self._type_label = (
+            type if isinstance(type, str) else getattr(type, "__name__", None) or "value"
         )
-        if default is not NO_DEFAULT:
-            self.validate("<default>", default)
+        if isinstance(type, list):
+            self._type_label = " or ".join(getattr(t, "__name__", str(t)) for t in type)
+        allowed = choices if choices is not None else enum
+        if allowed is not None:
+            full["enum"] = list(allowed)
+        if description is not None:
+            full["description"] = description
+        _check_keywords(full, "")
+        try:
+            Draft202012Validator.check_schema(full)
+        except SchemaError as exc:
+            raise ParamValidationError(f"Param: invalid JSON Schema: {exc.message}") from None
+        self.default = default
+        self.description = description
+        self.choices = allowed
+        self.schema = full
+        self._validator = Draft202012Validator(full, format_checker=_FORMATS)
 
     @property
     def required(self) -> bool:
         return self.default is NO_DEFAULT
 
+    def _error(self, value: Any) -> ValidationError | None:
+        error: ValidationError | None = best_match(self._validator.iter_errors(value))
+        return error
+
+    def _describe(self, name: str, value: Any, error: ValidationError, what: str = "") -> str:
+        path = "".join(f"[{p!r}]" for p in error.absolute_path)
+        where = f"parameter {name!r}" + (f" at {path}" if path else "")
+        if error.validator == "type" and not path:
+            return f"{where}: {what}{_short(value)} is not a valid {self._type_label}"
+        if error.validator == "format" and isinstance(error.instance, str):
+            detail = f"{_short(error.instance)} is not a {error.validator_value!r}"
+        else:
+            detail = " ".join(error.message.split())
+            if len(detail) > 200:
+                detail = detail[:197] + "..."
+            if what:
+                return f"{where}: {what}{_short(value)} is invalid ({detail})"
+        return f"{where}: {what}{detail}"
+
     def validate(self, name: str, value: Any) -> Any:
-        try:
-            out = self._adapter.validate_python(value)
-        except ValidationError as exc:
-            first = exc.errors()[0]["msg"]
-            raise ParamValidationError(
-                f"parameter {name!r}: {value!r} is not a valid {_type_name(self.type)} ({first})"
-            ) from None
-        return self._check_choice(name, out)
+        """``value`` if it is valid. A string that is not, but whose JSON is, is coerced
+        (``"7"`` for an integer), as a value typed by a user would be."""
+        error = self._error(value)
+        if error is None:
+            return value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                pass
+            else:
+                if self._error(parsed) is None:
+                    return parsed
+        raise ParamValidationError(self._describe(name, value, error))
 
     def validate_text(self, name: str, text: str) -> Any:
-        """Validate a value typed on the command line: JSON when it parses, else the plain text."""
+        """Validate a value typed on the command line: JSON when it parses and is valid,
+        else the plain text."""
         try:
-            out = self._adapter.validate_json(text)
-        except ValidationError:
-            try:
-                out = self._adapter.validate_strings(text)
-            except ValidationError as exc:
-                first = exc.errors()[0]["msg"]
-                raise ParamValidationError(
-                    f"parameter {name!r}: {text!r} is not a valid {_type_name(self.type)} ({first})"
-                ) from None
-        return self._check_choice(name, out)
+            parsed = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            if self._error(parsed) is None:
+                return parsed
+        return self.validate(name, text)
 
-    def _check_choice(self, name: str, out: Any) -> Any:
-        if self.choices is not None and out not in self.choices:
-            raise ParamValidationError(
-                f"parameter {name!r}: {out!r} is not one of {self.choices!r}"
-            )
-        return out
+    def check_default(self, name: str) -> None:
+        if self.default is NO_DEFAULT:
+            return
+        error = self._error(self.default)
+        if error is not None:
+            raise ParamValidationError(self._describe(name, self.default, error, "default "))
+        _check_json(name, self.default)
 
     def __repr__(self) -> str:
-        return f"Param(default={self.default!r}, type={_type_name(self.type)})"
+        return f"Param(default={self.default!r}, schema={self.schema!r})"
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp)
+def _check_json(name: str, value: Any) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ParamValidationError(
+            f"parameter {name!r}: {_short(value)} cannot be stored as JSON (run parameters "
+            "are kept in the database); use a string, number, bool, list or dict"
+        ) from None
+    found = non_string_key(value)
+    if found is not None:
+        key, path = found
+        raise ParamValidationError(
+            f"parameter {name!r}: the non-string key {key!r} ({type(key).__name__}) at "
+            f"{path or 'the top level'} would come back as a string (parameters are "
+            "stored as JSON); use string keys"
+        )
 
 
 class ParamsSpec(Mapping[str, Param]):
     """The parameters a DAG declares."""
 
     def __init__(self, params: Mapping[str, Any] | None) -> None:
-        self._params: dict[str, Param] = {
-            name: value if isinstance(value, Param) else Param(value)
-            for name, value in (params or {}).items()
-        }
+        self._params: dict[str, Param] = {}
+        for name, value in (params or {}).items():
+            try:
+                param = value if isinstance(value, Param) else Param(value)
+            except ParamValidationError as exc:
+                raise ParamValidationError(f"parameter {name!r}: {exc}") from None
+            param.check_default(name)
+            self._params[name] = param
 
     def __getitem__(self, key: str) -> Param:
         return self._params[key]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         return iter(self._params)
 
     def __len__(self) -> int:
@@ -162,7 +302,7 @@ class ParamsSpec(Mapping[str, Param]):
     def resolve(
         self, given: Mapping[str, Any] | None = None, *, as_text: bool = False
     ) -> dict[str, Any]:
-        """Defaults overlaid with ``given``, each value validated (and coerced) by its type.
+        """Defaults overlaid with ``given``, each value validated against its schema.
 
         With ``as_text`` the given values are strings typed by a user (``--param k=v``).
         """
@@ -180,27 +320,12 @@ class ParamsSpec(Mapping[str, Param]):
                 out[name] = (
                     param.validate_text(name, value) if as_text else param.validate(name, value)
                 )
+                _check_json(name, out[name])
             elif param.required:
                 raise ParamValidationError(f"parameter {name!r} is required and has no default")
             else:
                 out[name] = param.default
-        try:
-            json.dumps(out)
-        except (TypeError, ValueError):
-            bad = next(k for k, v in out.items() if not _is_json(v))
-            raise ParamValidationError(
-                f"parameter {bad!r}: {out[bad]!r} cannot be stored as JSON (run parameters "
-                "are kept in the database); use a string, number, bool, list or dict"
-            ) from None
         return out
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def parse_cli_params(pairs: list[str], option: str = "--param") -> dict[str, str]:

@@ -6,10 +6,11 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
+from airloop.authoring.airflow_args import SENSOR_ARGS, Unsupported
 from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator, _seconds
 from airloop.exceptions import DagDefinitionError, SensorTimeout, SkipTask
@@ -34,8 +35,12 @@ class BaseSensor(BaseOperator):
     and no process. A sync ``poke`` runs in the executor's thread pool, one poke at a
     time. ``timeout`` bounds the whole wait; past it the task fails without retry, or
     is skipped with ``soft_fail=True``. ``exponential_backoff`` doubles the interval
-    after each poke (with jitter), capped by ``max_wait``.
+    after each poke (with jitter), capped by ``max_wait``. Airflow's ``mode="poke"``
+    is accepted (it is what happens); ``mode="reschedule"`` and ``deferrable=True``
+    are not supported yet.
     """
+
+    unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = SENSOR_ARGS
 
     def __init__(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from typing import Annotated
 
 import typer
@@ -20,10 +22,24 @@ def aws_emulator(
     job_seconds: Annotated[float, typer.Option(help="Default job duration.")] = 30.0,
     failure_rate: Annotated[float, typer.Option(help="Fraction of jobs that fail.")] = 0.0,
 ) -> None:
-    """Run a local AWS Batch emulator (moto's server + job lifecycles) until Ctrl-C."""
+    """Run a local AWS Batch emulator (moto's server + job lifecycles) until Ctrl-C or SIGTERM."""
     from airloop.providers.aws.emulator import BatchEmulator
 
     async def serve() -> None:
+        # SIGTERM (what a supervisor or `kill` sends) stops it like Ctrl-C: leaving the
+        # `async with` stops the server process and frees its port. Without this,
+        # SIGTERM killed the command and left the server running, the port held.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run(stop)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def run(stop: asyncio.Event) -> None:
         async with BatchEmulator(port=port) as emu:
             queue_arn, definition_arn = await emu.setup_batch(queue, job_definition)
             await emu.configure(default_seconds=job_seconds, failure_rate=failure_rate)
@@ -37,9 +53,8 @@ def aws_emulator(
                 "  export AIRLOOP_AWS__ACCESS_KEY_ID=testing AIRLOOP_AWS__SECRET_ACCESS_KEY=testing"
             )
             out.print("Stats: GET /airloop-emulator/stats; Ctrl-C to stop.")
-            await asyncio.Event().wait()
+            await stop.wait()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C before the handlers exist
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        out.print("stopped")
+    out.print("stopped")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,6 +46,9 @@ def scheduler(
     from airloop.service.scheduler_service import serve_forever
 
     settings = settings_from(config)
+    # A service's log is its output: runs created, started and finished are INFO.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(min(handler.level, logging.INFO))
     with bad_input():
         raise typer.Exit(serve_forever(settings, dags_folder))
 
@@ -94,11 +98,9 @@ async def _with_store(settings: Settings, action: Any, *, create: bool = False) 
 
 def _load_dag(settings: Settings, dags_folder: Path | None, dag_id: str) -> DAG:
     """The DAG as the service would load it from its folder (exit 2 if it is not there)."""
-    from airloop.service.dagfolder import DagFolder
+    from airloop.service.scheduler_service import folder_of
 
-    folder = DagFolder(
-        dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-    )
+    folder = folder_of(settings, dags_folder)
     state, _ = asyncio.run(folder.refresh(everything=True))
     dag = state.dags.get(dag_id)
     if dag is None:

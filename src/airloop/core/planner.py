@@ -401,6 +401,10 @@ class RunPlanner:
         """Start nothing more (shutdown has begun); events are still processed."""
         self._held = True
 
+    def unhold(self) -> None:
+        """Start tasks again after ``hold`` (the service got its lock back)."""
+        self._held = False
+
     def abort(self, reason: str) -> Plan:
         """Give up on the run (shutdown). The run fails; nothing more is started.
 

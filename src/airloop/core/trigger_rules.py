@@ -18,6 +18,12 @@ class TriggerRule(StrEnum):
     NONE_SKIPPED = "none_skipped"
     NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"
     ALWAYS = "always"
+    ALL_SKIPPED = "all_skipped"
+    ONE_DONE = "one_done"
+    ALL_DONE_MIN_ONE_SUCCESS = "all_done_min_one_success"
+    #: Airflow: all upstream done and, if any upstream is a setup task, one setup
+    #: succeeded. airloop has no setup tasks, so this is ``all_done``.
+    ALL_DONE_SETUP_SUCCESS = "all_done_setup_success"
 
 
 class Verdict(StrEnum):
@@ -35,7 +41,8 @@ def evaluate(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> 
     The semantics follow Airflow's: a rule that can no longer be met decides early.
     """
     success = counts.get(TaskState.SUCCESS, 0)
-    failed = counts.get(TaskState.FAILED, 0) + counts.get(TaskState.UPSTREAM_FAILED, 0)
+    own_failed = counts.get(TaskState.FAILED, 0)
+    failed = own_failed + counts.get(TaskState.UPSTREAM_FAILED, 0)
     skipped = counts.get(TaskState.SKIPPED, 0)
     removed = counts.get(TaskState.REMOVED, 0)
     total -= removed
@@ -54,7 +61,7 @@ def evaluate(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> 
         if success or skipped:
             return Verdict.SKIP
         return Verdict.READY if all_done else Verdict.WAIT
-    if rule is TriggerRule.ALL_DONE:
+    if rule in (TriggerRule.ALL_DONE, TriggerRule.ALL_DONE_SETUP_SUCCESS):
         return Verdict.READY if all_done else Verdict.WAIT
     if rule is TriggerRule.ONE_SUCCESS:
         if success:
@@ -80,4 +87,20 @@ def evaluate(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> 
         if not all_done:
             return Verdict.WAIT
         return Verdict.READY if success else Verdict.SKIP
+    if rule is TriggerRule.ALL_SKIPPED:
+        if success or failed:
+            return Verdict.SKIP
+        return Verdict.READY if skipped >= total else Verdict.WAIT
+    if rule is TriggerRule.ONE_DONE:
+        # As in Airflow, "done" here is success or failed: upstream_failed does not count.
+        if success or own_failed:
+            return Verdict.READY
+        return Verdict.SKIP if all_done else Verdict.WAIT
+    if rule is TriggerRule.ALL_DONE_MIN_ONE_SUCCESS:
+        # Airflow 3 does not count a skipped upstream as done for this rule: it skips.
+        if skipped:
+            return Verdict.SKIP
+        if not all_done:
+            return Verdict.WAIT
+        return Verdict.READY if success else Verdict.UPSTREAM_FAILED
     raise AssertionError(f"unhandled trigger rule {rule!r}")  # pragma: no cover

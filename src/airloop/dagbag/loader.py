@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from airloop.authoring.dag import DAG
+from airloop.authoring.dag import DAG, collecting
 from airloop.exceptions import DagDefinitionError, DagFileError
 
 
@@ -50,7 +50,8 @@ def load_dag_file(path: str | Path) -> DagFile:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with collecting() as constructed:
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         if exc.filename and Path(exc.filename).resolve() != path.resolve():
@@ -73,17 +74,25 @@ def load_dag_file(path: str | Path) -> DagFile:
         raise DagFileError(
             shown, f"{type(exc).__name__}: {exc}", line=_line_in_file(exc, path)
         ) from exc
-    return DagFile(path=path, dags=_collect(module, path))
+    return DagFile(path=path, dags=_collect(constructed, module, path))
 
 
-def _collect(module: ModuleType, path: Path) -> dict[str, DAG]:
+def _collect(constructed: list[DAG], module: ModuleType, path: Path) -> dict[str, DAG]:
+    """Every DAG constructed during the import, then module globals not among them."""
     dags: dict[str, DAG] = {}
-    for value in vars(module).values():
-        if not isinstance(value, DAG) or any(value is d for d in dags.values()):
+    globals_ = [v for v in vars(module).values() if isinstance(v, DAG)]
+    for value in [*constructed, *globals_]:
+        if any(value is d for d in dags.values()):
             continue
         if value.dag_id in dags:
+            first = dags[value.dag_id]
+            where = (
+                f"both made at line {value.lineno}"
+                if first.lineno == value.lineno
+                else f"made at lines {first.lineno} and {value.lineno}"
+            )
             raise DagFileError(
-                str(path), f"two DAGs share the id {value.dag_id!r}", line=value.lineno
+                str(path), f"two DAGs share the id {value.dag_id!r} ({where})", line=value.lineno
             )
         try:
             value.validate()

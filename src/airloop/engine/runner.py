@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.core.jsonsafe import non_string_key
 from airloop.engine.events import TaskFinished, TaskStarted
 from airloop.engine.task_logs import LogSink, current_log_sink, keep_streams_routed
 from airloop.exceptions import FailTask, SkipTask, XComError
@@ -54,6 +55,7 @@ def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | No
             f"task {task!r} returned a {type(value).__name__} that cannot be stored as XCom "
             f"(JSON): {exc}"
         ) from None
+    _check_keys(task, value)
     size = len(text.encode())
     if size > limit:
         raise XComError(
@@ -62,6 +64,17 @@ def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | No
         )
     length = len(value) if isinstance(value, (list, tuple, dict)) else None
     return text, length
+
+
+def _check_keys(task: str, value: Any) -> None:
+    found = non_string_key(value)
+    if found is not None:
+        key, path = found
+        raise XComError(
+            f"task {task!r} returned a dict with the non-string key {key!r} "
+            f"({type(key).__name__}) at {path or 'the top level'}; XCom is JSON, whose "
+            "keys are strings: use string keys"
+        )
 
 
 def first_line(exc: BaseException) -> str:

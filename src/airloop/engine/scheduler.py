@@ -96,6 +96,13 @@ class Scheduler:
                     self._executors.cancel((run.run_pk, key), reason)
             self._channel.nudge()
 
+    def replan(self) -> None:
+        """Plan every run at the next tick (their planners were released from a hold)."""
+        now = asyncio.get_running_loop().time()
+        for run in self._runs.values():
+            run.wake_at = now
+        self._channel.nudge()
+
     def close(self) -> None:
         """Return from ``serve`` once no run is active."""
         self._closing = True

@@ -159,16 +159,33 @@ async def run_in_pool(
     try:
         await begun
     except asyncio.CancelledError:
-        work.cancel()  # still queued: the pool drops it
+        # Cancel the call itself, now: cancelling ``work`` would reach it only on a
+        # later loop iteration, and a thread freed meanwhile would run it.
+        if not call.cancel():
+            _abandon_soon(loop, pool, call)  # a thread took it before we got here
         raise
     try:
         async with asyncio.timeout(time_limit) as cm:
             return await work
     except TimeoutError:
         if cm.expired():
-            pool.abandon(call)
+            _abandon_soon(loop, pool, call)
             raise ExecutionTimeout(abandoned=True) from None
         raise
     except asyncio.CancelledError:
-        pool.abandon(call)  # cancelled while running: the thread goes on without us
+        _abandon_soon(loop, pool, call)  # cancelled while running: the thread goes on
         raise
+
+
+def _abandon_soon(
+    loop: asyncio.AbstractEventLoop,
+    pool: DaemonThreadPool,
+    call: concurrent.futures.Future[Any],
+) -> None:
+    """Lend the pool a thread for ``call`` once the current round of callbacks is over.
+
+    When a shutdown cancels many task instances in one go, the ones still queued must
+    drop their calls before an extra thread exists to pick them up: their cancellations
+    were scheduled in the same round, before this callback.
+    """
+    loop.call_soon(pool.abandon, call)

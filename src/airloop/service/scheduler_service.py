@@ -16,92 +16,79 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from airloop.core.schedules import due_intervals
-from airloop.engine.active_run import ActiveRun
+from airloop.core.states import DagRunState
+from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError, RunExistsError
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
 from airloop.store.repository import ServiceStore
+from airloop.store.scheduler_lock import (
+    DatabaseLock,
+    SchedulerAlreadyRunning,
+    scheduler_lock,
+    single_instance,
+)
 
 log = logging.getLogger(__name__)
 
 
-class SchedulerAlreadyRunning(AirloopError):
-    pass
-
-
-@contextlib.contextmanager
-def single_instance(settings: Settings) -> Iterator[None]:
-    """On SQLite, one scheduler per database file (an OS lock next to it)."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        yield
-        return
-    path = Path(url.database).expanduser().with_suffix(".scheduler.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the scheduler's life
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise SchedulerAlreadyRunning(
-                f"another scheduler (pid {holder}) is running on {url.database}; "
-                "SQLite allows one (use PostgreSQL for several)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
+def folder_of(settings: Settings, dags_folder: Path | None) -> DagFolder:
+    """The DAG folder as the settings describe it."""
+    return DagFolder(
+        dags_folder or settings.dags_folder or Path("dags"),
+        settings.dag_parse_timeout,
+        processes=settings.parser_processes,
+        memory_limit_mb=settings.dag_parse_memory_limit,
+        reparse_interval=settings.dag_reparse_interval,
+    )
 
 
 class SchedulerService:
     def __init__(self, settings: Settings, dags_folder: Path | None = None) -> None:
         self.settings = settings
-        self.folder = DagFolder(
-            dags_folder or settings.dags_folder or Path("dags"), settings.dag_parse_timeout
-        )
+        self.folder = folder_of(settings, dags_folder)
         self.active: dict[int, ActiveRun] = {}
         self.state = FolderState()
         self.paused: dict[str, bool] = {}
-        self.wake = asyncio.Event()
         self.ready = asyncio.Event()
+        #: Set when another scheduler took the database lock: this one stopped.
+        self.lost_lock = False
+        self._lock: DatabaseLock | None = None
+        self._lock_missing = False
+        self._stop = asyncio.Event()
+        self._folder_loaded = False
         self.runs_created = 0
 
     async def serve(self, stop: asyncio.Event) -> None:
-        with single_instance(self.settings):
-            async with Engine(self.settings) as engine:
-                store = ServiceStore(engine.store)
-                self.state, _ = await self.folder.refresh(everything=True)
-                await self._sync(store)
-                await self._resume_unfinished(engine, store)
-                beat = await store.heartbeat(
-                    None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
-                )
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._watch(stop))
-                    try:
-                        await self._loop(engine, store, stop, beat)
-                    finally:
-                        stop.set()  # ends the watcher too
-                await self._drain(engine, store, beat)
+        self._stop = stop
+        async with (
+            scheduler_lock(self.settings.database_url) as self._lock,
+            Engine(self.settings) as engine,
+        ):
+            store = ServiceStore(engine.store)
+            beat = await store.heartbeat(
+                None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
+            )
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._watch(stop))
+                # Parsing is a task of its own: a pass never waits for a DAG file.
+                parser = group.create_task(self.folder.serve())
+                try:
+                    await self._loop(engine, store, stop, beat)
+                finally:
+                    stop.set()  # ends the watcher too
+                    parser.cancel()  # kills and reaps the parser processes
+            await self._drain(engine, store, beat)
 
     async def _loop(
         self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int
@@ -111,8 +98,12 @@ class SchedulerService:
                 await self._pass(engine, store, beat)
             except Exception:
                 log.exception("scheduler pass failed; trying again after the poll interval")
-            self.ready.set()
-            waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())}
+            if self._folder_loaded:
+                self.ready.set()
+            waiters = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.folder.updated.wait()),
+            }
             await asyncio.wait(
                 waiters,
                 timeout=self.settings.scheduler_poll_interval,
@@ -123,16 +114,21 @@ class SchedulerService:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
-        """One round: folder, DAG records, resumes, due runs, triggered runs, heartbeat."""
-        loop = asyncio.get_running_loop()
-        everything = loop.time() - self.folder.last_full_parse >= self.settings.dag_reparse_interval
-        if everything or self.wake.is_set():
-            self.wake.clear()
-            self.state, changed = await self.folder.refresh(everything=everything)
-            if changed or everything:
-                await self._sync(store)
+        """One round: DAGs parsed since the last, DAG records, resumes, due runs,
+        triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
+        if not await self._check_lock(engine):
+            return  # nothing starts without the lock (and no heartbeat: not alive)
+        fresh = self.folder.updated.is_set()
+        if fresh:
+            self.folder.updated.clear()
+            self.state = self.folder.state()
+            # Each file's result is recorded as it comes: a file whose parse hangs
+            # holds back neither the other files' DAGs nor their import errors.
+            await self._sync(store)
         else:
             self.paused = await store.paused()
+        if self.folder.loaded.is_set():
+            self._folder_loaded = True
         self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
         await self._resume_unfinished(engine, store)
         await self._schedule(engine, store)
@@ -146,6 +142,35 @@ class SchedulerService:
             active_runs=len(self.active),
         )
 
+    async def _check_lock(self, engine: Engine) -> bool:
+        """Is the database lock still ours? If its connection ended: hold every run
+        (start nothing), try to take it again; if another scheduler has it, stop."""
+        lock = self._lock
+        if lock is None or await lock.held():
+            return True
+        if not self._lock_missing:
+            self._lock_missing = True
+            log.error("lost the scheduler lock (its database connection ended): starting nothing")
+            for run in self.active.values():
+                run.planner.hold()
+        try:
+            got = await lock.acquire()
+        except Exception as exc:  # noqa: BLE001 - unreachable: tried again next heartbeat
+            log.warning("could not take the scheduler lock again (%s); trying again", exc)
+            return False
+        if not got:
+            log.error("another scheduler holds the lock now: this one stops at once")
+            self.lost_lock = True
+            self._stop.set()
+            return False
+        log.warning("took the scheduler lock again: carrying on")
+        self._lock_missing = False
+        for run in self.active.values():
+            if run.abort_reason is None:
+                run.planner.unhold()
+        engine.scheduler.replan()
+        return True
+
     async def _watch(self, stop: asyncio.Event) -> None:
         """Wake the loop when a file in the DAG folder changes."""
         from watchfiles import awatch
@@ -153,7 +178,7 @@ class SchedulerService:
         folder = self.folder.folder
         folder.mkdir(parents=True, exist_ok=True)
         async for _ in awatch(folder, stop_event=stop, debounce=200, recursive=True):
-            self.wake.set()
+            self.folder.poke()
 
     async def _sync(self, store: ServiceStore) -> None:
         dags = {
@@ -204,9 +229,9 @@ class SchedulerService:
                     )
                 except (RunExistsError, IntegrityError):
                     continue  # created already (the unique constraint holds the line)
-                self.active[run.run_pk] = run
                 self.runs_created += 1
                 log.info("created run %s of %s", run_id, dag_id)
+                self._track(run)
 
     async def _start_triggered(self, engine: Engine, store: ServiceStore) -> None:
         """Start queued runs (trigger, backfill, clear), oldest first, within max_active_runs."""
@@ -237,9 +262,17 @@ class SchedulerService:
                         data_interval=interval,
                     )
             except AirloopError as exc:
+                log.warning(
+                    "triggered run %s of %s could not start: %s", row.run_id, row.dag_id, exc
+                )
                 await store.fail_run(row.id, f"could not start: {exc}")
                 continue
-            self.active[run.run_pk] = run
+            log.info(
+                "starting triggered run %s of %s (queued by the CLI or a backfill)",
+                row.run_id,
+                row.dag_id,
+            )
+            self._track(run)
 
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
         """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""
@@ -252,16 +285,24 @@ class SchedulerService:
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
             except AirloopError as exc:
+                log.warning("run %s of %s could not be resumed: %s", row.run_id, row.dag_id, exc)
                 await store.fail_run(row.id, f"could not be resumed: {exc}")
                 continue
-            self.active[run.run_pk] = run
+            log.info("resumed unfinished run %s of %s", row.run_id, row.dag_id)
+            self._track(run)
+
+    def _track(self, run: ActiveRun) -> None:
+        """Hold on to a run in flight, and say how it ended."""
+        self.active[run.run_pk] = run
+        run.done.add_done_callback(_log_result)
 
     async def _drain(self, engine: Engine, store: ServiceStore, beat: int) -> None:
         """Running task instances get the grace period to finish; the rest are cancelled
         and left for the next start (runs stay 'running': resumed or retried then)."""
         active = [r for r in self.active.values() if not r.done.done()]
-        if active:
-            grace = self.settings.shutdown_grace_seconds
+        # Another scheduler has the lock and resumes these runs: stop at once.
+        grace = 0.0 if self.lost_lock else self.settings.shutdown_grace_seconds
+        if active and grace > 0:
             log.warning(
                 "stopping: %d runs active; running tasks get up to %gs to finish",
                 len(active),
@@ -284,6 +325,32 @@ class SchedulerService:
         await store.heartbeat(beat, state="stopped")
 
 
+def _log_result(done: asyncio.Future[RunResult]) -> None:
+    if done.cancelled():
+        return
+    error = done.exception()
+    if error is not None:
+        log.error("a run ended without a result: %s", error)
+        return
+    result = done.result()
+    if result.state not in (DagRunState.SUCCESS, DagRunState.FAILED):
+        log.info(
+            "run %s of %s left for the next start (%s)",
+            result.run_id,
+            result.dag_id,
+            result.interrupted,
+        )
+        return
+    log.info(
+        "run %s of %s finished: %s in %.1fs%s",
+        result.run_id,
+        result.dag_id,
+        result.state.value,
+        result.duration,
+        f" ({result.interrupted})" if result.interrupted else "",
+    )
+
+
 def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
     """Run the service until SIGTERM/SIGINT (a second one exits at once)."""
     import signal
@@ -302,10 +369,11 @@ def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig.name)
-        await SchedulerService(settings, dags_folder).serve(stop)
+        await service.serve(stop)
 
+    service = SchedulerService(settings, dags_folder)
     asyncio.run(main())
-    return 0
+    return 1 if service.lost_lock else 0
 
 
-__all__ = ["SchedulerAlreadyRunning", "SchedulerService", "serve_forever"]
+__all__ = ["SchedulerAlreadyRunning", "SchedulerService", "serve_forever", "single_instance"]

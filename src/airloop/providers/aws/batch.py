@@ -1,17 +1,27 @@
 """AWS Batch: submit a job and wait for it, or wait for an existing one.
 
 ``BatchSubmitJobOperator`` (Airflow users know it as ``BatchOperator``) names the job
-deterministically (run, task, map index, try), saves the job id as the task's
-checkpoint before it waits, and waits through the shared batched poller. Before
-submitting it looks the name up (ListJobs, JOB_NAME filter): a crash between
-SubmitJob and the checkpoint is healed by re-attaching, never by submitting twice.
+deterministically (run, task, map index, try), and never submits one try twice:
+
+- just before SubmitJob goes out it checkpoints ``{"job_name": ...}`` (the try *may*
+  have submitted from then on), and right after, ``{"job_id", "job_name"}``;
+- a resumed try with a job id re-attaches to it; one with only the name looks the
+  name up (ListJobs, JOB_NAME filter) and re-attaches to what it finds -- a try
+  without either never reached SubmitJob and submits without looking;
+- SubmitJob is not safe to repeat (Batch has no client token for it): when its
+  answer is lost (5xx, timeout, dropped connection) the same lookup decides between
+  re-attaching and submitting again (``AwsHub.call``'s reconcile hook).
+
+It then waits through the shared batched poller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from airloop.authoring.context import Context
@@ -21,6 +31,13 @@ from airloop.exceptions import AirloopError, SensorTimeout, SkipTask
 from airloop.providers.aws.hub import AwsHub
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_-]")
+log = logging.getLogger("airloop.task.aws")
+
+#: Seconds to wait before each name lookup that decides whether a SubmitJob whose
+#: answer was lost created its job. ListJobs reads an index that can trail SubmitJob
+#: by a moment in AWS, so one empty answer right after the submit is weak evidence;
+#: three lookups over ~4 s make "not created" (and a second submit) a safe call.
+NAME_LOOKUP_DELAYS: tuple[float, ...] = (0.0, 1.0, 3.0)
 
 
 class BatchJobFailed(AirloopError):
@@ -76,6 +93,7 @@ class BatchSubmitJobOperator(BaseOperator):
         wait: bool = True,
         terminate_on_cancel: bool = True,
         lookup_before_submit: bool | None = None,
+        name_lookup_delays: Sequence[float] = NAME_LOOKUP_DELAYS,
         region: str | None = None,
         endpoint_url: str | None = None,
         **kwargs: Any,
@@ -90,10 +108,17 @@ class BatchSubmitJobOperator(BaseOperator):
         self.tags = tags
         self.wait = wait
         self.terminate_on_cancel = terminate_on_cancel
-        #: Look the name up (ListJobs) before submitting. None: only when this try is
-        #: resumed after a restart -- the one case where a job can exist without a
-        #: checkpoint -- so a normal run makes no extra call per job.
+        #: Look the name up (ListJobs) before submitting. None: only when this try's
+        #: checkpoint says it was about to submit (a crash between SubmitJob and the
+        #: job id's checkpoint) -- so a normal run, and a resumed try that never got
+        #: that far, makes no extra call per job.
         self.lookup_before_submit = lookup_before_submit
+        delays = tuple(float(d) for d in name_lookup_delays)
+        if not delays or any(d < 0 for d in delays):
+            raise ValueError(
+                f"name_lookup_delays must be one or more seconds >= 0, got {name_lookup_delays!r}"
+            )
+        self.name_lookup_delays = delays
         self.region = region
         self.endpoint_url = endpoint_url
 
@@ -101,18 +126,38 @@ class BatchSubmitJobOperator(BaseOperator):
         return {"region": self.region, "endpoint_url": self.endpoint_url}
 
     async def _existing(self, hub: AwsHub, name: str) -> str | None:
-        """The job already submitted under this name (a crash before the checkpoint)."""
-        response = await hub.call(
-            "batch",
-            "ListJobs",
-            jobQueue=self.job_queue,
-            filters=[{"name": "JOB_NAME", "values": [name]}],
-            **self._where(),
-        )
-        jobs = sorted(response.get("jobSummaryList", []), key=lambda j: j.get("createdAt", 0))
-        return str(jobs[0]["jobId"]) if jobs else None
+        """The job already submitted under this name, if any.
 
-    async def _submit(self, hub: AwsHub, name: str) -> str:
+        Asked ``len(name_lookup_delays)`` times, after each delay, until found (see
+        NAME_LOOKUP_DELAYS). With a filter, ListJobs returns jobs in every status;
+        the filter matches without case, so the name is compared exactly here.
+        """
+        for delay in self.name_lookup_delays:
+            if delay:
+                await asyncio.sleep(delay)
+            response = await hub.call(
+                "batch",
+                "ListJobs",
+                jobQueue=self.job_queue,
+                filters=[{"name": "JOB_NAME", "values": [name]}],
+                **self._where(),
+            )
+            jobs = sorted(
+                (j for j in response.get("jobSummaryList", []) if j.get("jobName") == name),
+                key=lambda j: j.get("createdAt", 0),
+            )
+            if len(jobs) > 1:
+                log.warning(
+                    "%d Batch jobs are named %s: re-attaching to the oldest, %s",
+                    len(jobs),
+                    name,
+                    jobs[0]["jobId"],
+                )
+            if jobs:
+                return str(jobs[0]["jobId"])
+        return None
+
+    async def _submit(self, hub: AwsHub, name: str, context: Context) -> str:
         request: dict[str, Any] = {
             "jobName": name,
             "jobQueue": self.job_queue,
@@ -126,7 +171,23 @@ class BatchSubmitJobOperator(BaseOperator):
             request["arrayProperties"] = self.array_properties
         if self.tags:
             request["tags"] = self.tags
-        response = await hub.call("batch", "SubmitJob", **request, **self._where())
+
+        async def reconcile() -> dict[str, Any] | None:
+            found = await self._existing(hub, name)
+            return {"jobId": found, "jobName": name} if found is not None else None
+
+        async def about_to_submit() -> None:
+            # From here on this try may have a job without a checkpointed id.
+            await context.checkpoint.save({"job_name": name})
+
+        response = await hub.call(
+            "batch",
+            "SubmitJob",
+            reconcile=reconcile,
+            before_send=about_to_submit,
+            **request,
+            **self._where(),
+        )
         return str(response["jobId"])
 
     async def execute(self, context: Context) -> dict[str, Any]:
@@ -139,13 +200,14 @@ class BatchSubmitJobOperator(BaseOperator):
         else:
             lookup = self.lookup_before_submit
             if lookup is None:
-                lookup = context.checkpoint.resumed
+                # Only a try that got as far as SubmitJob can have a job to find.
+                lookup = bool(saved and saved.get("job_name") == name)
             found = await self._existing(hub, name) if lookup else None
             if found is not None:
                 job_id = found
                 context.log.info("Batch job %s already exists as %s: re-attaching", name, job_id)
             else:
-                job_id = await self._submit(hub, name)
+                job_id = await self._submit(hub, name, context)
                 context.log.info("submitted Batch job %s as %s", name, job_id)
             await context.checkpoint.save({"job_id": job_id, "job_name": name})
         if not self.wait:

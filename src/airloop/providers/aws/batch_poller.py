@@ -14,6 +14,7 @@ only while someone waits, as a task the poller owns.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -58,7 +59,12 @@ class BatchStatusPoller:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(job_id, []).append(future)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="airloop-batch-poller")
+            # A fresh context: the loop serves every waiter, so its records (and the
+            # retries of its DescribeJobs calls) must not land in the log of whichever
+            # task happened to start it.
+            self._task = asyncio.create_task(
+                self._run(), name="airloop-batch-poller", context=contextvars.Context()
+            )
         try:
             return await future
         finally:

@@ -10,6 +10,12 @@ The rate adapts like TCP's congestion window (AIMD): a throttling answer cuts th
 rate to 70% of what was actually achieved over the last second (at most one cut per
 second: a burst of throttled calls is one signal, not twenty), and each success adds
 back about one call per second per second, up to the configured rate.
+
+What a failed call tells us (``classify``) decides whether it may be tried again:
+a throttle or a refused connection says the call was NOT executed; a 5xx, a read
+timeout or a dropped connection says nothing (it may have been executed); any other
+4xx is a definitive answer. Only calls that are safe to repeat are tried again after
+an ambiguous failure; the others are reconciled first (see ``AwsHub.call``).
 """
 
 from __future__ import annotations
@@ -18,7 +24,17 @@ import asyncio
 import random
 import time
 from collections import deque
+from enum import Enum
 from types import TracebackType
+
+import aiohttp
+from botocore.exceptions import (
+    ClientError,
+    ConnectionError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+)
 
 #: Error codes AWS services use to say "slow down".
 THROTTLING_CODES = frozenset(
@@ -41,9 +57,49 @@ def is_throttling(code: str | None, status: int | None) -> bool:
     return code in THROTTLING_CODES or status == 429
 
 
-def is_transient(code: str | None, status: int | None) -> bool:
-    """Worth retrying: throttling, server errors."""
-    return is_throttling(code, status) or (status is not None and status >= 500)
+#: Actions that start something and carry no idempotency token: after a lost answer a
+#: second try could start it twice (a second Batch job, billed). They are never retried
+#: blindly. A provider adding such an action lists it here or passes
+#: ``safe_to_repeat=False`` to ``AwsHub.call``. Actions whose request has an
+#: idempotency token (``clientToken``) are safe: the hub sends one token on every try.
+NOT_SAFE_TO_REPEAT: frozenset[tuple[str, str]] = frozenset({("batch", "SubmitJob")})
+
+
+class Outcome(Enum):
+    """What a failed call says about its effect."""
+
+    FAILED = "failed"  # a definitive answer (validation, not found, access denied)
+    THROTTLED = "throttled"  # not executed: slow down (feeds the rate limiter)
+    NOT_EXECUTED = "not executed"  # the request never reached AWS
+    AMBIGUOUS = "ambiguous"  # executed or not: nobody can tell from here
+
+
+#: The exceptions ``classify`` understands; anything else is a bug, not an AWS failure.
+CALL_ERRORS = (ClientError, ConnectionError, HTTPClientError, OSError)
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str]:
+    """The outcome of a failed call and a short cause for the logs."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        cause = f"{code} ({status})"
+        if is_throttling(code, status):
+            return Outcome.THROTTLED, cause
+        if status is not None and status >= 500:
+            return Outcome.AMBIGUOUS, cause
+        return Outcome.FAILED, cause
+    cause = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ConnectTimeoutError):
+        return Outcome.NOT_EXECUTED, cause
+    if isinstance(exc, EndpointConnectionError):
+        # aiobotocore raises this both when it could not connect (nothing was sent)
+        # and when an open connection failed mid-request (the call may have run).
+        underlying = exc.kwargs.get("error")
+        if isinstance(underlying, aiohttp.ClientConnectorError):
+            return Outcome.NOT_EXECUTED, cause
+    return Outcome.AMBIGUOUS, cause
 
 
 def backoff(attempt: int, base: float = 0.2, cap: float = 20.0) -> float:

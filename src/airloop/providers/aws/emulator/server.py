@@ -16,10 +16,14 @@ owns the Batch *job* API itself:
   answered from that record, with exitCode, statusReason and logStreamName.
 - A job's duration and exit code come from its container overrides' environment
   (``AIRLOOP_EMULATOR_SECONDS``, ``AIRLOOP_EMULATOR_EXIT_CODE``), else from defaults.
-- ``POST /airloop-emulator/config`` sets defaults, phase durations, failure rate and
+- ``POST /airloop-emulator/config`` sets defaults, phase durations, failure rate,
   throttling (requests per second per action; past it: HTTP 429
-  TooManyRequestsException). ``GET /airloop-emulator/stats`` counts calls, throttled
-  calls and submissions per job name.
+  TooManyRequestsException) and faults, each a probability per action:
+  ``server_errors`` (answer 500 *without* executing), ``lose_answers`` (execute, then
+  answer 500: the caller cannot tell whether it happened) and ``drop_connections``
+  (execute, then close the connection without an answer). ``GET
+  /airloop-emulator/stats`` counts calls, throttled calls, injected faults, jobs
+  created and submissions per job name.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
+import socket
 import sys
 import threading
 import time
@@ -58,6 +64,12 @@ class EmulatorConfig:
     failure_rate: float = 0.0
     #: Requests per second allowed per action name, e.g. {"SubmitJob": 50}.
     throttle: dict[str, float] = field(default_factory=dict)
+    #: Per action, the probability of answering 500 without executing the call.
+    server_errors: dict[str, float] = field(default_factory=dict)
+    #: Per action, the probability of executing the call, then answering 500.
+    lose_answers: dict[str, float] = field(default_factory=dict)
+    #: Per action, the probability of executing the call, then dropping the connection.
+    drop_connections: dict[str, float] = field(default_factory=dict)
     seed: int | None = None
 
 
@@ -163,6 +175,8 @@ class BatchJobsLayer:
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.submissions: Counter[str] = Counter()
+        #: Faults injected, by kind ("server_errors", ...) and action.
+        self.faults: dict[str, Counter[str]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
@@ -185,8 +199,41 @@ class BatchJobsLayer:
             allowed = bucket.take() if bucket is not None else True
             if not allowed:
                 self.throttled[action] += 1
+            fault = self._fault(action) if allowed else None
         if not allowed:
             return _error(start_response, 429, "TooManyRequestsException", "Too Many Requests")
+        if fault == "server_errors":
+            return _error(start_response, 500, "ServerException", "injected: not executed")
+        if fault is None:
+            return self._execute(action, environ, start_response)
+        # Execute the call for real, then lose its answer.
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            return lambda data: None
+
+        b"".join(self._execute(action, environ, capture))
+        if fault == "lose_answers":
+            return _error(start_response, 500, "ServerException", "injected: answer lost")
+        # drop_connections: close the socket under the client, send nothing.
+        connection = environ.get("werkzeug.socket")
+        if connection is not None:
+            connection.shutdown(socket.SHUT_RDWR)
+        raise ConnectionResetError("injected: connection dropped after executing")
+
+    def _fault(self, action: str) -> str | None:
+        """The fault to inject into this call, if any (called under the lock)."""
+        for kind in ("server_errors", "lose_answers", "drop_connections"):
+            probability = getattr(self.config, kind).get(action, 0.0)
+            if probability and self._rng.random() < probability:
+                self.faults.setdefault(kind, Counter())[action] += 1
+                return kind
+        return None
+
+    def _execute(
+        self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         body = _read_body(environ)
         if action == "SubmitJob":
             return self._submit(environ, body, start_response)
@@ -343,6 +390,7 @@ class BatchJobsLayer:
                     {
                         "calls": dict(self.calls),
                         "throttled": dict(self.throttled),
+                        "faults": {kind: dict(c) for kind, c in self.faults.items()},
                         "jobs": len(self.jobs),
                         "submitted_more_than_once": twice,
                     },
@@ -381,7 +429,12 @@ def _json(start_response: Callable[..., Any], payload: Any) -> Iterable[bytes]:
 def _error(
     start_response: Callable[..., Any], code: int, kind: str, message: str
 ) -> Iterable[bytes]:
-    reasons = {400: "Bad Request", 404: "Not Found", 429: "Too Many Requests"}
+    reasons = {
+        400: "Bad Request",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+    }
     start_response(
         f"{code} {reasons.get(code, 'Error')}",
         [
@@ -405,6 +458,13 @@ def main(argv: list[str] | None = None) -> None:
     app = BatchJobsLayer(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True)
     port = server.server_address[1]
+
+    def stop(signum: int, frame: Any) -> None:
+        # serve_forever runs on this (the main) thread: leave it by an exception;
+        # server.shutdown() from here would wait for the loop it interrupts.
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     print(f"READY {port}", flush=True)
     try:
         server.serve_forever()
