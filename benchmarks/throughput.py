@@ -40,9 +40,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def measure(n: int, database_url: str | None, home: Path) -> dict[str, object]:
+async def measure(
+    n: int, database_url: str | None, home: Path, block_threshold: float = 0.2
+) -> dict[str, object]:
     dag = build_dag(n)
-    settings = Settings(home=home, **({"database_url": database_url} if database_url else {}))
+    settings = Settings(
+        home=home,
+        loop_block_threshold=block_threshold,
+        **({"database_url": database_url} if database_url else {}),
+    )
     async with Engine(settings) as engine:
         t0 = time.perf_counter()
         cpu0 = time.process_time()
@@ -50,6 +56,8 @@ async def measure(n: int, database_url: str | None, home: Path) -> dict[str, obj
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         ticks = engine.scheduler.ticks
+        assert engine.watchdog is not None
+        blocks = sorted(engine.watchdog.blocks, key=lambda b: -b.seconds)
     if result.counts.get("success") != n:
         raise SystemExit(f"run did not succeed: {result.counts}")
     return {
@@ -60,6 +68,11 @@ async def measure(n: int, database_url: str | None, home: Path) -> dict[str, obj
         "cpu_s": round(cpu, 3),
         "scheduler_ticks": ticks,
         "database": settings.database_url.split("://")[0],
+        # The event loop blocked longer than --block-threshold: how often, the worst.
+        "loop_blocks": len(blocks),
+        "longest_blocks": [
+            f"{b.seconds:.3f}s {b.cause} {b.location.split(' (')[0]}" for b in blocks[:5]
+        ],
     }
 
 
@@ -70,9 +83,15 @@ def main() -> None:
         "--database", default=None, help="database URL (default: SQLite in a temp dir)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument(
+        "--block-threshold",
+        type=float,
+        default=0.2,
+        help="report event-loop blocks longer than this (s)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="airloop-bench-") as tmp:
-        out = asyncio.run(measure(args.tasks, args.database, Path(tmp)))
+        out = asyncio.run(measure(args.tasks, args.database, Path(tmp), args.block_threshold))
     if args.json:
         print(json.dumps(out))
     else:

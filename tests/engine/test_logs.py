@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airloop import DAG, BaseOperator, Context, DagRunState, task
 from airloop.engine.engine import Engine
@@ -91,8 +95,17 @@ async def test_each_try_has_its_own_log_file(tmp_path: Path) -> None:
         assert f"RuntimeError: kaboom on try {try_number}" in failed
         assert f"failed: RuntimeError: kaboom on try {try_number}" in failed
         assert f"kaboom on try {3 - try_number}" not in failed
+    # A failed try that will be retried says so (and when); the last one does not.
+    first, last = text(("flaky", -1, 1)), text(("flaky", -1, 2))
+    retry_line = re.search(r"INFO airloop\.task - will retry as try 2 at (\S+)", first)
+    assert retry_line is not None, first
+    at = datetime.fromisoformat(retry_line.group(1))
+    assert at.utcoffset() == timedelta(0), "a UTC time, as the log's timestamps"
+    assert first.rstrip().endswith(retry_line.group(0)), "the note ends the try's log"
+    assert "will retry" not in last
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_interleaved_tasks_log_to_their_own_files(tmp_path: Path) -> None:
     """Two coroutines take turns on the loop; each line lands in its own task's file."""
     a_logged, b_logged = asyncio.Event(), asyncio.Event()
@@ -131,6 +144,7 @@ async def test_interleaved_tasks_log_to_their_own_files(tmp_path: Path) -> None:
     assert "alpha-" not in beta_log
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_logs_outside_tasks_do_not_reach_task_files(tmp_path: Path) -> None:
     gate = asyncio.Event()
     running = asyncio.Event()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from airloop import DAG, BaseOperator, Context, DagRunState, TriggerRule, task
 from airloop.engine.engine import Engine
 
@@ -76,6 +78,7 @@ async def test_expand_over_an_upstream_list_known_only_at_run_time(engine: Engin
     assert [json.loads(stored["shout", i]) for i in range(7)] == expected
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_downstream_order_is_map_index_order_not_finish_order(engine: Engine) -> None:
     """Later map indexes finish first; the consumer still gets index order."""
     import asyncio

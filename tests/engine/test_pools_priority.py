@@ -15,6 +15,7 @@ from airloop.settings import Settings
 from .support import Concurrency, ti_rows
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_pool_limits_concurrency(tmp_path: Path) -> None:
     probe = Concurrency()
     others = Concurrency()
@@ -47,6 +48,7 @@ async def test_pool_limits_concurrency(tmp_path: Path) -> None:
     assert {r.pool for (t, _), r in rows.items() if t.startswith("limited")} == {"small"}
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_pool_slots_two_in_a_pool_of_two_runs_alone(tmp_path: Path) -> None:
     probe = Concurrency()
 
@@ -108,6 +110,7 @@ async def test_pool_slots_larger_than_the_pool_is_rejected(tmp_path: Path) -> No
         assert await engine.store.latest_runs() == []
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_max_active_tasks_caps_a_dag(engine: Engine) -> None:
     probe = Concurrency()
 
@@ -129,6 +132,7 @@ async def test_max_active_tasks_caps_a_dag(engine: Engine) -> None:
     assert len(probe.started) == 8
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_settings_max_active_tasks_per_dag_is_the_default(tmp_path: Path) -> None:
     probe = Concurrency()
 
@@ -205,6 +209,7 @@ async def test_downstream_weight_rule_prefers_the_longer_branch(tmp_path: Path) 
     assert rows["lone", -1].priority_weight == 2
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_pools_are_shared_by_concurrent_runs(tmp_path: Path) -> None:
     probe = Concurrency()
 

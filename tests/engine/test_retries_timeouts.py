@@ -182,6 +182,7 @@ async def test_up_for_retry_row_records_next_retry_at(engine: Engine) -> None:
 # -- execution_timeout ----------------------------------------------------------------
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_async_task_over_its_timeout_is_cancelled_and_retried(engine: Engine) -> None:
     cancelled: list[int] = []
     forever = asyncio.Event()
@@ -289,3 +290,44 @@ async def test_timeout_does_not_count_time_queued_for_a_thread(
 
     assert result.state is DagRunState.SUCCESS, result.failed
     assert order == ["first", "second"]
+
+
+async def test_dagrun_timeout_fails_the_run_under_the_engine(
+    engine: Engine, thread_gate: threading.Event
+) -> None:
+    """dagrun_timeout holds for ``airloop run`` (the Engine), not only under the service."""
+    from datetime import timedelta
+
+    cancelled = asyncio.Event()
+
+    with DAG("bounded_run", dagrun_timeout=timedelta(seconds=0.5)) as dag:
+
+        @task
+        async def forever() -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        @task
+        def blocked() -> None:
+            thread_gate.wait(60)
+
+        @task
+        async def after(x: None) -> None: ...
+
+        after(forever())
+        blocked()
+
+    result = await asyncio.wait_for(engine.run(dag, run_id="r"), 15)
+    assert result.state is DagRunState.FAILED
+    assert cancelled.is_set(), "the running task was cancelled"
+    rows = await ti_rows(engine, result.run_pk)
+    note = "dagrun_timeout of 0.5s exceeded"
+    assert rows["forever", -1].state == "failed"
+    assert rows["forever", -1].error == f"interrupted: {note}"
+    assert rows["blocked", -1].state == "failed"
+    assert rows["after", -1].state in ("upstream_failed", "failed")
+    (run,) = await engine.store.find_runs("r", "bounded_run")
+    assert run.note == note

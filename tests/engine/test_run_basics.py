@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,9 @@ from airloop import (
 from airloop.engine.engine import Engine
 from airloop.exceptions import CycleError, ParamValidationError
 from airloop.runtime import current_task_label, run_sync
+from airloop.settings import Settings
 
+from .conftest import EXPECTED_DEFAULT_EXECUTOR
 from .support import ti_rows, ti_states
 
 # -- trigger rules and run state ------------------------------------------------------
@@ -220,6 +223,7 @@ async def test_fail_task_is_not_retried(engine: Engine) -> None:
 # -- where task code runs -------------------------------------------------------------
 
 
+@pytest.mark.async_executor  # checks what runs on the loop thread
 async def test_sync_tasks_run_in_threads_with_the_engine_context(engine: Engine) -> None:
     loop_thread = threading.current_thread()
     seen: dict[str, tuple[threading.Thread, str | None, str]] = {}
@@ -452,3 +456,27 @@ async def test_required_param_without_default(engine: Engine) -> None:
     assert result.state is DagRunState.SUCCESS
     stored = await engine.store.xcom_values(result.run_pk)
     assert [r.value for r in stored] == ['"prod"']
+
+
+async def test_tasks_naming_no_executor_run_on_this_passs_default(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """CI's second pass (AIRLOOP_USE_ASYNC=false) really runs without the async executor:
+    the settings the tests build read the variable, and the tasks land there."""
+    with DAG("default_executor") as dag:
+
+        @task
+        def sync_one() -> None: ...
+
+        @task
+        async def async_one() -> None: ...
+
+        sync_one()
+        async_one()
+
+    assert engine.settings.default_executor == EXPECTED_DEFAULT_EXECUTOR
+    assert Settings(home=tmp_path).default_executor == EXPECTED_DEFAULT_EXECUTOR
+    result = await engine.run(dag)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    rows = await ti_rows(engine, result.run_pk)
+    assert {r.executor for r in rows.values()} == {EXPECTED_DEFAULT_EXECUTOR}

@@ -36,6 +36,7 @@ def simple_dag(dag_id: str = "simple") -> DAG:
 # -- embedding --------------------------------------------------------------------------
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_two_runs_in_sequence_on_the_callers_loop(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     loops: list[asyncio.AbstractEventLoop] = []
@@ -146,6 +147,7 @@ async def test_many_tasks_are_written_in_few_ticks(engine: Engine) -> None:
 # -- shutdown -----------------------------------------------------------------------------
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_shutdown_interrupts_a_run(tmp_path: Path, thread_gate: threading.Event) -> None:
     never = asyncio.Event()
     started: set[str] = set()
@@ -264,6 +266,7 @@ async def test_shutdown_before_the_run_starts_leaves_tasks_none(tmp_path: Path) 
     assert states == {"one": "none", "two": "none"}  # nothing was started
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_a_coroutine_that_ignores_cancellation_is_failed_after_the_grace(
     tmp_path: Path,
 ) -> None:
@@ -347,6 +350,7 @@ async def test_leaving_the_engine_block_with_an_error_interrupts_runs(tmp_path: 
     assert runs[0].state == "failed"
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_a_sync_task_queued_for_a_thread_never_runs_after_shutdown(
     tmp_path: Path, thread_gate: threading.Event
 ) -> None:

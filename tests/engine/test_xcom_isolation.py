@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from airloop import DAG, DagRunState, TriggerRule, task
 from airloop.engine.engine import Engine
 from airloop.settings import Settings
@@ -51,6 +53,7 @@ async def test_a_task_mutating_its_input_does_not_change_what_others_get(tmp_pat
     assert values["look"] == 3
 
 
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
 async def test_an_early_consumer_does_not_freeze_a_missing_output(tmp_path: Path) -> None:
     release = asyncio.Event()
 

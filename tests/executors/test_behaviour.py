@@ -35,6 +35,15 @@ async def xcoms(engine: Engine, run_pk: int) -> dict[tuple[str, int], Any]:
     }
 
 
+async def log_text(path: str, until: str) -> str:
+    """A task log's text once it contains ``until`` (the engine's writer thread appends)."""
+    async with asyncio.timeout(20):
+        # A file another thread appends to: no event to wait on, so read it again.
+        while until not in (text := await asyncio.to_thread(Path(path).read_text)):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return text
+
+
 async def wait_for(run: ActiveRun, predicate: Any, within: float = 30) -> None:
     """Event-driven: checked after every scheduler tick of ``run``."""
     reached = asyncio.Event()
@@ -74,6 +83,28 @@ async def test_success_xcom_passing_and_mapping(
         assert sync_at["pid"] != test_pid
 
 
+async def test_sync_task_runs_off_any_loop(engine: Engine, dags: dict[str, DAG]) -> None:
+    """delay() and asyncio.run() work in a plain sync task on every executor."""
+    result = await engine.run(dags["sync_off_loop"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcoms(engine, result.run_pk)
+    assert values[("sync_delay", -1)] == "slept"
+    assert values[("sync_asyncio_run", -1)] == 7
+    assert values[("sync_no_loop", -1)] is True
+
+
+async def test_print_goes_to_the_task_log(engine: Engine, dags: dict[str, DAG]) -> None:
+    """ADR 0007: what a task prints (stdout or stderr) lands in its try's log file."""
+    result = await engine.run(dags["printing"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    paths = {r.task_id: r.path for r in await engine.store.log_paths(result.run_pk)}
+    sync_log = await log_text(paths["sync_prints"], "success in")
+    async_log = await log_text(paths["async_prints"], "success in")
+    assert "printed by a sync task\n" in sync_log
+    assert "to stderr from a sync task\n" in sync_log
+    assert "printed by an async task\n" in async_log
+
+
 async def test_failures_fail_downstream(engine: Engine, dags: dict[str, DAG]) -> None:
     result = await engine.run(dags["failing"])
     assert result.state is DagRunState.FAILED
@@ -100,6 +131,12 @@ async def test_retries(engine: Engine, dags: dict[str, DAG]) -> None:
     assert values[("flaky_async", -1)] == 3
     logs = [r for r in await engine.store.log_paths(result.run_pk) if r.task_id == "flaky_async"]
     assert sorted(r.try_number for r in logs) == [1, 2, 3]
+    # Each failed try's log ends saying it will be retried (written by the scheduler,
+    # after what the worker wrote).
+    for row in logs:
+        if row.try_number < 3:
+            text = await log_text(row.path, "will retry")
+            assert f"will retry as try {row.try_number + 1} at " in text.rstrip().splitlines()[-1]
 
 
 async def test_execution_timeouts(engine: Engine, dags: dict[str, DAG]) -> None:

@@ -29,7 +29,7 @@ from airloop.core.planner import (
 )
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.events import TaskEvent, TaskFinished, TaskStarted
-from airloop.engine.task_logs import log_path
+from airloop.engine.task_logs import LogSink, log_path
 from airloop.executors.base import WorkItem
 from airloop.store.repository import WriteBatch
 
@@ -134,10 +134,27 @@ class ActiveRun:
         self.logged: set[tuple[TIKey, int]] = set()
         #: Called after every scheduler tick that touched this run (and when it ends).
         self.on_progress: Callable[[ActiveRun], None] | None = None
+        #: The log sink of a try's file (set by the scheduler): where a failed try is
+        #: told it will be retried.
+        self.task_log: Callable[[str], LogSink] | None = None
 
     @property
     def label(self) -> str:
         return f"{self.info.dag_id}/{self.info.run_id}"
+
+    @property
+    def deadline(self) -> float | None:
+        """Loop time at which the DAG's dagrun_timeout fails this run (None: no limit).
+
+        Counted from when this process started (or resumed) the run.
+        """
+        limit = self.dag.dagrun_timeout
+        return None if limit is None else self.started_at + limit.total_seconds()
+
+    def timeout_reason(self) -> str:
+        limit = self.dag.dagrun_timeout
+        assert limit is not None
+        return f"dagrun_timeout of {limit.total_seconds():g}s exceeded"
 
     def initial_plan(self, now: float) -> Plan:
         """The first plan: from scratch, or from the stored states of a resumed run."""
@@ -231,9 +248,20 @@ class ActiveRun:
                 if change.next_retry_at is not None
                 else None
             )
+            if change.new is TaskState.UP_FOR_RETRY and self.task_log is not None:
+                self._note_retry(rec)
             self.dirty.add(change.key)
         self.wake_at = plan.wake_at
         return plan.to_start
+
+    def _note_retry(self, rec: TIRecord) -> None:
+        """End the failed try's log with what happens next (its executor wrote the rest
+        before reporting the failure, so this line comes last)."""
+        assert self.task_log is not None
+        at = rec.next_retry_at.isoformat(timespec="milliseconds") if rec.next_retry_at else "once"
+        self.task_log(self._log_path(rec.key, rec.try_number)).line(
+            "INFO", f"will retry as try {rec.try_number + 1} at {at}"
+        )
 
     def flush(self, batch: WriteBatch) -> None:
         batch.ti_updates.extend(self.records[key].row(self.run_pk) for key in self.dirty)

@@ -106,6 +106,7 @@ class Engine:
                 shutdown_grace=self.settings.shutdown_grace_seconds,
                 default_executor=self.settings.default_executor,
                 min_tick_interval=self.settings.min_tick_interval,
+                task_log=logs.sink,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
             self.watchdog = LoopWatchdog(

@@ -20,7 +20,7 @@ from typing import Any
 
 from airloop.core.jsonsafe import non_string_key
 from airloop.engine.events import TaskFinished, TaskStarted
-from airloop.engine.task_logs import LogSink, current_log_sink
+from airloop.engine.task_logs import LogSink, current_log_sink, keep_streams_routed
 from airloop.exceptions import FailTask, SkipTask, XComError
 from airloop.executors.base import WorkItem
 from airloop.executors.threads import ExecutionTimeout
@@ -148,6 +148,7 @@ class Runner:
 
     async def run(self, item: WorkItem) -> None:
         sink = self.sink_for(item)
+        keep_streams_routed()
         current_log_sink.set(sink)
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -15,9 +16,13 @@ from airloop.engine.active_run import ActiveRun
 from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.runner import first_line
+from airloop.engine.task_logs import LogSink
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
+
+#: Task instances handed to executors between two yields to the event loop.
+SUBMIT_CHUNK = 256
 
 
 class Scheduler:
@@ -38,11 +43,13 @@ class Scheduler:
         shutdown_grace: float,
         default_executor: str,
         min_tick_interval: float = 0.0,
+        task_log: Callable[[str], LogSink] | None = None,
     ) -> None:
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
         self._min_interval = min_tick_interval
+        self._task_log = task_log
         self._channel = channel
         self._grace = shutdown_grace
         self._runs: dict[int, ActiveRun] = {}
@@ -59,6 +66,7 @@ class Scheduler:
     def add_run(self, run: ActiveRun) -> None:
         if self._stop_reason is not None:
             raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
+        run.task_log = self._task_log
         self._new.append(run)
         self._channel.nudge()
 
@@ -136,6 +144,11 @@ class Scheduler:
 
     def _timeout(self, now: float) -> float | None:
         wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
+        wakes += [
+            deadline
+            for r in self._runs.values()
+            if r.abort_reason is None and (deadline := r.deadline) is not None
+        ]
         if self._stop_deadline is not None:
             wakes.append(self._stop_deadline)
         if not wakes:
@@ -171,6 +184,10 @@ class Scheduler:
 
         for run in list(self._runs.values()):
             run_events = by_run.get(run.run_pk, [])
+            deadline = run.deadline
+            if deadline is not None and now >= deadline and self._stop_reason is None:
+                # dagrun_timeout, whoever runs the scheduler (airloop run, the service).
+                self.abort_run(run, run.timeout_reason())
             if self._stop_reason is not None:
                 plan = run.planner.handle(run_events, now) if run_events else None
                 if plan is not None:
@@ -196,8 +213,14 @@ class Scheduler:
 
         await self._write(batch)
 
-        for run, key in to_start:
+        for i, (run, key) in enumerate(to_start, 1):
             self._submit(run, key, now_dt)
+            if i % SUBMIT_CHUNK == 0:
+                # Thousands of task instances ready at once: let the ones just submitted
+                # take their first step before building more, so neither this loop nor
+                # the burst of starts holds the event loop for long (the watchdog
+                # measured 0.3 s and 0.8 s at 5,000 tasks).
+                await asyncio.sleep(0)
         for run, result in results:
             del self._runs[run.run_pk]
             if not run.done.done():

@@ -153,13 +153,11 @@ class _Routing:
         self._lock = threading.Lock()
         self._users = 0
         self._handler = TaskLogHandler()
-        self._streams: tuple[TextIO, TextIO] = (sys.stdout, sys.stderr)
 
     def acquire(self) -> None:
         with self._lock:
             if self._users == 0:
                 logging.getLogger().addHandler(self._handler)
-                self._streams = (sys.stdout, sys.stderr)
                 sys.stdout = _TaskAwareStream(sys.stdout)
                 sys.stderr = _TaskAwareStream(sys.stderr)
                 task_logger = logging.getLogger("airloop.task")
@@ -167,15 +165,32 @@ class _Routing:
                     task_logger.setLevel(logging.INFO)
             self._users += 1
 
+    def rewrap(self) -> None:
+        """Route the streams again if something replaced them since ``acquire``.
+
+        Whatever swaps sys.stdout while an engine is open (pytest's capture between test
+        phases, a library redirecting output) would otherwise send every later task's
+        print() to the console: checked when each task instance starts.
+        """
+        if isinstance(sys.stdout, _TaskAwareStream) and isinstance(sys.stderr, _TaskAwareStream):
+            return
+        with self._lock:
+            if self._users == 0:
+                return
+            if not isinstance(sys.stdout, _TaskAwareStream):
+                sys.stdout = _TaskAwareStream(sys.stdout)
+            if not isinstance(sys.stderr, _TaskAwareStream):
+                sys.stderr = _TaskAwareStream(sys.stderr)
+
     def release(self) -> None:
         with self._lock:
             self._users -= 1
             if self._users == 0:
                 logging.getLogger().removeHandler(self._handler)
                 if isinstance(sys.stdout, _TaskAwareStream):
-                    sys.stdout = self._streams[0]
+                    sys.stdout = sys.stdout.wrapped
                 if isinstance(sys.stderr, _TaskAwareStream):
-                    sys.stderr = self._streams[1]
+                    sys.stderr = sys.stderr.wrapped
 
 
 _ROUTING = _Routing()
@@ -189,6 +204,11 @@ def task_log_routing() -> Iterator[None]:
         yield
     finally:
         _ROUTING.release()
+
+
+def keep_streams_routed() -> None:
+    """Called as a task instance starts: print() keeps reaching task logs (see rewrap)."""
+    _ROUTING.rewrap()
 
 
 class TaskLogWriter:

@@ -16,6 +16,7 @@ task instance and airloop's own retry policy decides, with the reason recorded.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from datetime import datetime
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import DASK_STARTED_TOPIC, run_on_dask, run_on_dask_async
+from airloop.runtime import in_thread
 from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ class DaskExecutor(SupervisedExecutor):
         return None if self._client is None else self._client.dashboard_link
 
     async def start(self, channel: OutcomeChannel) -> None:
+        # Importing distributed takes a second or more: in a thread, not on the loop
+        # (where it would stall every running task; the watchdog would say so).
+        await in_thread(importlib.import_module, "distributed")
         import dask
         from distributed import Client, LocalCluster
 

@@ -12,6 +12,7 @@ import asyncio
 import threading
 from typing import Any, ClassVar
 
+from airloop.engine import runner
 from airloop.engine.runner import StartedHook
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
@@ -27,6 +28,16 @@ class ThreadExecutor(AsyncExecutor):
     def capacity(self) -> int | None:
         return self._sync_threads
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: Coroutines abandoned after ignoring their timeout (set once they return).
+        self._stubborn: set[threading.Event] = set()
+
+    async def shutdown(self, deadline: float) -> None:
+        await super().shutdown(deadline)
+        self.abandoned += sum(1 for finished in self._stubborn if not finished.is_set())
+        self._stubborn.clear()
+
     def _runner_options(self) -> dict[str, Any]:
         return {"run_coroutine": self._run_coroutine}
 
@@ -35,6 +46,7 @@ class ThreadExecutor(AsyncExecutor):
         # Where the task's coroutine runs, so a cancellation here can reach it there.
         inner: dict[str, Any] = {}
         cancelled = threading.Event()
+        finished = threading.Event()
 
         def body(context: Any) -> Any:
             async def main() -> Any:
@@ -44,17 +56,28 @@ class ThreadExecutor(AsyncExecutor):
                     raise asyncio.CancelledError("cancelled before it began")
                 try:
                     async with asyncio.timeout(item.timeout) as cm:
-                        return await op.execute(context)
+                        result = await op.execute(context)
                 except TimeoutError:
                     if cm.expired():
                         raise ExecutionTimeout(abandoned=False) from None
                     raise
+                if cm.expired():  # it swallowed its timeout's cancellation: still a timeout
+                    raise ExecutionTimeout(abandoned=False)
+                return result
 
-            return asyncio.run(main())
+            try:
+                return asyncio.run(main())
+            finally:
+                finished.set()
 
         try:
-            return await run_in_pool(self._pool, body, item.context, started, None)
-        except asyncio.CancelledError:
+            # As on the async executor: a coroutine that ignores its timeout's
+            # cancellation gets CANCEL_GRACE more, then its thread is abandoned.
+            limit = None if item.timeout is None else item.timeout + runner.CANCEL_GRACE
+            return await run_in_pool(self._pool, body, item.context, started, limit)
+        except (asyncio.CancelledError, ExecutionTimeout) as exc:
+            if isinstance(exc, ExecutionTimeout) and exc.abandoned:
+                self._stubborn.add(finished)  # counted at shutdown if it still runs
             cancelled.set()
             loop, task = inner.get("loop"), inner.get("task")
             if loop is not None and task is not None and not loop.is_closed():

@@ -10,8 +10,10 @@ log is appended to its file directly by the worker.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
+import queue
 import signal
 import socket
 import threading
@@ -127,13 +129,77 @@ def _interruptible() -> Iterator[None]:
         signal.signal(INTERRUPT_SIGNAL, previous)
 
 
-async def _run_inline(fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
-    # A pool process runs one task at a time in its main thread: the sync code runs
-    # right here; SIGALRM enforces the timeout and INTERRUPT_SIGNAL a cancellation,
-    # so the process is never left running abandoned work.
-    with _interruptible(), _alarm(item.timeout):
-        started()
-        return fn(item.context)
+class _MainThreadCalls:
+    """Sync task code in a pool process's main thread, with no event loop in that thread.
+
+    A pool process runs one task at a time. For a sync task the Runner's loop runs in a
+    helper thread and hands the call to the main thread, which runs it with no loop
+    running there -- so ``airloop.delay()`` sleeps and ``asyncio.run()`` works, as on
+    every other executor (ADR 0010) -- and which is where signals land: SIGALRM
+    enforces the timeout and INTERRUPT_SIGNAL a cancellation inside the sync code
+    itself, so the process is never left running abandoned work.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+
+    async def run(self, fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
+        """On the helper thread's loop: run ``fn(item.context)`` in the main thread."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
+        context = contextvars.copy_context()  # the task's log sink, label, resources
+
+        def body() -> Any:
+            with _interruptible(), _alarm(item.timeout):
+                started()
+                return fn(item.context)
+
+        def job() -> None:
+            try:
+                outcome: tuple[Any, BaseException | None] = (context.run(body), None)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the loop below
+                outcome = (None, exc)
+            loop.call_soon_threadsafe(settle, outcome)
+
+        def settle(outcome: tuple[Any, BaseException | None]) -> None:
+            if not done.done():
+                done.set_result(outcome)
+
+        self._jobs.put(job)
+        result, error = await done
+        if error is not None:
+            raise error
+        return result
+
+    def serve(self) -> None:
+        """In the main thread: run the calls handed over until ``close``."""
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+
+def _run_sync_task(runner: Runner, item: WorkItem, calls: _MainThreadCalls) -> None:
+    """The Runner on a helper thread's loop; the task's sync code in this (main) thread."""
+    crashed: list[BaseException] = []
+
+    def drive() -> None:
+        try:
+            asyncio.run(_run_and_close(runner, item))
+        except asyncio.CancelledError:
+            pass  # interrupted: the runner has reported it
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            crashed.append(exc)
+        finally:
+            calls.close()
+
+    loop_thread = threading.Thread(target=drive, name="airloop-task-loop", daemon=True)
+    loop_thread.start()
+    calls.serve()
+    loop_thread.join()
+    if crashed:
+        raise crashed[0]
 
 
 async def _run_and_close(runner: Runner, item: WorkItem) -> None:
@@ -164,6 +230,7 @@ def _runner(
     on_started: Callable[[TaskStarted], None],
     sink: LogSink,
     pool: DaemonThreadPool | None,
+    main_thread: _MainThreadCalls | None = None,
 ) -> tuple[Runner, list[TaskStarted | TaskFinished]]:
     events: list[TaskStarted | TaskFinished] = []
 
@@ -174,7 +241,8 @@ def _runner(
 
     async def run_sync(fn: Callable[..., Any], started: StartedHook, item: WorkItem) -> Any:
         if pool is None:
-            return await _run_inline(fn, started, item)
+            assert main_thread is not None
+            return await main_thread.run(fn, started, item)
         return await run_in_pool(pool, fn, item.context, started, item.timeout)
 
     runner = Runner(
@@ -219,20 +287,25 @@ def init_process(started_queue: Any, settings: Settings) -> None:
 
 
 def run_in_process(call: TaskCall) -> Outcome:
-    """Entry point in a pool process: one task, sync or async, on a private loop."""
+    """Entry point in a pool process: one task, sync or async, on a private loop (an
+    async task's in the main thread; a sync task's in a helper thread, the sync code
+    itself in the main thread, off any loop)."""
     sink = FileSink(call.log_path)
     in_main = threading.current_thread() is threading.main_thread()
     pool = None if in_main else DaemonThreadPool(1, name="airloop-task")
     if _settings is None:
         raise RuntimeError("run_in_process runs in a pool started with init_process")
-    runner, events = _runner(call, _settings, _report_to_parent, sink, pool)
+    calls = _MainThreadCalls() if in_main else None
+    runner, events = _runner(call, _settings, _report_to_parent, sink, pool, calls)
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
         return None, _load_failure(call, exc, sink)
     try:
         with task_log_routing():
-            if in_main:
+            if calls is not None and not item.operator.is_async:
+                _run_sync_task(runner, item, calls)
+            elif in_main:
                 asyncio.run(_run_cancellable(runner, item))
             else:
                 asyncio.run(_run_and_close(runner, item))

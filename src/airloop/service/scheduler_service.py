@@ -133,7 +133,6 @@ class SchedulerService:
         await self._resume_unfinished(engine, store)
         await self._schedule(engine, store)
         await self._start_triggered(engine, store)
-        self._enforce_timeouts(engine)
         watchdog = engine.watchdog
         await store.heartbeat(
             beat,
@@ -233,17 +232,6 @@ class SchedulerService:
                 self.runs_created += 1
                 log.info("created run %s of %s", run_id, dag_id)
                 self._track(run)
-
-    def _enforce_timeouts(self, engine: Engine) -> None:
-        loop = asyncio.get_running_loop()
-        for run in self.active.values():
-            limit = run.dag.dagrun_timeout
-            if limit is None or run.done.done() or run.abort_reason is not None:
-                continue
-            if loop.time() - run.started_at > limit.total_seconds():
-                engine.scheduler.abort_run(
-                    run, f"dagrun_timeout of {limit.total_seconds():g}s exceeded"
-                )
 
     async def _start_triggered(self, engine: Engine, store: ServiceStore) -> None:
         """Start queued runs (trigger, backfill, clear), oldest first, within max_active_runs."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 from typing import Any
 
-from airloop import DAG, task
+from airloop import DAG, delay, task
 
 
 def where() -> dict[str, Any]:
@@ -128,3 +129,47 @@ with DAG("dying") as dying:
         return try_number
 
     dies_once()
+
+
+with DAG("sync_off_loop") as sync_off_loop:
+    # ADR 0010: a sync task runs off any event loop, whatever the executor.
+
+    @task
+    def sync_delay() -> str:
+        delay(0.01)  # sleeps (it would raise BlockingOnLoopError on a loop's thread)
+        return "slept"
+
+    @task
+    def sync_asyncio_run() -> int:
+        async def inner() -> int:
+            await asyncio.sleep(0.01)
+            return 7
+
+        return asyncio.run(inner())  # fails on a thread that already runs a loop
+
+    @task
+    def sync_no_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return True
+        return False
+
+    sync_delay()
+    sync_asyncio_run()
+    sync_no_loop()
+
+
+with DAG("printing") as printing:
+
+    @task
+    def sync_prints() -> None:
+        print("printed by a sync task")
+        print("to stderr from a sync task", file=sys.stderr)
+
+    @task
+    async def async_prints() -> None:
+        print("printed by an async task")
+
+    sync_prints()
+    async_prints()
