@@ -114,11 +114,13 @@ def test_every_airloop_variable_the_project_uses_is_known() -> None:
     from airloop.settings import unknown_variables
 
     used: set[str] = set()
+    paths = [ROOT / "Makefile", ROOT / ".ci" / "run"]
     for folder in ("src", "tests", "examples", "benchmarks"):
-        for path in (ROOT / folder).rglob("*.py"):
-            if path == Path(__file__).resolve():
-                continue  # the typos above are on purpose
-            used.update(re.findall(r"\bAIRLOOP_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
+        paths.extend((ROOT / folder).rglob("*.py"))
+    for path in paths:
+        if path == Path(__file__).resolve():
+            continue  # the typos above are on purpose
+        used.update(re.findall(r"\bAIRLOOP_[A-Z0-9_]*[A-Z0-9]\b", path.read_text()))
     assert unknown_variables(dict.fromkeys(used, "")) == []
 
 

@@ -44,12 +44,14 @@ log = logging.getLogger(__name__)
 PREFIX = "AIRLOOP_"
 
 #: AIRLOOP_* variables that are not settings but are used on purpose: the settings file,
-#: the test suite's database servers, the Batch emulator's job environment.
+#: the test suite's database servers and expected default executor, the Batch
+#: emulator's job environment.
 OTHER_VARIABLES = frozenset(
     {
         "AIRLOOP_CONFIG",
         "AIRLOOP_TEST_PG",
         "AIRLOOP_TEST_MYSQL",
+        "AIRLOOP_TEST_DEFAULT_EXECUTOR",
         "AIRLOOP_EMULATOR_SECONDS",
         "AIRLOOP_EMULATOR_EXIT_CODE",
     }
