@@ -41,8 +41,17 @@ class FailTask(AirloopError):
     """Raise inside a task to fail it without any retry."""
 
 
-class TaskTimeout(AirloopError):
-    """A task ran longer than its execution_timeout."""
+class TaskTimeout(AirloopError, TimeoutError):
+    """A task ran longer than its execution_timeout.
+
+    Raised inside the executor where the timeout fired. ``abandoned``: the code could
+    not be stopped (a thread, or a coroutine that ignored its cancellation) and was
+    left to finish on its own.
+    """
+
+    def __init__(self, message: str = "execution_timeout exceeded", *, abandoned: bool) -> None:
+        super().__init__(message)
+        self.abandoned = abandoned
 
 
 class SensorTimeout(FailTask):

@@ -30,7 +30,7 @@ class Offloader(Protocol):
 current_task_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "airloop_current_task_label", default=None
 )
-#: The engine's shared resources (airloop.engine.resources.Resources), set per task.
+#: The engine's shared resources (airloop.executors.resources.Resources), set per task.
 current_resources: contextvars.ContextVar[Any] = contextvars.ContextVar(
     "airloop_current_resources", default=None
 )

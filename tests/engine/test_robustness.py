@@ -74,7 +74,7 @@ async def test_abandoned_threads_do_not_starve_the_pool(tmp_path: Path) -> None:
 async def test_an_async_task_that_ignores_its_timeout_is_failed_anyway(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airloop.engine import runner
+    from airloop.executors import runner
 
     monkeypatch.setattr(runner, "CANCEL_GRACE", 0.3)
     with DAG("stubborn") as dag:

@@ -186,7 +186,7 @@ def test_delay_rejects_negative_seconds() -> None:
 LIB = sysconfig.get_paths()["purelib"]
 STD = sysconfig.get_paths()["stdlib"]
 LOOP = [Frame("asyncio.events", "_run", f"{STD}/asyncio/events.py", 80)]
-RUNNER = Frame("airloop.engine.runner", "run", "/src/airloop/engine/runner.py", 190)
+RUNNER = Frame("airloop.executors.runner", "run", "/src/airloop/engine/runner.py", 190)
 USER = Frame("etl", "extract", "/dags/etl.py", 12)
 
 

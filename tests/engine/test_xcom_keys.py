@@ -8,8 +8,8 @@ import pytest
 
 from airloop import DAG, DagRunState, task
 from airloop.engine.engine import Engine
-from airloop.engine.runner import encode_xcom
 from airloop.exceptions import XComError
+from airloop.executors.runner import encode_xcom
 
 from .support import ti_rows, xcom_map
 

@@ -16,11 +16,11 @@ from airloop.authoring.airflow_args import (
     split_task_args,
     unknown_argument,
 )
+from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
 from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import DagDefinitionError
-from airloop.executors import EXECUTOR_NAMES
 
 if TYPE_CHECKING:
     from airloop.authoring.context import Context

@@ -15,8 +15,8 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from airloop.core.pools import PoolError
-from airloop.engine.task_logs import NotInTaskFilter
 from airloop.exceptions import AirloopError, DagFileError, DatabaseError
+from airloop.executors.task_logs import NotInTaskFilter
 from airloop.settings import Settings, load_settings
 
 EXIT_OK = 0

@@ -29,10 +29,10 @@ from airloop.cli.common import (
 from airloop.cli.run_cmd import STATE_STYLE
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
-from airloop.engine.events import OutcomeChannel, TaskFinished
-from airloop.engine.task_logs import StreamSink, task_log_routing
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
+from airloop.executors.events import OutcomeChannel, TaskFinished
+from airloop.executors.task_logs import StreamSink, task_log_routing
 from airloop.store.repository import Store
 
 app = typer.Typer(help="Run or inspect task instances.", no_args_is_help=True)

@@ -28,9 +28,9 @@ from airloop.core.planner import (
     TIKey,
 )
 from airloop.core.states import DagRunState, TaskState
-from airloop.engine.events import TaskEvent, TaskFinished, TaskStarted
-from airloop.engine.task_logs import LogSink, log_path
 from airloop.executors.base import WorkItem
+from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted
+from airloop.executors.task_logs import LogSink, log_path
 from airloop.store.repository import WriteBatch
 
 

@@ -17,15 +17,15 @@ from airloop.core.planner import ActiveLimit, RunPlanner, StoredTI, TaskSpec, TI
 from airloop.core.pools import PoolLedger
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult, TIRecord
-from airloop.engine.events import OutcomeChannel
 from airloop.engine.executor_registry import ExecutorRegistry
-from airloop.engine.resources import Resources
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
-from airloop.engine.task_logs import TaskLogWriter
 from airloop.engine.watchdog import LoopWatchdog
 from airloop.exceptions import RunExistsError
 from airloop.executors.base import WorkItem
+from airloop.executors.events import OutcomeChannel
+from airloop.executors.resources import Resources
+from airloop.executors.task_logs import TaskLogWriter
 from airloop.runtime import in_thread
 from airloop.settings import Settings, load_settings
 from airloop.store.checkpoints import CheckpointWriter

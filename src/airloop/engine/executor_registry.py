@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from airloop.core.planner import TIKey
-from airloop.engine.events import OutcomeChannel
-from airloop.engine.task_logs import LogSink
 from airloop.executors.base import Executor, WorkItem
+from airloop.executors.events import OutcomeChannel
+from airloop.executors.task_logs import LogSink
 from airloop.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
-from airloop.engine.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.engine.executor_registry import ExecutorRegistry
-from airloop.engine.runner import first_line
-from airloop.engine.task_logs import LogSink
+from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
+from airloop.executors.runner import first_line
+from airloop.executors.task_logs import LogSink
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)

@@ -78,7 +78,7 @@ class Frame:
 
     @property
     def calls_task_code(self) -> bool:
-        return self.module == "airloop.engine.runner" and self.function == "run"
+        return self.module == "airloop.executors.runner" and self.function == "run"
 
 
 def classify(stack: Sequence[Frame], task_name: str | None) -> tuple[Cause, str]:

@@ -1,7 +1,9 @@
 """Executors: one API (base.py), one module per backend.
 
-The names below are what ``@task(executor=...)`` and settings accept; the
+The names they go by are ``airloop.core.executor_names.EXECUTOR_NAMES``; the
 implementations are imported only when an engine first needs them.
 """
 
-EXECUTOR_NAMES: tuple[str, ...] = ("async", "thread", "process", "dask")
+from airloop.core.executor_names import EXECUTOR_NAMES
+
+__all__ = ["EXECUTOR_NAMES"]

@@ -7,11 +7,11 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from airloop.engine.events import OutcomeChannel
-from airloop.engine.runner import Runner, StartedHook
-from airloop.engine.task_logs import LogSink
 from airloop.executors.base import WorkItem
+from airloop.executors.events import OutcomeChannel
+from airloop.executors.runner import Runner, StartedHook
 from airloop.executors.supervised import SupervisedExecutor
+from airloop.executors.task_logs import LogSink
 from airloop.executors.threads import DaemonThreadPool, run_in_pool
 
 log = logging.getLogger(__name__)

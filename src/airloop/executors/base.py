@@ -17,7 +17,7 @@ from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInsta
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.core.planner import TIKey
-from airloop.engine.events import OutcomeChannel
+from airloop.executors.events import OutcomeChannel
 
 #: The logger task code gets as ``context.log`` / ``log``.
 TASK_LOGGER = logging.getLogger("airloop.task")

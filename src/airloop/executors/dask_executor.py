@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from airloop.core.planner import TIKey
-from airloop.engine.events import OutcomeChannel, TaskStarted
-from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
+from airloop.executors.events import OutcomeChannel, TaskStarted
+from airloop.executors.runner import first_line
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import DASK_STARTED_TOPIC, run_on_dask, run_on_dask_async
 from airloop.runtime import in_thread

@@ -21,9 +21,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
 from airloop.core.planner import TIKey
-from airloop.engine.events import OutcomeChannel
-from airloop.engine.runner import first_line
 from airloop.executors.base import WorkItem
+from airloop.executors.events import OutcomeChannel
+from airloop.executors.runner import first_line
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.worker import INTERRUPT_SIGNAL, init_process, run_in_process
 from airloop.runtime import in_thread

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.core.planner import TIKey
-from airloop.engine.events import OutcomeChannel, TaskFinished
 from airloop.executors.base import Executor, WorkItem
+from airloop.executors.events import OutcomeChannel, TaskFinished
 
 log = logging.getLogger(__name__)
 

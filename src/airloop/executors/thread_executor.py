@@ -12,11 +12,12 @@ import asyncio
 import threading
 from typing import Any, ClassVar
 
-from airloop.engine import runner
-from airloop.engine.runner import StartedHook
+from airloop.exceptions import TaskTimeout
+from airloop.executors import runner
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
-from airloop.executors.threads import ExecutionTimeout, run_in_pool
+from airloop.executors.runner import StartedHook
+from airloop.executors.threads import run_in_pool
 
 
 class ThreadExecutor(AsyncExecutor):
@@ -59,10 +60,10 @@ class ThreadExecutor(AsyncExecutor):
                         result = await op.execute(context)
                 except TimeoutError:
                     if cm.expired():
-                        raise ExecutionTimeout(abandoned=False) from None
+                        raise TaskTimeout(abandoned=False) from None
                     raise
                 if cm.expired():  # it swallowed its timeout's cancellation: still a timeout
-                    raise ExecutionTimeout(abandoned=False)
+                    raise TaskTimeout(abandoned=False)
                 return result
 
             try:
@@ -75,8 +76,8 @@ class ThreadExecutor(AsyncExecutor):
             # cancellation gets CANCEL_GRACE more, then its thread is abandoned.
             limit = None if item.timeout is None else item.timeout + runner.CANCEL_GRACE
             return await run_in_pool(self._pool, body, item.context, started, limit)
-        except (asyncio.CancelledError, ExecutionTimeout) as exc:
-            if isinstance(exc, ExecutionTimeout) and exc.abandoned:
+        except (asyncio.CancelledError, TaskTimeout) as exc:
+            if isinstance(exc, TaskTimeout) and exc.abandoned:
                 self._stubborn.add(finished)  # counted at shutdown if it still runs
             cancelled.set()
             loop, task = inner.get("loop"), inner.get("task")

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from airloop.exceptions import TaskTimeout
+
 T = TypeVar("T")
 
 _Job = tuple[
@@ -117,18 +119,6 @@ class DaemonThreadPool:
                 self._jobs.put(None)
 
 
-class ExecutionTimeout(TimeoutError):
-    """Task code outlived its execution_timeout.
-
-    ``abandoned``: the code could not be stopped (a thread, or a coroutine that ignored
-    its cancellation) and was left to finish on its own.
-    """
-
-    def __init__(self, abandoned: bool = True) -> None:
-        super().__init__("execution_timeout exceeded")
-        self.abandoned = abandoned
-
-
 async def run_in_pool(
     pool: DaemonThreadPool,
     fn: Callable[[Any], T],
@@ -170,7 +160,7 @@ async def run_in_pool(
     except TimeoutError:
         if cm.expired():
             _abandon_soon(loop, pool, call)
-            raise ExecutionTimeout(abandoned=True) from None
+            raise TaskTimeout(abandoned=True) from None
         raise
     except asyncio.CancelledError:
         _abandon_soon(loop, pool, call)  # cancelled while running: the thread goes on

@@ -26,12 +26,13 @@ from typing import Any
 from airloop.authoring.context import DagRunInfo
 from airloop.core.planner import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
-from airloop.engine.events import TaskFinished, TaskStarted
-from airloop.engine.resources import Resources
-from airloop.engine.runner import Runner, StartedHook
-from airloop.engine.task_logs import LogSink, task_log_routing
+from airloop.exceptions import TaskTimeout
 from airloop.executors.base import TaskCall, WorkItem
-from airloop.executors.threads import DaemonThreadPool, ExecutionTimeout, run_in_pool
+from airloop.executors.events import TaskFinished, TaskStarted
+from airloop.executors.resources import Resources
+from airloop.executors.runner import Runner, StartedHook
+from airloop.executors.task_logs import LogSink, task_log_routing
+from airloop.executors.threads import DaemonThreadPool, run_in_pool
 from airloop.runtime import in_thread
 from airloop.settings import Settings
 
@@ -93,13 +94,13 @@ def rebuild_item(call: TaskCall) -> WorkItem:
 
 @contextmanager
 def _alarm(seconds: float | None) -> Iterator[None]:
-    """Interrupt sync code in this (main) thread after ``seconds``: it raises ExecutionTimeout."""
+    """Interrupt sync code in this (main) thread after ``seconds``: it raises TaskTimeout."""
     if not seconds:
         yield
         return
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise ExecutionTimeout(abandoned=False)
+        raise TaskTimeout(abandoned=False)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -320,7 +321,7 @@ def run_in_process(call: TaskCall) -> Outcome:
 def _load_failure(call: TaskCall, exc: Exception, sink: LogSink) -> TaskFinished:
     from datetime import UTC, datetime
 
-    from airloop.engine.runner import first_line
+    from airloop.executors.runner import first_line
 
     message = f"cannot load the task in the worker: {first_line(exc)}"
     sink.line("ERROR", message)

@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.core.jsonsafe import non_string_key
-from airloop.engine.events import TaskFinished, TaskStarted
-from airloop.engine.task_logs import LogSink, current_log_sink, keep_streams_routed
-from airloop.exceptions import FailTask, SkipTask, XComError
+from airloop.exceptions import FailTask, SkipTask, TaskTimeout, XComError
 from airloop.executors.base import WorkItem
-from airloop.executors.threads import ExecutionTimeout
+from airloop.executors.events import TaskFinished, TaskStarted
+from airloop.executors.task_logs import LogSink, current_log_sink, keep_streams_routed
 from airloop.runtime import (
     Offloader,
     current_offloader,
@@ -39,7 +38,7 @@ StartedHook = Callable[[], None]
 #: timeout counts from then, not from when the call was queued.
 SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
 #: Runs an async operator somewhere other than this loop (the thread executor gives
-#: each its own loop in a pool thread). Raises ExecutionTimeout(abandoned=False) when the
+#: each its own loop in a pool thread). Raises TaskTimeout(abandoned=False) when the
 #: task's own timeout cancelled it there.
 CoroutineRunner = Callable[[Any, StartedHook, Any], Awaitable[Any]]
 
@@ -132,7 +131,7 @@ class Runner:
         if done:
             return child.result()
         child.cancel("execution_timeout exceeded")
-        raise ExecutionTimeout(abandoned=not await self._settle(child, item))
+        raise TaskTimeout(abandoned=not await self._settle(child, item))
 
     async def _settle(self, child: asyncio.Task[Any], item: WorkItem) -> bool:
         """Give a cancelled child CANCEL_GRACE to stop; False (and keep it) if it will not."""
@@ -215,7 +214,7 @@ class Runner:
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
             finish("failed", error=first_line(exc), retryable=False)
         except TimeoutError as exc:
-            if isinstance(exc, ExecutionTimeout):
+            if isinstance(exc, TaskTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
                 if exc.abandoned:
                     message += (
