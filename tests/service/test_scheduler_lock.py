@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from airloop.service.scheduler_service import SchedulerService
 from airloop.settings import Settings
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.runs import Store
 from airloop.store.scheduler_lock import advisory_key, named_lock
+from airloop.store.service import ServiceStore
 
 STEPS = """
 import asyncio, pathlib

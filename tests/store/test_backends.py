@@ -13,11 +13,20 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from airloop import DAG, DagRunState, task
+from airloop.core.states import TaskState
 from airloop.engine.engine import Engine
 from airloop.exceptions import RunExistsError
 from airloop.settings import Settings
 from airloop.store.database import create_engine, current_revision, head_revision, migrate
-from airloop.store.repository import TI_MUTABLE, Store, WriteBatch
+from airloop.store.records import (
+    CheckpointRow,
+    Expansion,
+    NewTaskInstance,
+    TIUpdate,
+    WriteBatch,
+    XComRow,
+)
+from airloop.store.runs import Store
 from airloop.store.schema import metadata
 
 from .support import database_at
@@ -69,32 +78,19 @@ async def test_store_round_trips_times_json_and_large_text(database_url: str) ->
             run_type="manual",
             logical_date=when,
             params={"n": 3, "names": ["a", "é"], "nested": {"x": None}},
-            task_instances=[
-                {"task_id": t, "pool": "default_pool", "pool_slots": 1, "priority_weight": 1, "max_tries": 2}
-                for t in ("a", "m")
-            ],
-        )  # fmt: skip
+            task_instances=[NewTaskInstance(t, "default_pool", 1, 1, 2) for t in ("a", "m")],
+        )
         big = json.dumps("x" * 900_000)  # MySQL's TEXT would stop at 64 KiB
-        row = {k: None for k in TI_MUTABLE} | {"state": "success", "try_number": 1}
         await store.write(
             WriteBatch(
-                expansions=[(pk, "m", 3)],
-                ti_updates=[{"b_run": pk, "b_task": "a", "b_index": -1, **row, "start_date": when}],
-                xcoms=[
-                    {
-                        "dag_run_id": pk,
-                        "task_id": "a",
-                        "map_index": -1,
-                        "key": "return_value",
-                        "value": big,
-                        "size": len(big),
-                    }
-                ],
+                expansions=[Expansion(pk, "m", 3)],
+                ti_updates=[TIUpdate(pk, "a", -1, TaskState.SUCCESS, 1, start_date=when)],
+                xcoms=[XComRow(pk, "a", -1, "return_value", big)],
             )
         )
         await store.save_checkpoints(
-            [{"b_run": pk, "b_task": "m", "b_index": 2, "checkpoint": {"try_number": 1, "value": {"job": "j"}}}]
-        )  # fmt: skip
+            [CheckpointRow(pk, "m", 2, {"try_number": 1, "value": {"job": "j"}})]
+        )
         (run,) = await store.find_runs("r", "d")
         assert run.logical_date == when  # aware UTC, microseconds kept
         assert run.params == {"n": 3, "names": ["a", "é"], "nested": {"x": None}}

@@ -31,7 +31,7 @@ from airloop.core.states import DagRunState, TaskState
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, log_path
-from airloop.store.repository import WriteBatch
+from airloop.store.records import Expansion, LogRow, RunUpdate, TIUpdate, WriteBatch, XComRow
 
 
 @dataclass(slots=True)
@@ -52,22 +52,22 @@ class TIRecord:
     #: {"try_number": n, "value": ...}: written by the task itself, not in row()
     checkpoint: dict[str, Any] | None = None
 
-    def row(self, run_pk: int) -> dict[str, Any]:
-        return {
-            "b_run": run_pk,
-            "b_task": self.key.task_id,
-            "b_index": self.key.map_index,
-            "state": self.state.value,
-            "try_number": self.try_number,
-            "queued_at": self.queued_at,
-            "start_date": self.start_date,
-            "end_date": self.end_date,
-            "duration": self.duration,
-            "hostname": self.hostname,
-            "executor": self.executor,
-            "next_retry_at": self.next_retry_at,
-            "error": self.error,
-        }
+    def row(self, run_pk: int) -> TIUpdate:
+        return TIUpdate(
+            run_pk,
+            self.key.task_id,
+            self.key.map_index,
+            self.state,
+            self.try_number,
+            self.queued_at,
+            self.start_date,
+            self.end_date,
+            self.duration,
+            self.hostname,
+            self.executor,
+            self.next_retry_at,
+            self.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +190,13 @@ class ActiveRun:
                 return Started(event.key)
             self.logged.add((event.key, event.try_number))
             batch.logs.append(
-                {
-                    "dag_run_id": self.run_pk,
-                    "task_id": event.key.task_id,
-                    "map_index": event.key.map_index,
-                    "try_number": event.try_number,
-                    "path": self._log_path(event.key, event.try_number),
-                }
+                LogRow(
+                    self.run_pk,
+                    event.key.task_id,
+                    event.key.map_index,
+                    event.try_number,
+                    self._log_path(event.key, event.try_number),
+                )
             )
             return Started(event.key)
         assert isinstance(event, TaskFinished)
@@ -209,14 +209,13 @@ class ActiveRun:
             if event.xcom is not None:
                 self.xcoms[event.key] = event.xcom
                 batch.xcoms.append(
-                    {
-                        "dag_run_id": self.run_pk,
-                        "task_id": event.key.task_id,
-                        "map_index": event.key.map_index,
-                        "key": "return_value",
-                        "value": event.xcom,
-                        "size": len(event.xcom),
-                    }
+                    XComRow(
+                        self.run_pk,
+                        event.key.task_id,
+                        event.key.map_index,
+                        "return_value",
+                        event.xcom,
+                    )
                 )
             return Succeeded(event.key, event.output_length)
         if event.status == "skipped":
@@ -228,7 +227,7 @@ class ActiveRun:
     def absorb(self, plan: Plan, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
         """Mirror a plan into the records and the batch; return what to start."""
         for exp in plan.expansions:
-            batch.expansions.append((self.run_pk, exp.task_id, exp.count))
+            batch.expansions.append(Expansion(self.run_pk, exp.task_id, exp.count))
             del self.records[TIKey(exp.task_id)]
             self.dirty.discard(TIKey(exp.task_id))
             for i in range(exp.count):
@@ -271,14 +270,7 @@ class ActiveRun:
         state = self.planner.run_state
         assert state is not None
         note = f"interrupted: {self.stopping}" if self.stopping else self.abort_reason
-        batch.run_updates.append(
-            {
-                "b_id": self.run_pk,
-                "state": state.value,
-                "end_date": now_dt,
-                "note": note,
-            }
-        )
+        batch.run_updates.append(RunUpdate(self.run_pk, state, now_dt, note))
         failed = [
             (str(rec.key), rec.error or "")
             for rec in self.records.values()

@@ -8,16 +8,16 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
+from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
 from airloop.executors.task_logs import LogSink
-from airloop.store.repository import Store, WriteBatch, utcnow
+from airloop.store.records import WriteBatch
+from airloop.store.runs import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -245,9 +245,9 @@ class Scheduler:
             try:
                 await self._store.write(batch)
                 return
-            except IntegrityError:
-                raise  # not transient: retrying cannot help
-            except (DBAPIError, OSError) as exc:
+            # Any other DatabaseError (a violated constraint) propagates: retrying
+            # the same batch cannot help.
+            except TransientDatabaseError as exc:
                 if self._stop_reason is not None:
                     if self._stop_requested_at is None:
                         self._stop_requested_at = loop.time()
