@@ -15,7 +15,7 @@ from sqlalchemy import Connection, text
 from airloop import DAG, DagRunState, task
 from airloop.core.states import TaskState
 from airloop.engine.engine import Engine
-from airloop.exceptions import RunExistsError
+from airloop.exceptions import DatabaseError, RunExistsError, TransientDatabaseError
 from airloop.settings import Settings
 from airloop.store.database import create_engine, current_revision, head_revision, migrate
 from airloop.store.records import (
@@ -28,6 +28,7 @@ from airloop.store.records import (
 )
 from airloop.store.runs import Store
 from airloop.store.schema import metadata
+from airloop.store.service import ServiceStore
 
 from .support import database_at
 
@@ -206,3 +207,30 @@ async def test_the_run_survives_its_connections_being_killed(
         rows = await engine.store.task_instances(result.run_pk)
     assert result.state is DagRunState.SUCCESS, result.failed
     assert {r.state for r in rows} == {"success"}
+
+
+async def test_driver_errors_leave_the_store_as_airloops_own(database_url: str) -> None:
+    """A run that exists is RunExistsError; a refused write is a DatabaseError the
+    scheduler must not retry (not a TransientDatabaseError); no driver exception leaks."""
+    store = await Store.open(database_url)
+    try:
+        service = ServiceStore(store)
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        pk = await service.queue_run("d", "r", {}, when)
+        with pytest.raises(RunExistsError, match="already has a run 'r'"):
+            await service.queue_run("d", "r", {}, when)
+        with pytest.raises(RunExistsError):
+            await store.create_run(
+                dag_id="d",
+                run_id="r",
+                run_type="manual",
+                logical_date=when,
+                params={},
+                task_instances=[],
+            )
+        twice = XComRow(pk, "a", -1, "return_value", "1")
+        with pytest.raises(DatabaseError) as refused:
+            await store.write(WriteBatch(xcoms=[twice, twice]))
+        assert not isinstance(refused.value, TransientDatabaseError)
+    finally:
+        await store.close()
