@@ -25,6 +25,7 @@ from airloop.store.records import (
     XComRow,
 )
 from airloop.store.schema import dag_run, task_instance, task_log, xcom
+from airloop.store.writes import LeanWriter
 
 
 def utcnow() -> datetime:
@@ -54,30 +55,11 @@ def run_row(row: Any) -> DagRunRow:
     return DagRunRow(**{**row._mapping, "state": DagRunState(row.state)})
 
 
-#: The task-instance columns the scheduler rewrites when a task instance changes.
-TI_MUTABLE = (
-    "state",
-    "try_number",
-    "queued_at",
-    "start_date",
-    "end_date",
-    "duration",
-    "hostname",
-    "executor",
-    "next_retry_at",
-    "error",
-)
-
 _ti = task_instance.c
 _SAME_TI = and_(
     _ti.dag_run_id == bindparam("b_run"),
     _ti.task_id == bindparam("b_task"),
     _ti.map_index == bindparam("b_index"),
-)
-_UPDATE_TI = (
-    update(task_instance)
-    .where(_SAME_TI)
-    .values({name: bindparam(name) for name in (*TI_MUTABLE, "updated_at")})
 )
 _UPDATE_CHECKPOINT = (
     update(task_instance)
@@ -97,6 +79,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._lean: LeanWriter | None = None
 
     @classmethod
     async def open(
@@ -181,63 +164,18 @@ class Store:
         if not batch:
             return
         now = utcnow()
+        lean = self._lean
+        if lean is None:
+            lean = self._lean = LeanWriter(self.engine.dialect)
         async with begin(self.engine) as conn:
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
             if batch.ti_updates:
-                await conn.execute(
-                    _UPDATE_TI,
-                    [
-                        {
-                            "b_run": u.run_pk,
-                            "b_task": u.task_id,
-                            "b_index": u.map_index,
-                            "state": u.state.value,
-                            "try_number": u.try_number,
-                            "queued_at": u.queued_at,
-                            "start_date": u.start_date,
-                            "end_date": u.end_date,
-                            "duration": u.duration,
-                            "hostname": u.hostname,
-                            "executor": u.executor,
-                            "next_retry_at": u.next_retry_at,
-                            "error": u.error,
-                            "updated_at": now,
-                        }
-                        for u in batch.ti_updates
-                    ],
-                )
+                await lean.ti_updates(conn, batch.ti_updates, now)
             if batch.xcoms:
-                await conn.execute(
-                    insert(xcom),
-                    [
-                        {
-                            "dag_run_id": x.run_pk,
-                            "task_id": x.task_id,
-                            "map_index": x.map_index,
-                            "key": x.key,
-                            "value": x.value,
-                            "size": x.size,
-                            "created_at": now,
-                        }
-                        for x in batch.xcoms
-                    ],
-                )
+                await lean.xcoms(conn, batch.xcoms, now)
             if batch.logs:
-                await conn.execute(
-                    insert(task_log),
-                    [
-                        {
-                            "dag_run_id": r.run_pk,
-                            "task_id": r.task_id,
-                            "map_index": r.map_index,
-                            "try_number": r.try_number,
-                            "path": r.path,
-                            "created_at": now,
-                        }
-                        for r in batch.logs
-                    ],
-                )
+                await lean.logs(conn, batch.logs, now)
             if batch.run_updates:
                 await conn.execute(
                     _UPDATE_RUN,
