@@ -46,12 +46,14 @@ Convert = Callable[[datetime | None], Any]
 
 
 def _sqlite_datetime(value: datetime | None) -> str | None:
-    # SQLAlchemy's SQLite DATETIME storage format (what the reads parse).
+    # SQLAlchemy's SQLite DATETIME storage format (what the reads parse):
+    # "YYYY-MM-DD HH:MM:SS.ffffff". isoformat is one C call (strftime is 4x slower);
+    # [:26] drops the "+00:00" of an aware value.
     if value is None:
         return None
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
