@@ -56,16 +56,6 @@ def run_row(row: Any) -> DagRunRow:
 
 
 _ti = task_instance.c
-_SAME_TI = and_(
-    _ti.dag_run_id == bindparam("b_run"),
-    _ti.task_id == bindparam("b_task"),
-    _ti.map_index == bindparam("b_index"),
-)
-_UPDATE_CHECKPOINT = (
-    update(task_instance)
-    .where(_SAME_TI)
-    .values(checkpoint=bindparam("checkpoint"), updated_at=bindparam("updated_at"))
-)
 _UPDATE_RUN = (
     update(dag_run)
     .where(dag_run.c.id == bindparam("b_id"))
@@ -93,6 +83,11 @@ class Store:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    def _writer(self) -> LeanWriter:
+        if self._lean is None:
+            self._lean = LeanWriter(self.engine.dialect)
+        return self._lean
 
     # -- runs -----------------------------------------------------------------------
 
@@ -164,9 +159,7 @@ class Store:
         if not batch:
             return
         now = utcnow()
-        lean = self._lean
-        if lean is None:
-            lean = self._lean = LeanWriter(self.engine.dialect)
+        lean = self._writer()
         async with begin(self.engine) as conn:
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
@@ -209,21 +202,8 @@ class Store:
         on external work is stored before it waits (the scheduler never writes this
         column, so the two cannot overwrite each other).
         """
-        now = utcnow()
         async with begin(self.engine) as conn:
-            await conn.execute(
-                _UPDATE_CHECKPOINT,
-                [
-                    {
-                        "b_run": r.run_pk,
-                        "b_task": r.task_id,
-                        "b_index": r.map_index,
-                        "checkpoint": r.checkpoint,
-                        "updated_at": now,
-                    }
-                    for r in rows
-                ],
-            )
+            await self._writer().checkpoints(conn, rows, utcnow())
 
     # -- reads ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ joined into one ``UPDATE ... JOIN (SELECT ... UNION ALL SELECT ...)`` per chunk.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import Dialect, Table, and_, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from airloop.store.records import LogRow, TIUpdate, XComRow
+from airloop.store.records import CheckpointRow, LogRow, TIUpdate, XComRow
 from airloop.store.schema import task_instance, task_log, xcom
 
 #: The task-instance columns the scheduler rewrites when a task instance changes,
@@ -77,13 +78,16 @@ def _insert(table: Table, columns: Sequence[str], dialect: Dialect) -> str:
     return sql
 
 
-class LeanWriter:
-    """The scheduler's hot statements, compiled for one dialect."""
+class _TIUpdate:
+    """``UPDATE task_instance SET <columns> WHERE <its key>`` for many rows at once.
 
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.mysql = dialect.name in ("mysql", "mariadb")
-        self.dt: Convert = _sqlite_datetime if dialect.name == "sqlite" else _naive_utc
+    Rows are tuples: the new values in ``columns`` order, then run pk, task id and map
+    index. Everywhere but MySQL: one executemany of the compiled statement. MySQL:
+    one statement per MYSQL_CHUNK rows, the task instances joined to a derived table
+    of their new values.
+    """
+
+    def __init__(self, dialect: Dialect, columns: tuple[str, ...]) -> None:
         ti = task_instance.c
         statement = (
             update(task_instance)
@@ -94,10 +98,42 @@ class LeanWriter:
                     ti.map_index == bindparam("b_index"),
                 )
             )
-            .values({name: bindparam(name) for name in (*TI_MUTABLE, "updated_at")})
+            .values({name: bindparam(name) for name in columns})
         )
-        self.update_ti, order = _compiled(statement, dialect)
-        assert order == (*TI_MUTABLE, "updated_at", "b_run", "b_task", "b_index"), order
+        self.sql, order = _compiled(statement, dialect)
+        names = (*columns, "b_run", "b_task", "b_index")
+        assert order == names, order
+        self.mysql = dialect.name in ("mysql", "mariadb")
+        q = dialect.identifier_preparer.quote
+        self._first = "SELECT " + ", ".join(f"%s AS {q(c)}" for c in names)
+        self._rest = "SELECT " + ", ".join("%s" for _ in names)
+        self._set = ", ".join(f"t.{q(c)} = v.{q(c)}" for c in columns)
+
+    async def __call__(self, conn: AsyncConnection, params: list[tuple[Any, ...]]) -> None:
+        if not self.mysql:
+            await conn.exec_driver_sql(self.sql, params)
+            return
+        for start in range(0, len(params), MYSQL_CHUNK):
+            chunk = params[start : start + MYSQL_CHUNK]
+            await conn.exec_driver_sql(self._mysql(len(chunk)), _flat(chunk))
+
+    def _mysql(self, n: int) -> str:
+        values = " UNION ALL ".join([self._first] + [self._rest] * (n - 1))
+        return (
+            f"UPDATE task_instance AS t JOIN ({values}) AS v "
+            "ON t.dag_run_id = v.b_run AND t.task_id = v.b_task AND t.map_index = v.b_index "
+            f"SET {self._set}"
+        )
+
+
+class LeanWriter:
+    """The scheduler's hot statements, compiled for one dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.dt: Convert = _sqlite_datetime if dialect.name == "sqlite" else _naive_utc
+        self._update_ti = _TIUpdate(dialect, (*TI_MUTABLE, "updated_at"))
+        self._update_checkpoint = _TIUpdate(dialect, ("checkpoint", "updated_at"))
         self.insert_log = _insert(
             task_log,
             ("dag_run_id", "task_id", "map_index", "try_number", "path", "created_at"),
@@ -108,54 +144,44 @@ class LeanWriter:
             ("dag_run_id", "task_id", "map_index", "key", "value", "size", "created_at"),
             dialect,
         )
-        quote = dialect.identifier_preparer.quote
-        self._ti_set = ", ".join(
-            f"t.{quote(c)} = v.{quote(c)}" for c in (*TI_MUTABLE, "updated_at")
-        )
-        self._ti_cols = (*TI_MUTABLE, "updated_at", "b_run", "b_task", "b_index")
-        self._quote = quote
 
     async def ti_updates(
         self, conn: AsyncConnection, rows: Sequence[TIUpdate], now: datetime
     ) -> None:
         dt = self.dt
         updated = dt(now)
-        params = [
-            (
-                u.state.value,
-                u.try_number,
-                dt(u.queued_at),
-                dt(u.start_date),
-                dt(u.end_date),
-                u.duration,
-                u.hostname,
-                u.executor,
-                dt(u.next_retry_at),
-                u.error,
-                updated,
-                u.run_pk,
-                u.task_id,
-                u.map_index,
-            )
-            for u in rows
-        ]
-        if not self.mysql:
-            await conn.exec_driver_sql(self.update_ti, params)
-            return
-        for start in range(0, len(params), MYSQL_CHUNK):
-            chunk = params[start : start + MYSQL_CHUNK]
-            await conn.exec_driver_sql(self._mysql_update(len(chunk)), _flat(chunk))
+        await self._update_ti(
+            conn,
+            [
+                (
+                    u.state.value,
+                    u.try_number,
+                    dt(u.queued_at),
+                    dt(u.start_date),
+                    dt(u.end_date),
+                    u.duration,
+                    u.hostname,
+                    u.executor,
+                    dt(u.next_retry_at),
+                    u.error,
+                    updated,
+                    u.run_pk,
+                    u.task_id,
+                    u.map_index,
+                )
+                for u in rows
+            ],
+        )
 
-    def _mysql_update(self, n: int) -> str:
-        """One UPDATE for ``n`` task instances: joined to their new values."""
-        q = self._quote
-        first = ", ".join(f"%s AS {q(c)}" for c in self._ti_cols)
-        rest = ", ".join("%s" for _ in self._ti_cols)
-        values = " UNION ALL ".join([f"SELECT {first}"] + [f"SELECT {rest}"] * (n - 1))
-        return (
-            f"UPDATE task_instance AS t JOIN ({values}) AS v "
-            "ON t.dag_run_id = v.b_run AND t.task_id = v.b_task AND t.map_index = v.b_index "
-            f"SET {self._ti_set}"
+    async def checkpoints(
+        self, conn: AsyncConnection, rows: Sequence[CheckpointRow], now: datetime
+    ) -> None:
+        # The JSON column's value is JSON text on every backend (what SQLAlchemy's JSON
+        # type would send too).
+        updated = self.dt(now)
+        await self._update_checkpoint(
+            conn,
+            [(json.dumps(r.checkpoint), updated, r.run_pk, r.task_id, r.map_index) for r in rows],
         )
 
     async def logs(self, conn: AsyncConnection, rows: Sequence[LogRow], now: datetime) -> None:
