@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from airloop.authoring.context import Context
+from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
 from airloop.authoring.mapped import MappedOperator
@@ -58,6 +58,7 @@ __all__ = [
     "XComArg",
     "__version__",
     "delay",
+    "get_current_context",
     "run",
     "run_sync",
     "task",
