@@ -189,8 +189,10 @@ def test_context_keys_as_airflow() -> None:
     assert ctx["logical_date"] == LOGICAL
     assert ctx["task_instance_key_str"] == "d__q__20260309"
     assert ctx["task_instance"] is ctx["ti"]
-    assert ctx["ti"].try_number == 1 and ctx["ti"].map_index == -1
-    assert ctx["dag_run"].conf == {"p": 1} and ctx["dag_run"].run_id == "manual__1"
+    assert ctx["ti"].try_number == 1
+    assert ctx["ti"].map_index == -1
+    assert ctx["dag_run"].conf == {"p": 1}
+    assert ctx["dag_run"].run_id == "manual__1"
     assert ctx["dag_run"].logical_date == LOGICAL
     assert ctx["test_mode"] is False
     assert ctx["expanded_ti_count"] is None

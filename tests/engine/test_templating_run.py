@@ -96,7 +96,10 @@ async def test_context_is_injected_by_name_and_as_kwargs(engine: Engine) -> None
     result = await engine.run(dag)
     assert result.state is DagRunState.SUCCESS, result.failed
     values, ds, pulled, n = seen["by_name"]
-    assert values == [1, 2] and pulled == [1, 2] and n == 2 and len(ds) == 10
+    assert values == [1, 2]
+    assert pulled == [1, 2]
+    assert n == 2
+    assert len(ds) == 10
     assert seen["conf"] == {"n": 2}
     assert seen["pulled"] == [1, 2]
     assert {"ds", "ts", "ti", "task_instance", "macros", "dag_run", "params"} <= seen["keys"]
