@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airloop.authoring import macros as _macros
 from airloop.exceptions import AirloopError
 
 if TYPE_CHECKING:
@@ -291,7 +290,10 @@ class Context(Mapping[str, Any]):
 
     @property
     def macros(self) -> Any:
-        return _macros
+        # Imported on first use: dateutil is slow to import and most tasks never ask.
+        from airloop.authoring import macros
+
+        return macros
 
     @property
     def test_mode(self) -> bool:

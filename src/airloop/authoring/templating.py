@@ -20,6 +20,7 @@ templating-off-loop). Operators with no template fields skip all of this.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import threading
 import weakref
@@ -27,14 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-import jinja2.exceptions
-import jinja2.nativetypes
-import jinja2.sandbox
-
 from airloop.exceptions import AirloopError, DagDefinitionError
 
+# Jinja is imported when something is rendered (or a DAG sets Jinja options), not when
+# a DAG file imports airloop: most DAG files never render anything.
 if TYPE_CHECKING:
+    import jinja2
+
     from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
     from airloop.authoring.operator import BaseOperator
@@ -101,23 +101,36 @@ def pop_template_settings(dag_id: str, args: dict[str, Any]) -> TemplateSettings
             f"{where}: jinja_environment_kwargs cannot set 'loader' "
             "(templates are found through template_searchpath)"
         )
-    try:  # a typo in an option is an error now, not at the first run
-        jinja2.sandbox.SandboxedEnvironment(**env_kwargs)
-    except TypeError as exc:
-        raise DagDefinitionError(f"{where}: jinja_environment_kwargs: {exc}") from None
+    if env_kwargs:
+        import jinja2.sandbox
+
+        try:  # a typo in an option is an error now, not at the first run
+            jinja2.sandbox.SandboxedEnvironment(**env_kwargs)
+        except TypeError as exc:
+            raise DagDefinitionError(f"{where}: jinja_environment_kwargs: {exc}") from None
     return TemplateSettings(paths, dict(macros), dict(filters), bool(native), dict(env_kwargs))
 
 
-class _NativeSandboxedEnvironment(jinja2.sandbox.SandboxedEnvironment):
-    """Native rendering (Python objects, as Jinja's NativeEnvironment) AND the sandbox.
+@functools.cache
+def _environment_class(native: bool) -> type[jinja2.Environment]:
+    import jinja2.nativetypes
+    import jinja2.sandbox
 
-    Airflow's native environment is not sandboxed; ours is, so switching a DAG to native
-    rendering does not widen what a template may reach.
-    """
+    if not native:
+        return jinja2.sandbox.SandboxedEnvironment
 
-    code_generator_class = jinja2.nativetypes.NativeCodeGenerator
-    concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
-    template_class = jinja2.nativetypes.NativeTemplate
+    class NativeSandboxedEnvironment(jinja2.sandbox.SandboxedEnvironment):
+        """Native rendering (Python objects, as Jinja's NativeEnvironment) AND the sandbox.
+
+        Airflow's native environment is not sandboxed; ours is, so switching a DAG to
+        native rendering does not widen what a template may reach.
+        """
+
+        code_generator_class = jinja2.nativetypes.NativeCodeGenerator
+        concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
+        template_class = jinja2.nativetypes.NativeTemplate
+
+    return NativeSandboxedEnvironment
 
 
 def _searchpath(dag: DAG, settings: TemplateSettings) -> list[str]:
@@ -127,6 +140,8 @@ def _searchpath(dag: DAG, settings: TemplateSettings) -> list[str]:
 
 def build_environment(dag: DAG) -> jinja2.Environment:
     """The Jinja environment of ``dag``'s templates (built once per DAG, see ``environment``)."""
+    import jinja2
+
     settings: TemplateSettings = getattr(dag, "template_settings", TemplateSettings())
     options: dict[str, Any] = {
         "undefined": jinja2.StrictUndefined,
@@ -135,8 +150,7 @@ def build_environment(dag: DAG) -> jinja2.Environment:
         **settings.environment_kwargs,
         "loader": jinja2.FileSystemLoader(_searchpath(dag, settings)),
     }
-    cls = _NativeSandboxedEnvironment if settings.native else jinja2.sandbox.SandboxedEnvironment
-    env = cls(**options)
+    env = _environment_class(settings.native)(**options)
     env.globals.update(settings.user_defined_macros)
     env.filters.update(settings.user_defined_filters)
     env.filters.setdefault("ds", _ds_filter)
@@ -208,6 +222,8 @@ class _Renderer:
 
 def _check_defined(value: Any) -> None:
     """Raise for an Undefined in a native result (Jinja returns it rather than failing)."""
+    import jinja2
+
     if isinstance(value, jinja2.Undefined):
         value._fail_with_undefined_error()
     elif isinstance(value, (list, tuple, set, frozenset)):
@@ -219,6 +235,9 @@ def _check_defined(value: Any) -> None:
 
 
 def _problem(exc: BaseException) -> str:
+    import jinja2
+    import jinja2.exceptions
+
     if isinstance(exc, jinja2.TemplateNotFound):
         return f"template file {exc.name!r} not found"
     if isinstance(exc, jinja2.TemplateSyntaxError):
