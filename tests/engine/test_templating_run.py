@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
+
+import pytest
 
 from airloop import DAG, BaseOperator, Context, DagRunState, task
 from airloop.authoring.context import get_current_context
@@ -129,3 +132,27 @@ async def test_get_current_context_in_sync_and_async_tasks(engine: Engine) -> No
     assert seen["sync"][:2] == ("sync_one", "sync_one")
     assert seen["async"][:2] == ("async_one", "async_one")
     assert seen["sync"][2] == seen["async"][2]
+
+
+@pytest.mark.async_executor
+async def test_rendering_runs_off_the_event_loop(engine: Engine) -> None:
+    """User macros may block and template files are read from disk: never on the loop."""
+    loop_thread = threading.current_thread()
+    seen: dict[str, Any] = {}
+
+    def where() -> str:
+        seen["thread"] = threading.current_thread()
+        seen["task"] = get_current_context()["ti"].task_id
+        return "here"
+
+    class AsyncEcho(Echo):
+        async def execute(self, context: Context) -> Any:  # type: ignore[override]
+            return self.sql
+
+    with DAG("off_loop", user_defined_macros={"where": where}) as dag:
+        AsyncEcho(task_id="echo", sql="{{ where() }}")
+
+    result = await engine.run(dag)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    assert seen["thread"] is not loop_thread
+    assert seen["task"] == "echo"
