@@ -100,8 +100,8 @@ class TaskInstanceInfo:
             )
         if task_id not in outputs:
             raise XComPullError(
-                f"{where}: task {task_id!r} is not upstream of {self.task_id!r}; a task "
-                f"can pull the outputs of its upstream tasks (add {task_id} >> {self.task_id})"
+                f"{where}: the output of task {task_id!r} is not available; a task can "
+                f"pull the outputs of its upstream tasks (is {task_id} >> {self.task_id} set?)"
             )
         value = outputs[task_id]
         return default if value is None else value

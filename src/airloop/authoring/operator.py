@@ -406,7 +406,13 @@ def capture_upstream_outputs(op: AbstractOperator, lookup: OutputLookup) -> Any:
     """
     if not op.upstream_task_ids:
         return None
-    return {task_id: lookup(task_id) for task_id in sorted(op.upstream_task_ids)}
+    outputs: dict[str, Any] = {}
+    for task_id in sorted(op.upstream_task_ids):
+        try:
+            outputs[task_id] = lookup(task_id)
+        except KeyError:  # not given (``airloop tasks test`` without --upstream)
+            continue
+    return outputs
 
 
 def with_upstream_outputs(op: BaseOperator, outputs: Mapping[str, Any] | None) -> BaseOperator:
