@@ -209,3 +209,17 @@ def test_trigger_rule_is_exported_and_usable() -> None:
 
         t()
     assert dag.get_task("t").trigger_rule is TriggerRule.ALL_DONE
+
+
+def test_xcom_args_take_set_upstream_and_set_downstream() -> None:
+    with DAG("d") as dag:
+
+        @task
+        def one() -> int:
+            return 1
+
+        a, b, c = one(), one(), one()
+        a.set_downstream(b)
+        c.set_upstream([a, b], edge_modifier=Label("both"))
+    assert edges(dag) == {"one>one__1", "one>one__2", "one__1>one__2"}
+    assert dag.get_edge_info("one__1", "one__2") == {"label": "both"}
