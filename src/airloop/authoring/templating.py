@@ -14,7 +14,7 @@ from the DAG, and ``render_template_as_native_obj=True`` renders to Python objec
 
 Rendering may read template files and runs user macros and filters, so it is never done
 on the event loop: the runner offloads it to the executor's pool (see ADR
-templating-off-loop). Operators with no template fields skip all of this.
+0022). Operators with no template fields skip all of this.
 """
 
 from __future__ import annotations
