@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from airloop.authoring.context import Context
+from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
 from airloop.authoring.edges import Label, chain, chain_linear, cross_downstream
@@ -65,6 +65,7 @@ __all__ = [
     "chain_linear",
     "cross_downstream",
     "delay",
+    "get_current_context",
     "run",
     "run_sync",
     "task",

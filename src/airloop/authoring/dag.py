@@ -20,6 +20,7 @@ from airloop.authoring.airflow_args import (
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
 from airloop.authoring.taskgroup import TaskGroup
+from airloop.authoring.templating import pop_template_settings
 from airloop.core.schedules import ScheduleError, parse_schedule
 from airloop.exceptions import (
     CycleError,
@@ -126,6 +127,7 @@ class DAG:
         **airflow: Any,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
+        self.template_settings = pop_template_settings(dag_id, airflow)
         self.display: dict[str, Any] = _check_dag_args(dag_id, airflow)
         if doc is not None and doc_md is not None:
             raise DagDefinitionError(f"DAG {dag_id!r}: give doc or doc_md, not both")

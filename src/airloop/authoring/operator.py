@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -173,6 +174,16 @@ class AbstractOperator:
     """A node of a DAG: an operator, or a mapped operator that expands at run time."""
 
     is_mapped: ClassVar[bool] = False
+    #: Attributes rendered as Jinja templates just before ``execute`` (see templating.py).
+    template_fields: ClassVar[Sequence[str]] = ()
+    #: A templated string ending in one of these is the name of a template file.
+    template_ext: ClassVar[Sequence[str]] = ()
+    #: How a UI should show each template field ("sql", "json"...): descriptive.
+    template_fields_renderers: ClassVar[Mapping[str, str]] = {}
+    #: Outputs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
+    upstream_outputs: Mapping[str, Any] | None = None
+    #: The rendered template fields of the operator that ran (set on its copy).
+    rendered_fields: dict[str, Any] | None = None
     #: Can a try that was running when airloop died be started again (same try)?
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.
@@ -375,10 +386,11 @@ class BaseOperator(AbstractOperator):
         return inspect.iscoroutinefunction(self.execute)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        return None
+        # The upstream outputs, for ti.xcom_pull in execute() or in a template.
+        return capture_upstream_outputs(self, lookup)
 
     def rebuild(self, bound: Any) -> BaseOperator:
-        return self
+        return with_upstream_outputs(self, bound)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
@@ -386,6 +398,31 @@ class BaseOperator(AbstractOperator):
         from airloop.authoring.mapped import OperatorPartial, operator_factory
 
         return OperatorPartial(operator_factory(cls), kwargs)
+
+
+def capture_upstream_outputs(op: AbstractOperator, lookup: OutputLookup) -> Any:
+    """The outputs of ``op``'s upstream tasks (plain values, shipped with the task).
+
+    None when it has no upstream task: nothing to copy, the operator is used as is.
+    """
+    if not op.upstream_task_ids:
+        return None
+    outputs: dict[str, Any] = {}
+    for task_id in sorted(op.upstream_task_ids):
+        try:
+            outputs[task_id] = lookup(task_id)
+        except KeyError:  # not given (``airloop tasks test`` without --upstream)
+            continue
+    return outputs
+
+
+def with_upstream_outputs(op: BaseOperator, outputs: Mapping[str, Any] | None) -> BaseOperator:
+    """``op`` (a copy of it) holding ``outputs`` for ti.xcom_pull."""
+    if outputs is None:
+        return op
+    clone = copy.copy(op)
+    clone.upstream_outputs = outputs
+    return clone
 
 
 #: Arguments of BaseOperator itself (for "did you mean" suggestions).

@@ -15,9 +15,12 @@ import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.authoring.context import set_current_context
+from airloop.authoring.templating import render_task
 from airloop.core.jsonsafe import non_string_key
 from airloop.exceptions import FailTask, SkipTask, TaskTimeout, XComError
 from airloop.executors.base import WorkItem
@@ -152,6 +155,7 @@ class Runner:
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)
         current_resources.set(self.resources)
+        set_current_context(item.context)
         op = item.operator
         started_at = 0.0
         reported_start = False
@@ -190,6 +194,10 @@ class Runner:
             )
 
         try:
+            if op.template_fields:  # rendering may read files and run user macros: off-loop
+                op, context = await self.offloader(render_task, op, item.context)
+                item = replace(item, operator=op, context=context)
+                set_current_context(context)
             if op.is_async and self.run_coroutine is not None:
                 result = await self.run_coroutine(op, lambda: started(True), item)
             elif op.is_async:

@@ -81,7 +81,14 @@ def rebuild_item(call: TaskCall) -> WorkItem:
     return WorkItem.build(
         dag=dag,
         operator=operator,
-        run=DagRunInfo(call.dag_id, call.run_id, call.logical_date, call.run_type, call.params),
+        run=DagRunInfo(
+            call.dag_id,
+            call.run_id,
+            call.logical_date,
+            call.run_type,
+            call.params,
+            *(call.data_interval or (None, None)),
+        ),
         run_pk=call.run_pk,
         map_index=call.map_index,
         try_number=call.try_number,
