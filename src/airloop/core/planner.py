@@ -17,16 +17,19 @@ import random
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import count
 
+from airloop.core.outcomes import Outcome
 from airloop.core.pools import PoolLedger
 from airloop.core.retry import RetryPolicy
 from airloop.core.states import (
     ACTIVE,
     FAILED_LIKE,
     TERMINAL,
+    TRANSITIONS,
     DagRunState,
+    InvalidTransition,
     TaskState,
-    check_transition,
 )
 from airloop.core.trigger_rules import TriggerRule, Verdict, evaluate
 
@@ -76,11 +79,16 @@ class TaskSpec:
 
 
 # -- events -------------------------------------------------------------------------
+#
+# Each event carries the id of the report (or decision) it came from: the changes it
+# causes, directly or by cascading downstream, carry that id too (``Change.stimulus_id``),
+# and so do the log lines about them and an impossible-transition error.
 
 
 @dataclass(frozen=True, slots=True)
 class Started:
     key: TIKey
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +97,25 @@ class Succeeded:
     #: len() of the returned value when it is a list/tuple/dict, so mapped tasks downstream
     #: can be expanded without the planner seeing the value itself.
     output_length: int | None = None
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
     key: TIKey
-    error: str
+    reason: str
+    #: Typed by whoever classified the end of the try; the planner decides on
+    #: ``retryable`` (and the retry policy), never on the reason's text.
     retryable: bool = True
+    outcome: Outcome = Outcome.FAILED
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
     key: TIKey
     reason: str = ""
+    stimulus_id: str = field(default="", compare=False)
 
 
 Event = Started | Succeeded | Failed | Skipped
@@ -118,6 +132,8 @@ class Change:
     try_number: int
     reason: str | None = None
     next_retry_at: float | None = None
+    #: The report or decision that caused it (see the events above).
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +196,16 @@ class PlanningError(ValueError):
     """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
 
 
+#: Transitions remembered per planner for ``story`` (the newest; older ones drop off).
+STORY_LENGTH = 20_000
+
+_ticks = count(1)
+
+
+def _tick_id(kind: str) -> str:
+    return f"{kind}-{next(_ticks)}"
+
+
 class RunPlanner:
     """Decides, event by event, what happens next in one DAG run."""
 
@@ -229,8 +255,12 @@ class RunPlanner:
         self._up_total: dict[str, int] = {t: len(s.upstream) for t, s in self._specs.items()}
         # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
         # a 10,000-task chain does not exhaust the stack.
+        # Each with the stimulus that queued it, so a cascade carries the cause's id.
         self._pending: deque[str] = deque()
-        self._pending_set: set[str] = set()
+        self._pending_set: dict[str, str] = {}
+        self._stimulus = ""
+        #: (key, old, new, stimulus id) of recent transitions: see ``story``.
+        self._history: deque[tuple[TIKey, TaskState, TaskState, str]] = deque(maxlen=STORY_LENGTH)
         self._unfinished = len(self._specs)
         self._total: Counter[TaskState] = Counter({TaskState.NONE: len(self._specs)})
         self._active = 0
@@ -287,9 +317,14 @@ class RunPlanner:
 
     # -- driving --------------------------------------------------------------------
 
+    def story(self, key: TIKey) -> list[tuple[TaskState, TaskState, str]]:
+        """The task instance's recent transitions, oldest first: (old, new, stimulus id)."""
+        return [(old, new, sid) for k, old, new, sid in self._history if k == key]
+
     def start(self, now: float) -> Plan:
         """Evaluate every task once: roots and ALWAYS tasks become ready."""
         plan = Plan()
+        self._stimulus = _tick_id("start")
         for task_id in self._specs:
             self._queue_evaluation(task_id)
         self._finish_plan(plan, now)
@@ -319,6 +354,7 @@ class RunPlanner:
         self._output_lengths.update(output_lengths)
         self._recount()
         plan = Plan()
+        self._stimulus = _tick_id("restore")
         lost: list[Event] = []
         for task_id, rows in by_task.items():
             spec = self._specs[task_id]
@@ -333,7 +369,7 @@ class RunPlanner:
                         ti.keep_try = True
                         self._set(ti, TaskState.SCHEDULED, plan)
                     else:
-                        lost.append(Failed(row.key, lost_reason))
+                        lost.append(Failed(row.key, lost_reason, outcome=Outcome.LOST))
                 elif row.state is TaskState.SCHEDULED:
                     heapq.heappush(
                         self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), row.key)
@@ -386,10 +422,18 @@ class RunPlanner:
             self._up_counts[task_id] = up
             self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
 
-    def handle(self, events: Iterable[Event], now: float) -> Plan:
+    def handle(self, events: Iterable[Event], now: float, stimulus_id: str = "") -> Plan:
+        """Apply ``events`` in order; then start what became ready.
+
+        Changes not caused by one event (retries released, admissions) carry
+        ``stimulus_id`` (a fresh ``tick-N`` id if none is given).
+        """
         plan = Plan()
+        tick = stimulus_id or _tick_id("tick")
         for event in events:
+            self._stimulus = event.stimulus_id or tick
             self._apply(event, now, plan)
+        self._stimulus = tick
         self._finish_plan(plan, now)
         return plan
 
@@ -414,6 +458,7 @@ class RunPlanner:
         """
         plan = Plan()
         self._aborted = True
+        self._stimulus = _tick_id("abort")
         for tis in self._tis.values():
             for ti in list(tis.values()):
                 if ti.state in (TaskState.SCHEDULED, TaskState.UP_FOR_RETRY):
@@ -449,10 +494,10 @@ class RunPlanner:
             policy = self._specs[ti.key.task_id].retry
             if event.retryable and ti.try_number < policy.max_tries:
                 at = now + policy.next_delay(ti.try_number, self._rng)
-                self._set(ti, TaskState.UP_FOR_RETRY, plan, reason=event.error, retry_at=at)
+                self._set(ti, TaskState.UP_FOR_RETRY, plan, reason=event.reason, retry_at=at)
                 heapq.heappush(self._retry_heap, (at, self._next_seq(), ti.key))
             else:
-                self._set(ti, TaskState.FAILED, plan, reason=event.error)
+                self._set(ti, TaskState.FAILED, plan, reason=event.reason)
         else:  # pragma: no cover - exhaustive
             raise PlanningError(f"unknown event {event!r}")
 
@@ -470,7 +515,8 @@ class RunPlanner:
         retry_at: float | None = None,
     ) -> None:
         old = ti.state
-        check_transition(f"task instance {ti.key}", old, new)
+        if new not in TRANSITIONS[old]:
+            self._impossible(ti, new)
         spec = self._specs[ti.key.task_id]
         if old in ACTIVE and new not in ACTIVE:
             self._active -= 1
@@ -496,7 +542,9 @@ class RunPlanner:
             up[new] += 1
             if terminal:
                 self._queue_evaluation(down)
-        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at))
+        stimulus = self._stimulus
+        self._history.append((ti.key, old, new, stimulus))
+        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at, stimulus))
         if terminal:
             self._unfinished -= 1
             self._done[task_id] += 1
@@ -505,16 +553,30 @@ class RunPlanner:
                 self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), ti.key)
             )
 
+    def _impossible(self, ti: _TI, new: TaskState) -> None:
+        """A transition the table forbids: a bug. Say which report asked for it and
+        what happened to the task instance before (its story)."""
+        lines = [f"  {old} -> {to} ({sid or 'no id'})" for old, to, sid in self.story(ti.key)[-10:]]
+        history = "\n".join(lines) or "  (no transition recorded)"
+        raise InvalidTransition(
+            f"task instance {ti.key}",
+            ti.state,
+            new,
+            f"; asked by {self._stimulus or 'no id'}; its recent history:\n{history}",
+        )
+
     def _queue_evaluation(self, task_id: str) -> None:
         if task_id not in self._pending_set:
-            self._pending_set.add(task_id)
+            self._pending_set[task_id] = self._stimulus
             self._pending.append(task_id)
 
     def _drain(self, plan: Plan) -> None:
+        caller = self._stimulus
         while self._pending:
             task_id = self._pending.popleft()
-            self._pending_set.discard(task_id)
+            self._stimulus = self._pending_set.pop(task_id)
             self._evaluate(task_id, plan)
+        self._stimulus = caller
 
     def _evaluate(self, task_id: str, plan: Plan) -> None:
         tis = self._tis[task_id]

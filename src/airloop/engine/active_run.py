@@ -6,6 +6,7 @@ import asyncio
 import copy
 import functools
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any
 from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.xcom_arg import as_sequence
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import (
     Event,
     Failed,
@@ -32,6 +34,8 @@ from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, log_path
 from airloop.store.repository import WriteBatch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -187,7 +191,7 @@ class ActiveRun:
             rec.executor = event.executor
             self.dirty.add(event.key)
             if (event.key, event.try_number) in self.logged:
-                return Started(event.key)
+                return Started(event.key, event.stimulus_id)
             self.logged.add((event.key, event.try_number))
             batch.logs.append(
                 {
@@ -198,14 +202,15 @@ class ActiveRun:
                     "path": self._log_path(event.key, event.try_number),
                 }
             )
-            return Started(event.key)
+            return Started(event.key, event.stimulus_id)
         assert isinstance(event, TaskFinished)
         if rec.state not in (TaskState.QUEUED, TaskState.RUNNING):
             return None
         rec.end_date = event.at
         rec.duration = event.duration
         self.dirty.add(event.key)
-        if event.status == "success":
+        outcome = event.outcome
+        if outcome is Outcome.SUCCESS:
             if event.xcom is not None:
                 self.xcoms[event.key] = event.xcom
                 batch.xcoms.append(
@@ -218,15 +223,33 @@ class ActiveRun:
                         "size": len(event.xcom),
                     }
                 )
-            return Succeeded(event.key, event.output_length)
-        if event.status == "skipped":
-            return Skipped(event.key, event.error or "")
-        return Failed(event.key, event.error or "failed", retryable=event.retryable)
+            return Succeeded(event.key, event.output_length, event.stimulus_id)
+        if outcome is Outcome.SKIPPED:
+            return Skipped(event.key, event.reason or "", event.stimulus_id)
+        return Failed(
+            event.key,
+            event.reason or str(outcome),
+            retryable=event.retryable,
+            outcome=outcome,
+            stimulus_id=event.stimulus_id,
+        )
 
     # -- decisions out --------------------------------------------------------------
 
     def absorb(self, plan: Plan, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
         """Mirror a plan into the records and the batch; return what to start."""
+        if log.isEnabledFor(logging.DEBUG):
+            for change in plan.changes:
+                log.debug(
+                    "%s %s: %s -> %s (try %d, %s)%s",
+                    self.label,
+                    change.key,
+                    change.old,
+                    change.new,
+                    change.try_number,
+                    change.stimulus_id,
+                    f": {change.reason}" if change.reason else "",
+                )
         for exp in plan.expansions:
             batch.expansions.append((self.run_pk, exp.task_id, exp.count))
             del self.records[TIKey(exp.task_id)]

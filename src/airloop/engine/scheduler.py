@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
@@ -175,8 +176,19 @@ class Scheduler:
             target = self._runs.get(event.run_pk)
             if target is None:
                 continue  # a late report for a run already finished
-            if self._keep_runs and _interrupted(event):
-                target.interrupted.add(event.key)  # stays 'running' for the next start
+            if (
+                self._keep_runs
+                and isinstance(event, TaskFinished)
+                and event.outcome is Outcome.INTERRUPTED
+            ):
+                # Stays 'running' in the store for the next start to resume or retry.
+                log.info(
+                    "%s %s: kept for the next start (%s)",
+                    target.label,
+                    event.key,
+                    event.stimulus_id,
+                )
+                target.interrupted.add(event.key)
                 continue
             planner_event = target.on_event(event, batch)
             if planner_event is not None:
@@ -275,8 +287,8 @@ class Scheduler:
                     key,
                     run.records[key].try_number,
                     now_dt,
-                    "failed",
-                    error=f"cannot resolve inputs: {first_line(exc)}",
+                    Outcome.FAILED,
+                    reason=f"cannot resolve inputs: {first_line(exc)}",
                     retryable=False,
                 )
             )
@@ -300,6 +312,7 @@ class Scheduler:
         """Once nothing of ``run`` is running any more (or the grace is over), fail the run."""
         assert self._stop_deadline is not None
         reason = f"interrupted: {self._stop_reason}"
+        stimulus = new_stimulus_id("grace-expired")
         run.stopping = self._stop_reason
         if run.planner.finished:
             return
@@ -317,19 +330,18 @@ class Scheduler:
                     key,
                     f"{reason}; did not stop within the {self._grace:g}s grace period",
                     retryable=False,
+                    outcome=Outcome.INTERRUPTED,
+                    stimulus_id=stimulus,
                 )
                 for key, rec in run.records.items()
                 if rec.state in (TaskState.QUEUED, TaskState.RUNNING)
             ]
             for event in stuck:
-                log.error("%s %s did not stop within the grace period", run.label, event.key)
+                log.error(
+                    "%s %s did not stop within the grace period (%s)",
+                    run.label,
+                    event.key,
+                    stimulus,
+                )
             run.absorb(run.planner.handle(stuck, now), batch, now, now_dt)
         run.absorb(run.planner.abort(reason), batch, now, now_dt)
-
-
-def _interrupted(event: TaskEvent) -> bool:
-    return (
-        isinstance(event, TaskFinished)
-        and event.status == "failed"
-        and (event.error or "").startswith("interrupted")
-    )
