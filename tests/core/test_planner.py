@@ -1374,5 +1374,6 @@ def test_an_impossible_transition_names_its_stimulus_and_the_instance_story() ->
         (S.QUEUED, S.RUNNING),
         (S.RUNNING, S.SUCCESS),
     ]
-    assert story[2][2] == "started-1" and story[3][2] == "finished-1"
+    assert story[2][2] == "started-1"
+    assert story[3][2] == "finished-1"
     assert "running -> success (finished-1)" in message
