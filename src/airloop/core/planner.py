@@ -288,6 +288,11 @@ class RunPlanner:
     def try_number(self, key: TIKey) -> int:
         return self._tis[key.task_id][key.map_index].try_number
 
+    def ti_state(self, key: TIKey) -> tuple[TaskState, int]:
+        """The task instance's state and try number, in one lookup."""
+        ti = self._tis[key.task_id][key.map_index]
+        return ti.state, ti.try_number
+
     def task_done(self, task_id: str) -> bool:
         """Every instance of the task (all map indexes) is in a terminal state."""
         return self._done[task_id] == len(self._tis[task_id])

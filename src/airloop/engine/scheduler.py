@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.planner import Event, Failed, TIKey
-from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
-from airloop.executors.task_logs import LogSink
 from airloop.store.repository import Store, WriteBatch, utcnow
 
 log = logging.getLogger(__name__)
@@ -44,13 +41,11 @@ class Scheduler:
         shutdown_grace: float,
         default_executor: str,
         min_tick_interval: float = 0.0,
-        task_log: Callable[[str], LogSink] | None = None,
     ) -> None:
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
         self._min_interval = min_tick_interval
-        self._task_log = task_log
         self._channel = channel
         self._grace = shutdown_grace
         self._runs: dict[int, ActiveRun] = {}
@@ -60,6 +55,7 @@ class Scheduler:
         self._stop_requested_at: float | None = None
         self._keep_runs = False
         self._closing = False
+        self._holding = False
         self.ticks = 0
 
     # -- control --------------------------------------------------------------------
@@ -67,7 +63,8 @@ class Scheduler:
     def add_run(self, run: ActiveRun) -> None:
         if self._stop_reason is not None:
             raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
-        run.task_log = self._task_log
+        if self._holding:
+            run.hold()
         self._new.append(run)
         self._channel.nudge()
 
@@ -89,20 +86,50 @@ class Scheduler:
 
     def abort_run(self, run: ActiveRun, reason: str) -> None:
         """Fail one run (e.g. its dagrun_timeout passed): cancel what runs, start nothing."""
-        if run.abort_reason is None and not run.planner.finished:
-            run.abort_reason = reason
-            run.planner.hold()
-            for key, rec in run.records.items():
-                if rec.state in (TaskState.QUEUED, TaskState.RUNNING):
-                    self._executors.cancel((run.run_pk, key), reason)
+        if run.begin_abort(reason):
+            for key in run.running_keys():
+                self._executors.cancel((run.run_pk, key), reason)
             self._channel.nudge()
 
-    def replan(self) -> None:
-        """Plan every run at the next tick (their planners were released from a hold)."""
+    def hold_starts(self) -> None:
+        """Start no task instance of any run until ``release_starts`` (e.g. the service
+        lost its database lock); reports are still taken and written."""
+        self._holding = True
+        for run in [*self._runs.values(), *self._new]:
+            run.hold()
+
+    def release_starts(self) -> None:
+        """Start tasks again after ``hold_starts``; every run is planned at the next tick."""
+        self._holding = False
         now = asyncio.get_running_loop().time()
-        for run in self._runs.values():
+        for run in [*self._runs.values(), *self._new]:
+            run.unhold()
             run.wake_at = now
         self._channel.nudge()
+
+    async def drain(self, grace: float) -> bool:
+        """Start nothing more and wait up to ``grace`` seconds until no task instance of
+        any run is queued or running. True if they all ended; runs stay registered (the
+        caller then stops, e.g. ``request_stop(keep_runs=True)``)."""
+        self.hold_starts()
+        settled = asyncio.Event()
+        runs = [*self._runs.values(), *self._new]
+
+        def check(_: ActiveRun | None = None) -> None:
+            if all(r.active == 0 or r.done.done() for r in runs):
+                settled.set()
+
+        unsubscribe = [run.subscribe(check) for run in runs]
+        try:
+            check()
+            async with asyncio.timeout(grace):
+                await settled.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for stop in unsubscribe:
+                stop()
 
     def close(self) -> None:
         """Return from ``serve`` once no run is active."""
@@ -164,9 +191,7 @@ class Scheduler:
         for run in self._new:
             self._runs[run.run_pk] = run
             if self._stop_reason is None:
-                to_start += [
-                    (run, k) for k in run.absorb(run.initial_plan(now), batch, now, now_dt)
-                ]
+                to_start += [(run, k) for k in run.initial_plan(batch, now, now_dt)]
         self._new.clear()
         if self._stop_reason is not None and self._stop_deadline is None:
             self._begin_stop(now)
@@ -188,7 +213,7 @@ class Scheduler:
                     event.key,
                     event.stimulus_id,
                 )
-                target.interrupted.add(event.key)
+                target.keep_interrupted(event.key)
                 continue
             planner_event = target.on_event(event, batch)
             if planner_event is not None:
@@ -201,24 +226,22 @@ class Scheduler:
                 # dagrun_timeout, whoever runs the scheduler (airloop run, the service).
                 self.abort_run(run, run.timeout_reason())
             if self._stop_reason is not None:
-                plan = run.planner.handle(run_events, now) if run_events else None
-                if plan is not None:
-                    run.absorb(plan, batch, now, now_dt)
+                if run_events:
+                    run.plan(run_events, batch, now, now_dt)
                 self._settle_stopping(run, batch, now, now_dt)
             elif (
                 run_events
                 or (run.wake_at is not None and run.wake_at <= now)
                 # Pools are shared: a slot freed by another run may admit this one's.
-                or (events and run.planner.waiting)
+                or (events and run.waiting)
                 or run.abort_reason is not None
             ):
-                plan = run.planner.handle(run_events, now)
-                to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
-                if run.abort_reason is not None and not run.planner.active:
-                    run.absorb(run.planner.abort(run.abort_reason), batch, now, now_dt)
+                to_start += [(run, k) for k in run.plan(run_events, batch, now, now_dt)]
+                if run.abort_reason is not None and not run.active:
+                    run.abort(run.abort_reason, batch, now, now_dt)
             run.flush(batch)
 
-        finished = [r for r in self._runs.values() if r.planner.finished or r.kept]
+        finished = [r for r in self._runs.values() if r.finished or r.kept]
         results = [
             (r, r.keep_result(now) if r.kept else r.finish(batch, now, now_dt)) for r in finished
         ]
@@ -238,11 +261,9 @@ class Scheduler:
             if not run.done.done():
                 run.done.set_result(result)
         for run in self._runs.values():
-            if run.on_progress is not None:
-                run.on_progress(run)
+            run.progressed()
         for run, _ in results:
-            if run.on_progress is not None:
-                run.on_progress(run)
+            run.progressed()
 
     async def _write(self, batch: WriteBatch) -> None:
         """Write the tick's batch, retrying with backoff while the database is unusable.
@@ -285,7 +306,7 @@ class Scheduler:
                 TaskFinished(
                     run.run_pk,
                     key,
-                    run.records[key].try_number,
+                    run.try_number(key),
                     now_dt,
                     Outcome.FAILED,
                     reason=f"cannot resolve inputs: {first_line(exc)}",
@@ -303,8 +324,7 @@ class Scheduler:
         n = self._executors.cancel_all(reason)
         log.warning("stopping (%s): cancelled %d running task instances", reason, n)
         for run in self._runs.values():
-            run.stopping = reason
-            run.planner.hold()
+            run.begin_stop(reason)
 
     def _settle_stopping(
         self, run: ActiveRun, batch: WriteBatch, now: float, now_dt: datetime
@@ -313,18 +333,17 @@ class Scheduler:
         assert self._stop_deadline is not None
         reason = f"interrupted: {self._stop_reason}"
         stimulus = new_stimulus_id("grace-expired")
-        run.stopping = self._stop_reason
-        if run.planner.finished:
+        if run.finished:
             return
         if self._keep_runs:
-            outstanding = run.planner.active - len(run.interrupted)
+            outstanding = run.active - run.interrupted
             if outstanding > 0 and now < self._stop_deadline:
                 return
-            run.kept = True  # left as it is in the store: resumed at the next start
+            run.keep()  # left as it is in the store: resumed at the next start
             return
-        if run.planner.active and now < self._stop_deadline:
+        if run.active and now < self._stop_deadline:
             return
-        if run.planner.active:
+        if run.active:
             stuck = [
                 Failed(
                     key,
@@ -333,8 +352,7 @@ class Scheduler:
                     outcome=Outcome.INTERRUPTED,
                     stimulus_id=stimulus,
                 )
-                for key, rec in run.records.items()
-                if rec.state in (TaskState.QUEUED, TaskState.RUNNING)
+                for key in run.running_keys()
             ]
             for event in stuck:
                 log.error(
@@ -343,5 +361,5 @@ class Scheduler:
                     event.key,
                     stimulus,
                 )
-            run.absorb(run.planner.handle(stuck, now), batch, now, now_dt)
-        run.absorb(run.planner.abort(reason), batch, now, now_dt)
+            run.plan(stuck, batch, now, now_dt)
+        run.abort(reason, batch, now, now_dt)
