@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 
+from airloop.core.admission import ActiveLimit, Admission
 from airloop.core.outcomes import Outcome
 from airloop.core.pools import PoolLedger
 from airloop.core.retry import RetryPolicy
@@ -72,6 +73,8 @@ class TaskSpec:
     pool_slots: int = 1
     priority_weight: int = 1
     map_sources: tuple[MapSource, ...] = ()
+    #: The executor that runs it, for its capacity ("": not counted).
+    executor: str = ""
 
     @property
     def is_mapped(self) -> bool:
@@ -179,19 +182,6 @@ class StoredTI:
     resumable: bool = False
 
 
-class ActiveLimit:
-    """A DAG's ``max_active_tasks``, shared by all its runs driven by one engine."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"max_active_tasks must be >= 1, got {limit}")
-        self.limit = limit
-        self.used = 0
-
-    def free(self) -> int:
-        return self.limit - self.used
-
-
 class PlanningError(ValueError):
     """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
 
@@ -209,14 +199,27 @@ def _tick_id(kind: str) -> str:
 class RunPlanner:
     """Decides, event by event, what happens next in one DAG run."""
 
+    #: Check every incremental counter after each plan (``validate``). Off in
+    #: production (it costs a pass over the run); the test suite switches it on.
+    checking = False
+
     def __init__(
         self,
         specs: Sequence[TaskSpec],
         *,
-        pools: PoolLedger,
         max_active_tasks: int | ActiveLimit,
+        pools: PoolLedger | None = None,
+        admission: Admission | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``admission`` is shared by every run of an engine (pools, DAG limits,
+        executor capacity, priority across runs); without one the planner makes its
+        own over ``pools`` and admits alone."""
+        if admission is None:
+            if pools is None:
+                raise PlanningError("a planner needs pools or an admission")
+            admission = Admission(pools)
+        pools = admission.pools
         if isinstance(max_active_tasks, int):
             if max_active_tasks < 1:
                 raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
@@ -239,7 +242,12 @@ class RunPlanner:
                     )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
         self._pools = pools
+        self._admission = admission
         self._limit = max_active_tasks
+        #: Admissions made by ``Admission.admit`` for this run, until ``take_admitted``.
+        self._admitted = Plan()
+        self._head_pool: str | None = None
+        self._unchecked = 0
         self._rng = rng or random.Random()
         self._tis: dict[str, dict[int, _TI]] = {t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs}
         self._counts: dict[str, Counter[TaskState]] = {
@@ -320,19 +328,78 @@ class RunPlanner:
     def spec(self, task_id: str) -> TaskSpec:
         return self._specs[task_id]
 
+    def validate(self) -> None:
+        """Recompute every incremental counter from the task instances and compare;
+        raise ``PlanningError`` naming each one that drifted (a bug in the planner)."""
+        problems: list[str] = []
+        total: Counter[TaskState] = Counter()
+        unfinished = 0
+        active = 0
+        counts: dict[str, Counter[TaskState]] = {}
+        for task_id, tis in self._tis.items():
+            c: Counter[TaskState] = Counter(ti.state for ti in tis.values())
+            counts[task_id] = c
+            total.update(c)
+            done = sum(c[s] for s in TERMINAL)
+            unfinished += len(tis) - done
+            active += sum(c[s] for s in ACTIVE)
+            if +self._counts[task_id] != +c:
+                problems.append(f"counts of {task_id!r}: kept {dict(+self._counts[task_id])}")
+            if self._done[task_id] != done:
+                problems.append(f"done of {task_id!r}: kept {self._done[task_id]}, is {done}")
+        for task_id, spec in self._specs.items():
+            up: Counter[TaskState] = Counter()
+            for u in spec.upstream:
+                up.update(counts[u])
+            if +self._up_counts[task_id] != +up:
+                problems.append(
+                    f"upstream counts of {task_id!r}: kept {dict(+self._up_counts[task_id])}, are {dict(+up)}"
+                )
+            up_total = sum(len(self._tis[u]) for u in spec.upstream)
+            if self._up_total[task_id] != up_total:
+                problems.append(
+                    f"upstream total of {task_id!r}: kept {self._up_total[task_id]}, is {up_total}"
+                )
+        if +self._total != +total:
+            problems.append(f"run counts: kept {dict(+self._total)}, are {dict(+total)}")
+        if self._unfinished != unfinished:
+            problems.append(f"unfinished: kept {self._unfinished}, is {unfinished}")
+        if self._active != active:
+            problems.append(f"active: kept {self._active}, is {active}")
+        if self._limit.used < active:
+            problems.append(f"max_active_tasks used {self._limit.used} < this run's {active}")
+        if not self._aborted:
+            ready = {key for heap in self._ready.values() for _, _, key in heap}
+            scheduled = {
+                ti.key
+                for tis in self._tis.values()
+                for ti in tis.values()
+                if ti.state is TaskState.SCHEDULED
+            }
+            if ready != scheduled:
+                problems.append(f"ready heaps hold {sorted(map(str, ready ^ scheduled))} wrongly")
+            waiting = {key for _, _, key in self._retry_heap}
+            for tis in self._tis.values():
+                for ti in tis.values():
+                    if ti.state is TaskState.UP_FOR_RETRY and ti.key not in waiting:
+                        problems.append(f"{ti.key} waits for a retry but is not in the retry heap")
+        if problems:
+            raise PlanningError("planner counters drifted: " + "; ".join(problems))
+
     # -- driving --------------------------------------------------------------------
 
     def story(self, key: TIKey) -> list[tuple[TaskState, TaskState, str]]:
         """The task instance's recent transitions, oldest first: (old, new, stimulus id)."""
         return [(old, new, sid) for k, old, new, sid in self._history if k == key]
 
-    def start(self, now: float) -> Plan:
+    def start(self, now: float, *, admit: bool = True) -> Plan:
         """Evaluate every task once: roots and ALWAYS tasks become ready."""
         plan = Plan()
         self._stimulus = _tick_id("start")
+        self._admission.register(self)
         for task_id in self._specs:
             self._queue_evaluation(task_id)
-        self._finish_plan(plan, now)
+        self._finish_plan(plan, now, admit=admit)
         return plan
 
     def restore(
@@ -341,6 +408,8 @@ class RunPlanner:
         output_lengths: Mapping[str, int | None],
         now: float,
         lost_reason: str = "scheduler lost while running",
+        *,
+        admit: bool = True,
     ) -> Plan:
         """Start from what the store recorded (instead of ``start``), after a restart.
 
@@ -360,6 +429,7 @@ class RunPlanner:
         self._recount()
         plan = Plan()
         self._stimulus = _tick_id("restore")
+        self._admission.register(self)
         lost: list[Event] = []
         for task_id, rows in by_task.items():
             spec = self._specs[task_id]
@@ -370,6 +440,8 @@ class RunPlanner:
                     self._pools.acquire(spec.pool, spec.pool_slots)
                     self._active += 1
                     self._limit.used += 1
+                    if spec.executor:
+                        self._admission.take_executor(spec.executor)
                     if row.state is TaskState.QUEUED or row.resumable:
                         ti.keep_try = True
                         self._set(ti, TaskState.SCHEDULED, plan)
@@ -377,7 +449,8 @@ class RunPlanner:
                         lost.append(Failed(row.key, lost_reason, outcome=Outcome.LOST))
                 elif row.state is TaskState.SCHEDULED:
                     heapq.heappush(
-                        self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), row.key)
+                        self._ready[spec.pool],
+                        (-spec.priority_weight, self._admission.next_seq(), row.key),
                     )
                 elif row.state is TaskState.UP_FOR_RETRY:
                     at = row.next_retry_at if row.next_retry_at is not None else now
@@ -387,7 +460,7 @@ class RunPlanner:
         for task_id in self._specs:
             self._queue_evaluation(task_id)
             self._settle_cleared_instances(task_id, plan)
-        self._finish_plan(plan, now)
+        self._finish_plan(plan, now, admit=admit)
         return plan
 
     def _settle_cleared_instances(self, task_id: str, plan: Plan) -> None:
@@ -427,8 +500,12 @@ class RunPlanner:
             self._up_counts[task_id] = up
             self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
 
-    def handle(self, events: Iterable[Event], now: float, stimulus_id: str = "") -> Plan:
-        """Apply ``events`` in order; then start what became ready.
+    def handle(
+        self, events: Iterable[Event], now: float, stimulus_id: str = "", *, admit: bool = True
+    ) -> Plan:
+        """Apply ``events`` in order; then start what became ready (with ``admit``;
+        otherwise the caller runs ``Admission.admit`` over every run, then collects
+        with ``take_admitted``).
 
         Changes not caused by one event (retries released, admissions) carry
         ``stimulus_id`` (a fresh ``tick-N`` id if none is given).
@@ -439,7 +516,17 @@ class RunPlanner:
             self._stimulus = event.stimulus_id or tick
             self._apply(event, now, plan)
         self._stimulus = tick
-        self._finish_plan(plan, now)
+        self._finish_plan(plan, now, admit=admit)
+        return plan
+
+    @property
+    def has_admitted(self) -> bool:
+        return bool(self._admitted.changes)
+
+    def take_admitted(self) -> Plan:
+        """What ``Admission.admit`` started for this run since the last call."""
+        plan, self._admitted = self._admitted, Plan()
+        plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None
         return plan
 
     def tick(self, now: float) -> Plan:
@@ -475,6 +562,7 @@ class RunPlanner:
         if self._state is None:
             self._state = DagRunState.FAILED
             plan.run_state = self._state
+        self._admission.unregister(self)
         return plan
 
     # -- internals ------------------------------------------------------------------
@@ -527,6 +615,8 @@ class RunPlanner:
             self._active -= 1
             self._limit.used -= 1
             self._pools.release(spec.pool, spec.pool_slots)
+            if spec.executor:
+                self._admission.release_executor(spec.executor)
         if new is TaskState.QUEUED:
             if ti.keep_try:
                 ti.keep_try = False
@@ -555,7 +645,7 @@ class RunPlanner:
             self._done[task_id] += 1
         elif new is TaskState.SCHEDULED:
             heapq.heappush(
-                self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), ti.key)
+                self._ready[spec.pool], (-spec.priority_weight, self._admission.next_seq(), ti.key)
             )
 
     def _impossible(self, ti: _TI, new: TaskState) -> None:
@@ -671,40 +761,68 @@ class RunPlanner:
             if ti.state is TaskState.UP_FOR_RETRY:
                 self._set(ti, TaskState.SCHEDULED, plan)
 
-    def _admit(self, plan: Plan) -> None:
-        """Move ready task instances to QUEUED by priority, within pools and max_active_tasks."""
-        pools = self._pools
-        while not (self._aborted or self._held) and self._limit.free() > 0:
-            best: str | None = None
-            best_head: tuple[int, int, TIKey] | None = None
-            for pool, heap in self._ready.items():
-                if not heap:
-                    continue
-                head = heap[0]
-                slots = self._specs[head[2].task_id].pool_slots
-                if pools.free(pool) < slots:
-                    continue
-                if best_head is None or head < best_head:
-                    best, best_head = pool, head
-            if best is None:
-                return
-            _, _, key = heapq.heappop(self._ready[best])
-            ti = self._ti(key)
-            spec = self._specs[key.task_id]
-            pools.acquire(spec.pool, spec.pool_slots)
-            self._active += 1
-            self._limit.used += 1
-            self._set(ti, TaskState.QUEUED, plan)
-            plan.to_start.append(key)
+    def admissible_head(self) -> tuple[int, int] | None:
+        """(-priority, ready order) of the best ready task instance that fits now --
+        its pool's free slots, its DAG's max_active_tasks, its executor's capacity --
+        or None. ``admit_head`` then starts it."""
+        self._head_pool = None
+        if self._aborted or self._held or self._limit.free() <= 0:
+            return None
+        pools, admission, specs = self._pools, self._admission, self._specs
+        best: tuple[int, int] | None = None
+        for pool, heap in self._ready.items():
+            if not heap:
+                continue
+            prio, seq, key = heap[0]
+            spec = specs[key.task_id]
+            if pools.free(pool) < spec.pool_slots:
+                continue
+            if spec.executor and not admission.executor_free(spec.executor):
+                continue
+            if best is None or (prio, seq) < best:
+                best, self._head_pool = (prio, seq), pool
+        return best
 
-    def _finish_plan(self, plan: Plan, now: float) -> None:
+    def admit_head(self, plan: Plan | None = None) -> None:
+        """Start the task instance ``admissible_head`` chose (into ``plan``, or into
+        what ``take_admitted`` returns)."""
+        pool = self._head_pool
+        assert pool is not None, "admit_head without an admissible head"
+        self._head_pool = None
+        _, _, key = heapq.heappop(self._ready[pool])
+        ti = self._ti(key)
+        spec = self._specs[key.task_id]
+        self._pools.acquire(spec.pool, spec.pool_slots)
+        if spec.executor:
+            self._admission.take_executor(spec.executor)
+        self._active += 1
+        self._limit.used += 1
+        target = self._admitted if plan is None else plan
+        self._set(ti, TaskState.QUEUED, target)
+        target.to_start.append(key)
+
+    def _admit(self, plan: Plan) -> None:
+        """Move ready task instances to QUEUED by priority, within every limit."""
+        while self.admissible_head() is not None:
+            self.admit_head(plan)
+
+    def _finish_plan(self, plan: Plan, now: float, *, admit: bool = True) -> None:
         self._drain(plan)
         self._release_retries(now, plan)
-        self._admit(plan)
+        if admit:
+            self._admit(plan)
         plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None
         if self._unfinished == 0 and self._state is None:
             self._state = self._final_state()
             plan.run_state = self._state
+            self._admission.unregister(self)
+        if self.checking:
+            # Amortized: a big run is checked every few plans (and when it ends), so a
+            # test driving 10,000 task instances one event at a time stays linear.
+            self._unchecked += 1
+            if self._unchecked * 16 >= self._total.total() or self._state is not None:
+                self._unchecked = 0
+                self.validate()
 
     def _final_state(self) -> DagRunState:
         # As in Airflow, the leaves decide: a failure handled by a downstream

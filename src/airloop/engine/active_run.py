@@ -350,20 +350,38 @@ class ActiveRun:
 
     # -- planning (the scheduler's) ---------------------------------------------------
 
-    def initial_plan(self, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
+    def initial_plan(
+        self, batch: WriteBatch, now: float, now_dt: datetime, *, admit: bool = True
+    ) -> list[TIKey]:
         """The first plan: from scratch, or from the stored states of a resumed run."""
         if self._restored is None:
-            plan = self._planner.start(now)
+            plan = self._planner.start(now, admit=admit)
         else:
             stored, self._restored = self._restored, None
-            plan = self._planner.restore(stored, self._restored_lengths, now)
+            plan = self._planner.restore(stored, self._restored_lengths, now, admit=admit)
         return self.absorb(plan, batch, now, now_dt)
 
     def plan(
-        self, events: Sequence[Event], batch: WriteBatch, now: float, now_dt: datetime
+        self,
+        events: Sequence[Event],
+        batch: WriteBatch,
+        now: float,
+        now_dt: datetime,
+        *,
+        admit: bool = True,
     ) -> list[TIKey]:
-        """Hand ``events`` to the planner, mirror its plan; return what to start."""
-        return self.absorb(self._planner.handle(events, now), batch, now, now_dt)
+        """Hand ``events`` to the planner, mirror its plan; return what to start.
+
+        Without ``admit`` nothing is started here: the scheduler admits over every
+        run at once (``Admission.admit``), then ``collect_admitted``.
+        """
+        return self.absorb(self._planner.handle(events, now, admit=admit), batch, now, now_dt)
+
+    def collect_admitted(self, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
+        """What the cross-run admission started for this run this tick."""
+        if not self._planner.has_admitted:
+            return []
+        return self.absorb(self._planner.take_admitted(), batch, now, now_dt)
 
     def abort(self, reason: str, batch: WriteBatch, now: float, now_dt: datetime) -> None:
         """Give up on the run now: what is scheduled or waiting to retry fails."""

@@ -12,8 +12,8 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.core.planner import ActiveLimit, RunPlanner, TaskSpec, TIKey
-from airloop.core.pools import PoolLedger
+from airloop.core.admission import Admission
+from airloop.core.planner import RunPlanner, TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.executor_registry import ExecutorRegistry
@@ -56,8 +56,8 @@ class Engine:
         self._executors: ExecutorRegistry | None = None
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
-        self._pools = PoolLedger(self.settings.pools)
-        self._dag_limits: dict[str, ActiveLimit] = {}
+        #: Pools, each DAG's max_active_tasks and executor capacity, over all runs.
+        self._admission = Admission(self.settings.pools)
         self.watchdog: LoopWatchdog | None = None
         self.resources: Resources | None = None
         self._checkpoints: CheckpointWriter | None = None
@@ -103,6 +103,7 @@ class Engine:
                 executors=self._executors,
                 channel=channel,
                 shutdown_grace=self.settings.shutdown_grace_seconds,
+                admission=self._admission,
                 default_executor=self.settings.default_executor,
                 min_tick_interval=self.settings.min_tick_interval,
             )
@@ -210,18 +211,17 @@ class Engine:
         scheduler = self.scheduler
         resolved = dag.params.resolve(params, as_text=params_as_text)
         dag.validate()
-        specs = build_specs(dag)
+        specs = build_specs(dag, self.settings.default_executor)
         max_active = dag.max_active_tasks or self.settings.max_active_tasks_per_dag
-        # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow).
-        limit = self._dag_limits.get(dag.dag_id)
-        if limit is None or limit.limit != max_active:
-            limit = self._dag_limits[dag.dag_id] = ActiveLimit(max_active)
-        planner = RunPlanner(specs, pools=self._pools, max_active_tasks=limit)
+        # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow);
+        # a changed value changes it in place, its count kept.
+        limit = self._admission.dag_limit(dag.dag_id, max_active)
+        planner = RunPlanner(specs, admission=self._admission, max_active_tasks=limit)
         assert self._executors is not None
-        await self._executors.ensure(
-            dag.task_dict[s.task_id].settings.executor or self.settings.default_executor
-            for s in specs
-        )
+        names = {s.executor for s in specs}
+        await self._executors.ensure(names)
+        for name in names:
+            self._admission.set_capacity(name, self._executors.get(name).capacity)
         logical_date = logical_date or datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
         existing = [] if queued_pk is not None else await self.store.find_runs(run_id, dag.dag_id)

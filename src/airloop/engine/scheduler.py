@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from airloop.core.admission import Admission
 from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.planner import Event, Failed, TIKey
 from airloop.engine.active_run import ActiveRun
@@ -40,8 +41,10 @@ class Scheduler:
         channel: OutcomeChannel,
         shutdown_grace: float,
         default_executor: str,
+        admission: Admission,
         min_tick_interval: float = 0.0,
     ) -> None:
+        self._admission = admission
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
@@ -191,7 +194,7 @@ class Scheduler:
         for run in self._new:
             self._runs[run.run_pk] = run
             if self._stop_reason is None:
-                to_start += [(run, k) for k in run.initial_plan(batch, now, now_dt)]
+                run.initial_plan(batch, now, now_dt, admit=False)
         self._new.clear()
         if self._stop_reason is not None and self._stop_deadline is None:
             self._begin_stop(now)
@@ -232,13 +235,18 @@ class Scheduler:
             elif (
                 run_events
                 or (run.wake_at is not None and run.wake_at <= now)
-                # Pools are shared: a slot freed by another run may admit this one's.
-                or (events and run.waiting)
                 or run.abort_reason is not None
             ):
-                to_start += [(run, k) for k in run.plan(run_events, batch, now, now_dt)]
+                run.plan(run_events, batch, now, now_dt, admit=False)
                 if run.abort_reason is not None and not run.active:
                     run.abort(run.abort_reason, batch, now, now_dt)
+
+        # Admission over every run at once: pools, each DAG's max_active_tasks and the
+        # executors' capacity are shared, and priority holds across runs.
+        if self._stop_reason is None:
+            self._admission.admit()
+        for run in self._runs.values():
+            to_start += [(run, k) for k in run.collect_admitted(batch, now, now_dt)]
             run.flush(batch)
 
         finished = [r for r in self._runs.values() if r.finished or r.kept]
