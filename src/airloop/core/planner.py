@@ -124,6 +124,47 @@ class Skipped:
 Event = Started | Succeeded | Failed | Skipped
 
 
+# -- lifecycle stimuli: about the whole run ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The scheduler is stopping: start nothing more, cancel what runs (``to_cancel``).
+
+    Without ``keep`` the run fails once nothing runs (its scheduled and retry-waiting
+    task instances fail with ``interrupted: reason``). With ``keep`` (the service
+    stopping) the run is left as the store has it for the next start: tries that
+    report ``Outcome.INTERRUPTED`` stay queued/running there (``Plan.kept`` once none
+    is outstanding).
+    """
+
+    reason: str
+    keep: bool = False
+    stimulus_id: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AbortRequested:
+    """Fail the run (its dagrun_timeout passed...): cancel what runs, start nothing;
+    once nothing runs, what is left fails with ``reason``."""
+
+    reason: str
+    stimulus_id: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GraceExpired:
+    """A stop's grace period is over: what still runs is failed (or, with ``keep``,
+    left running for the next start) and the run ends now."""
+
+    grace: float
+    stimulus_id: str = field(default="", compare=False)
+
+
+Lifecycle = StopRequested | AbortRequested | GraceExpired
+Stimulus = Event | Lifecycle
+
+
 # -- decisions ----------------------------------------------------------------------
 
 
@@ -154,9 +195,20 @@ class Plan:
     to_start: list[TIKey] = field(default_factory=list)
     run_state: DagRunState | None = None
     wake_at: float | None = None
+    #: Task instances to cancel in their executor (a stop or an abort began).
+    to_cancel: list[TIKey] = field(default_factory=list)
+    #: The run is left unfinished on purpose, for the next start (a keeping stop).
+    kept: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.expansions or self.changes or self.to_start or self.run_state)
+        return bool(
+            self.expansions
+            or self.changes
+            or self.to_start
+            or self.run_state
+            or self.to_cancel
+            or self.kept
+        )
 
 
 @dataclass(slots=True)
@@ -279,6 +331,13 @@ class RunPlanner:
         self._state: DagRunState | None = None
         self._aborted = False
         self._held = False
+        # Lifecycle (see StopRequested, AbortRequested, GraceExpired).
+        self._stop_reason: str | None = None
+        self._abort_reason: str | None = None
+        self._keep = False
+        self._kept = False
+        #: Tries cancelled by a keeping stop: still queued/running for the next start.
+        self._parked: set[TIKey] = set()
 
     # -- queries --------------------------------------------------------------------
 
@@ -289,6 +348,26 @@ class RunPlanner:
     @property
     def run_state(self) -> DagRunState | None:
         return self._state
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run is being stopped (StopRequested), once it is."""
+        return self._stop_reason
+
+    @property
+    def abort_reason(self) -> str | None:
+        """Why the run is being failed (AbortRequested), once it is."""
+        return self._abort_reason
+
+    @property
+    def kept(self) -> bool:
+        """Left unfinished on purpose by a keeping stop: resumed at the next start."""
+        return self._kept
+
+    @property
+    def ending(self) -> bool:
+        """A stop or an abort began: nothing more starts."""
+        return self._stop_reason is not None or self._abort_reason is not None
 
     def state_of(self, key: TIKey) -> TaskState:
         return self._tis[key.task_id][key.map_index].state
@@ -501,7 +580,7 @@ class RunPlanner:
             self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
 
     def handle(
-        self, events: Iterable[Event], now: float, stimulus_id: str = "", *, admit: bool = True
+        self, events: Iterable[Stimulus], now: float, stimulus_id: str = "", *, admit: bool = True
     ) -> Plan:
         """Apply ``events`` in order; then start what became ready (with ``admit``;
         otherwise the caller runs ``Admission.admit`` over every run, then collects
@@ -514,10 +593,69 @@ class RunPlanner:
         tick = stimulus_id or _tick_id("tick")
         for event in events:
             self._stimulus = event.stimulus_id or tick
-            self._apply(event, now, plan)
+            if isinstance(event, StopRequested | AbortRequested | GraceExpired):
+                self._lifecycle(event, now, plan)
+            else:
+                self._apply(event, now, plan)
         self._stimulus = tick
         self._finish_plan(plan, now, admit=admit)
         return plan
+
+    def _lifecycle(self, event: Lifecycle, now: float, plan: Plan) -> None:
+        if self._state is not None or self._kept:
+            return  # over already: nothing to stop
+        if isinstance(event, StopRequested):
+            if self._stop_reason is not None:
+                return
+            self._stop_reason = event.reason
+            self._keep = event.keep
+        elif isinstance(event, AbortRequested):
+            if self.ending:
+                return
+            self._abort_reason = event.reason
+        else:
+            self._expire(event, now, plan)
+            return
+        self._held = True
+        plan.to_cancel.extend(
+            ti.key for tis in self._tis.values() for ti in tis.values() if ti.state in ACTIVE
+        )
+
+    def _expire(self, event: GraceExpired, now: float, plan: Plan) -> None:
+        """The grace is over: settle what still runs now."""
+        if self._stop_reason is None:
+            return
+        if self._keep:
+            self._kept = True
+            plan.kept = True
+            return
+        reason = (
+            f"interrupted: {self._stop_reason}; did not stop within the "
+            f"{event.grace:g}s grace period"
+        )
+        stuck = [ti.key for tis in self._tis.values() for ti in tis.values() if ti.state in ACTIVE]
+        for key in stuck:
+            self._apply(
+                Failed(key, reason, retryable=False, outcome=Outcome.INTERRUPTED), now, plan
+            )
+
+    def _settle_ending(self, plan: Plan) -> None:
+        """A stop or abort under way: end the run once nothing (outstanding) runs."""
+        if self._state is not None or self._kept:
+            return
+        if self._keep:
+            if self._active - len(self._parked) <= 0:
+                self._kept = True
+                plan.kept = True
+            return
+        if self._active == 0:
+            note = (
+                f"interrupted: {self._stop_reason}"
+                if self._stop_reason is not None
+                else self._abort_reason
+            )
+            assert note is not None
+            self._end(note, plan)
 
     @property
     def has_admitted(self) -> bool:
@@ -538,8 +676,10 @@ class RunPlanner:
         self._held = True
 
     def unhold(self) -> None:
-        """Start tasks again after ``hold`` (the service got its lock back)."""
-        self._held = False
+        """Start tasks again after ``hold`` (the service got its lock back) -- unless
+        a stop or an abort began."""
+        if not self.ending:
+            self._held = False
 
     def abort(self, reason: str) -> Plan:
         """Give up on the run (shutdown). The run fails; nothing more is started.
@@ -549,8 +689,12 @@ class RunPlanner:
         ones whose dependencies were never met stay ``none``: they never ran.
         """
         plan = Plan()
-        self._aborted = True
         self._stimulus = _tick_id("abort")
+        self._end(reason, plan)
+        return plan
+
+    def _end(self, reason: str, plan: Plan) -> None:
+        self._aborted = True
         for tis in self._tis.values():
             for ti in list(tis.values()):
                 if ti.state in (TaskState.SCHEDULED, TaskState.UP_FOR_RETRY):
@@ -563,7 +707,6 @@ class RunPlanner:
             self._state = DagRunState.FAILED
             plan.run_state = self._state
         self._admission.unregister(self)
-        return plan
 
     # -- internals ------------------------------------------------------------------
 
@@ -584,6 +727,11 @@ class RunPlanner:
         elif isinstance(event, Skipped):
             self._set(ti, TaskState.SKIPPED, plan, reason=event.reason or None)
         elif isinstance(event, Failed):
+            if self._keep and event.outcome is Outcome.INTERRUPTED:
+                # Cancelled by a keeping stop: it stays queued/running (in the store
+                # too) and is resumed or retried at the next start.
+                self._parked.add(ti.key)
+                return
             policy = self._specs[ti.key.task_id].retry
             if event.retryable and ti.try_number < policy.max_tries:
                 at = now + policy.next_delay(ti.try_number, self._rng)
@@ -808,6 +956,8 @@ class RunPlanner:
 
     def _finish_plan(self, plan: Plan, now: float, *, admit: bool = True) -> None:
         self._drain(plan)
+        if self.ending:
+            self._settle_ending(plan)
         self._release_retries(now, plan)
         if admit:
             self._admit(plan)

@@ -26,6 +26,7 @@ from airloop.core.planner import (
     RunPlanner,
     Skipped,
     Started,
+    Stimulus,
     StoredTI,
     Succeeded,
     TaskSpec,
@@ -143,12 +144,6 @@ class ActiveRun:
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
         self._logged: set[tuple[TIKey, int]] = set()
         self._subscribers: list[ProgressHook] = []
-        # Lifecycle, changed only through the methods below (the scheduler's).
-        self._stopping: str | None = None
-        self._abort_reason: str | None = None
-        self._kept = False
-        #: Task instances cancelled by a service stop that keeps the run for later.
-        self._interrupted: set[TIKey] = set()
 
     @classmethod
     def resumed(
@@ -242,23 +237,23 @@ class ActiveRun:
 
     @property
     def stopping(self) -> str | None:
-        """Why the scheduler is stopping this run, once it is."""
-        return self._stopping
+        """Why the scheduler is stopping this run, once it is (the planner's)."""
+        return self._planner.stop_reason
 
     @property
     def abort_reason(self) -> str | None:
         """Why this run is being failed (dagrun_timeout...), once it is."""
-        return self._abort_reason
+        return self._planner.abort_reason
+
+    @property
+    def ending(self) -> bool:
+        """A stop or an abort began: nothing more starts."""
+        return self._planner.ending
 
     @property
     def kept(self) -> bool:
         """Left unfinished on purpose (the service stopped): resumed at the next start."""
-        return self._kept
-
-    @property
-    def interrupted(self) -> int:
-        """Task instances cancelled by a stop that keeps the run for the next start."""
-        return len(self._interrupted)
+        return self._planner.kept
 
     def counts(self) -> dict[TaskState, int]:
         return self._planner.counts()
@@ -325,67 +320,37 @@ class ActiveRun:
 
     def unhold(self) -> None:
         """Start tasks again after ``hold`` -- unless the run is being failed or stopped."""
-        if self._abort_reason is None and self._stopping is None:
-            self._planner.unhold()
-
-    def begin_stop(self, reason: str) -> None:
-        self._stopping = reason
-        self._planner.hold()
-
-    def begin_abort(self, reason: str) -> bool:
-        """Fail this run once nothing runs; False if it is already over or aborting."""
-        if self._abort_reason is not None or self._planner.finished:
-            return False
-        self._abort_reason = reason
-        self._planner.hold()
-        return True
-
-    def keep_interrupted(self, key: TIKey) -> None:
-        """A try cancelled by a stop that keeps the run: it stays 'running' in the store."""
-        self._interrupted.add(key)
-
-    def keep(self) -> None:
-        """Leave the run as it is in the store, for the next start to resume."""
-        self._kept = True
+        self._planner.unhold()
 
     # -- planning (the scheduler's) ---------------------------------------------------
 
-    def initial_plan(
-        self, batch: WriteBatch, now: float, now_dt: datetime, *, admit: bool = True
-    ) -> list[TIKey]:
-        """The first plan: from scratch, or from the stored states of a resumed run."""
+    def initial_plan(self, batch: WriteBatch, now: float, now_dt: datetime) -> None:
+        """The first plan: from scratch, or from the stored states of a resumed run
+        (what it makes ready is admitted with every other run's, by the scheduler)."""
         if self._restored is None:
-            plan = self._planner.start(now, admit=admit)
+            plan = self._planner.start(now, admit=False)
         else:
             stored, self._restored = self._restored, None
-            plan = self._planner.restore(stored, self._restored_lengths, now, admit=admit)
-        return self.absorb(plan, batch, now, now_dt)
+            plan = self._planner.restore(stored, self._restored_lengths, now, admit=False)
+        self.absorb(plan, batch, now, now_dt)
 
     def plan(
-        self,
-        events: Sequence[Event],
-        batch: WriteBatch,
-        now: float,
-        now_dt: datetime,
-        *,
-        admit: bool = True,
+        self, stimuli: Sequence[Stimulus], batch: WriteBatch, now: float, now_dt: datetime
     ) -> list[TIKey]:
-        """Hand ``events`` to the planner, mirror its plan; return what to start.
+        """Hand ``stimuli`` to the planner, mirror its plan; return what to cancel.
 
-        Without ``admit`` nothing is started here: the scheduler admits over every
-        run at once (``Admission.admit``), then ``collect_admitted``.
+        Nothing is started here: the scheduler admits over every run at once
+        (``Admission.admit``), then takes each run's starts (``collect_admitted``).
         """
-        return self.absorb(self._planner.handle(events, now, admit=admit), batch, now, now_dt)
+        plan = self._planner.handle(stimuli, now, admit=False)
+        self.absorb(plan, batch, now, now_dt)
+        return plan.to_cancel
 
     def collect_admitted(self, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
         """What the cross-run admission started for this run this tick."""
         if not self._planner.has_admitted:
             return []
         return self.absorb(self._planner.take_admitted(), batch, now, now_dt)
-
-    def abort(self, reason: str, batch: WriteBatch, now: float, now_dt: datetime) -> None:
-        """Give up on the run now: what is scheduled or waiting to retry fails."""
-        self.absorb(self._planner.abort(reason), batch, now, now_dt)
 
     # -- events in ------------------------------------------------------------------
 
@@ -516,7 +481,7 @@ class ActiveRun:
     def finish(self, batch: WriteBatch, now: float, now_dt: datetime) -> RunResult:
         state = self._planner.run_state
         assert state is not None
-        note = f"interrupted: {self._stopping}" if self._stopping else self._abort_reason
+        note = f"interrupted: {self.stopping}" if self.stopping else self.abort_reason
         batch.run_updates.append(
             {
                 "b_id": self.run_pk,
@@ -539,7 +504,7 @@ class ActiveRun:
             counts={s.value: n for s, n in self._planner.counts().items()},
             duration=now - self.started_at,
             failed=failed,
-            interrupted=self._stopping,
+            interrupted=self.stopping,
         )
 
     def keep_result(self, now: float) -> RunResult:
@@ -551,7 +516,7 @@ class ActiveRun:
             state=DagRunState.RUNNING,
             counts={s.value: n for s, n in self._planner.counts().items()},
             duration=now - self.started_at,
-            interrupted=self._stopping,
+            interrupted=self.stopping,
         )
 
     # -- work items -----------------------------------------------------------------
