@@ -163,7 +163,7 @@ class _FunctionFactory:
         return op
 
 
-_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc"}
+_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group"}
 #: Airflow operator arguments: in ``.partial()`` they are settings, not function arguments.
 _AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
 
@@ -185,11 +185,16 @@ class TaskDecorator:
         functools.update_wrapper(self, fn)
 
     def _task_id(self) -> str:
+        """The id for a new call, unique in its group (before the group's prefix)."""
         from airloop.authoring.dag import current_dag
+        from airloop.authoring.taskgroup import group_for
 
         base = self.settings.get("task_id") or self.function.__name__
         dag = current_dag()
-        return dag.unique_task_id(base) if dag is not None else str(base)
+        if dag is None:
+            return str(base)
+        where = f"@task {self.function.__name__!r}"
+        return dag.unique_task_id(base, group_for(dag, self.settings.get("task_group"), where))
 
     def _check_context(self) -> None:
         from airloop.authoring.dag import current_dag
@@ -234,6 +239,8 @@ class _TaskPartial:
         sig = _signature(deco.function)
 
         def is_setting(name: str) -> bool:
+            if name == "task_group" and name not in sig.names:
+                return True
             return name in SETTING_NAMES or (name in _AIRFLOW_NAMES and name not in sig.names)
 
         fn_kwargs = {k: v for k, v in self.kwargs.items() if not is_setting(k)}

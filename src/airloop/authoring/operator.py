@@ -25,7 +25,9 @@ from airloop.exceptions import DagDefinitionError
 if TYPE_CHECKING:
     from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
+    from airloop.authoring.edges import Label
     from airloop.authoring.mapped import OperatorPartial
+    from airloop.authoring.taskgroup import TaskGroup
     from airloop.authoring.xcom_arg import OutputLookup, XComArg
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
@@ -93,12 +95,14 @@ SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
 DAG_LEVEL_DEFAULT_ARGS: frozenset[str] = frozenset({"start_date", "end_date"})
 
 
-def check_default_args(dag_id: str, default_args: Mapping[str, Any]) -> dict[str, Any]:
+def check_default_args(
+    dag_id: str, default_args: Mapping[str, Any], *, where: str | None = None
+) -> dict[str, Any]:
     """Reject unknown keys and Airflow-only ones that would change behaviour.
 
     Returns the descriptive ones (``owner``...), which every task of the DAG inherits.
     """
-    where = f"DAG {dag_id!r}"
+    where = where or f"DAG {dag_id!r}"
     task_args = {k: v for k, v in default_args.items() if k not in DAG_LEVEL_DEFAULT_ARGS}
     display, rest = split_task_args(f"{where}: default_args", task_args)
     unknown = sorted(set(rest) - SETTING_NAMES)
@@ -186,18 +190,28 @@ class AbstractOperator:
         settings: Mapping[str, Any],
         doc: str | None = None,
         display: Mapping[str, Any] | None = None,
+        task_group: TaskGroup | None = None,
     ) -> None:
         from airloop.authoring.dag import current_dag
+        from airloop.authoring.taskgroup import group_for
 
-        self.task_id = check_id("task_id", task_id)
+        check_id("task_id", task_id)
+        if dag is None and task_group is not None:
+            dag = task_group.dag
         self.dag: DAG | None = dag if dag is not None else current_dag()
+        #: The group the task is drawn in (None outside a DAG); its id prefixes the task's.
+        self.task_group = group_for(self.dag, task_group, f"task {task_id!r}")
+        if self.task_group is not None:
+            task_id = self.task_group.child_id(task_id)
+        self.task_id = check_id("task_id", task_id)
+        group = self.task_group
         self.settings = resolve_settings(
-            task_id, settings, self.dag.default_args if self.dag is not None else {}
+            task_id, settings, group.effective_default_args() if group is not None else {}
         )
         self.doc = doc
         #: Descriptive Airflow arguments (owner, doc_md...): kept for display, no effect.
         self.display: dict[str, Any] = {
-            **(self.dag.display_defaults if self.dag is not None else {}),
+            **(group.effective_display_defaults() if group is not None else {}),
             **(display or {}),
         }
         self.upstream_task_ids: set[str] = set()
@@ -267,15 +281,15 @@ class AbstractOperator:
                 f"cannot link {self.task_id!r} and {other.task_id!r}: both must belong to one DAG"
             )
 
-    def set_downstream(self, other: Any) -> None:
-        for op in _operators(other):
-            self._same_dag(op)
-            self.downstream_task_ids.add(op.task_id)
-            op.upstream_task_ids.add(self.task_id)
+    def set_downstream(self, other: Any, edge_modifier: Label | None = None) -> None:
+        from airloop.authoring.edges import link
 
-    def set_upstream(self, other: Any) -> None:
-        for op in _operators(other):
-            op.set_downstream(self)
+        link(self, other, edge_modifier)
+
+    def set_upstream(self, other: Any, edge_modifier: Label | None = None) -> None:
+        from airloop.authoring.edges import link
+
+        link(other, self, edge_modifier)
 
     def __rshift__(self, other: Any) -> Any:
         self.set_downstream(other)
@@ -295,21 +309,6 @@ class AbstractOperator:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_id!r}>"
-
-
-def _operators(value: Any) -> list[AbstractOperator]:
-    from airloop.authoring.xcom_arg import XComArg
-
-    if isinstance(value, AbstractOperator):
-        return [value]
-    if isinstance(value, XComArg):
-        return [value.operator]
-    if isinstance(value, (list, tuple, set)):
-        out: list[AbstractOperator] = []
-        for item in value:
-            out.extend(_operators(item))
-        return out
-    raise DagDefinitionError(f"cannot set a dependency on {value!r}: not a task")
 
 
 class BaseOperator(AbstractOperator):
@@ -342,6 +341,7 @@ class BaseOperator(AbstractOperator):
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
         doc: str | None = None,
+        task_group: TaskGroup | None = None,
         **airflow: Any,
     ) -> None:
         display = _check_airflow_args(type(self), task_id, dag, airflow)
@@ -350,6 +350,7 @@ class BaseOperator(AbstractOperator):
             dag=dag,
             doc=doc,
             display=display,
+            task_group=task_group,
             settings={
                 "retries": retries,
                 "retry_delay": retry_delay,
@@ -388,7 +389,7 @@ class BaseOperator(AbstractOperator):
 
 
 #: Arguments of BaseOperator itself (for "did you mean" suggestions).
-_OPERATOR_NAMES: frozenset[str] = SETTING_NAMES | {"task_id", "dag", "doc"}
+_OPERATOR_NAMES: frozenset[str] = SETTING_NAMES | {"task_id", "dag", "doc", "task_group"}
 
 
 def _check_airflow_args(
