@@ -48,11 +48,14 @@ async def log_text(path: str, until: str) -> str:
 async def wait_for(run: ActiveRun, predicate: Any, within: float = 30) -> None:
     """Event-driven: checked after every scheduler tick of ``run``."""
     reached = asyncio.Event()
-    run.on_progress = lambda r: reached.set() if predicate(r) else None
-    async with asyncio.timeout(within):
-        while not predicate(run):
-            await reached.wait()
-            reached.clear()
+    unsubscribe = run.subscribe(lambda r: reached.set() if predicate(r) else None)
+    try:
+        async with asyncio.timeout(within):
+            while not predicate(run):
+                await reached.wait()
+                reached.clear()
+    finally:
+        unsubscribe()
 
 
 async def test_success_xcom_passing_and_mapping(
@@ -158,8 +161,8 @@ async def test_cancelling_one_task_instance(engine: Engine, dags: dict[str, DAG]
 
     def both_running(r: ActiveRun) -> bool:
         return all(
-            r.planner.state_of(k) is TaskState.RUNNING
-            for k in (r.planner.keys("sleepy_sync")[0], r.planner.keys("sleepy_async")[0])
+            r.state_of(k) is TaskState.RUNNING
+            for k in (r.keys("sleepy_sync")[0], r.keys("sleepy_async")[0])
         )
 
     await wait_for(run, both_running)
