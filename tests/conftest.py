@@ -71,3 +71,12 @@ async def _server_database(backend: str) -> AsyncIterator[str]:
     finally:
         drop = f"DROP DATABASE {name}" + (" WITH (FORCE)" if backend == "postgresql" else "")
         await _admin(admin, [drop])
+
+
+@pytest.fixture(autouse=True)
+def _check_planner_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every plan made in a test is followed by RunPlanner.validate(): the incremental
+    counters are recomputed from scratch and compared (ADR 0019)."""
+    from airloop.core.planner import RunPlanner
+
+    monkeypatch.setattr(RunPlanner, "checking", True)

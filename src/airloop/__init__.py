@@ -2,13 +2,15 @@
 
 from typing import TYPE_CHECKING, Any
 
-from airloop.authoring.context import Context
+from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
+from airloop.authoring.edges import Label, chain, chain_linear, cross_downstream
 from airloop.authoring.mapped import MappedOperator
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import Param
 from airloop.authoring.sensor import BaseSensor, PokeReturnValue
+from airloop.authoring.taskgroup import TaskGroup, task_group
 from airloop.authoring.xcom_arg import XComArg
 from airloop.core.states import DagRunState, TaskState
 from airloop.core.trigger_rules import TriggerRule
@@ -47,18 +49,25 @@ __all__ = [
     "DagRunState",
     "Engine",
     "FailTask",
+    "Label",
     "MappedOperator",
     "Param",
     "PokeReturnValue",
     "SensorTimeout",
     "SkipTask",
+    "TaskGroup",
     "TaskState",
     "TaskTimeout",
     "TriggerRule",
     "XComArg",
     "__version__",
+    "chain",
+    "chain_linear",
+    "cross_downstream",
     "delay",
+    "get_current_context",
     "run",
     "run_sync",
     "task",
+    "task_group",
 ]

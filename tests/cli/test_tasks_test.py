@@ -35,7 +35,15 @@ with DAG("tasks_cli", params={"n": Param(3, type=int), "word": Param("hi", type=
     def explode() -> None:
         raise RuntimeError("kaboom on purpose")
 
-    show()
+    @task
+    def uses_ti(ti) -> int:
+        return ti.map_index
+
+    @task
+    def pulls(ti) -> object:
+        return ti.xcom_pull(task_ids="show")
+
+    show() >> [uses_ti(), pulls()]
     total(double.partial(factor=10).expand(x=numbers()))
     explode()
 """
@@ -69,6 +77,8 @@ def results(dag_file: Path) -> dict[str, CliResult]:
             "failing": call("failing", "explode"),
             "unknown_task": call("unknown_task", "nope"),
             "bad_param": call("bad_param", "show", "--param", "n=abc"),
+            "ti_no_upstream": call("ti_no_upstream", "uses_ti"),
+            "pull_given": call("pull_given", "pulls", "-u", 'show="given"'),
             "upstream_without_value": call("upstream_without_value", "double", "-u", "numbers"),
         }
     )
@@ -97,6 +107,22 @@ def test_task_reducing_a_mapped_upstream(results: dict[str, CliResult]) -> None:
     result = results["reduce"]
     assert result.code == 0, result.transcript
     assert "returned: 60" in result.stdout, result.transcript
+
+
+def test_a_task_taking_ti_runs_without_its_upstream_values(
+    results: dict[str, CliResult],
+) -> None:
+    result = results["ti_no_upstream"]
+    assert result.code == 0, result.transcript
+    assert "returned: -1" in result.stdout, result.transcript
+
+
+def test_xcom_pull_reads_an_upstream_value_given_on_the_command_line(
+    results: dict[str, CliResult],
+) -> None:
+    result = results["pull_given"]
+    assert result.code == 0, result.transcript
+    assert 'returned: "given"' in result.stdout, result.transcript
 
 
 def test_missing_upstream_names_the_needed_task(results: dict[str, CliResult]) -> None:

@@ -113,11 +113,11 @@ class Harness:
     def start(self, now: float = 0.0) -> Plan:
         return self._record(self.planner.start(now))
 
-    def handle(self, *events: Event, now: float = 0.0) -> Plan:
+    def handle(self, *events: Event, now: float = 0.0, stimulus_id: str = "") -> Plan:
         for event in events:
             if not isinstance(event, Started) and event.key in self.running:
                 self.running.remove(event.key)
-        return self._record(self.planner.handle(events, now))
+        return self._record(self.planner.handle(events, now, stimulus_id))
 
     def tick(self, now: float) -> Plan:
         return self._record(self.planner.tick(now))
@@ -1327,3 +1327,53 @@ def test_many_independent_tasks_in_one_batch() -> None:
     assert len(plan.to_start) == n
     plan = h.handle(*_events_for(plan.to_start))
     assert plan.run_state is RUN_OK
+
+
+# -- stimulus ids and stories (ADR 0017) -------------------------------------------------
+
+
+def test_changes_carry_the_id_of_the_report_that_caused_them_even_downstream() -> None:
+    h = Harness([spec("a"), spec("b", "a"), spec("c", "b"), spec("d")])
+    h.start()
+    plan = h.handle(Failed(k("a"), "broke", retryable=False, stimulus_id="finished-a"))
+    assert [(str(c.key), c.new, c.stimulus_id) for c in plan.changes] == [
+        ("a", S.FAILED, "finished-a"),
+        ("b", S.UPSTREAM_FAILED, "finished-a"),
+        ("c", S.UPSTREAM_FAILED, "finished-a"),
+    ]
+    plan = h.handle(Succeeded(k("d"), stimulus_id="finished-d"), stimulus_id="tick-x")
+    assert [(str(c.key), c.stimulus_id) for c in plan.changes] == [("d", "finished-d")]
+
+
+def test_admissions_and_released_retries_carry_the_tick_id() -> None:
+    h = Harness([spec("a", retry=RetryPolicy(retries=1, delay=5.0)), spec("b")], max_active=1)
+    h.start()
+    plan = h.handle(Failed(k("a"), "flaky", stimulus_id="finished-a"), stimulus_id="tick-1")
+    assert [(str(c.key), c.new, c.stimulus_id) for c in plan.changes] == [
+        ("a", S.UP_FOR_RETRY, "finished-a"),
+        ("b", S.QUEUED, "tick-1"),
+    ]
+    h.handle(Succeeded(k("b")), now=6.0, stimulus_id="tick-2")
+    assert [c.stimulus_id for c in h.plans[-1].changes if c.key == k("a")] == ["tick-2", "tick-2"]
+
+
+def test_an_impossible_transition_names_its_stimulus_and_the_instance_story() -> None:
+    h = Harness([spec("a")])
+    h.start()
+    h.handle(Started(k("a"), stimulus_id="started-1"))
+    h.handle(Succeeded(k("a"), stimulus_id="finished-1"))
+    with pytest.raises(InvalidTransition) as caught:
+        h.planner.handle([Started(k("a"), stimulus_id="started-late")], 0.0)
+    message = str(caught.value)
+    assert message.startswith("task instance a: illegal transition success -> running")
+    assert "asked by started-late" in message
+    story = [(old, new, sid) for old, new, sid in h.planner.story(k("a"))]
+    assert [(old, new) for old, new, _ in story] == [
+        (S.NONE, S.SCHEDULED),
+        (S.SCHEDULED, S.QUEUED),
+        (S.QUEUED, S.RUNNING),
+        (S.RUNNING, S.SUCCESS),
+    ]
+    assert story[2][2] == "started-1"
+    assert story[3][2] == "finished-1"
+    assert "running -> success (finished-1)" in message

@@ -38,8 +38,7 @@ async def xcom_map(engine: Engine, run_pk: int) -> dict[tuple[str, int], str]:
 
 def state_of(run: ActiveRun, task_id: str, map_index: int = -1) -> TaskState | None:
     """The scheduler's view of one task instance (None while it does not exist)."""
-    rec = run.records.get(TIKey(task_id, map_index))
-    return None if rec is None else rec.state
+    return run.state_of(TIKey(task_id, map_index))
 
 
 async def wait_until(
@@ -52,14 +51,13 @@ async def wait_until(
         if ticked is run and predicate(run):
             reached.set()
 
-    previous = run.on_progress
-    run.on_progress = hook
+    unsubscribe = run.subscribe(hook)
     try:
         if not predicate(run):
             async with asyncio.timeout(within):
                 await reached.wait()
     finally:
-        run.on_progress = previous
+        unsubscribe()
 
 
 class Concurrency:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
 
-from airloop import DAG, DagRunState, task
+from airloop import DAG, DagRunState, TaskState, task
 from airloop.core.pools import PoolError
 from airloop.engine.engine import Engine
 from airloop.settings import Settings
 
-from .support import Concurrency, ti_rows
+from .support import Concurrency, ti_rows, wait_until
 
 
 @pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
@@ -260,3 +261,75 @@ async def test_max_active_tasks_holds_across_the_runs_of_a_dag(tmp_path: Path) -
         results = await asyncio.gather(first.done, second.done)
     assert [r.state for r in results] == [DagRunState.SUCCESS, DagRunState.SUCCESS]
     assert peak == 2
+
+
+@pytest.mark.async_executor  # shares the test loop's asyncio objects with tasks
+async def test_a_lowered_max_active_tasks_is_never_exceeded_by_old_or_new_runs(
+    engine: Engine,
+) -> None:
+    """The DAG file changed max_active_tasks from 3 to 1 while a run was going: from
+    then on, neither that run nor a new one starts a task while the DAG has one
+    running (one limit per DAG across its runs, its count kept: ADR 0019)."""
+    probe = Concurrency()
+    names = itertools.count()
+
+    with DAG("lowered", max_active_tasks=3) as dag:
+
+        @task
+        async def work(i: int) -> str:
+            return await probe.hold(f"work{i}.{next(names)}")
+
+        for i in range(4):
+            work(i)
+
+    first = await engine.start_run(dag, run_id="first")
+    await wait_until(engine, first, lambda r: r.counts().get(TaskState.RUNNING) == 3)
+    dag.max_active_tasks = 1  # as a re-parsed file would say
+    changed_at = len(probe.snapshots)
+    second = await engine.start_run(dag, run_id="second")
+    # Planned once (its tasks scheduled, or -- the bug -- started) before any ends.
+    await wait_until(engine, second, lambda r: TaskState.NONE not in r.counts())
+    await probe.release_all(8)
+    assert (await first.done).ok
+    assert (await second.done).ok
+    after = probe.snapshots[changed_at:]
+    assert len(after) == 5  # first's fourth task and second's four
+    assert [len(s) for s in after] == [1] * 5, after
+
+
+async def test_priority_holds_across_runs_sharing_a_pool(tmp_path: Path) -> None:
+    """A slot freed in a pool goes to the most important ready task of ANY run, not to
+    the run whose task freed it (one admission over all runs: ADR 0019)."""
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    with DAG("low") as low:
+
+        @task(pool="one", priority_weight=1)
+        async def background(i: int) -> None:
+            order.append(f"background{i}")
+            await gate.wait()
+
+        for i in range(3):
+            background(i)
+
+    with DAG("high") as high:
+
+        @task(pool="one", priority_weight=100)
+        async def urgent() -> None:
+            order.append("urgent")
+
+        urgent()
+
+    settings = Settings(home=tmp_path, pools={"default_pool": 8, "one": 1}, use_async=True)
+    async with Engine(settings) as engine:
+        first = await engine.start_run(low)
+        await wait_until(engine, first, lambda r: r.counts().get(TaskState.RUNNING) == 1)
+        second = await engine.start_run(high)
+        await wait_until(engine, second, lambda r: TaskState.NONE not in r.counts())
+        gate.set()
+        assert (await first.done).ok
+        assert (await second.done).ok
+    # Whichever background task ran first, the urgent one is next.
+    assert order[1] == "urgent", order
+    assert sorted(order) == ["background0", "background1", "background2", "urgent"]

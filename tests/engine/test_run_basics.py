@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -480,3 +481,33 @@ async def test_tasks_naming_no_executor_run_on_this_passs_default(
     assert result.state is DagRunState.SUCCESS, result.failed
     rows = await ti_rows(engine, result.run_pk)
     assert {r.executor for r in rows.values()} == {EXPECTED_DEFAULT_EXECUTOR}
+
+
+# -- tracing a state change to its report (ADR 0017) ------------------------------------
+
+
+async def test_the_log_traces_each_state_change_to_the_report_that_caused_it(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    with DAG("traced") as dag:
+
+        @task
+        def first() -> None:
+            raise FailTask("no")
+
+        @task
+        def second() -> None:
+            pass
+
+        first() >> second()
+
+    with caplog.at_level(logging.DEBUG, logger="airloop.engine.active_run"):
+        result = await engine.run(dag)
+    assert result.state is DagRunState.FAILED
+    lines = [r.getMessage() for r in caplog.records if r.name == "airloop.engine.active_run"]
+    (failed,) = [line for line in lines if "first: running -> failed" in line]
+    stimulus = failed.split("(try 1, ")[1].split(")")[0]
+    assert stimulus.startswith("finished-")
+    # The cascade downstream carries the same id: the report that caused it.
+    (cascade,) = [line for line in lines if "second: none -> upstream_failed" in line]
+    assert f"(try 0, {stimulus})" in cascade

@@ -79,11 +79,31 @@ async def test_duplicate_run_id_is_rejected(engine: Engine) -> None:
     assert len(await engine.store.find_runs("same")) == 1
 
 
+async def test_progress_subscribers_each_see_the_run_until_they_unsubscribe(
+    engine: Engine,
+) -> None:
+    """The CLI's progress bar, a test's wait and the service may all watch one run:
+    subscribing adds a watcher, it never replaces another's (ADR 0018)."""
+    run = await engine.start_run(simple_dag())
+    first: list[bool] = []
+    second: list[bool] = []
+    run.subscribe(lambda r: first.append(r.finished))
+    stop_second = run.subscribe(lambda r: second.append(r.finished))
+    stop_second()
+    third: list[bool] = []
+    run.subscribe(lambda r: third.append(r.finished))
+    result = await run.done
+    assert result.ok
+    assert first == third
+    assert first[-1] is True
+    assert second == []
+
+
 async def test_progress_hook_sees_every_tick(engine: Engine) -> None:
     seen: list[tuple[int, bool]] = []
 
     result = await engine.run(
-        simple_dag(), on_progress=lambda r: seen.append((r.run_pk, r.planner.finished))
+        simple_dag(), on_progress=lambda r: seen.append((r.run_pk, r.finished))
     )
 
     assert result.ok

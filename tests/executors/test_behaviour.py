@@ -10,6 +10,7 @@ import asyncio
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ async def log_text(path: str, until: str) -> str:
 async def wait_for(run: ActiveRun, predicate: Any, within: float = 30) -> None:
     """Event-driven: checked after every scheduler tick of ``run``."""
     reached = asyncio.Event()
-    run.on_progress = lambda r: reached.set() if predicate(r) else None
-    async with asyncio.timeout(within):
-        while not predicate(run):
-            await reached.wait()
-            reached.clear()
+    unsubscribe = run.subscribe(lambda r: reached.set() if predicate(r) else None)
+    try:
+        async with asyncio.timeout(within):
+            while not predicate(run):
+                await reached.wait()
+                reached.clear()
+    finally:
+        unsubscribe()
 
 
 async def test_success_xcom_passing_and_mapping(
@@ -157,8 +161,8 @@ async def test_cancelling_one_task_instance(engine: Engine, dags: dict[str, DAG]
 
     def both_running(r: ActiveRun) -> bool:
         return all(
-            r.planner.state_of(k) is TaskState.RUNNING
-            for k in (r.planner.keys("sleepy_sync")[0], r.planner.keys("sleepy_async")[0])
+            r.state_of(k) is TaskState.RUNNING
+            for k in (r.keys("sleepy_sync")[0], r.keys("sleepy_async")[0])
         )
 
     await wait_for(run, both_running)
@@ -172,3 +176,32 @@ async def test_cancelling_one_task_instance(engine: Engine, dags: dict[str, DAG]
         assert table[task_id, -1].error == "interrupted: test cancel"
         assert table[task_id, -1].try_number == 1  # a cancellation is never retried
     assert not engine.cancel(run, "sleepy_sync"), "nothing left to cancel"
+
+
+async def test_templates_and_context_render_in_the_worker(
+    engine: Engine, dags: dict[str, DAG], executor_name: str
+) -> None:
+    logical = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+    interval = (datetime(2026, 5, 3, tzinfo=UTC), datetime(2026, 5, 4, tzinfo=UTC))
+    run = await engine.start_run(
+        dags["templated"],
+        run_id=f"templated-{executor_name}",
+        logical_date=logical,
+        data_interval=interval,
+    )
+    result = await asyncio.wait_for(asyncio.shield(run.done), 60)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcoms(engine, result.run_pk)
+    rendered = values[("rendered", -1)]
+    assert rendered["sql"] == "select '2026-05-04' as day, 5 as n -- seeded\n"
+    assert rendered["options"] == {
+        "nested": ["20260504", ["test", "abab"]],
+        "interval": "2026-05-03T00:00:00+00:00/2026-05-04T00:00:00+00:00",
+        "ti": f"templated__rendered__20260504 1 templated-{executor_name}",
+    }
+    for name in ("sync_context", "async_context"):
+        assert values[(name, -1)]["ds"] == "2026-05-04"
+        assert values[(name, -1)]["pulled"] == "seeded"
+        assert values[(name, -1)]["same"] is True
+    assert values[("sync_context", -1)]["interval"] == "2026-05-03T00:00:00+00:00"
+    assert values[("async_context", -1)]["interval"] == "2026-05-04T00:00:00+00:00"

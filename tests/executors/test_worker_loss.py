@@ -41,12 +41,14 @@ async def test_the_reason_is_recorded_in_the_first_try(
     run = await engine.start_run(dag)
     seen: list[str] = []
 
-    def watch(r: object) -> None:
-        rec = run.records[next(iter(run.records))]
-        if rec.error and rec.error not in seen:
-            seen.append(rec.error)
+    (key,) = run.keys(next(iter(dag.task_dict)))
 
-    run.on_progress = watch
+    def watch(r: object) -> None:
+        note = run.note_of(key)
+        if note and note not in seen:
+            seen.append(note)
+
+    run.subscribe(watch)
     result = await run.done
     assert result.state is DagRunState.SUCCESS
     assert seen, "the failed first try recorded no reason"

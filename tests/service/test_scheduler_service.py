@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from airloop.core.states import TaskState
 from airloop.service.scheduler_service import (
     SchedulerAlreadyRunning,
     SchedulerService,
@@ -433,7 +434,7 @@ async def test_sigterm_lets_running_tasks_finish_within_the_grace_then_keeps_the
 
         async def both_running() -> bool:
             return all(
-                any(r.planner.state_of(k).value == "running" for k in r.planner.keys(t))
+                any(r.state_of(k) is TaskState.RUNNING for k in r.keys(t))
                 for r in service.active.values()
                 for t in ("quick", "long")
             ) and bool(service.active)

@@ -74,7 +74,6 @@ TASK_ARGS: dict[str, Unsupported] = {
     "inlets": _u("lineage and assets"),
     "outlets": _u("lineage and assets"),
     "params": _u("task-level params (use the DAG's params)"),
-    "task_group": _u("task groups"),
     "map_index_template": _u("map_index_template"),
     "start_date": _u("per-task start_date"),
     "end_date": _u("per-task end_date"),
@@ -110,11 +109,6 @@ DAG_ARGS: dict[str, Unsupported] = {
     "sla_miss_callback": _u("SLAs"),
     "access_control": _u("access control"),
     "is_paused_upon_creation": _u("is_paused_upon_creation (use 'airloop dags pause')"),
-    "user_defined_macros": _u("Jinja templating"),
-    "user_defined_filters": _u("Jinja templating"),
-    "template_searchpath": _u("Jinja templating"),
-    "jinja_environment_kwargs": _u("Jinja templating"),
-    "render_template_as_native_obj": _u("Jinja templating", lambda v: v in (None, False), "False"),
     "fail_fast": _u("fail_fast", lambda v: v in (None, False), "False"),
     "max_consecutive_failed_dag_runs": _u(
         "auto-pausing after failed runs", lambda v: v in (None, 0), "0"

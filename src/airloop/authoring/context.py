@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airloop.exceptions import AirloopError
+
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airloop.authoring.dag import DAG
     from airloop.authoring.operator import BaseOperator
+
+
+#: The key of a task's return value among its XComs (Airflow's name).
+XCOM_RETURN_KEY = "return_value"
+
+
+class XComPullError(AirloopError):
+    """``ti.xcom_pull`` asked for something this task cannot read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +36,12 @@ class DagRunInfo:
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
 
+    @property
+    def conf(self) -> Mapping[str, Any]:
+        """Airflow's ``dag_run.conf``: here the run's params (what the trigger gave,
+        over the DAG's defaults), as airloop validates a trigger's conf as params."""
+        return self.params
+
 
 @dataclass(frozen=True, slots=True)
 class TaskInstanceInfo:
@@ -33,6 +52,59 @@ class TaskInstanceInfo:
     try_number: int
     max_tries: int
     log_path: str | None
+    #: Outputs of the task's upstream tasks, for ``xcom_pull`` (None: not captured).
+    upstream_outputs: Mapping[str, Any] | None = None
+
+    def xcom_pull(
+        self,
+        task_ids: str | Iterable[str] | None = None,
+        dag_id: str | None = None,
+        key: str | None = XCOM_RETURN_KEY,
+        include_prior_dates: bool = False,
+        map_indexes: int | Iterable[int] | None = None,
+        default: Any = None,
+    ) -> Any:
+        """The return value of an upstream task (a list of values for several ids).
+
+        A mapped upstream gives the list of its instances' values. Only the outputs
+        of this task's upstream tasks are at hand (they travel with the task to any
+        executor); reading other tasks' or other runs' XComs needs the metadata store.
+        """
+        where = f"ti.xcom_pull in task {self.task_id!r}"
+        if key not in (None, XCOM_RETURN_KEY):
+            raise XComPullError(
+                f"{where}: key={key!r}: only return values can be pulled "
+                "(XComs with other keys come with a later issue)"
+            )
+        if dag_id not in (None, self.dag_id) or include_prior_dates:
+            raise XComPullError(f"{where}: only XComs of the same DAG run can be pulled")
+        if map_indexes is not None:
+            raise XComPullError(
+                f"{where}: map_indexes is not supported yet; without it a mapped "
+                "upstream gives the list of all its values"
+            )
+        if task_ids is None:
+            task_ids = self.task_id  # as Airflow 3: this task's own (not pushed yet)
+        if isinstance(task_ids, str):
+            return self._pull_one(where, task_ids, default)
+        return [self._pull_one(where, t, default) for t in task_ids]
+
+    def _pull_one(self, where: str, task_id: str, default: Any) -> Any:
+        if task_id == self.task_id:
+            return default
+        outputs = self.upstream_outputs
+        if outputs is None:
+            raise XComPullError(
+                f"{where}: upstream outputs are not available to this kind of task "
+                "(mapped task instances: pass the output as an argument instead)"
+            )
+        if task_id not in outputs:
+            raise XComPullError(
+                f"{where}: the output of task {task_id!r} is not available; a task can "
+                f"pull the outputs of its upstream tasks (is {task_id} >> {self.task_id} set?)"
+            )
+        value = outputs[task_id]
+        return default if value is None else value
 
     def __str__(self) -> str:
         idx = "" if self.map_index < 0 else f"[{self.map_index}]"
@@ -76,25 +148,70 @@ class Checkpoint:
         self._value = value
 
 
+#: The context keys that need the run's logical date (absent from a run without one,
+#: as in Airflow 3).
+_DATED_KEYS: frozenset[str] = frozenset(
+    {
+        "logical_date",
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "ts_nodash_with_tz",
+        "task_instance_key_str",
+    }
+)
+
 #: The names a ``@task`` function may take as parameters to receive context values.
-CONTEXT_KEYS: frozenset[str] = frozenset(
+CONTEXT_KEYS: frozenset[str] = _DATED_KEYS | frozenset(
     {
         "dag",
         "task",
         "ti",
+        "task_instance",
         "params",
         "run_id",
         "dag_run",
-        "logical_date",
-        "ds",
         "log",
         "map_index",
         "try_number",
         "checkpoint",
         "data_interval_start",
         "data_interval_end",
+        "macros",
+        "test_mode",
+        "expanded_ti_count",
+        "var",
+        "conn",
     }
 )
+
+
+class _ComesLater:
+    """``var`` / ``conn`` in the context: present, and a clear error when used."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def _fail(self) -> Any:
+        raise AirloopError(f"{self._what} come with a later issue: not available yet")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._fail()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._fail()
+
+    def __repr__(self) -> str:
+        return f"<{self._what}: not available yet>"
+
+
+_VARIABLES = _ComesLater("Variables")
+_CONNECTIONS = _ComesLater("Connections")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +224,12 @@ class Context(Mapping[str, Any]):
     dag_run: DagRunInfo
     log: logging.Logger
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    #: The number of instances of a mapped task (None for an unmapped one).
+    expanded_ti_count: int | None = None
+
+    @property
+    def task_instance(self) -> TaskInstanceInfo:
+        return self.ti
 
     @property
     def params(self) -> Mapping[str, Any]:
@@ -118,7 +241,12 @@ class Context(Mapping[str, Any]):
 
     @property
     def logical_date(self) -> datetime:
-        return self.dag_run.logical_date
+        return self._dated().logical_date
+
+    def _dated(self) -> DagRunInfo:
+        if self.dag_run.logical_date is None:
+            raise KeyError("this run has no logical date")
+        return self.dag_run
 
     @property
     def data_interval_start(self) -> datetime | None:
@@ -130,7 +258,27 @@ class Context(Mapping[str, Any]):
 
     @property
     def ds(self) -> str:
-        return self.dag_run.logical_date.strftime("%Y-%m-%d")
+        return self.logical_date.strftime("%Y-%m-%d")
+
+    @property
+    def ds_nodash(self) -> str:
+        return self.logical_date.strftime("%Y%m%d")
+
+    @property
+    def ts(self) -> str:
+        return self.logical_date.isoformat()
+
+    @property
+    def ts_nodash(self) -> str:
+        return self.logical_date.strftime("%Y%m%dT%H%M%S")
+
+    @property
+    def ts_nodash_with_tz(self) -> str:
+        return self.ts.replace("-", "").replace(":", "")
+
+    @property
+    def task_instance_key_str(self) -> str:
+        return f"{self.ti.dag_id}__{self.ti.task_id}__{self.ds_nodash}"
 
     @property
     def map_index(self) -> int:
@@ -140,13 +288,65 @@ class Context(Mapping[str, Any]):
     def try_number(self) -> int:
         return self.ti.try_number
 
+    @property
+    def macros(self) -> Any:
+        # Imported on first use: dateutil is slow to import and most tasks never ask.
+        from airloop.authoring import macros
+
+        return macros
+
+    @property
+    def test_mode(self) -> bool:
+        return False
+
+    @property
+    def var(self) -> Any:
+        return _VARIABLES
+
+    @property
+    def conn(self) -> Any:
+        return _CONNECTIONS
+
+    def _keys(self) -> frozenset[str]:
+        keys = CONTEXT_KEYS
+        if self.dag_run.logical_date is None:
+            keys = keys - _DATED_KEYS
+        if self.expanded_ti_count is None and self.ti.map_index >= 0:
+            # A mapped instance's count is not passed to it yet: absent, not wrong.
+            keys = keys - {"expanded_ti_count"}
+        return keys
+
     def __getitem__(self, key: str) -> Any:
-        if key not in CONTEXT_KEYS:
+        if key not in self._keys():
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys()
+
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(CONTEXT_KEYS))
+        return iter(sorted(self._keys()))
 
     def __len__(self) -> int:
-        return len(CONTEXT_KEYS)
+        return len(self._keys())
+
+
+_current_context: contextvars.ContextVar[Context | None] = contextvars.ContextVar(
+    "airloop_current_context", default=None
+)
+
+
+def set_current_context(context: Context) -> None:
+    """Called by the runner for each task instance (its own contextvars context)."""
+    _current_context.set(context)
+
+
+def get_current_context() -> Context:
+    """The context of the task instance whose code is running (as Airflow's)."""
+    context = _current_context.get()
+    if context is None:
+        raise RuntimeError(
+            "get_current_context() was called outside a running task: it is available "
+            "only in task code (execute, a @task function, a template) run by airloop"
+        )
+    return context

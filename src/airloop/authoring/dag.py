@@ -19,6 +19,8 @@ from airloop.authoring.airflow_args import (
 )
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
+from airloop.authoring.taskgroup import TaskGroup
+from airloop.authoring.templating import pop_template_settings
 from airloop.core.schedules import ScheduleError, parse_schedule
 from airloop.exceptions import (
     CycleError,
@@ -125,6 +127,7 @@ class DAG:
         **airflow: Any,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
+        self.template_settings = pop_template_settings(dag_id, airflow)
         self.display: dict[str, Any] = _check_dag_args(dag_id, airflow)
         if doc is not None and doc_md is not None:
             raise DagDefinitionError(f"DAG {dag_id!r}: give doc or doc_md, not both")
@@ -182,6 +185,11 @@ class DAG:
         self.doc = doc if doc is not None else doc_md
         self.description = description
         self.task_dict: dict[str, AbstractOperator] = {}
+        #: The group tree (the root is unnamed), and every named group by its full id.
+        self.task_group: TaskGroup = TaskGroup.root(self)
+        self.task_group_dict: dict[str, TaskGroup] = {}
+        #: Edge labels for a UI: ``edge_info[upstream][downstream] == {"label": ...}``.
+        self.edge_info: dict[str, dict[str, dict[str, str]]] = {}
         self._suffixes: dict[str, int] = {}
         self._token: contextvars.Token[DAG | None] | None = None
         frame = sys._getframe(1)
@@ -209,17 +217,39 @@ class DAG:
             raise DuplicateTaskIdError(
                 f"DAG {self.dag_id!r} already has a task with id {op.task_id!r}"
             )
+        if op.task_id in self.task_group_dict:
+            raise DuplicateTaskIdError(
+                f"DAG {self.dag_id!r}: task id {op.task_id!r} is already the id of a task group"
+            )
         self.task_dict[op.task_id] = op
+        group = getattr(op, "task_group", None) or self.task_group
+        group.children[op.task_id] = op
 
-    def unique_task_id(self, base: str) -> str:
-        """``base``, or ``base__1``, ``base__2``... when a ``@task`` is called again."""
-        if base not in self.task_dict:
+    def unique_task_id(self, base: str, group: TaskGroup | None = None) -> str:
+        """``base``, or ``base__1``, ``base__2``... when a ``@task`` is called again.
+
+        Unique within ``group``: the id returned is the task's own, before the group's prefix.
+        """
+        group = group or self.task_group
+        full = group.child_id(base)
+        if full not in self.task_dict and full not in self.task_group_dict:
             return base
-        n = self._suffixes.get(base, 0) + 1
-        while f"{base}__{n}" in self.task_dict:
+        n = self._suffixes.get(full, 0) + 1
+        while (candidate := group.child_id(f"{base}__{n}")) in self.task_dict or (
+            candidate in self.task_group_dict
+        ):
             n += 1
-        self._suffixes[base] = n
+        self._suffixes[full] = n
         return f"{base}__{n}"
+
+    def set_edge_info(
+        self, upstream_task_id: str, downstream_task_id: str, info: dict[str, str]
+    ) -> None:
+        """Describe the edge between two tasks (its ``Label``), for display."""
+        self.edge_info.setdefault(upstream_task_id, {})[downstream_task_id] = dict(info)
+
+    def get_edge_info(self, upstream_task_id: str, downstream_task_id: str) -> dict[str, str]:
+        return dict(self.edge_info.get(upstream_task_id, {}).get(downstream_task_id, {}))
 
     # -- reading --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import functools
 import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, overload
 
 from airloop.authoring.airflow_args import (
@@ -17,7 +18,13 @@ from airloop.authoring.airflow_args import (
 )
 from airloop.authoring.context import CONTEXT_KEYS, Context
 from airloop.authoring.mapped import MappedOperator, OperatorPartial
-from airloop.authoring.operator import SETTING_NAMES, AbstractOperator, BaseOperator
+from airloop.authoring.operator import (
+    SETTING_NAMES,
+    AbstractOperator,
+    BaseOperator,
+    capture_upstream_outputs,
+    with_upstream_outputs,
+)
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -37,6 +44,8 @@ class _Signature:
         self.var_keyword = any(p.kind is p.VAR_KEYWORD for p in params)
         self.names = {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         self.context_names = self.names & CONTEXT_KEYS
+        #: The function may call ti.xcom_pull: its upstream outputs travel with it.
+        self.may_pull = self.var_keyword or bool(self.context_names & {"ti", "task_instance"})
         self.is_coroutine = inspect.iscoroutinefunction(fn)
 
     def check_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
@@ -57,6 +66,14 @@ class _Signature:
         for name in names:
             if name not in self.names and not self.var_keyword:
                 raise DagDefinitionError(f"{self.name}() has no parameter {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _WithOutputs:
+    """What ``bind`` returns for a function that may call ti.xcom_pull."""
+
+    arguments: tuple[tuple[Any, ...], dict[str, Any]] | None
+    outputs: dict[str, Any]
 
 
 class PythonTaskOperator(BaseOperator):
@@ -87,16 +104,27 @@ class PythonTaskOperator(BaseOperator):
         return list(self._deps)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        if not self._deps:
-            return None  # the arguments are in the DAG file already
-        return resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup)
+        outputs = capture_upstream_outputs(self, lookup) if self._sig.may_pull else None
+        # Without XComArgs the arguments are in the DAG file already.
+        args = (
+            (resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup))
+            if self._deps
+            else None
+        )
+        if outputs is not None:
+            return _WithOutputs(args, outputs)
+        return args
 
     def rebuild(self, bound: Any) -> BaseOperator:
         if bound is None:
             return self
+        outputs = None
+        if isinstance(bound, _WithOutputs):
+            bound, outputs = bound.arguments, bound.outputs
         op = copy.copy(self)
-        op.op_args, op.op_kwargs = bound
-        return op
+        if bound is not None:
+            op.op_args, op.op_kwargs = bound
+        return with_upstream_outputs(op, outputs)
 
     def execute(self, context: Context) -> Any:
         """Call the function (for an ``async def`` this returns the coroutine to await)."""
@@ -107,7 +135,8 @@ class PythonTaskOperator(BaseOperator):
                 bound = sig.signature.bind_partial(*self.op_args, **kwargs).arguments.keys()
             else:
                 bound = kwargs.keys()
-            wanted = CONTEXT_KEYS if sig.var_keyword else sig.context_names
+            # **context gets the keys this run has (a run without a logical date has no ds).
+            wanted = set(context) if sig.var_keyword else sig.context_names
             for name in wanted - bound:
                 kwargs[name] = context[name]
         return self.python_callable(*self.op_args, **kwargs)
@@ -163,7 +192,7 @@ class _FunctionFactory:
         return op
 
 
-_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc"}
+_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group"}
 #: Airflow operator arguments: in ``.partial()`` they are settings, not function arguments.
 _AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
 
@@ -185,11 +214,16 @@ class TaskDecorator:
         functools.update_wrapper(self, fn)
 
     def _task_id(self) -> str:
+        """The id for a new call, unique in its group (before the group's prefix)."""
         from airloop.authoring.dag import current_dag
+        from airloop.authoring.taskgroup import group_for
 
         base = self.settings.get("task_id") or self.function.__name__
         dag = current_dag()
-        return dag.unique_task_id(base) if dag is not None else str(base)
+        if dag is None:
+            return str(base)
+        where = f"@task {self.function.__name__!r}"
+        return dag.unique_task_id(base, group_for(dag, self.settings.get("task_group"), where))
 
     def _check_context(self) -> None:
         from airloop.authoring.dag import current_dag
@@ -234,6 +268,8 @@ class _TaskPartial:
         sig = _signature(deco.function)
 
         def is_setting(name: str) -> bool:
+            if name == "task_group" and name not in sig.names:
+                return True
             return name in SETTING_NAMES or (name in _AIRFLOW_NAMES and name not in sig.names)
 
         fn_kwargs = {k: v for k, v in self.kwargs.items() if not is_setting(k)}

@@ -105,6 +105,7 @@ class OperatorPartial:
             task_id=task_id,
             dag=kwargs.pop("dag", None),
             doc=kwargs.pop("doc", None),
+            task_group=kwargs.pop("task_group", None),
             factory=self.factory,
             partial_kwargs=kwargs,
             expand_input=mapped,
@@ -125,6 +126,7 @@ class MappedOperator(AbstractOperator):
         factory: OperatorFactory,
         partial_kwargs: Mapping[str, Any],
         expand_input: Mapping[str, Any],
+        task_group: Any = None,
     ) -> None:
         settings, display, rest = _split(task_id, partial_kwargs, factory)
         if not expand_input:
@@ -144,7 +146,14 @@ class MappedOperator(AbstractOperator):
                     f"output, got {type(value).__name__}"
                 )
         factory.check_names([*rest, *expand_input])
-        super().__init__(task_id=task_id, dag=dag, settings=settings, doc=doc, display=display)
+        super().__init__(
+            task_id=task_id,
+            dag=dag,
+            settings=settings,
+            doc=doc,
+            display=display,
+            task_group=task_group,
+        )
         self.factory = factory
         self.partial_kwargs = rest
         self.expand_input = dict(expand_input)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,7 +26,9 @@ from airloop.exceptions import DagDefinitionError
 if TYPE_CHECKING:
     from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
+    from airloop.authoring.edges import Label
     from airloop.authoring.mapped import OperatorPartial
+    from airloop.authoring.taskgroup import TaskGroup
     from airloop.authoring.xcom_arg import OutputLookup, XComArg
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
@@ -93,12 +96,14 @@ SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
 DAG_LEVEL_DEFAULT_ARGS: frozenset[str] = frozenset({"start_date", "end_date"})
 
 
-def check_default_args(dag_id: str, default_args: Mapping[str, Any]) -> dict[str, Any]:
+def check_default_args(
+    dag_id: str, default_args: Mapping[str, Any], *, where: str | None = None
+) -> dict[str, Any]:
     """Reject unknown keys and Airflow-only ones that would change behaviour.
 
     Returns the descriptive ones (``owner``...), which every task of the DAG inherits.
     """
-    where = f"DAG {dag_id!r}"
+    where = where or f"DAG {dag_id!r}"
     task_args = {k: v for k, v in default_args.items() if k not in DAG_LEVEL_DEFAULT_ARGS}
     display, rest = split_task_args(f"{where}: default_args", task_args)
     unknown = sorted(set(rest) - SETTING_NAMES)
@@ -169,6 +174,16 @@ class AbstractOperator:
     """A node of a DAG: an operator, or a mapped operator that expands at run time."""
 
     is_mapped: ClassVar[bool] = False
+    #: Attributes rendered as Jinja templates just before ``execute`` (see templating.py).
+    template_fields: ClassVar[Sequence[str]] = ()
+    #: A templated string ending in one of these is the name of a template file.
+    template_ext: ClassVar[Sequence[str]] = ()
+    #: How a UI should show each template field ("sql", "json"...): descriptive.
+    template_fields_renderers: ClassVar[Mapping[str, str]] = {}
+    #: Outputs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
+    upstream_outputs: Mapping[str, Any] | None = None
+    #: The rendered template fields of the operator that ran (set on its copy).
+    rendered_fields: dict[str, Any] | None = None
     #: Can a try that was running when airloop died be started again (same try)?
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.
@@ -186,18 +201,28 @@ class AbstractOperator:
         settings: Mapping[str, Any],
         doc: str | None = None,
         display: Mapping[str, Any] | None = None,
+        task_group: TaskGroup | None = None,
     ) -> None:
         from airloop.authoring.dag import current_dag
+        from airloop.authoring.taskgroup import group_for
 
-        self.task_id = check_id("task_id", task_id)
+        check_id("task_id", task_id)
+        if dag is None and task_group is not None:
+            dag = task_group.dag
         self.dag: DAG | None = dag if dag is not None else current_dag()
+        #: The group the task is drawn in (None outside a DAG); its id prefixes the task's.
+        self.task_group = group_for(self.dag, task_group, f"task {task_id!r}")
+        if self.task_group is not None:
+            task_id = self.task_group.child_id(task_id)
+        self.task_id = check_id("task_id", task_id)
+        group = self.task_group
         self.settings = resolve_settings(
-            task_id, settings, self.dag.default_args if self.dag is not None else {}
+            task_id, settings, group.effective_default_args() if group is not None else {}
         )
         self.doc = doc
         #: Descriptive Airflow arguments (owner, doc_md...): kept for display, no effect.
         self.display: dict[str, Any] = {
-            **(self.dag.display_defaults if self.dag is not None else {}),
+            **(group.effective_display_defaults() if group is not None else {}),
             **(display or {}),
         }
         self.upstream_task_ids: set[str] = set()
@@ -267,15 +292,15 @@ class AbstractOperator:
                 f"cannot link {self.task_id!r} and {other.task_id!r}: both must belong to one DAG"
             )
 
-    def set_downstream(self, other: Any) -> None:
-        for op in _operators(other):
-            self._same_dag(op)
-            self.downstream_task_ids.add(op.task_id)
-            op.upstream_task_ids.add(self.task_id)
+    def set_downstream(self, other: Any, edge_modifier: Label | None = None) -> None:
+        from airloop.authoring.edges import link
 
-    def set_upstream(self, other: Any) -> None:
-        for op in _operators(other):
-            op.set_downstream(self)
+        link(self, other, edge_modifier)
+
+    def set_upstream(self, other: Any, edge_modifier: Label | None = None) -> None:
+        from airloop.authoring.edges import link
+
+        link(other, self, edge_modifier)
 
     def __rshift__(self, other: Any) -> Any:
         self.set_downstream(other)
@@ -295,21 +320,6 @@ class AbstractOperator:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_id!r}>"
-
-
-def _operators(value: Any) -> list[AbstractOperator]:
-    from airloop.authoring.xcom_arg import XComArg
-
-    if isinstance(value, AbstractOperator):
-        return [value]
-    if isinstance(value, XComArg):
-        return [value.operator]
-    if isinstance(value, (list, tuple, set)):
-        out: list[AbstractOperator] = []
-        for item in value:
-            out.extend(_operators(item))
-        return out
-    raise DagDefinitionError(f"cannot set a dependency on {value!r}: not a task")
 
 
 class BaseOperator(AbstractOperator):
@@ -342,6 +352,7 @@ class BaseOperator(AbstractOperator):
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
         doc: str | None = None,
+        task_group: TaskGroup | None = None,
         **airflow: Any,
     ) -> None:
         display = _check_airflow_args(type(self), task_id, dag, airflow)
@@ -350,6 +361,7 @@ class BaseOperator(AbstractOperator):
             dag=dag,
             doc=doc,
             display=display,
+            task_group=task_group,
             settings={
                 "retries": retries,
                 "retry_delay": retry_delay,
@@ -374,10 +386,11 @@ class BaseOperator(AbstractOperator):
         return inspect.iscoroutinefunction(self.execute)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        return None
+        # The upstream outputs, for ti.xcom_pull in execute() or in a template.
+        return capture_upstream_outputs(self, lookup)
 
     def rebuild(self, bound: Any) -> BaseOperator:
-        return self
+        return with_upstream_outputs(self, bound)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
@@ -387,8 +400,33 @@ class BaseOperator(AbstractOperator):
         return OperatorPartial(operator_factory(cls), kwargs)
 
 
+def capture_upstream_outputs(op: AbstractOperator, lookup: OutputLookup) -> Any:
+    """The outputs of ``op``'s upstream tasks (plain values, shipped with the task).
+
+    None when it has no upstream task: nothing to copy, the operator is used as is.
+    """
+    if not op.upstream_task_ids:
+        return None
+    outputs: dict[str, Any] = {}
+    for task_id in sorted(op.upstream_task_ids):
+        try:
+            outputs[task_id] = lookup(task_id)
+        except KeyError:  # not given (``airloop tasks test`` without --upstream)
+            continue
+    return outputs
+
+
+def with_upstream_outputs(op: BaseOperator, outputs: Mapping[str, Any] | None) -> BaseOperator:
+    """``op`` (a copy of it) holding ``outputs`` for ti.xcom_pull."""
+    if outputs is None:
+        return op
+    clone = copy.copy(op)
+    clone.upstream_outputs = outputs
+    return clone
+
+
 #: Arguments of BaseOperator itself (for "did you mean" suggestions).
-_OPERATOR_NAMES: frozenset[str] = SETTING_NAMES | {"task_id", "dag", "doc"}
+_OPERATOR_NAMES: frozenset[str] = SETTING_NAMES | {"task_id", "dag", "doc", "task_group"}
 
 
 def _check_airflow_args(

@@ -37,6 +37,12 @@ class XComArg:
         self.operator.__rlshift__(other)
         return self
 
+    def set_downstream(self, other: Any, edge_modifier: Any = None) -> None:
+        self.operator.set_downstream(other, edge_modifier)
+
+    def set_upstream(self, other: Any, edge_modifier: Any = None) -> None:
+        self.operator.set_upstream(other, edge_modifier)
+
     def __repr__(self) -> str:
         return f"XComArg({self.operator.task_id!r})"
 

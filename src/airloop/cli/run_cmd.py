@@ -87,7 +87,7 @@ class Progress:
         if not force and now - self._last < self._interval:
             return
         self._last = now
-        counts = run.planner.counts()
+        counts = run.counts()
         total = sum(counts.values())
         done = sum(n for s, n in counts.items() if s in TERMINAL)
         elapsed = now - self._t0
@@ -166,7 +166,7 @@ async def _execute(
         stack.callback(remove_handlers)
         with bad_input(where):
             run = await engine.start_run(dag, params, run_id=run_id, resume=resume)
-        run.on_progress = lambda r: progress.update(r, force=r.planner.finished)
+        run.subscribe(lambda r: progress.update(r, force=r.finished))
         result = await run.done
     print_summary(result, settings.logs_path)
     if received:

@@ -27,6 +27,7 @@ from airloop.cli.common import (
     settings_from,
 )
 from airloop.cli.run_cmd import STATE_STYLE
+from airloop.core.outcomes import Outcome
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
 from airloop.executors.async_executor import AsyncExecutor
@@ -101,7 +102,7 @@ def task_test_command(
         bound=None,
     )
     finished = asyncio.run(_run_one(item, settings.sync_threads))
-    if finished.status == "success":
+    if finished.outcome is Outcome.SUCCESS:
         value = "null" if finished.xcom is None else finished.xcom
         out.print(
             Text.assemble(
@@ -109,8 +110,9 @@ def task_test_command(
             )
         )
         raise typer.Exit(EXIT_OK)
-    out.print(Text.assemble((finished.status, "bold red"), ": ", finished.error or ""))
-    raise typer.Exit(EXIT_OK if finished.status == "skipped" else EXIT_FAILED)
+    shown = "failed" if not finished.outcome.ok else str(finished.outcome)
+    out.print(Text.assemble((shown, "bold red"), ": ", finished.reason or ""))
+    raise typer.Exit(EXIT_OK if finished.outcome is Outcome.SKIPPED else EXIT_FAILED)
 
 
 async def _run_one(item: WorkItem, threads: int) -> TaskFinished:

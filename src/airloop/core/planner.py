@@ -17,16 +17,20 @@ import random
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import count
 
+from airloop.core.admission import ActiveLimit, Admission
+from airloop.core.outcomes import Outcome
 from airloop.core.pools import PoolLedger
 from airloop.core.retry import RetryPolicy
 from airloop.core.states import (
     ACTIVE,
     FAILED_LIKE,
     TERMINAL,
+    TRANSITIONS,
     DagRunState,
+    InvalidTransition,
     TaskState,
-    check_transition,
 )
 from airloop.core.trigger_rules import TriggerRule, Verdict, evaluate
 
@@ -69,6 +73,8 @@ class TaskSpec:
     pool_slots: int = 1
     priority_weight: int = 1
     map_sources: tuple[MapSource, ...] = ()
+    #: The executor that runs it, for its capacity ("": not counted).
+    executor: str = ""
 
     @property
     def is_mapped(self) -> bool:
@@ -76,11 +82,16 @@ class TaskSpec:
 
 
 # -- events -------------------------------------------------------------------------
+#
+# Each event carries the id of the report (or decision) it came from: the changes it
+# causes, directly or by cascading downstream, carry that id too (``Change.stimulus_id``),
+# and so do the log lines about them and an impossible-transition error.
 
 
 @dataclass(frozen=True, slots=True)
 class Started:
     key: TIKey
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,22 +100,69 @@ class Succeeded:
     #: len() of the returned value when it is a list/tuple/dict, so mapped tasks downstream
     #: can be expanded without the planner seeing the value itself.
     output_length: int | None = None
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
     key: TIKey
-    error: str
+    reason: str
+    #: Typed by whoever classified the end of the try; the planner decides on
+    #: ``retryable`` (and the retry policy), never on the reason's text.
     retryable: bool = True
+    outcome: Outcome = Outcome.FAILED
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
     key: TIKey
     reason: str = ""
+    stimulus_id: str = field(default="", compare=False)
 
 
 Event = Started | Succeeded | Failed | Skipped
+
+
+# -- lifecycle stimuli: about the whole run ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The scheduler is stopping: start nothing more, cancel what runs (``to_cancel``).
+
+    Without ``keep`` the run fails once nothing runs (its scheduled and retry-waiting
+    task instances fail with ``interrupted: reason``). With ``keep`` (the service
+    stopping) the run is left as the store has it for the next start: tries that
+    report ``Outcome.INTERRUPTED`` stay queued/running there (``Plan.kept`` once none
+    is outstanding).
+    """
+
+    reason: str
+    keep: bool = False
+    stimulus_id: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AbortRequested:
+    """Fail the run (its dagrun_timeout passed...): cancel what runs, start nothing;
+    once nothing runs, what is left fails with ``reason``."""
+
+    reason: str
+    stimulus_id: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GraceExpired:
+    """A stop's grace period is over: what still runs is failed (or, with ``keep``,
+    left running for the next start) and the run ends now."""
+
+    grace: float
+    stimulus_id: str = field(default="", compare=False)
+
+
+Lifecycle = StopRequested | AbortRequested | GraceExpired
+Stimulus = Event | Lifecycle
 
 
 # -- decisions ----------------------------------------------------------------------
@@ -118,6 +176,8 @@ class Change:
     try_number: int
     reason: str | None = None
     next_retry_at: float | None = None
+    #: The report or decision that caused it (see the events above).
+    stimulus_id: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +195,20 @@ class Plan:
     to_start: list[TIKey] = field(default_factory=list)
     run_state: DagRunState | None = None
     wake_at: float | None = None
+    #: Task instances to cancel in their executor (a stop or an abort began).
+    to_cancel: list[TIKey] = field(default_factory=list)
+    #: The run is left unfinished on purpose, for the next start (a keeping stop).
+    kept: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.expansions or self.changes or self.to_start or self.run_state)
+        return bool(
+            self.expansions
+            or self.changes
+            or self.to_start
+            or self.run_state
+            or self.to_cancel
+            or self.kept
+        )
 
 
 @dataclass(slots=True)
@@ -163,34 +234,44 @@ class StoredTI:
     resumable: bool = False
 
 
-class ActiveLimit:
-    """A DAG's ``max_active_tasks``, shared by all its runs driven by one engine."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError(f"max_active_tasks must be >= 1, got {limit}")
-        self.limit = limit
-        self.used = 0
-
-    def free(self) -> int:
-        return self.limit - self.used
-
-
 class PlanningError(ValueError):
     """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
+
+
+#: Transitions remembered per planner for ``story`` (the newest; older ones drop off).
+STORY_LENGTH = 20_000
+
+_ticks = count(1)
+
+
+def _tick_id(kind: str) -> str:
+    return f"{kind}-{next(_ticks)}"
 
 
 class RunPlanner:
     """Decides, event by event, what happens next in one DAG run."""
 
+    #: Check every incremental counter after each plan (``validate``). Off in
+    #: production (it costs a pass over the run); the test suite switches it on.
+    checking = False
+
     def __init__(
         self,
         specs: Sequence[TaskSpec],
         *,
-        pools: PoolLedger,
         max_active_tasks: int | ActiveLimit,
+        pools: PoolLedger | None = None,
+        admission: Admission | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``admission`` is shared by every run of an engine (pools, DAG limits,
+        executor capacity, priority across runs); without one the planner makes its
+        own over ``pools`` and admits alone."""
+        if admission is None:
+            if pools is None:
+                raise PlanningError("a planner needs pools or an admission")
+            admission = Admission(pools)
+        pools = admission.pools
         if isinstance(max_active_tasks, int):
             if max_active_tasks < 1:
                 raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
@@ -213,7 +294,12 @@ class RunPlanner:
                     )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
         self._pools = pools
+        self._admission = admission
         self._limit = max_active_tasks
+        #: Admissions made by ``Admission.admit`` for this run, until ``take_admitted``.
+        self._admitted = Plan()
+        self._head_pool: str | None = None
+        self._unchecked = 0
         self._rng = rng or random.Random()
         self._tis: dict[str, dict[int, _TI]] = {t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs}
         self._counts: dict[str, Counter[TaskState]] = {
@@ -229,8 +315,12 @@ class RunPlanner:
         self._up_total: dict[str, int] = {t: len(s.upstream) for t, s in self._specs.items()}
         # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
         # a 10,000-task chain does not exhaust the stack.
+        # Each with the stimulus that queued it, so a cascade carries the cause's id.
         self._pending: deque[str] = deque()
-        self._pending_set: set[str] = set()
+        self._pending_set: dict[str, str] = {}
+        self._stimulus = ""
+        #: (key, old, new, stimulus id) of recent transitions: see ``story``.
+        self._history: deque[tuple[TIKey, TaskState, TaskState, str]] = deque(maxlen=STORY_LENGTH)
         self._unfinished = len(self._specs)
         self._total: Counter[TaskState] = Counter({TaskState.NONE: len(self._specs)})
         self._active = 0
@@ -241,6 +331,13 @@ class RunPlanner:
         self._state: DagRunState | None = None
         self._aborted = False
         self._held = False
+        # Lifecycle (see StopRequested, AbortRequested, GraceExpired).
+        self._stop_reason: str | None = None
+        self._abort_reason: str | None = None
+        self._keep = False
+        self._kept = False
+        #: Tries cancelled by a keeping stop: still queued/running for the next start.
+        self._parked: set[TIKey] = set()
 
     # -- queries --------------------------------------------------------------------
 
@@ -252,11 +349,36 @@ class RunPlanner:
     def run_state(self) -> DagRunState | None:
         return self._state
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the run is being stopped (StopRequested), once it is."""
+        return self._stop_reason
+
+    @property
+    def abort_reason(self) -> str | None:
+        """Why the run is being failed (AbortRequested), once it is."""
+        return self._abort_reason
+
+    @property
+    def kept(self) -> bool:
+        """Left unfinished on purpose by a keeping stop: resumed at the next start."""
+        return self._kept
+
+    @property
+    def ending(self) -> bool:
+        """A stop or an abort began: nothing more starts."""
+        return self._stop_reason is not None or self._abort_reason is not None
+
     def state_of(self, key: TIKey) -> TaskState:
         return self._tis[key.task_id][key.map_index].state
 
     def try_number(self, key: TIKey) -> int:
         return self._tis[key.task_id][key.map_index].try_number
+
+    def ti_state(self, key: TIKey) -> tuple[TaskState, int]:
+        """The task instance's state and try number, in one lookup."""
+        ti = self._tis[key.task_id][key.map_index]
+        return ti.state, ti.try_number
 
     def task_done(self, task_id: str) -> bool:
         """Every instance of the task (all map indexes) is in a terminal state."""
@@ -285,14 +407,78 @@ class RunPlanner:
     def spec(self, task_id: str) -> TaskSpec:
         return self._specs[task_id]
 
+    def validate(self) -> None:
+        """Recompute every incremental counter from the task instances and compare;
+        raise ``PlanningError`` naming each one that drifted (a bug in the planner)."""
+        problems: list[str] = []
+        total: Counter[TaskState] = Counter()
+        unfinished = 0
+        active = 0
+        counts: dict[str, Counter[TaskState]] = {}
+        for task_id, tis in self._tis.items():
+            c: Counter[TaskState] = Counter(ti.state for ti in tis.values())
+            counts[task_id] = c
+            total.update(c)
+            done = sum(c[s] for s in TERMINAL)
+            unfinished += len(tis) - done
+            active += sum(c[s] for s in ACTIVE)
+            if +self._counts[task_id] != +c:
+                problems.append(f"counts of {task_id!r}: kept {dict(+self._counts[task_id])}")
+            if self._done[task_id] != done:
+                problems.append(f"done of {task_id!r}: kept {self._done[task_id]}, is {done}")
+        for task_id, spec in self._specs.items():
+            up: Counter[TaskState] = Counter()
+            for u in spec.upstream:
+                up.update(counts[u])
+            if +self._up_counts[task_id] != +up:
+                problems.append(
+                    f"upstream counts of {task_id!r}: kept {dict(+self._up_counts[task_id])}, are {dict(+up)}"
+                )
+            up_total = sum(len(self._tis[u]) for u in spec.upstream)
+            if self._up_total[task_id] != up_total:
+                problems.append(
+                    f"upstream total of {task_id!r}: kept {self._up_total[task_id]}, is {up_total}"
+                )
+        if +self._total != +total:
+            problems.append(f"run counts: kept {dict(+self._total)}, are {dict(+total)}")
+        if self._unfinished != unfinished:
+            problems.append(f"unfinished: kept {self._unfinished}, is {unfinished}")
+        if self._active != active:
+            problems.append(f"active: kept {self._active}, is {active}")
+        if self._limit.used < active:
+            problems.append(f"max_active_tasks used {self._limit.used} < this run's {active}")
+        if not self._aborted:
+            ready = {key for heap in self._ready.values() for _, _, key in heap}
+            scheduled = {
+                ti.key
+                for tis in self._tis.values()
+                for ti in tis.values()
+                if ti.state is TaskState.SCHEDULED
+            }
+            if ready != scheduled:
+                problems.append(f"ready heaps hold {sorted(map(str, ready ^ scheduled))} wrongly")
+            waiting = {key for _, _, key in self._retry_heap}
+            for tis in self._tis.values():
+                for ti in tis.values():
+                    if ti.state is TaskState.UP_FOR_RETRY and ti.key not in waiting:
+                        problems.append(f"{ti.key} waits for a retry but is not in the retry heap")
+        if problems:
+            raise PlanningError("planner counters drifted: " + "; ".join(problems))
+
     # -- driving --------------------------------------------------------------------
 
-    def start(self, now: float) -> Plan:
+    def story(self, key: TIKey) -> list[tuple[TaskState, TaskState, str]]:
+        """The task instance's recent transitions, oldest first: (old, new, stimulus id)."""
+        return [(old, new, sid) for k, old, new, sid in self._history if k == key]
+
+    def start(self, now: float, *, admit: bool = True) -> Plan:
         """Evaluate every task once: roots and ALWAYS tasks become ready."""
         plan = Plan()
+        self._stimulus = _tick_id("start")
+        self._admission.register(self)
         for task_id in self._specs:
             self._queue_evaluation(task_id)
-        self._finish_plan(plan, now)
+        self._finish_plan(plan, now, admit=admit)
         return plan
 
     def restore(
@@ -301,6 +487,8 @@ class RunPlanner:
         output_lengths: Mapping[str, int | None],
         now: float,
         lost_reason: str = "scheduler lost while running",
+        *,
+        admit: bool = True,
     ) -> Plan:
         """Start from what the store recorded (instead of ``start``), after a restart.
 
@@ -319,6 +507,8 @@ class RunPlanner:
         self._output_lengths.update(output_lengths)
         self._recount()
         plan = Plan()
+        self._stimulus = _tick_id("restore")
+        self._admission.register(self)
         lost: list[Event] = []
         for task_id, rows in by_task.items():
             spec = self._specs[task_id]
@@ -329,14 +519,17 @@ class RunPlanner:
                     self._pools.acquire(spec.pool, spec.pool_slots)
                     self._active += 1
                     self._limit.used += 1
+                    if spec.executor:
+                        self._admission.take_executor(spec.executor)
                     if row.state is TaskState.QUEUED or row.resumable:
                         ti.keep_try = True
                         self._set(ti, TaskState.SCHEDULED, plan)
                     else:
-                        lost.append(Failed(row.key, lost_reason))
+                        lost.append(Failed(row.key, lost_reason, outcome=Outcome.LOST))
                 elif row.state is TaskState.SCHEDULED:
                     heapq.heappush(
-                        self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), row.key)
+                        self._ready[spec.pool],
+                        (-spec.priority_weight, self._admission.next_seq(), row.key),
                     )
                 elif row.state is TaskState.UP_FOR_RETRY:
                     at = row.next_retry_at if row.next_retry_at is not None else now
@@ -346,7 +539,7 @@ class RunPlanner:
         for task_id in self._specs:
             self._queue_evaluation(task_id)
             self._settle_cleared_instances(task_id, plan)
-        self._finish_plan(plan, now)
+        self._finish_plan(plan, now, admit=admit)
         return plan
 
     def _settle_cleared_instances(self, task_id: str, plan: Plan) -> None:
@@ -386,11 +579,92 @@ class RunPlanner:
             self._up_counts[task_id] = up
             self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
 
-    def handle(self, events: Iterable[Event], now: float) -> Plan:
+    def handle(
+        self, events: Iterable[Stimulus], now: float, stimulus_id: str = "", *, admit: bool = True
+    ) -> Plan:
+        """Apply ``events`` in order; then start what became ready (with ``admit``;
+        otherwise the caller runs ``Admission.admit`` over every run, then collects
+        with ``take_admitted``).
+
+        Changes not caused by one event (retries released, admissions) carry
+        ``stimulus_id`` (a fresh ``tick-N`` id if none is given).
+        """
         plan = Plan()
+        tick = stimulus_id or _tick_id("tick")
         for event in events:
-            self._apply(event, now, plan)
-        self._finish_plan(plan, now)
+            self._stimulus = event.stimulus_id or tick
+            if isinstance(event, StopRequested | AbortRequested | GraceExpired):
+                self._lifecycle(event, now, plan)
+            else:
+                self._apply(event, now, plan)
+        self._stimulus = tick
+        self._finish_plan(plan, now, admit=admit)
+        return plan
+
+    def _lifecycle(self, event: Lifecycle, now: float, plan: Plan) -> None:
+        if self._state is not None or self._kept:
+            return  # over already: nothing to stop
+        if isinstance(event, StopRequested):
+            if self._stop_reason is not None:
+                return
+            self._stop_reason = event.reason
+            self._keep = event.keep
+        elif isinstance(event, AbortRequested):
+            if self.ending:
+                return
+            self._abort_reason = event.reason
+        else:
+            self._expire(event, now, plan)
+            return
+        self._held = True
+        plan.to_cancel.extend(
+            ti.key for tis in self._tis.values() for ti in tis.values() if ti.state in ACTIVE
+        )
+
+    def _expire(self, event: GraceExpired, now: float, plan: Plan) -> None:
+        """The grace is over: settle what still runs now."""
+        if self._stop_reason is None:
+            return
+        if self._keep:
+            self._kept = True
+            plan.kept = True
+            return
+        reason = (
+            f"interrupted: {self._stop_reason}; did not stop within the "
+            f"{event.grace:g}s grace period"
+        )
+        stuck = [ti.key for tis in self._tis.values() for ti in tis.values() if ti.state in ACTIVE]
+        for key in stuck:
+            self._apply(
+                Failed(key, reason, retryable=False, outcome=Outcome.INTERRUPTED), now, plan
+            )
+
+    def _settle_ending(self, plan: Plan) -> None:
+        """A stop or abort under way: end the run once nothing (outstanding) runs."""
+        if self._state is not None or self._kept:
+            return
+        if self._keep:
+            if self._active - len(self._parked) <= 0:
+                self._kept = True
+                plan.kept = True
+            return
+        if self._active == 0:
+            note = (
+                f"interrupted: {self._stop_reason}"
+                if self._stop_reason is not None
+                else self._abort_reason
+            )
+            assert note is not None
+            self._end(note, plan)
+
+    @property
+    def has_admitted(self) -> bool:
+        return bool(self._admitted.changes)
+
+    def take_admitted(self) -> Plan:
+        """What ``Admission.admit`` started for this run since the last call."""
+        plan, self._admitted = self._admitted, Plan()
+        plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None
         return plan
 
     def tick(self, now: float) -> Plan:
@@ -402,8 +676,10 @@ class RunPlanner:
         self._held = True
 
     def unhold(self) -> None:
-        """Start tasks again after ``hold`` (the service got its lock back)."""
-        self._held = False
+        """Start tasks again after ``hold`` (the service got its lock back) -- unless
+        a stop or an abort began."""
+        if not self.ending:
+            self._held = False
 
     def abort(self, reason: str) -> Plan:
         """Give up on the run (shutdown). The run fails; nothing more is started.
@@ -413,6 +689,11 @@ class RunPlanner:
         ones whose dependencies were never met stay ``none``: they never ran.
         """
         plan = Plan()
+        self._stimulus = _tick_id("abort")
+        self._end(reason, plan)
+        return plan
+
+    def _end(self, reason: str, plan: Plan) -> None:
         self._aborted = True
         for tis in self._tis.values():
             for ti in list(tis.values()):
@@ -425,7 +706,7 @@ class RunPlanner:
         if self._state is None:
             self._state = DagRunState.FAILED
             plan.run_state = self._state
-        return plan
+        self._admission.unregister(self)
 
     # -- internals ------------------------------------------------------------------
 
@@ -446,13 +727,18 @@ class RunPlanner:
         elif isinstance(event, Skipped):
             self._set(ti, TaskState.SKIPPED, plan, reason=event.reason or None)
         elif isinstance(event, Failed):
+            if self._keep and event.outcome is Outcome.INTERRUPTED:
+                # Cancelled by a keeping stop: it stays queued/running (in the store
+                # too) and is resumed or retried at the next start.
+                self._parked.add(ti.key)
+                return
             policy = self._specs[ti.key.task_id].retry
             if event.retryable and ti.try_number < policy.max_tries:
                 at = now + policy.next_delay(ti.try_number, self._rng)
-                self._set(ti, TaskState.UP_FOR_RETRY, plan, reason=event.error, retry_at=at)
+                self._set(ti, TaskState.UP_FOR_RETRY, plan, reason=event.reason, retry_at=at)
                 heapq.heappush(self._retry_heap, (at, self._next_seq(), ti.key))
             else:
-                self._set(ti, TaskState.FAILED, plan, reason=event.error)
+                self._set(ti, TaskState.FAILED, plan, reason=event.reason)
         else:  # pragma: no cover - exhaustive
             raise PlanningError(f"unknown event {event!r}")
 
@@ -470,12 +756,15 @@ class RunPlanner:
         retry_at: float | None = None,
     ) -> None:
         old = ti.state
-        check_transition(f"task instance {ti.key}", old, new)
+        if new not in TRANSITIONS[old]:
+            self._impossible(ti, new)
         spec = self._specs[ti.key.task_id]
         if old in ACTIVE and new not in ACTIVE:
             self._active -= 1
             self._limit.used -= 1
             self._pools.release(spec.pool, spec.pool_slots)
+            if spec.executor:
+                self._admission.release_executor(spec.executor)
         if new is TaskState.QUEUED:
             if ti.keep_try:
                 ti.keep_try = False
@@ -496,25 +785,41 @@ class RunPlanner:
             up[new] += 1
             if terminal:
                 self._queue_evaluation(down)
-        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at))
+        stimulus = self._stimulus
+        self._history.append((ti.key, old, new, stimulus))
+        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at, stimulus))
         if terminal:
             self._unfinished -= 1
             self._done[task_id] += 1
         elif new is TaskState.SCHEDULED:
             heapq.heappush(
-                self._ready[spec.pool], (-spec.priority_weight, self._next_seq(), ti.key)
+                self._ready[spec.pool], (-spec.priority_weight, self._admission.next_seq(), ti.key)
             )
+
+    def _impossible(self, ti: _TI, new: TaskState) -> None:
+        """A transition the table forbids: a bug. Say which report asked for it and
+        what happened to the task instance before (its story)."""
+        lines = [f"  {old} -> {to} ({sid or 'no id'})" for old, to, sid in self.story(ti.key)[-10:]]
+        history = "\n".join(lines) or "  (no transition recorded)"
+        raise InvalidTransition(
+            f"task instance {ti.key}",
+            ti.state,
+            new,
+            f"; asked by {self._stimulus or 'no id'}; its recent history:\n{history}",
+        )
 
     def _queue_evaluation(self, task_id: str) -> None:
         if task_id not in self._pending_set:
-            self._pending_set.add(task_id)
+            self._pending_set[task_id] = self._stimulus
             self._pending.append(task_id)
 
     def _drain(self, plan: Plan) -> None:
+        caller = self._stimulus
         while self._pending:
             task_id = self._pending.popleft()
-            self._pending_set.discard(task_id)
+            self._stimulus = self._pending_set.pop(task_id)
             self._evaluate(task_id, plan)
+        self._stimulus = caller
 
     def _evaluate(self, task_id: str, plan: Plan) -> None:
         tis = self._tis[task_id]
@@ -604,40 +909,70 @@ class RunPlanner:
             if ti.state is TaskState.UP_FOR_RETRY:
                 self._set(ti, TaskState.SCHEDULED, plan)
 
-    def _admit(self, plan: Plan) -> None:
-        """Move ready task instances to QUEUED by priority, within pools and max_active_tasks."""
-        pools = self._pools
-        while not (self._aborted or self._held) and self._limit.free() > 0:
-            best: str | None = None
-            best_head: tuple[int, int, TIKey] | None = None
-            for pool, heap in self._ready.items():
-                if not heap:
-                    continue
-                head = heap[0]
-                slots = self._specs[head[2].task_id].pool_slots
-                if pools.free(pool) < slots:
-                    continue
-                if best_head is None or head < best_head:
-                    best, best_head = pool, head
-            if best is None:
-                return
-            _, _, key = heapq.heappop(self._ready[best])
-            ti = self._ti(key)
-            spec = self._specs[key.task_id]
-            pools.acquire(spec.pool, spec.pool_slots)
-            self._active += 1
-            self._limit.used += 1
-            self._set(ti, TaskState.QUEUED, plan)
-            plan.to_start.append(key)
+    def admissible_head(self) -> tuple[int, int] | None:
+        """(-priority, ready order) of the best ready task instance that fits now --
+        its pool's free slots, its DAG's max_active_tasks, its executor's capacity --
+        or None. ``admit_head`` then starts it."""
+        self._head_pool = None
+        if self._aborted or self._held or self._limit.free() <= 0:
+            return None
+        pools, admission, specs = self._pools, self._admission, self._specs
+        best: tuple[int, int] | None = None
+        for pool, heap in self._ready.items():
+            if not heap:
+                continue
+            prio, seq, key = heap[0]
+            spec = specs[key.task_id]
+            if pools.free(pool) < spec.pool_slots:
+                continue
+            if spec.executor and not admission.executor_free(spec.executor):
+                continue
+            if best is None or (prio, seq) < best:
+                best, self._head_pool = (prio, seq), pool
+        return best
 
-    def _finish_plan(self, plan: Plan, now: float) -> None:
+    def admit_head(self, plan: Plan | None = None) -> None:
+        """Start the task instance ``admissible_head`` chose (into ``plan``, or into
+        what ``take_admitted`` returns)."""
+        pool = self._head_pool
+        assert pool is not None, "admit_head without an admissible head"
+        self._head_pool = None
+        _, _, key = heapq.heappop(self._ready[pool])
+        ti = self._ti(key)
+        spec = self._specs[key.task_id]
+        self._pools.acquire(spec.pool, spec.pool_slots)
+        if spec.executor:
+            self._admission.take_executor(spec.executor)
+        self._active += 1
+        self._limit.used += 1
+        target = self._admitted if plan is None else plan
+        self._set(ti, TaskState.QUEUED, target)
+        target.to_start.append(key)
+
+    def _admit(self, plan: Plan) -> None:
+        """Move ready task instances to QUEUED by priority, within every limit."""
+        while self.admissible_head() is not None:
+            self.admit_head(plan)
+
+    def _finish_plan(self, plan: Plan, now: float, *, admit: bool = True) -> None:
         self._drain(plan)
+        if self.ending:
+            self._settle_ending(plan)
         self._release_retries(now, plan)
-        self._admit(plan)
+        if admit:
+            self._admit(plan)
         plan.wake_at = self._retry_heap[0][0] if self._retry_heap else None
         if self._unfinished == 0 and self._state is None:
             self._state = self._final_state()
             plan.run_state = self._state
+            self._admission.unregister(self)
+        if self.checking:
+            # Amortized: a big run is checked every few plans (and when it ends), so a
+            # test driving 10,000 task instances one event at a time stays linear.
+            self._unchecked += 1
+            if self._unchecked * 16 >= self._total.total() or self._state is not None:
+                self._unchecked = 0
+                self.validate()
 
     def _final_state(self) -> DagRunState:
         # As in Airflow, the leaves decide: a failure handled by a downstream

@@ -64,10 +64,10 @@ TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 class InvalidTransition(RuntimeError):
     """Raised when code asks for a state change the table does not allow: a bug, never input."""
 
-    def __init__(self, what: str, old: TaskState, new: TaskState) -> None:
+    def __init__(self, what: str, old: TaskState, new: TaskState, detail: str = "") -> None:
         allowed = ", ".join(sorted(TRANSITIONS[old])) or "nothing (terminal)"
         super().__init__(
-            f"{what}: illegal transition {old} -> {new} (from {old} allowed: {allowed})"
+            f"{what}: illegal transition {old} -> {new} (from {old} allowed: {allowed}){detail}"
         )
         self.old = old
         self.new = new

@@ -1,12 +1,16 @@
-"""One DAG run in flight: the planner, the rows it mirrors, its XComs, its result."""
+"""One DAG run in flight: the planner, the rows it mirrors, its outputs, its result.
+
+Closed: built by one constructor (or ``ActiveRun.resumed`` for a run carried on after
+a restart); the scheduler drives it through methods, others read it and subscribe to
+its progress. Nothing outside writes its fields.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
-import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +18,7 @@ from typing import Any
 
 from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.authoring.xcom_arg import as_sequence
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import (
     Event,
     Failed,
@@ -22,25 +26,38 @@ from airloop.core.planner import (
     RunPlanner,
     Skipped,
     Started,
+    Stimulus,
     StoredTI,
     Succeeded,
     TaskSpec,
     TIKey,
 )
 from airloop.core.states import DagRunState, TaskState
+from airloop.engine.outputs import RunOutputs
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, log_path
-from airloop.store.records import Expansion, LogRow, RunUpdate, TIUpdate, WriteBatch, XComRow
+from airloop.store.records import (
+    Expansion,
+    LogRow,
+    RunUpdate,
+    TaskInstanceRow,
+    TIUpdate,
+    WriteBatch,
+    XComRow,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class TIRecord:
-    """The scheduler's copy of one task_instance row; written back when dirty."""
+    """The scheduler's copy of one task_instance row's details; written back when dirty.
+
+    State and try number are not here: the planner holds them (one copy).
+    """
 
     key: TIKey
-    state: TaskState = TaskState.NONE
-    try_number: int = 0
     queued_at: datetime | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
@@ -52,13 +69,13 @@ class TIRecord:
     #: {"try_number": n, "value": ...}: written by the task itself, not in row()
     checkpoint: dict[str, Any] | None = None
 
-    def row(self, run_pk: int) -> TIUpdate:
+    def row(self, run_pk: int, state: TaskState, try_number: int) -> TIUpdate:
         return TIUpdate(
             run_pk,
             self.key.task_id,
             self.key.map_index,
-            self.state,
-            self.try_number,
+            state,
+            try_number,
             self.queued_at,
             self.start_date,
             self.end_date,
@@ -86,7 +103,13 @@ class RunResult:
         return self.state is DagRunState.SUCCESS
 
 
+ProgressHook = Callable[["ActiveRun"], None]
+CheckpointSaver = Callable[[int, str, int, dict[str, Any]], Awaitable[None]]
+
+
 class ActiveRun:
+    """One run the scheduler drives: its planner, its rows' details, its outputs."""
+
     def __init__(
         self,
         *,
@@ -98,49 +121,174 @@ class ActiveRun:
         logs_root: Path,
         xcom_max_bytes: int,
         started_at: float,
+        checkpoints: CheckpointSaver | None = None,
+        task_log: Callable[[str], LogSink] | None = None,
     ) -> None:
         self.run_pk = run_pk
         self.dag = dag
         self.info = info
+        self.specs = specs
         self.logs_root = logs_root
         self._logs_root = str(logs_root)  # formatted 20,000 times for 10,000 tasks
         self.xcom_max_bytes = xcom_max_bytes
         self.started_at = started_at
-        self.specs = specs
-        self.planner = planner
-        self.records: dict[TIKey, TIRecord] = {
-            TIKey(s.task_id): TIRecord(TIKey(s.task_id)) for s in self.specs
+        self._planner = planner
+        #: Durable checkpoint writer (Store.save_checkpoint); None keeps them in memory.
+        self._checkpoints = checkpoints
+        #: The log sink of a try's file: where a failed try is told it will be retried.
+        self._task_log = task_log
+        self.outputs = RunOutputs(dag, planner)
+        self._records: dict[TIKey, TIRecord] = {
+            TIKey(s.task_id): TIRecord(TIKey(s.task_id)) for s in specs
         }
-        self.dirty: set[TIKey] = set()
-        self.xcoms: dict[TIKey, str] = {}
-        self._decoded: dict[str, Any] = {}
-        self._sequences: dict[str, list[Any] | tuple[Any, ...]] = {}
+        self._dirty: set[TIKey] = set()
         self.wake_at: float | None = None
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
-        self.stopping: str | None = None
-        #: Durable checkpoint writer (Store.save_checkpoint); None keeps them in memory.
-        self.checkpoints: Callable[[int, str, int, dict[str, Any]], Awaitable[None]] | None = None
-        #: Set when the run is resumed after a restart (see Engine.start_run).
-        self.restored: list[StoredTI] | None = None
-        self.restored_lengths: dict[str, int | None] = {}
+        #: Set for a resumed run until its first plan (see ``resumed``).
+        self._restored: list[StoredTI] | None = None
+        self._restored_lengths: dict[str, int | None] = {}
         #: Task instances resumed under the same try: their operators are told so once.
-        self.resumed_keys: set[TIKey] = set()
-        #: Task instances cancelled by a service stop that keeps the run for later.
-        self.interrupted: set[TIKey] = set()
-        #: Set by Scheduler.abort_run: the run fails with this note once nothing runs.
-        self.abort_reason: str | None = None
-        self.kept = False
+        self._resumed_keys: set[TIKey] = set()
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
-        self.logged: set[tuple[TIKey, int]] = set()
-        #: Called after every scheduler tick that touched this run (and when it ends).
-        self.on_progress: Callable[[ActiveRun], None] | None = None
-        #: The log sink of a try's file (set by the scheduler): where a failed try is
-        #: told it will be retried.
-        self.task_log: Callable[[str], LogSink] | None = None
+        self._logged: set[tuple[TIKey, int]] = set()
+        self._subscribers: list[ProgressHook] = []
+
+    @classmethod
+    def resumed(
+        cls,
+        *,
+        run_pk: int,
+        dag: DAG,
+        info: DagRunInfo,
+        specs: list[TaskSpec],
+        planner: RunPlanner,
+        logs_root: Path,
+        xcom_max_bytes: int,
+        started_at: float,
+        task_instances: Iterable[TaskInstanceRow],
+        xcoms: Iterable[tuple[TIKey, str]],
+        logged: Iterable[tuple[TIKey, int]],
+        now: float,
+        now_dt: datetime,
+        checkpoints: CheckpointSaver | None = None,
+        task_log: Callable[[str], LogSink] | None = None,
+    ) -> ActiveRun:
+        """A run carried on from what the store recorded (airloop stopped while it ran).
+
+        ``task_instances`` are the stored rows (task_id, map_index, state, try_number,
+        the times, hostname, executor, next_retry_at, error, checkpoint); the first
+        plan restores the planner from them (``RunPlanner.restore``).
+        """
+        run = cls(
+            run_pk=run_pk,
+            dag=dag,
+            info=info,
+            specs=specs,
+            planner=planner,
+            logs_root=logs_root,
+            xcom_max_bytes=xcom_max_bytes,
+            started_at=started_at,
+            checkpoints=checkpoints,
+            task_log=task_log,
+        )
+        records: dict[TIKey, TIRecord] = {}
+        stored: list[StoredTI] = []
+        for ti in task_instances:
+            key = TIKey(ti.task_id, ti.map_index)
+            state = ti.state
+            records[key] = TIRecord(
+                key,
+                ti.queued_at,
+                ti.start_date,
+                ti.end_date,
+                ti.duration,
+                ti.hostname,
+                ti.executor,
+                ti.next_retry_at,
+                ti.error,
+                ti.checkpoint,
+            )
+            checkpointed = (
+                ti.checkpoint is not None and ti.checkpoint.get("try_number") == ti.try_number
+            )
+            resumable = checkpointed or dag.task_dict[ti.task_id].can_resume
+            if state in (TaskState.QUEUED, TaskState.RUNNING) and resumable:
+                run._resumed_keys.add(key)
+            retry_at = (
+                now + (ti.next_retry_at - now_dt).total_seconds() if ti.next_retry_at else None
+            )
+            stored.append(StoredTI(key, state, ti.try_number, retry_at, resumable))
+        run._records = records
+        run._restored_lengths = run.outputs.restore(xcoms)
+        run._restored = stored
+        run._logged = set(logged)
+        return run
+
+    # -- reading --------------------------------------------------------------------
 
     @property
     def label(self) -> str:
         return f"{self.info.dag_id}/{self.info.run_id}"
+
+    @property
+    def finished(self) -> bool:
+        """The planner decided the run's final state."""
+        return self._planner.finished
+
+    @property
+    def active(self) -> int:
+        """Task instances queued or running."""
+        return self._planner.active
+
+    @property
+    def waiting(self) -> bool:
+        """Some task instance is ready and waits for a slot."""
+        return self._planner.waiting
+
+    @property
+    def stopping(self) -> str | None:
+        """Why the scheduler is stopping this run, once it is (the planner's)."""
+        return self._planner.stop_reason
+
+    @property
+    def abort_reason(self) -> str | None:
+        """Why this run is being failed (dagrun_timeout...), once it is."""
+        return self._planner.abort_reason
+
+    @property
+    def ending(self) -> bool:
+        """A stop or an abort began: nothing more starts."""
+        return self._planner.ending
+
+    @property
+    def kept(self) -> bool:
+        """Left unfinished on purpose (the service stopped): resumed at the next start."""
+        return self._planner.kept
+
+    def counts(self) -> dict[TaskState, int]:
+        return self._planner.counts()
+
+    def keys(self, task_id: str) -> list[TIKey]:
+        return self._planner.keys(task_id)
+
+    def state_of(self, key: TIKey) -> TaskState | None:
+        """The task instance's state (None while it does not exist, e.g. not expanded)."""
+        if key not in self._records:
+            return None
+        return self._planner.state_of(key)
+
+    def try_number(self, key: TIKey) -> int:
+        return self._planner.try_number(key)
+
+    def note_of(self, key: TIKey) -> str | None:
+        """The task instance's error note (why it failed, was skipped, will retry)."""
+        rec = self._records.get(key)
+        return None if rec is None else rec.error
+
+    def running_keys(self) -> list[TIKey]:
+        """Task instances queued or running (handed to an executor)."""
+        state_of = self._planner.state_of
+        return [k for k in self._records if state_of(k) in (TaskState.QUEUED, TaskState.RUNNING)]
 
     @property
     def deadline(self) -> float | None:
@@ -156,19 +304,73 @@ class ActiveRun:
         assert limit is not None
         return f"dagrun_timeout of {limit.total_seconds():g}s exceeded"
 
-    def initial_plan(self, now: float) -> Plan:
-        """The first plan: from scratch, or from the stored states of a resumed run."""
-        if self.restored is None:
-            return self.planner.start(now)
-        stored, self.restored = self.restored, None
-        return self.planner.restore(stored, self.restored_lengths, now)
+    # -- progress -------------------------------------------------------------------
+
+    def subscribe(self, hook: ProgressHook) -> Callable[[], None]:
+        """Call ``hook(run)`` after every scheduler tick (and when the run ends);
+        returns the function that unsubscribes it."""
+        self._subscribers.append(hook)
+
+        def unsubscribe() -> None:
+            if hook in self._subscribers:
+                self._subscribers.remove(hook)
+
+        return unsubscribe
+
+    def progressed(self) -> None:
+        """Tell the subscribers (the scheduler calls this after each tick)."""
+        for hook in list(self._subscribers):
+            hook(self)
+
+    # -- lifecycle (the scheduler's) --------------------------------------------------
+
+    def hold(self) -> None:
+        """Start nothing more (events are still processed)."""
+        self._planner.hold()
+
+    def unhold(self) -> None:
+        """Start tasks again after ``hold`` -- unless the run is being failed or stopped."""
+        self._planner.unhold()
+
+    # -- planning (the scheduler's) ---------------------------------------------------
+
+    def initial_plan(self, batch: WriteBatch, now: float, now_dt: datetime) -> None:
+        """The first plan: from scratch, or from the stored states of a resumed run
+        (what it makes ready is admitted with every other run's, by the scheduler)."""
+        if self._restored is None:
+            plan = self._planner.start(now, admit=False)
+        else:
+            stored, self._restored = self._restored, None
+            plan = self._planner.restore(stored, self._restored_lengths, now, admit=False)
+        self.absorb(plan, batch, now, now_dt)
+
+    def plan(
+        self, stimuli: Sequence[Stimulus], batch: WriteBatch, now: float, now_dt: datetime
+    ) -> list[TIKey]:
+        """Hand ``stimuli`` to the planner, mirror its plan; return what to cancel.
+
+        Nothing is started here: the scheduler admits over every run at once
+        (``Admission.admit``), then takes each run's starts (``collect_admitted``).
+        """
+        plan = self._planner.handle(stimuli, now, admit=False)
+        self.absorb(plan, batch, now, now_dt)
+        return plan.to_cancel
+
+    def collect_admitted(self, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
+        """What the cross-run admission started for this run this tick."""
+        if not self._planner.has_admitted:
+            return []
+        return self.absorb(self._planner.take_admitted(), batch, now, now_dt)
 
     # -- events in ------------------------------------------------------------------
 
     def on_event(self, event: TaskEvent, batch: WriteBatch) -> Event | None:
         """Record what an executor reported; return the planner's view of it (None if stale)."""
-        rec = self.records.get(event.key)
-        if rec is None or rec.try_number != event.try_number:
+        rec = self._records.get(event.key)
+        if rec is None:
+            return None  # e.g. a mapped placeholder's late report
+        state, try_number = self._planner.ti_state(event.key)
+        if try_number != event.try_number:
             return None  # a late report about a try that is already settled
         if isinstance(event, TaskStarted):
             # start_date and end_date are cleared when a try is queued. A second report
@@ -177,7 +379,7 @@ class ActiveRun:
             # (call_soon_threadsafe) can arrive after the loop reported the try
             # cancelled, within the same tick.
             if (
-                rec.state is not TaskState.QUEUED
+                state is not TaskState.QUEUED
                 or rec.start_date is not None
                 or rec.end_date is not None
             ):
@@ -185,10 +387,10 @@ class ActiveRun:
             rec.start_date = event.at
             rec.hostname = event.hostname
             rec.executor = event.executor
-            self.dirty.add(event.key)
-            if (event.key, event.try_number) in self.logged:
-                return Started(event.key)
-            self.logged.add((event.key, event.try_number))
+            self._dirty.add(event.key)
+            if (event.key, event.try_number) in self._logged:
+                return Started(event.key, event.stimulus_id)
+            self._logged.add((event.key, event.try_number))
             batch.logs.append(
                 LogRow(
                     self.run_pk,
@@ -198,16 +400,17 @@ class ActiveRun:
                     self._log_path(event.key, event.try_number),
                 )
             )
-            return Started(event.key)
+            return Started(event.key, event.stimulus_id)
         assert isinstance(event, TaskFinished)
-        if rec.state not in (TaskState.QUEUED, TaskState.RUNNING):
+        if state not in (TaskState.QUEUED, TaskState.RUNNING):
             return None
         rec.end_date = event.at
         rec.duration = event.duration
-        self.dirty.add(event.key)
-        if event.status == "success":
+        self._dirty.add(event.key)
+        outcome = event.outcome
+        if outcome is Outcome.SUCCESS:
             if event.xcom is not None:
-                self.xcoms[event.key] = event.xcom
+                self.outputs.record(event.key, event.xcom)
                 batch.xcoms.append(
                     XComRow(
                         self.run_pk,
@@ -217,25 +420,42 @@ class ActiveRun:
                         event.xcom,
                     )
                 )
-            return Succeeded(event.key, event.output_length)
-        if event.status == "skipped":
-            return Skipped(event.key, event.error or "")
-        return Failed(event.key, event.error or "failed", retryable=event.retryable)
+            return Succeeded(event.key, event.output_length, event.stimulus_id)
+        if outcome is Outcome.SKIPPED:
+            return Skipped(event.key, event.reason or "", event.stimulus_id)
+        return Failed(
+            event.key,
+            event.reason or str(outcome),
+            retryable=event.retryable,
+            outcome=outcome,
+            stimulus_id=event.stimulus_id,
+        )
 
     # -- decisions out --------------------------------------------------------------
 
     def absorb(self, plan: Plan, batch: WriteBatch, now: float, now_dt: datetime) -> list[TIKey]:
         """Mirror a plan into the records and the batch; return what to start."""
+        if log.isEnabledFor(logging.DEBUG):
+            for change in plan.changes:
+                log.debug(
+                    "%s %s: %s -> %s (try %d, %s)%s",
+                    self.label,
+                    change.key,
+                    change.old,
+                    change.new,
+                    change.try_number,
+                    change.stimulus_id,
+                    f": {change.reason}" if change.reason else "",
+                )
+        records = self._records
         for exp in plan.expansions:
             batch.expansions.append(Expansion(self.run_pk, exp.task_id, exp.count))
-            del self.records[TIKey(exp.task_id)]
-            self.dirty.discard(TIKey(exp.task_id))
+            del records[TIKey(exp.task_id)]
+            self._dirty.discard(TIKey(exp.task_id))
             for i in range(exp.count):
-                self.records[TIKey(exp.task_id, i)] = TIRecord(TIKey(exp.task_id, i))
+                records[TIKey(exp.task_id, i)] = TIRecord(TIKey(exp.task_id, i))
         for change in plan.changes:
-            rec = self.records[change.key]
-            rec.state = change.new
-            rec.try_number = change.try_number
+            rec = records[change.key]
             if change.new is TaskState.QUEUED:
                 rec.queued_at = now_dt
                 rec.start_date = rec.end_date = rec.duration = None
@@ -247,41 +467,43 @@ class ActiveRun:
                 if change.next_retry_at is not None
                 else None
             )
-            if change.new is TaskState.UP_FOR_RETRY and self.task_log is not None:
-                self._note_retry(rec)
-            self.dirty.add(change.key)
+            if change.new is TaskState.UP_FOR_RETRY and self._task_log is not None:
+                self._note_retry(rec, change.try_number)
+            self._dirty.add(change.key)
         self.wake_at = plan.wake_at
         return plan.to_start
 
-    def _note_retry(self, rec: TIRecord) -> None:
+    def _note_retry(self, rec: TIRecord, try_number: int) -> None:
         """End the failed try's log with what happens next (its executor wrote the rest
         before reporting the failure, so this line comes last)."""
-        assert self.task_log is not None
+        assert self._task_log is not None
         at = rec.next_retry_at.isoformat(timespec="milliseconds") if rec.next_retry_at else "once"
-        self.task_log(self._log_path(rec.key, rec.try_number)).line(
-            "INFO", f"will retry as try {rec.try_number + 1} at {at}"
+        self._task_log(self._log_path(rec.key, try_number)).line(
+            "INFO", f"will retry as try {try_number + 1} at {at}"
         )
 
     def flush(self, batch: WriteBatch) -> None:
-        batch.ti_updates.extend(self.records[key].row(self.run_pk) for key in self.dirty)
-        self.dirty.clear()
+        records, ti_state, run_pk = self._records, self._planner.ti_state, self.run_pk
+        batch.ti_updates.extend(records[key].row(run_pk, *ti_state(key)) for key in self._dirty)
+        self._dirty.clear()
 
     def finish(self, batch: WriteBatch, now: float, now_dt: datetime) -> RunResult:
-        state = self.planner.run_state
+        state = self._planner.run_state
         assert state is not None
         note = f"interrupted: {self.stopping}" if self.stopping else self.abort_reason
         batch.run_updates.append(RunUpdate(self.run_pk, state, now_dt, note))
+        state_of = self._planner.state_of
         failed = [
             (str(rec.key), rec.error or "")
-            for rec in self.records.values()
-            if rec.state is TaskState.FAILED
+            for rec in self._records.values()
+            if state_of(rec.key) is TaskState.FAILED
         ]
         return RunResult(
             run_pk=self.run_pk,
             dag_id=self.info.dag_id,
             run_id=self.info.run_id,
             state=state,
-            counts={s.value: n for s, n in self.planner.counts().items()},
+            counts={s.value: n for s, n in self._planner.counts().items()},
             duration=now - self.started_at,
             failed=failed,
             interrupted=self.stopping,
@@ -294,7 +516,7 @@ class ActiveRun:
             dag_id=self.info.dag_id,
             run_id=self.info.run_id,
             state=DagRunState.RUNNING,
-            counts={s.value: n for s, n in self.planner.counts().items()},
+            counts={s.value: n for s, n in self._planner.counts().items()},
             duration=now - self.started_at,
             interrupted=self.stopping,
         )
@@ -311,57 +533,13 @@ class ActiveRun:
             try_number,
         )
 
-    # -- upstream outputs (an OutputLookup) ------------------------------------------
-
-    def _output(self, task_id: str) -> Any:
-        """A finished upstream task's output, decoded once and shared -- never handed out
-        directly: callers copy what they give to a task."""
-        if task_id in self._decoded:
-            return self._decoded[task_id]
-        node = self.dag.task_dict[task_id]
-        if node.is_mapped:
-            keys = sorted(
-                (
-                    k
-                    for k, r in self.records.items()
-                    if k.task_id == task_id and r.state is TaskState.SUCCESS
-                ),
-                key=lambda k: k.map_index,
-            )
-            value: Any = [self._decode(self.xcoms.get(k)) for k in keys]
-        else:
-            value = self._decode(self.xcoms.get(TIKey(task_id)))
-        # Cache only a final answer: a task started early by its trigger rule
-        # (one_success, always...) may look before this upstream has finished.
-        if self.planner.task_done(task_id):
-            self._decoded[task_id] = value
-        return value
-
-    def __call__(self, task_id: str) -> Any:
-        return copy.deepcopy(self._output(task_id))
-
-    def length(self, task_id: str) -> int:
-        return len(as_sequence(task_id, self._output(task_id)))
-
-    def item(self, task_id: str, index: int) -> Any:
-        seq = self._sequences.get(task_id)
-        if seq is None:
-            seq = as_sequence(task_id, self._output(task_id))
-            if task_id in self._decoded:
-                self._sequences[task_id] = seq
-        return copy.deepcopy(seq[index])
-
-    @staticmethod
-    def _decode(text: str | None) -> Any:
-        return None if text is None else json.loads(text)
-
     def work_item(self, key: TIKey, default_executor: str) -> WorkItem:
         """Materialize the operator for ``key``; raises if its inputs cannot be resolved."""
         node = self.dag.task_dict[key.task_id]
-        bound = node.bind(key.map_index, self)
+        bound = node.bind(key.map_index, self.outputs)
         operator = node.rebuild(bound)
-        rec = self.records[key]
-        try_number = rec.try_number
+        rec = self._records[key]
+        try_number = self._planner.try_number(key)
         stored = rec.checkpoint
         current = stored["value"] if stored and stored.get("try_number") == try_number else None
         return WorkItem.build(
@@ -383,13 +561,13 @@ class ActiveRun:
         )
 
     def _take_resumed(self, key: TIKey) -> bool:
-        if key in self.resumed_keys:
-            self.resumed_keys.discard(key)
+        if key in self._resumed_keys:
+            self._resumed_keys.discard(key)
             return True
         return False
 
     async def _save_checkpoint(self, key: TIKey, try_number: int, value: Any) -> None:
         stored = {"try_number": try_number, "value": value}
-        if self.checkpoints is not None:
-            await self.checkpoints(self.run_pk, key.task_id, key.map_index, stored)
-        self.records[key].checkpoint = stored
+        if self._checkpoints is not None:
+            await self._checkpoints(self.run_pk, key.task_id, key.map_index, stored)
+        self._records[key].checkpoint = stored

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import socket
 from collections.abc import Callable, Mapping
@@ -13,10 +12,10 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
-from airloop.core.planner import ActiveLimit, RunPlanner, StoredTI, TaskSpec, TIKey
-from airloop.core.pools import PoolLedger
+from airloop.core.admission import Admission
+from airloop.core.planner import RunPlanner, TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
-from airloop.engine.active_run import ActiveRun, RunResult, TIRecord
+from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
@@ -58,8 +57,8 @@ class Engine:
         self._executors: ExecutorRegistry | None = None
         self._scheduler: Scheduler | None = None
         self._serve: asyncio.Task[None] | None = None
-        self._pools = PoolLedger(self.settings.pools)
-        self._dag_limits: dict[str, ActiveLimit] = {}
+        #: Pools, each DAG's max_active_tasks and executor capacity, over all runs.
+        self._admission = Admission(self.settings.pools)
         self.watchdog: LoopWatchdog | None = None
         self.resources: Resources | None = None
         self._checkpoints: CheckpointWriter | None = None
@@ -105,9 +104,9 @@ class Engine:
                 executors=self._executors,
                 channel=channel,
                 shutdown_grace=self.settings.shutdown_grace_seconds,
+                admission=self._admission,
                 default_executor=self.settings.default_executor,
                 min_tick_interval=self.settings.min_tick_interval,
-                task_log=logs.sink,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
             self.watchdog = LoopWatchdog(
@@ -213,18 +212,17 @@ class Engine:
         scheduler = self.scheduler
         resolved = dag.params.resolve(params, as_text=params_as_text)
         dag.validate()
-        specs = build_specs(dag)
+        specs = build_specs(dag, self.settings.default_executor)
         max_active = dag.max_active_tasks or self.settings.max_active_tasks_per_dag
-        # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow).
-        limit = self._dag_limits.get(dag.dag_id)
-        if limit is None or limit.limit != max_active:
-            limit = self._dag_limits[dag.dag_id] = ActiveLimit(max_active)
-        planner = RunPlanner(specs, pools=self._pools, max_active_tasks=limit)
+        # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow);
+        # a changed value changes it in place, its count kept.
+        limit = self._admission.dag_limit(dag.dag_id, max_active)
+        planner = RunPlanner(specs, admission=self._admission, max_active_tasks=limit)
         assert self._executors is not None
-        await self._executors.ensure(
-            dag.task_dict[s.task_id].settings.executor or self.settings.default_executor
-            for s in specs
-        )
+        names = {s.executor for s in specs}
+        await self._executors.ensure(names)
+        for name in names:
+            self._admission.set_capacity(name, self._executors.get(name).capacity)
         logical_date = logical_date or datetime.now(UTC)
         run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
         existing = [] if queued_pk is not None else await self.store.find_runs(run_id, dag.dag_id)
@@ -268,11 +266,15 @@ class Engine:
             logs_root=self.settings.logs_path,
             xcom_max_bytes=self.settings.xcom_max_bytes,
             started_at=asyncio.get_running_loop().time(),
+            **self._run_services(),
         )
-        assert self._checkpoints is not None
-        run.checkpoints = self._checkpoints.save
         scheduler.add_run(run)
         return run
+
+    def _run_services(self) -> dict[str, Any]:
+        """What every ActiveRun gets from the engine: checkpoint writer, task-log sinks."""
+        assert self._checkpoints is not None and self._logs is not None
+        return {"checkpoints": self._checkpoints.save, "task_log": self._logs.sink}
 
     async def _resume(
         self, dag: DAG, row: DagRunRow, specs: list[TaskSpec], planner: RunPlanner
@@ -285,7 +287,8 @@ class Engine:
                 f"DAG {dag.dag_id!r} changed since run {row.run_id!r} started "
                 f"(tasks now: {len(specs)}, then: {len(stored_tasks)}): it cannot be resumed"
             )
-        run = ActiveRun(
+        now, now_dt = loop.time(), datetime.now(UTC)
+        run = ActiveRun.resumed(
             run_pk=row.id,
             dag=dag,
             info=DagRunInfo(
@@ -301,58 +304,25 @@ class Engine:
             planner=planner,
             logs_root=self.settings.logs_path,
             xcom_max_bytes=self.settings.xcom_max_bytes,
-            started_at=loop.time(),
+            started_at=now,
+            task_instances=tis,
+            xcoms=[
+                (TIKey(x.task_id, x.map_index), x.value)
+                for x in await self.store.xcom_values(row.id)
+            ],
+            logged=[
+                (TIKey(r.task_id, r.map_index), r.try_number)
+                for r in await self.store.log_paths(row.id)
+            ],
+            now=now,
+            now_dt=now_dt,
+            **self._run_services(),
         )
-        now, now_dt = loop.time(), datetime.now(UTC)
-        run.records = {}
-        stored: list[StoredTI] = []
-        for ti in tis:
-            key = TIKey(ti.task_id, ti.map_index)
-            state = ti.state
-            run.records[key] = TIRecord(
-                key,
-                state,
-                ti.try_number,
-                ti.queued_at,
-                ti.start_date,
-                ti.end_date,
-                ti.duration,
-                ti.hostname,
-                ti.executor,
-                ti.next_retry_at,
-                ti.error,
-                ti.checkpoint,
-            )
-            checkpointed = (
-                ti.checkpoint is not None and ti.checkpoint.get("try_number") == ti.try_number
-            )
-            resumable = checkpointed or dag.task_dict[ti.task_id].can_resume
-            if state in (TaskState.QUEUED, TaskState.RUNNING) and resumable:
-                run.resumed_keys.add(key)
-            retry_at = (
-                now + (ti.next_retry_at - now_dt).total_seconds() if ti.next_retry_at else None
-            )
-            stored.append(StoredTI(key, state, ti.try_number, retry_at, resumable))
-        for xcom in await self.store.xcom_values(row.id):
-            key = TIKey(xcom.task_id, xcom.map_index)
-            run.xcoms[key] = xcom.value
-            if xcom.map_index < 0:
-                value = json.loads(xcom.value)
-                run.restored_lengths[xcom.task_id] = (
-                    len(value) if isinstance(value, (list, tuple, dict)) else None
-                )
-        run.restored = stored
-        run.logged = {
-            (TIKey(r.task_id, r.map_index), r.try_number)
-            for r in await self.store.log_paths(row.id)
-        }
-        assert self._checkpoints is not None
-        run.checkpoints = self._checkpoints.save
         log.warning(
             "resuming run %s of DAG %s: %d task instances were queued or running",
             row.run_id,
             dag.dag_id,
-            sum(1 for s in stored if s.state in (TaskState.QUEUED, TaskState.RUNNING)),
+            sum(1 for ti in tis if ti.state in (TaskState.QUEUED, TaskState.RUNNING)),
         )
         self.scheduler.add_run(run)
         return run
@@ -371,7 +341,8 @@ class Engine:
         engine closes (which interrupts it).
         """
         run = await self.start_run(dag, params, run_id=run_id)
-        run.on_progress = on_progress
+        if on_progress is not None:
+            run.subscribe(on_progress)
         return await asyncio.shield(run.done)
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import datetime
 
-from airloop.core.planner import Event, Failed, TIKey
-from airloop.core.states import TaskState
+from airloop.core.admission import Admission
+from airloop.core.outcomes import Outcome, new_stimulus_id
+from airloop.core.planner import (
+    AbortRequested,
+    GraceExpired,
+    Stimulus,
+    StopRequested,
+    TIKey,
+)
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
-from airloop.executors.task_logs import LogSink
 from airloop.store.records import WriteBatch
 from airloop.store.runs import Store, utcnow
 
@@ -42,14 +47,14 @@ class Scheduler:
         channel: OutcomeChannel,
         shutdown_grace: float,
         default_executor: str,
+        admission: Admission,
         min_tick_interval: float = 0.0,
-        task_log: Callable[[str], LogSink] | None = None,
     ) -> None:
+        self._admission = admission
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
         self._min_interval = min_tick_interval
-        self._task_log = task_log
         self._channel = channel
         self._grace = shutdown_grace
         self._runs: dict[int, ActiveRun] = {}
@@ -59,6 +64,9 @@ class Scheduler:
         self._stop_requested_at: float | None = None
         self._keep_runs = False
         self._closing = False
+        self._holding = False
+        #: Aborts asked for (abort_run), handed to the planners at the next tick.
+        self._aborts: dict[int, str] = {}
         self.ticks = 0
 
     # -- control --------------------------------------------------------------------
@@ -66,7 +74,8 @@ class Scheduler:
     def add_run(self, run: ActiveRun) -> None:
         if self._stop_reason is not None:
             raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
-        run.task_log = self._task_log
+        if self._holding:
+            run.hold()
         self._new.append(run)
         self._channel.nudge()
 
@@ -87,21 +96,50 @@ class Scheduler:
             self._channel.nudge()
 
     def abort_run(self, run: ActiveRun, reason: str) -> None:
-        """Fail one run (e.g. its dagrun_timeout passed): cancel what runs, start nothing."""
-        if run.abort_reason is None and not run.planner.finished:
-            run.abort_reason = reason
-            run.planner.hold()
-            for key, rec in run.records.items():
-                if rec.state in (TaskState.QUEUED, TaskState.RUNNING):
-                    self._executors.cancel((run.run_pk, key), reason)
-            self._channel.nudge()
+        """Fail one run: at the next tick its planner gets AbortRequested (it cancels
+        what runs, starts nothing, and fails the run once nothing runs)."""
+        self._aborts.setdefault(run.run_pk, reason)
+        self._channel.nudge()
 
-    def replan(self) -> None:
-        """Plan every run at the next tick (their planners were released from a hold)."""
+    def hold_starts(self) -> None:
+        """Start no task instance of any run until ``release_starts`` (e.g. the service
+        lost its database lock); reports are still taken and written."""
+        self._holding = True
+        for run in [*self._runs.values(), *self._new]:
+            run.hold()
+
+    def release_starts(self) -> None:
+        """Start tasks again after ``hold_starts``; every run is planned at the next tick."""
+        self._holding = False
         now = asyncio.get_running_loop().time()
-        for run in self._runs.values():
+        for run in [*self._runs.values(), *self._new]:
+            run.unhold()
             run.wake_at = now
         self._channel.nudge()
+
+    async def drain(self, grace: float) -> bool:
+        """Start nothing more and wait up to ``grace`` seconds until no task instance of
+        any run is queued or running. True if they all ended; runs stay registered (the
+        caller then stops, e.g. ``request_stop(keep_runs=True)``)."""
+        self.hold_starts()
+        settled = asyncio.Event()
+        runs = [*self._runs.values(), *self._new]
+
+        def check(_: ActiveRun | None = None) -> None:
+            if all(r.active == 0 or r.done.done() for r in runs):
+                settled.set()
+
+        unsubscribe = [run.subscribe(check) for run in runs]
+        try:
+            check()
+            async with asyncio.timeout(grace):
+                await settled.wait()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            for stop in unsubscribe:
+                stop()
 
     def close(self) -> None:
         """Return from ``serve`` once no run is active."""
@@ -147,72 +185,122 @@ class Scheduler:
         wakes += [
             deadline
             for r in self._runs.values()
-            if r.abort_reason is None and (deadline := r.deadline) is not None
+            if not r.ending and (deadline := r.deadline) is not None
         ]
-        if self._stop_deadline is not None:
+        if self._stop_deadline is not None and self._runs:
             wakes.append(self._stop_deadline)
         if not wakes:
             return None
         return max(0.0, min(wakes) - now)
 
     async def _tick(self, events: list[TaskEvent], now: float, now_dt: datetime) -> None:
+        """Route -> plan -> write -> submit/cancel. The decisions (what starts, what is
+        cancelled, when a stopping or aborted run ends) are the planners'."""
         self.ticks += 1
         batch = WriteBatch()
-        to_start: list[tuple[ActiveRun, TIKey]] = []
+        self._adopt_new_runs(batch, now, now_dt)
+        stimuli = self._route(events, batch, now)
+        to_start, to_cancel = self._plan(stimuli, batch, now, now_dt)
+        results = [
+            (r, r.keep_result(now) if r.kept else r.finish(batch, now, now_dt))
+            for r in self._runs.values()
+            if r.finished or r.kept
+        ]
+        await self._write(batch)
+        for run, key, reason in to_cancel:
+            self._executors.cancel((run.run_pk, key), reason)
+        await self._submit_all(to_start, now_dt)
+        for run, result in results:
+            del self._runs[run.run_pk]
+            if not run.done.done():
+                run.done.set_result(result)
+        for run in self._runs.values():
+            run.progressed()
+        for run, _ in results:
+            run.progressed()
 
+    def _adopt_new_runs(self, batch: WriteBatch, now: float, now_dt: datetime) -> None:
         for run in self._new:
             self._runs[run.run_pk] = run
             if self._stop_reason is None:
-                to_start += [
-                    (run, k) for k in run.absorb(run.initial_plan(now), batch, now, now_dt)
-                ]
+                run.initial_plan(batch, now, now_dt)
         self._new.clear()
         if self._stop_reason is not None and self._stop_deadline is None:
-            self._begin_stop(now)
+            self._stop_deadline = now + self._grace
+            log.warning("stopping (%s): cancelling running task instances", self._stop_reason)
 
-        by_run: dict[int, list[Event]] = defaultdict(list)
+    def _route(
+        self, events: list[TaskEvent], batch: WriteBatch, now: float
+    ) -> dict[int, list[Stimulus]]:
+        """Each run's stimuli for this tick: a stop or abort first (a keeping stop must
+        see the interrupted reports), then the reports, then a grace expiry (it settles
+        what is still running after them)."""
+        by_run: dict[int, list[Stimulus]] = defaultdict(list)
+        expired: list[tuple[int, Stimulus]] = []
+        for run in self._runs.values():
+            for stimulus in self._lifecycle(run, now):
+                if isinstance(stimulus, GraceExpired):
+                    expired.append((run.run_pk, stimulus))
+                else:
+                    by_run[run.run_pk].append(stimulus)
         for event in events:
             target = self._runs.get(event.run_pk)
             if target is None:
                 continue  # a late report for a run already finished
-            if self._keep_runs and _interrupted(event):
-                target.interrupted.add(event.key)  # stays 'running' for the next start
-                continue
             planner_event = target.on_event(event, batch)
             if planner_event is not None:
                 by_run[event.run_pk].append(planner_event)
+        for run_pk, stimulus in expired:
+            by_run[run_pk].append(stimulus)
+        return by_run
 
-        for run in list(self._runs.values()):
-            run_events = by_run.get(run.run_pk, [])
-            deadline = run.deadline
-            if deadline is not None and now >= deadline and self._stop_reason is None:
-                # dagrun_timeout, whoever runs the scheduler (airloop run, the service).
-                self.abort_run(run, run.timeout_reason())
-            if self._stop_reason is not None:
-                plan = run.planner.handle(run_events, now) if run_events else None
-                if plan is not None:
-                    run.absorb(plan, batch, now, now_dt)
-                self._settle_stopping(run, batch, now, now_dt)
-            elif (
-                run_events
-                or (run.wake_at is not None and run.wake_at <= now)
-                # Pools are shared: a slot freed by another run may admit this one's.
-                or (events and run.planner.waiting)
-                or run.abort_reason is not None
-            ):
-                plan = run.planner.handle(run_events, now)
-                to_start += [(run, k) for k in run.absorb(plan, batch, now, now_dt)]
-                if run.abort_reason is not None and not run.planner.active:
-                    run.absorb(run.planner.abort(run.abort_reason), batch, now, now_dt)
+    def _lifecycle(self, run: ActiveRun, now: float) -> list[Stimulus]:
+        """Stop, abort and grace expiry, as the run's planner should hear them."""
+        if run.finished or run.kept:
+            return []
+        found: list[Stimulus] = []
+        if self._stop_reason is not None:
+            if run.stopping is None:
+                found.append(
+                    StopRequested(
+                        self._stop_reason, self._keep_runs, new_stimulus_id("stop-requested")
+                    )
+                )
+            assert self._stop_deadline is not None
+            if now >= self._stop_deadline:
+                if not self._keep_runs:
+                    for key in run.running_keys():
+                        log.error("%s %s did not stop within the grace period", run.label, key)
+                found.append(GraceExpired(self._grace, new_stimulus_id("grace-expired")))
+            return found
+        reason = self._aborts.pop(run.run_pk, None)
+        deadline = run.deadline
+        if reason is None and deadline is not None and now >= deadline:
+            reason = run.timeout_reason()  # dagrun_timeout, whoever runs the scheduler
+        if reason is not None and not run.ending:
+            found.append(AbortRequested(reason, new_stimulus_id("abort-requested")))
+        return found
+
+    def _plan(
+        self, stimuli: dict[int, list[Stimulus]], batch: WriteBatch, now: float, now_dt: datetime
+    ) -> tuple[list[tuple[ActiveRun, TIKey]], list[tuple[ActiveRun, TIKey, str]]]:
+        to_start: list[tuple[ActiveRun, TIKey]] = []
+        to_cancel: list[tuple[ActiveRun, TIKey, str]] = []
+        for run in self._runs.values():
+            run_stimuli = stimuli.get(run.run_pk)
+            if run_stimuli or (run.wake_at is not None and run.wake_at <= now):
+                cancel = run.plan(run_stimuli or [], batch, now, now_dt)
+                reason = run.stopping or run.abort_reason or "cancelled"
+                to_cancel += [(run, key, reason) for key in cancel]
+        # Admission over every run at once: pools, each DAG's max_active_tasks and the
+        # executors' capacity are shared, and priority holds across runs.
+        self._admission.admit()
+        for run in self._runs.values():
+            to_start += [(run, k) for k in run.collect_admitted(batch, now, now_dt)]
             run.flush(batch)
+        return to_start, to_cancel
 
-        finished = [r for r in self._runs.values() if r.planner.finished or r.kept]
-        results = [
-            (r, r.keep_result(now) if r.kept else r.finish(batch, now, now_dt)) for r in finished
-        ]
-
-        await self._write(batch)
-
+    async def _submit_all(self, to_start: list[tuple[ActiveRun, TIKey]], now_dt: datetime) -> None:
         for i, (run, key) in enumerate(to_start, 1):
             self._submit(run, key, now_dt)
             if i % SUBMIT_CHUNK == 0:
@@ -221,16 +309,6 @@ class Scheduler:
                 # the burst of starts holds the event loop for long (the watchdog
                 # measured 0.3 s and 0.8 s at 5,000 tasks).
                 await asyncio.sleep(0)
-        for run, result in results:
-            del self._runs[run.run_pk]
-            if not run.done.done():
-                run.done.set_result(result)
-        for run in self._runs.values():
-            if run.on_progress is not None:
-                run.on_progress(run)
-        for run, _ in results:
-            if run.on_progress is not None:
-                run.on_progress(run)
 
     async def _write(self, batch: WriteBatch) -> None:
         """Write the tick's batch, retrying with backoff while the database is unusable.
@@ -273,63 +351,12 @@ class Scheduler:
                 TaskFinished(
                     run.run_pk,
                     key,
-                    run.records[key].try_number,
+                    run.try_number(key),
                     now_dt,
-                    "failed",
-                    error=f"cannot resolve inputs: {first_line(exc)}",
+                    Outcome.FAILED,
+                    reason=f"cannot resolve inputs: {first_line(exc)}",
                     retryable=False,
                 )
             )
             return
         self._executors.get(item.executor).submit(item)
-
-    # -- stopping -------------------------------------------------------------------
-
-    def _begin_stop(self, now: float) -> None:
-        reason = self._stop_reason or "stop requested"
-        self._stop_deadline = now + self._grace
-        n = self._executors.cancel_all(reason)
-        log.warning("stopping (%s): cancelled %d running task instances", reason, n)
-        for run in self._runs.values():
-            run.stopping = reason
-            run.planner.hold()
-
-    def _settle_stopping(
-        self, run: ActiveRun, batch: WriteBatch, now: float, now_dt: datetime
-    ) -> None:
-        """Once nothing of ``run`` is running any more (or the grace is over), fail the run."""
-        assert self._stop_deadline is not None
-        reason = f"interrupted: {self._stop_reason}"
-        run.stopping = self._stop_reason
-        if run.planner.finished:
-            return
-        if self._keep_runs:
-            outstanding = run.planner.active - len(run.interrupted)
-            if outstanding > 0 and now < self._stop_deadline:
-                return
-            run.kept = True  # left as it is in the store: resumed at the next start
-            return
-        if run.planner.active and now < self._stop_deadline:
-            return
-        if run.planner.active:
-            stuck = [
-                Failed(
-                    key,
-                    f"{reason}; did not stop within the {self._grace:g}s grace period",
-                    retryable=False,
-                )
-                for key, rec in run.records.items()
-                if rec.state in (TaskState.QUEUED, TaskState.RUNNING)
-            ]
-            for event in stuck:
-                log.error("%s %s did not stop within the grace period", run.label, event.key)
-            run.absorb(run.planner.handle(stuck, now), batch, now, now_dt)
-        run.absorb(run.planner.abort(reason), batch, now, now_dt)
-
-
-def _interrupted(event: TaskEvent) -> bool:
-    return (
-        isinstance(event, TaskFinished)
-        and event.status == "failed"
-        and (event.error or "").startswith("interrupted")
-    )

@@ -8,7 +8,7 @@ from airloop.core.planner import TaskSpec
 from airloop.store.records import NewTaskInstance
 
 
-def build_specs(dag: DAG) -> list[TaskSpec]:
+def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
     weights = dag.priority_weights()
     specs = []
     for task_id in dag.topological_order():
@@ -24,6 +24,7 @@ def build_specs(dag: DAG) -> list[TaskSpec]:
                 pool_slots=s.pool_slots,
                 priority_weight=weights[task_id],
                 map_sources=node.map_sources() if isinstance(node, MappedOperator) else (),
+                executor=s.executor or default_executor,
             )
         )
     return specs

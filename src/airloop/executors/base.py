@@ -42,6 +42,7 @@ class TaskCall:
     run_type: str
     logical_date: datetime
     params: dict[str, Any]
+    data_interval: tuple[datetime, datetime] | None
     bound: Any
     timeout: float | None
     xcom_max_bytes: int
@@ -91,6 +92,7 @@ class WorkItem:
             try_number=try_number,
             max_tries=settings.retries + 1,
             log_path=log_path,
+            upstream_outputs=operator.upstream_outputs,
         )
         return cls(
             run_pk=run_pk,
@@ -134,6 +136,11 @@ class WorkItem:
             run_type=run.run_type,
             logical_date=run.logical_date,
             params=dict(run.params),
+            data_interval=(
+                (run.data_interval_start, run.data_interval_end)
+                if run.data_interval_start is not None and run.data_interval_end is not None
+                else None
+            ),
             bound=self.bound,
             timeout=self.timeout,
             xcom_max_bytes=self.xcom_max_bytes,

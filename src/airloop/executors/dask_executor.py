@@ -21,6 +21,7 @@ import logging
 from datetime import datetime
 from typing import Any, ClassVar
 
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import TIKey
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskStarted
@@ -131,6 +132,7 @@ class DaskExecutor(SupervisedExecutor):
         except KilledWorker as exc:
             self._fail(
                 item,
+                Outcome.LOST,
                 f"the Dask worker running it died or was lost ({first_line(exc)})",
                 retryable=True,
             )
@@ -138,11 +140,14 @@ class DaskExecutor(SupervisedExecutor):
         except asyncio.CancelledError as exc:
             await asyncio.shield(self._cancel_future(future))
             reason = str(exc.args[0]) if exc.args else "cancelled"
-            self._fail(item, f"interrupted: {reason}", retryable=False)
+            self._fail(item, Outcome.INTERRUPTED, f"interrupted: {reason}", retryable=False)
             raise
         except Exception as exc:  # noqa: BLE001 - a Dask-side error (e.g. cannot pickle)
             self._fail(
-                item, f"the Dask cluster could not run it: {first_line(exc)}", retryable=True
+                item,
+                Outcome.FAILED,
+                f"the Dask cluster could not run it: {first_line(exc)}",
+                retryable=True,
             )
             return
         if started is not None:

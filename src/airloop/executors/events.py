@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
+from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.planner import TIKey
 
 
@@ -20,6 +20,8 @@ class TaskStarted:
     executor: str
     #: The process running it (the process executor interrupts a cancelled task there).
     pid: int | None = None
+    #: Traces this report in the scheduler's log lines and planner errors.
+    stimulus_id: str = field(default_factory=lambda: new_stimulus_id("started"), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +30,17 @@ class TaskFinished:
     key: TIKey
     try_number: int
     at: datetime
-    status: Literal["success", "failed", "skipped"]
+    outcome: Outcome
     duration: float | None = None
-    error: str | None = None
+    #: Why it ended so, for people (recorded as the task instance's error note).
+    reason: str | None = None
+    #: May the planner retry this try under the task's retry policy? Decided where
+    #: the outcome is classified (a FailTask or an interruption may not).
     retryable: bool = True
     #: The return value, JSON-encoded and size-checked in the worker.
     xcom: str | None = None
     output_length: int | None = None
+    stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
 
 
 TaskEvent = TaskStarted | TaskFinished

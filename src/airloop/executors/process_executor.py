@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import TIKey
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel
@@ -104,6 +105,7 @@ class ProcessExecutor(SupervisedExecutor):
             self._replace(pool)
             self._fail(
                 item,
+                Outcome.LOST,
                 "the worker process died while running it (killed, out of memory, or crashed); "
                 "the process pool was restarted",
                 retryable=True,
@@ -113,10 +115,15 @@ class ProcessExecutor(SupervisedExecutor):
             if not call.cancel():  # a queued call simply never starts; a running one:
                 self._interrupt(item)
             reason = str(exc.args[0]) if exc.args else "cancelled"
-            self._fail(item, f"interrupted: {reason}", retryable=False)
+            self._fail(item, Outcome.INTERRUPTED, f"interrupted: {reason}", retryable=False)
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. arguments that cannot be pickled
-            self._fail(item, f"cannot run in a worker process: {first_line(exc)}", retryable=False)
+            self._fail(
+                item,
+                Outcome.FAILED,
+                f"cannot run in a worker process: {first_line(exc)}",
+                retryable=False,
+            )
             return
         finally:
             self._pids.pop(item.ref, None)

@@ -1,9 +1,10 @@
 """Run one try of one task instance and report what happened.
 
-Used by every executor that runs task code in-process. Outcomes are classified here:
-success (with its XCom), skipped (SkipTask), failed without retry (FailTask, sensor
-timeout, an XCom that cannot be stored, cancellation), failed with retry (anything
-else, including the execution timeout).
+Used by every executor that runs task code in-process. Outcomes are classified here,
+once, as an ``Outcome`` with a reason: success (with its XCom), skipped (SkipTask),
+interrupted (cancelled; never retried), timed out (execution_timeout; retried),
+failed without retry (FailTask, sensor timeout, an XCom that cannot be stored),
+failed with retry (anything else).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.authoring.context import set_current_context
+from airloop.authoring.templating import render_task
 from airloop.core.jsonsafe import non_string_key
+from airloop.core.outcomes import Outcome
 from airloop.exceptions import FailTask, SkipTask, TaskTimeout, XComError
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskFinished, TaskStarted
@@ -152,6 +157,7 @@ class Runner:
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)
         current_resources.set(self.resources)
+        set_current_context(item.context)
         op = item.operator
         started_at = 0.0
         reported_start = False
@@ -175,7 +181,7 @@ class Runner:
                 )
             )
 
-        def finish(status: Any, **kw: Any) -> None:
+        def finish(outcome: Outcome, **kw: Any) -> None:
             duration = time.monotonic() - started_at if reported_start else None
             self.report(
                 TaskFinished(
@@ -183,13 +189,17 @@ class Runner:
                     item.key,
                     item.try_number,
                     datetime.now(UTC),
-                    status,
+                    outcome,
                     duration=duration,
                     **kw,
                 )
             )
 
         try:
+            if op.template_fields:  # rendering may read files and run user macros: off-loop
+                op, context = await self.offloader(render_task, op, item.context)
+                item = replace(item, operator=op, context=context)
+                set_current_context(context)
             if op.is_async and self.run_coroutine is not None:
                 result = await self.run_coroutine(op, lambda: started(True), item)
             elif op.is_async:
@@ -208,11 +218,11 @@ class Runner:
             xcom, length = encode_xcom(item.key.task_id, result, item.xcom_max_bytes)
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
-            finish("skipped", error=str(exc) or None)
+            finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
         except (FailTask, XComError) as exc:
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-            finish("failed", error=first_line(exc), retryable=False)
+            finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
@@ -224,26 +234,26 @@ class Runner:
                     )
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
-                finish("failed", error=f"TaskTimeout: {message}")
+                finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
             else:
                 sink.write(traceback.format_exc())
-                finish("failed", error=first_line(exc))
+                finish(Outcome.FAILED, reason=first_line(exc))
         except asyncio.CancelledError as exc:
             reason = str(exc.args[0]) if exc.args else "cancelled"
             sink.line("ERROR", f"interrupted: {reason}")
-            finish("failed", error=f"interrupted: {reason}", retryable=False)
+            finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
             raise
         except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
-            finish("failed", error=first_line(exc))
+            finish(Outcome.FAILED, reason=first_line(exc))
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised BY THE TASK's code (a real Ctrl-C reaches the CLI's signal handler,
             # not a task): it must fail this task, not stop the whole process.
             sink.write(traceback.format_exc())
             message = f"{first_line(exc)} (raised by the task)"
             sink.line("ERROR", f"failed without retry: {message}")
-            finish("failed", error=message, retryable=False)
+            finish(Outcome.FAILED, reason=message, retryable=False)
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            finish("success", xcom=xcom, output_length=length)
+            finish(Outcome.SUCCESS, xcom=xcom, output_length=length, retryable=False)

@@ -16,6 +16,7 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import TIKey
 from airloop.executors.base import Executor, WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
@@ -46,7 +47,7 @@ class SupervisedExecutor(Executor):
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("supervisor of %s crashed", task.get_name(), exc_info=exc)
 
-    def _fail(self, item: WorkItem, error: str, *, retryable: bool) -> None:
+    def _fail(self, item: WorkItem, outcome: Outcome, reason: str, *, retryable: bool) -> None:
         assert self._channel is not None
         self._channel.put(
             TaskFinished(
@@ -54,8 +55,8 @@ class SupervisedExecutor(Executor):
                 item.key,
                 item.try_number,
                 datetime.now(UTC),
-                "failed",
-                error=error,
+                outcome,
+                reason=reason,
                 retryable=retryable,
             )
         )

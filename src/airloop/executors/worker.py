@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from airloop.authoring.context import DagRunInfo
+from airloop.core.outcomes import Outcome
 from airloop.core.planner import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
 from airloop.exceptions import TaskTimeout
@@ -81,7 +82,14 @@ def rebuild_item(call: TaskCall) -> WorkItem:
     return WorkItem.build(
         dag=dag,
         operator=operator,
-        run=DagRunInfo(call.dag_id, call.run_id, call.logical_date, call.run_type, call.params),
+        run=DagRunInfo(
+            call.dag_id,
+            call.run_id,
+            call.logical_date,
+            call.run_type,
+            call.params,
+            *(call.data_interval or (None, None)),
+        ),
         run_pk=call.run_pk,
         map_index=call.map_index,
         try_number=call.try_number,
@@ -259,10 +267,10 @@ def _runner(
     return runner, events
 
 
-Outcome = tuple[TaskStarted | None, TaskFinished]
+Reports = tuple[TaskStarted | None, TaskFinished]
 
 
-def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> Outcome:
+def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> Reports:
     """The start (if it got that far) and the end: the start report sent on the side
     channel may arrive after the result, so the result carries it too."""
     started = next((e for e in events if isinstance(e, TaskStarted)), None)
@@ -287,7 +295,7 @@ def init_process(started_queue: Any, settings: Settings) -> None:
     signal.signal(INTERRUPT_SIGNAL, signal.SIG_IGN)  # only meaningful while a task runs
 
 
-def run_in_process(call: TaskCall) -> Outcome:
+def run_in_process(call: TaskCall) -> Reports:
     """Entry point in a pool process: one task, sync or async, on a private loop (an
     async task's in the main thread; a sync task's in a helper thread, the sync code
     itself in the main thread, off any loop)."""
@@ -330,8 +338,8 @@ def _load_failure(call: TaskCall, exc: Exception, sink: LogSink) -> TaskFinished
         TIKey(call.task_id, call.map_index),
         call.try_number,
         datetime.now(UTC),
-        "failed",
-        error=message,
+        Outcome.FAILED,
+        reason=message,
         retryable=False,
     )
 
@@ -356,7 +364,7 @@ def _report_to_dask(event: TaskStarted) -> None:
 DASK_STARTED_TOPIC = "airloop-task-started"
 
 
-def run_on_dask(call: TaskCall, settings: Settings) -> Outcome:
+def run_on_dask(call: TaskCall, settings: Settings) -> Reports:
     """Dask entry for a sync task: runs in one of the worker's threads.
 
     Its own loop drives the Runner; the sync code runs in a helper thread so the
@@ -365,7 +373,7 @@ def run_on_dask(call: TaskCall, settings: Settings) -> Outcome:
     return asyncio.run(run_on_dask_async(call, settings))
 
 
-async def run_on_dask_async(call: TaskCall, settings: Settings) -> Outcome:
+async def run_on_dask_async(call: TaskCall, settings: Settings) -> Reports:
     """Dask entry for an async task: a coroutine on the Dask worker's own event loop.
 
     ``settings`` travel with each call (a Dask cluster may serve several schedulers).

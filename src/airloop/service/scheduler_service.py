@@ -15,7 +15,6 @@ finish, then the rest are cancelled and recorded as interrupted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -137,7 +136,7 @@ class SchedulerService:
             beat,
             state="running",
             loop_lag=watchdog.last_lag if watchdog else None,
-            running_tasks=sum(r.planner.active for r in self.active.values()),
+            running_tasks=sum(r.active for r in self.active.values()),
             active_runs=len(self.active),
         )
 
@@ -150,8 +149,7 @@ class SchedulerService:
         if not self._lock_missing:
             self._lock_missing = True
             log.error("lost the scheduler lock (its database connection ended): starting nothing")
-            for run in self.active.values():
-                run.planner.hold()
+            engine.scheduler.hold_starts()
         try:
             got = await lock.acquire()
         except Exception as exc:  # noqa: BLE001 - unreachable: tried again next heartbeat
@@ -164,10 +162,7 @@ class SchedulerService:
             return False
         log.warning("took the scheduler lock again: carrying on")
         self._lock_missing = False
-        for run in self.active.values():
-            if run.abort_reason is None:
-                run.planner.unhold()
-        engine.scheduler.replan()
+        engine.scheduler.release_starts()
         return True
 
     async def _watch(self, stop: asyncio.Event) -> None:
@@ -297,19 +292,7 @@ class SchedulerService:
                 len(active),
                 grace,
             )
-            settled = asyncio.Event()
-
-            def check(_: ActiveRun) -> None:
-                if all(r.planner.active == 0 or r.done.done() for r in active):
-                    settled.set()
-
-            for run in active:
-                run.planner.hold()  # start nothing new
-                run.on_progress = check
-            check(active[0])
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace):
-                    await settled.wait()
+            await engine.scheduler.drain(grace)
         engine.request_shutdown("the scheduler is stopping", keep_runs=True, grace=5.0)
         await store.heartbeat(beat, state="stopped")
 

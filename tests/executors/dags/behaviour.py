@@ -8,9 +8,9 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-from airloop import DAG, delay, task
+from airloop import DAG, BaseOperator, Context, delay, get_current_context, task
 
 
 def where() -> dict[str, Any]:
@@ -173,3 +173,64 @@ with DAG("printing") as printing:
 
     sync_prints()
     async_prints()
+
+
+class Rendered(BaseOperator):
+    """Template fields, a template file and the run context, rendered in the worker."""
+
+    template_fields: ClassVar[tuple[str, ...]] = ("sql", "options")
+    template_ext: ClassVar[tuple[str, ...]] = (".sql",)
+
+    def __init__(self, *, sql: str, options: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sql = sql
+        self.options = options
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return {"sql": self.sql, "options": self.options, **where()}
+
+
+with DAG(
+    "templated",
+    params={"n": 5},
+    template_searchpath="templates",
+    user_defined_macros={"env": "test"},
+    user_defined_filters={"twice": lambda s: s * 2},
+) as templated:
+
+    @task
+    def seed() -> str:
+        return "seeded"
+
+    rendered = Rendered(
+        task_id="rendered",
+        sql="report.sql",
+        options={
+            "nested": ["{{ ds_nodash }}", ("{{ env }}", "{{ 'ab' | twice }}")],
+            "interval": "{{ data_interval_start.isoformat() }}/{{ data_interval_end | ts }}",
+            "ti": "{{ task_instance_key_str }} {{ ti.try_number }} {{ run_id }}",
+        },
+    )
+
+    @task
+    def sync_context(ds: str, ti: Any, **context: Any) -> dict[str, Any]:
+        current = get_current_context()
+        return {
+            "ds": ds,
+            "pulled": ti.xcom_pull(task_ids="seed"),
+            "same": current["ti"].task_id == ti.task_id == "sync_context",
+            "interval": context["data_interval_start"].isoformat(),
+        }
+
+    @task
+    async def async_context(ti: Any, data_interval_end: Any) -> dict[str, Any]:
+        current = get_current_context()
+        return {
+            "ds": current["ds"],
+            "pulled": ti.xcom_pull(task_ids="seed"),
+            "same": current["ti"].task_id == "async_context",
+            "interval": data_interval_end.isoformat(),
+        }
+
+    seeded = seed()
+    seeded >> [rendered, sync_context(), async_context()]

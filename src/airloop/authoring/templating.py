@@ -1,0 +1,283 @@
+"""Jinja templating of operator fields, rendered in the worker just before ``execute``.
+
+An operator lists the attributes to render in ``template_fields``; a string among them
+(or nested in a list, tuple, set or dict value of one) is a Jinja template rendered
+with the run context. A string ending in one of ``template_ext`` is the name of a
+template file, looked up in the DAG file's folder, then the DAG's
+``template_searchpath``.
+
+As in Airflow: undefined variables raise (``StrictUndefined``), the environment is
+sandboxed (``jinja2.sandbox.SandboxedEnvironment``: no ``__class__``/``__globals__``
+walks, no unsafe callables), ``user_defined_macros`` and ``user_defined_filters`` come
+from the DAG, and ``render_template_as_native_obj=True`` renders to Python objects
+(``"{{ [1, 2] }}"`` gives a list) instead of strings.
+
+Rendering may read template files and runs user macros and filters, so it is never done
+on the event loop: the runner offloads it to the executor's pool (see ADR
+0022). Operators with no template fields skip all of this.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from airloop.exceptions import AirloopError, DagDefinitionError
+
+# Jinja is imported when something is rendered (or a DAG sets Jinja options), not when
+# a DAG file imports airloop: most DAG files never render anything.
+if TYPE_CHECKING:
+    import jinja2
+
+    from airloop.authoring.context import Context
+    from airloop.authoring.dag import DAG
+    from airloop.authoring.operator import BaseOperator
+
+
+class TemplateRenderError(AirloopError):
+    """A template field could not be rendered (undefined name, bad syntax, missing file)."""
+
+
+#: DAG arguments about templating (Airflow's names).
+DAG_TEMPLATE_ARGS = (
+    "template_searchpath",
+    "user_defined_macros",
+    "user_defined_filters",
+    "render_template_as_native_obj",
+    "jinja_environment_kwargs",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSettings:
+    """A DAG's templating options, checked when the DAG is defined."""
+
+    searchpath: tuple[str, ...] = ()
+    user_defined_macros: Mapping[str, Any] = field(default_factory=dict)
+    user_defined_filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    native: bool = False
+    environment_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def pop_template_settings(dag_id: str, args: dict[str, Any]) -> TemplateSettings:
+    """Take the templating arguments out of a DAG's extra arguments and check them."""
+    where = f"DAG {dag_id!r}"
+    searchpath = args.pop("template_searchpath", None)
+    if searchpath is None:
+        paths: tuple[str, ...] = ()
+    elif isinstance(searchpath, (str, os.PathLike)):
+        paths = (os.fspath(searchpath),)
+    elif isinstance(searchpath, Sequence) and all(
+        isinstance(p, (str, os.PathLike)) for p in searchpath
+    ):
+        paths = tuple(os.fspath(p) for p in searchpath)
+    else:
+        raise DagDefinitionError(
+            f"{where}: template_searchpath must be a folder or a list of folders, "
+            f"got {searchpath!r}"
+        )
+    macros = args.pop("user_defined_macros", None) or {}
+    filters = args.pop("user_defined_filters", None) or {}
+    for name, value in (("user_defined_macros", macros), ("user_defined_filters", filters)):
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise DagDefinitionError(f"{where}: {name} must be a dict with string keys")
+    for fname, fn in filters.items():
+        if not callable(fn):
+            raise DagDefinitionError(f"{where}: user_defined_filters[{fname!r}] is not callable")
+    native = args.pop("render_template_as_native_obj", None)
+    if native not in (None, True, False):
+        raise DagDefinitionError(f"{where}: render_template_as_native_obj must be True or False")
+    env_kwargs = args.pop("jinja_environment_kwargs", None) or {}
+    if not isinstance(env_kwargs, Mapping):
+        raise DagDefinitionError(f"{where}: jinja_environment_kwargs must be a dict")
+    if "loader" in env_kwargs:
+        raise DagDefinitionError(
+            f"{where}: jinja_environment_kwargs cannot set 'loader' "
+            "(templates are found through template_searchpath)"
+        )
+    if env_kwargs:
+        import jinja2.sandbox
+
+        try:  # a typo in an option is an error now, not at the first run
+            jinja2.sandbox.SandboxedEnvironment(**env_kwargs)
+        except TypeError as exc:
+            raise DagDefinitionError(f"{where}: jinja_environment_kwargs: {exc}") from None
+    return TemplateSettings(paths, dict(macros), dict(filters), bool(native), dict(env_kwargs))
+
+
+@functools.cache
+def _environment_class(native: bool) -> type[jinja2.Environment]:
+    import jinja2.nativetypes
+    import jinja2.sandbox
+
+    if not native:
+        return jinja2.sandbox.SandboxedEnvironment
+
+    class NativeSandboxedEnvironment(jinja2.sandbox.SandboxedEnvironment):
+        """Native rendering (Python objects, as Jinja's NativeEnvironment) AND the sandbox.
+
+        Airflow's native environment is not sandboxed; ours is, so switching a DAG to
+        native rendering does not widen what a template may reach.
+        """
+
+        code_generator_class = jinja2.nativetypes.NativeCodeGenerator
+        concat = staticmethod(jinja2.nativetypes.native_concat)  # type: ignore[assignment]
+        template_class = jinja2.nativetypes.NativeTemplate
+
+    return NativeSandboxedEnvironment
+
+
+def _searchpath(dag: DAG, settings: TemplateSettings) -> list[str]:
+    folder = os.path.dirname(os.path.abspath(dag.fileloc))
+    return [folder, *(os.path.join(folder, p) for p in settings.searchpath)]
+
+
+def build_environment(dag: DAG) -> jinja2.Environment:
+    """The Jinja environment of ``dag``'s templates (built once per DAG, see ``environment``)."""
+    import jinja2
+
+    settings: TemplateSettings = getattr(dag, "template_settings", TemplateSettings())
+    options: dict[str, Any] = {
+        "undefined": jinja2.StrictUndefined,
+        "keep_trailing_newline": True,  # as Airflow: a rendered script keeps its last newline
+        "cache_size": 400,
+        **settings.environment_kwargs,
+        "loader": jinja2.FileSystemLoader(_searchpath(dag, settings)),
+    }
+    env = _environment_class(settings.native)(**options)
+    env.globals.update(settings.user_defined_macros)
+    env.filters.update(settings.user_defined_filters)
+    env.filters.setdefault("ds", _ds_filter)
+    env.filters.setdefault("ds_nodash", lambda d: _ds_filter(d).replace("-", ""))
+    env.filters.setdefault("ts", lambda d: d.isoformat() if d is not None else "")
+    return env
+
+
+def _ds_filter(value: Any) -> str:
+    return value.strftime("%Y-%m-%d") if value is not None else ""
+
+
+# One environment per DAG object: compiled templates are cached in it. Weak: a DAG
+# file that is parsed again gets a new DAG object, and the old environment goes.
+_environments: weakref.WeakKeyDictionary[DAG, jinja2.Environment] = weakref.WeakKeyDictionary()
+_environments_lock = threading.Lock()
+
+
+def environment(dag: DAG) -> jinja2.Environment:
+    with _environments_lock:
+        env = _environments.get(dag)
+        if env is None:
+            env = _environments[dag] = build_environment(dag)
+        return env
+
+
+class _Renderer:
+    """Renders one task's fields: strings, files, containers, nested templated objects."""
+
+    def __init__(
+        self, env: jinja2.Environment, context: Mapping[str, Any], ext: tuple[str, ...]
+    ) -> None:
+        self.env = env
+        self.context = context
+        self.ext = ext
+        self._seen: set[int] = set()
+
+    def render(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if self.ext and value.endswith(self.ext):
+                template = self.env.get_template(value)
+            else:
+                template = self.env.from_string(value)
+            out = template.render(self.context)
+            if not isinstance(out, str):  # native: an Undefined may come back as a value
+                _check_defined(out)
+            return out
+        if isinstance(value, tuple):
+            items = [self.render(v) for v in value]
+            if hasattr(value, "_fields"):  # a namedtuple
+                return type(value)(*items)
+            return tuple(items)
+        if isinstance(value, list):
+            return [self.render(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.render(v) for k, v in value.items()}
+        if isinstance(value, (set, frozenset)):
+            return type(value)(self.render(v) for v in value)
+        fields = getattr(type(value), "template_fields", None)
+        if fields and id(value) not in self._seen:
+            # An object with template fields of its own (as Airflow renders them).
+            self._seen.add(id(value))
+            clone = copy.copy(value)
+            for name in fields:
+                setattr(clone, name, self.render(getattr(value, name)))
+            return clone
+        return value
+
+
+def _check_defined(value: Any) -> None:
+    """Raise for an Undefined in a native result (Jinja returns it rather than failing)."""
+    import jinja2
+
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _check_defined(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_defined(item)
+
+
+def _problem(exc: BaseException) -> str:
+    import jinja2
+    import jinja2.exceptions
+
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"template file {exc.name!r} not found"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = f"{exc.name or 'template'}, line {exc.lineno}"
+        return f"syntax error ({where}): {exc.message}"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"undefined: {exc.message}"
+    if isinstance(exc, jinja2.exceptions.SecurityError):
+        return f"not allowed in the sandbox: {exc}"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def render_task(op: BaseOperator, context: Context) -> tuple[BaseOperator, Context]:
+    """A copy of ``op`` with its template fields rendered, and the context pointing at it.
+
+    The operator in the DAG is never changed (it is shared by every run and try). The
+    rendered values are kept in ``rendered_fields`` of the copy (to be stored later).
+    Blocking (files, user macros): call it off the event loop.
+    """
+    env = environment(context.dag)
+    variables = dict(context)
+    ext = tuple(op.template_ext)
+    rendered: dict[str, Any] = {}
+    clone = copy.copy(op)
+    for name in op.template_fields:
+        renderer = _Renderer(env, variables, ext)
+        try:
+            value = getattr(op, name)
+        except AttributeError:
+            raise TemplateRenderError(
+                f"task {op.task_id!r}: template field {name!r} is not an attribute of "
+                f"{type(op).__name__}"
+            ) from None
+        try:
+            rendered[name] = renderer.render(value)
+        except Exception as exc:
+            raise TemplateRenderError(
+                f"task {op.task_id!r}: cannot render template field {name!r}: {_problem(exc)}"
+            ) from exc
+        setattr(clone, name, rendered[name])
+    clone.rendered_fields = rendered
+    return clone, replace(context, task=clone)

@@ -1,0 +1,85 @@
+"""A run's upstream outputs: the XCom texts it holds, decoded once, handed out as copies."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from airloop.authoring.dag import DAG
+from airloop.authoring.xcom_arg import as_sequence
+from airloop.core.planner import RunPlanner, TIKey
+from airloop.core.states import TaskState
+
+
+class RunOutputs:
+    """The XCom cache of one run and its ``OutputLookup`` (what ``bind`` resolves against).
+
+    Values are JSON text as the worker encoded them; each is decoded once a task is done
+    (every instance terminal), then shared -- never handed out directly: each caller
+    gets its own deep copy. Which instances of a mapped task succeeded is read from the
+    planner, the one holder of task-instance state.
+    """
+
+    def __init__(self, dag: DAG, planner: RunPlanner) -> None:
+        self._dag = dag
+        self._planner = planner
+        self._texts: dict[TIKey, str] = {}
+        self._decoded: dict[str, Any] = {}
+        self._sequences: dict[str, list[Any] | tuple[Any, ...]] = {}
+
+    def record(self, key: TIKey, text: str) -> None:
+        """A task instance's return value (JSON text), as reported or as stored."""
+        self._texts[key] = text
+
+    def restore(self, stored: Iterable[tuple[TIKey, str]]) -> dict[str, int | None]:
+        """Take the stored values of a resumed run; return the len() of each unmapped
+        task's list/tuple/dict output (what the planner needs to expand downstream)."""
+        lengths: dict[str, int | None] = {}
+        for key, text in stored:
+            self._texts[key] = text
+            if key.map_index < 0:
+                value = json.loads(text)
+                lengths[key.task_id] = (
+                    len(value) if isinstance(value, (list, tuple, dict)) else None
+                )
+        return lengths
+
+    def _output(self, task_id: str) -> Any:
+        if task_id in self._decoded:
+            return self._decoded[task_id]
+        planner = self._planner
+        if self._dag.task_dict[task_id].is_mapped:
+            keys = sorted(
+                (k for k in planner.keys(task_id) if planner.state_of(k) is TaskState.SUCCESS),
+                key=lambda k: k.map_index,
+            )
+            value: Any = [_decode(self._texts.get(k)) for k in keys]
+        else:
+            value = _decode(self._texts.get(TIKey(task_id)))
+        # Cache only a final answer: a task started early by its trigger rule
+        # (one_success, always...) may look before this upstream has finished.
+        if planner.task_done(task_id):
+            self._decoded[task_id] = value
+        return value
+
+    # -- OutputLookup -----------------------------------------------------------------
+
+    def __call__(self, task_id: str) -> Any:
+        return copy.deepcopy(self._output(task_id))
+
+    def length(self, task_id: str) -> int:
+        return len(as_sequence(task_id, self._output(task_id)))
+
+    def item(self, task_id: str, index: int) -> Any:
+        seq = self._sequences.get(task_id)
+        if seq is None:
+            seq = as_sequence(task_id, self._output(task_id))
+            if task_id in self._decoded:
+                self._sequences[task_id] = seq
+        return copy.deepcopy(seq[index])
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

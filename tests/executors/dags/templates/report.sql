@@ -1,0 +1,1 @@
+select '{{ ds }}' as day, {{ params.n }} as n -- {{ ti.xcom_pull(task_ids='seed') }}
