@@ -22,7 +22,8 @@ from pathlib import Path
 from airloop.service.dagfolder import DagFolder
 from airloop.service.scheduler_service import SchedulerService
 from airloop.settings import Settings
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.runs import Store
+from airloop.store.service import ServiceStore
 
 DAG_FILE = """
 from airloop import DAG, task

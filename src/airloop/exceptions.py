@@ -63,7 +63,13 @@ class XComError(AirloopError):
 
 
 class DatabaseError(AirloopError):
-    """The metadata database cannot be used (bad URL, unreachable, schema out of date)."""
+    """The metadata database cannot be used (bad URL, unreachable, schema out of date),
+    or refused a write (a constraint): retrying the same thing cannot help."""
+
+
+class TransientDatabaseError(DatabaseError):
+    """The database could not be reached or dropped the connection: the same write may
+    succeed later (the scheduler retries it with backoff)."""
 
 
 class RunExistsError(AirloopError):

@@ -17,7 +17,7 @@ from airloop.engine.engine import Engine
 from airloop.engine.watchdog import Frame, classify
 from airloop.runtime import BlockingOnLoopError
 from airloop.settings import Settings
-from airloop.store.repository import WriteBatch
+from airloop.store.records import WriteBatch
 
 
 async def test_a_blocking_call_in_an_async_task_is_reported_with_its_task(

@@ -17,7 +17,8 @@ from pathlib import Path
 import psutil
 
 from airloop.service.dagfolder import DagFolder
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.runs import Store
+from airloop.store.service import ServiceStore
 
 GOOD = """
 from airloop import DAG, task

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.runs import Store
+from airloop.store.service import ServiceStore
 
 from .test_scheduler_service import DAILY, MANUAL, _all_done, _states, eventually, running, write
 

@@ -19,7 +19,8 @@ from airloop.service.scheduler_service import (
     single_instance,
 )
 from airloop.settings import Settings
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.runs import Store
+from airloop.store.service import ServiceStore
 
 DAILY = """
 from datetime import datetime, UTC

@@ -117,3 +117,13 @@ def test_trigger_pause_clear_and_status_while_the_scheduler_runs(tmp_path: Path)
     status = cli(env, "scheduler", "status")
     assert status.returncode == 1
     assert "NOT running" in status.stdout
+
+
+def test_runs_list_refuses_an_unknown_state(tmp_path: Path) -> None:
+    """A state that no run can have is a typo, not an empty list."""
+    env = {**os.environ, "AIRLOOP_HOME": str(tmp_path / "home")}
+    assert cli(env, "db", "migrate").returncode == 0
+    done = cli(env, "runs", "list", "--state", "succes")
+    assert done.returncode == 2, done.stdout
+    assert "succes" in done.stderr
+    assert "success" in done.stderr

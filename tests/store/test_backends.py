@@ -13,12 +13,22 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from airloop import DAG, DagRunState, task
+from airloop.core.states import TaskState
 from airloop.engine.engine import Engine
-from airloop.exceptions import RunExistsError
+from airloop.exceptions import DatabaseError, RunExistsError, TransientDatabaseError
 from airloop.settings import Settings
 from airloop.store.database import create_engine, current_revision, head_revision, migrate
-from airloop.store.repository import TI_MUTABLE, Store, WriteBatch
+from airloop.store.records import (
+    CheckpointRow,
+    Expansion,
+    NewTaskInstance,
+    TIUpdate,
+    WriteBatch,
+    XComRow,
+)
+from airloop.store.runs import Store
 from airloop.store.schema import metadata
+from airloop.store.service import ServiceStore
 
 from .support import database_at
 
@@ -69,32 +79,19 @@ async def test_store_round_trips_times_json_and_large_text(database_url: str) ->
             run_type="manual",
             logical_date=when,
             params={"n": 3, "names": ["a", "é"], "nested": {"x": None}},
-            task_instances=[
-                {"task_id": t, "pool": "default_pool", "pool_slots": 1, "priority_weight": 1, "max_tries": 2}
-                for t in ("a", "m")
-            ],
-        )  # fmt: skip
+            task_instances=[NewTaskInstance(t, "default_pool", 1, 1, 2) for t in ("a", "m")],
+        )
         big = json.dumps("x" * 900_000)  # MySQL's TEXT would stop at 64 KiB
-        row = {k: None for k in TI_MUTABLE} | {"state": "success", "try_number": 1}
         await store.write(
             WriteBatch(
-                expansions=[(pk, "m", 3)],
-                ti_updates=[{"b_run": pk, "b_task": "a", "b_index": -1, **row, "start_date": when}],
-                xcoms=[
-                    {
-                        "dag_run_id": pk,
-                        "task_id": "a",
-                        "map_index": -1,
-                        "key": "return_value",
-                        "value": big,
-                        "size": len(big),
-                    }
-                ],
+                expansions=[Expansion(pk, "m", 3)],
+                ti_updates=[TIUpdate(pk, "a", -1, TaskState.SUCCESS, 1, start_date=when)],
+                xcoms=[XComRow(pk, "a", -1, "return_value", big)],
             )
         )
         await store.save_checkpoints(
-            [{"b_run": pk, "b_task": "m", "b_index": 2, "checkpoint": {"try_number": 1, "value": {"job": "j"}}}]
-        )  # fmt: skip
+            [CheckpointRow(pk, "m", 2, {"try_number": 1, "value": {"job": "j"}})]
+        )
         (run,) = await store.find_runs("r", "d")
         assert run.logical_date == when  # aware UTC, microseconds kept
         assert run.params == {"n": 3, "names": ["a", "é"], "nested": {"x": None}}
@@ -210,3 +207,30 @@ async def test_the_run_survives_its_connections_being_killed(
         rows = await engine.store.task_instances(result.run_pk)
     assert result.state is DagRunState.SUCCESS, result.failed
     assert {r.state for r in rows} == {"success"}
+
+
+async def test_driver_errors_leave_the_store_as_airloops_own(database_url: str) -> None:
+    """A run that exists is RunExistsError; a refused write is a DatabaseError the
+    scheduler must not retry (not a TransientDatabaseError); no driver exception leaks."""
+    store = await Store.open(database_url)
+    try:
+        service = ServiceStore(store)
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        pk = await service.queue_run("d", "r", {}, when)
+        with pytest.raises(RunExistsError, match="already has a run 'r'"):
+            await service.queue_run("d", "r", {}, when)
+        with pytest.raises(RunExistsError):
+            await store.create_run(
+                dag_id="d",
+                run_id="r",
+                run_type="manual",
+                logical_date=when,
+                params={},
+                task_instances=[],
+            )
+        twice = XComRow(pk, "a", -1, "return_value", "1")
+        with pytest.raises(DatabaseError) as refused:
+            await store.write(WriteBatch(xcoms=[twice, twice]))
+        assert not isinstance(refused.value, TransientDatabaseError)
+    finally:
+        await store.close()

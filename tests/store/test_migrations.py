@@ -16,7 +16,7 @@ from airloop.store.database import (
     head_revision,
     migrate,
 )
-from airloop.store.repository import Store
+from airloop.store.runs import Store
 from airloop.store.schema import metadata
 
 from .support import database_at

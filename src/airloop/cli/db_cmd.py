@@ -7,7 +7,7 @@ import asyncio
 import typer
 
 from airloop.cli.common import EXIT_FAILED, EXIT_OK, ConfigOption, bad_input, out, settings_from
-from airloop.store.database import create_engine, current_revision, head_revision, migrate
+from airloop.store.database import database_revision, head_revision, migrate_database
 
 app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 
@@ -17,15 +17,8 @@ def migrate_command(config: ConfigOption = None) -> None:
     """Create or upgrade the schema to the newest revision (safe to run twice)."""
     settings = settings_from(config)
 
-    async def go() -> tuple[str | None, str]:
-        engine = create_engine(settings.database_url)
-        try:
-            return await migrate(engine)
-        finally:
-            await engine.dispose()
-
     with bad_input():
-        before, after = asyncio.run(go())
+        before, after = asyncio.run(migrate_database(settings.database_url))
     if before == after:
         out.print(f"database is current (revision {after})")
     else:
@@ -37,15 +30,8 @@ def check_command(config: ConfigOption = None) -> None:
     """Exit 0 if the schema is current, 1 if it needs 'airloop db migrate'."""
     settings = settings_from(config)
 
-    async def go() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            return await current_revision(engine)
-        finally:
-            await engine.dispose()
-
     with bad_input():
-        revision = asyncio.run(go())
+        revision = asyncio.run(database_revision(settings.database_url))
     head = head_revision()
     if revision == head:
         out.print(f"database is current (revision {head})")

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.exc import IntegrityError
 
 from airloop.authoring.dag import DAG
 from airloop.authoring.params import parse_cli_params
@@ -24,9 +23,12 @@ from airloop.cli.common import (
     out,
     settings_from,
 )
-from airloop.exceptions import DatabaseError
+from airloop.core.states import DagRunState
+from airloop.exceptions import DatabaseError, RunExistsError
 from airloop.settings import Settings
-from airloop.store.repository import ServiceStore, Store
+from airloop.store.records import HeartbeatRow
+from airloop.store.runs import Store
+from airloop.store.service import ServiceStore
 
 scheduler_app = typer.Typer(help="The scheduler service.", invoke_without_command=True)
 runs_app = typer.Typer(help="DAG runs.", no_args_is_help=True)
@@ -58,7 +60,7 @@ def status(config: ConfigOption = None) -> None:
     """Is a scheduler alive? Its loop lag and how many task instances it runs."""
     settings = settings_from(config)
 
-    async def latest() -> Any:
+    async def latest() -> HeartbeatRow | None:
         try:
             store = await Store.open(settings.database_url, auto_migrate=False)
         except DatabaseError:
@@ -131,7 +133,7 @@ def trigger(
         asyncio.run(
             _with_store(settings, lambda s: s.queue_run(dag_id, rid, params, when), create=True)
         )
-    except IntegrityError:
+    except RunExistsError:
         fail(f"DAG {dag_id!r} already has a run {rid!r} or a run for {when.isoformat()}")
     out.print(f"queued run {rid} of {dag_id}")
 
@@ -171,7 +173,7 @@ def list_import_errors(config: ConfigOption = None) -> None:
 @runs_app.command("list")
 def list_runs(
     dag_id: Annotated[str | None, typer.Option("--dag-id")] = None,
-    state: Annotated[str | None, typer.Option("--state")] = None,
+    state: Annotated[DagRunState | None, typer.Option("--state")] = None,
     config: ConfigOption = None,
 ) -> None:
     """DAG runs, newest first."""
@@ -229,7 +231,7 @@ def backfill(
                     data_interval=(interval.start, interval.end),
                 )
                 created += 1
-            except IntegrityError:
+            except RunExistsError:
                 out.print(f"skipped {interval.start:%Y-%m-%d %H:%M}: it already has a run")
         return created
 

@@ -34,7 +34,7 @@ from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
 from airloop.executors.task_logs import StreamSink, task_log_routing
-from airloop.store.repository import Store
+from airloop.store.runs import Store
 
 app = typer.Typer(help="Run or inspect task instances.", no_args_is_help=True)
 

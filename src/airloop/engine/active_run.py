@@ -37,7 +37,15 @@ from airloop.engine.outputs import RunOutputs
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, log_path
-from airloop.store.repository import WriteBatch
+from airloop.store.records import (
+    Expansion,
+    LogRow,
+    RunUpdate,
+    TaskInstanceRow,
+    TIUpdate,
+    WriteBatch,
+    XComRow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +69,22 @@ class TIRecord:
     #: {"try_number": n, "value": ...}: written by the task itself, not in row()
     checkpoint: dict[str, Any] | None = None
 
-    def row(self, run_pk: int, state: TaskState, try_number: int) -> dict[str, Any]:
-        return {
-            "b_run": run_pk,
-            "b_task": self.key.task_id,
-            "b_index": self.key.map_index,
-            "state": state.value,
-            "try_number": try_number,
-            "queued_at": self.queued_at,
-            "start_date": self.start_date,
-            "end_date": self.end_date,
-            "duration": self.duration,
-            "hostname": self.hostname,
-            "executor": self.executor,
-            "next_retry_at": self.next_retry_at,
-            "error": self.error,
-        }
+    def row(self, run_pk: int, state: TaskState, try_number: int) -> TIUpdate:
+        return TIUpdate(
+            run_pk,
+            self.key.task_id,
+            self.key.map_index,
+            state,
+            try_number,
+            self.queued_at,
+            self.start_date,
+            self.end_date,
+            self.duration,
+            self.hostname,
+            self.executor,
+            self.next_retry_at,
+            self.error,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +165,7 @@ class ActiveRun:
         logs_root: Path,
         xcom_max_bytes: int,
         started_at: float,
-        task_instances: Iterable[Any],
+        task_instances: Iterable[TaskInstanceRow],
         xcoms: Iterable[tuple[TIKey, str]],
         logged: Iterable[tuple[TIKey, int]],
         now: float,
@@ -187,7 +195,7 @@ class ActiveRun:
         stored: list[StoredTI] = []
         for ti in task_instances:
             key = TIKey(ti.task_id, ti.map_index)
-            state = TaskState(ti.state)
+            state = ti.state
             records[key] = TIRecord(
                 key,
                 ti.queued_at,
@@ -200,7 +208,9 @@ class ActiveRun:
                 ti.error,
                 ti.checkpoint,
             )
-            checkpointed = bool(ti.checkpoint) and ti.checkpoint.get("try_number") == ti.try_number
+            checkpointed = (
+                ti.checkpoint is not None and ti.checkpoint.get("try_number") == ti.try_number
+            )
             resumable = checkpointed or dag.task_dict[ti.task_id].can_resume
             if state in (TaskState.QUEUED, TaskState.RUNNING) and resumable:
                 run._resumed_keys.add(key)
@@ -382,13 +392,13 @@ class ActiveRun:
                 return Started(event.key, event.stimulus_id)
             self._logged.add((event.key, event.try_number))
             batch.logs.append(
-                {
-                    "dag_run_id": self.run_pk,
-                    "task_id": event.key.task_id,
-                    "map_index": event.key.map_index,
-                    "try_number": event.try_number,
-                    "path": self._log_path(event.key, event.try_number),
-                }
+                LogRow(
+                    self.run_pk,
+                    event.key.task_id,
+                    event.key.map_index,
+                    event.try_number,
+                    self._log_path(event.key, event.try_number),
+                )
             )
             return Started(event.key, event.stimulus_id)
         assert isinstance(event, TaskFinished)
@@ -402,14 +412,13 @@ class ActiveRun:
             if event.xcom is not None:
                 self.outputs.record(event.key, event.xcom)
                 batch.xcoms.append(
-                    {
-                        "dag_run_id": self.run_pk,
-                        "task_id": event.key.task_id,
-                        "map_index": event.key.map_index,
-                        "key": "return_value",
-                        "value": event.xcom,
-                        "size": len(event.xcom),
-                    }
+                    XComRow(
+                        self.run_pk,
+                        event.key.task_id,
+                        event.key.map_index,
+                        "return_value",
+                        event.xcom,
+                    )
                 )
             return Succeeded(event.key, event.output_length, event.stimulus_id)
         if outcome is Outcome.SKIPPED:
@@ -440,7 +449,7 @@ class ActiveRun:
                 )
         records = self._records
         for exp in plan.expansions:
-            batch.expansions.append((self.run_pk, exp.task_id, exp.count))
+            batch.expansions.append(Expansion(self.run_pk, exp.task_id, exp.count))
             del records[TIKey(exp.task_id)]
             self._dirty.discard(TIKey(exp.task_id))
             for i in range(exp.count):
@@ -482,14 +491,7 @@ class ActiveRun:
         state = self._planner.run_state
         assert state is not None
         note = f"interrupted: {self.stopping}" if self.stopping else self.abort_reason
-        batch.run_updates.append(
-            {
-                "b_id": self.run_pk,
-                "state": state.value,
-                "end_date": now_dt,
-                "note": note,
-            }
-        )
+        batch.run_updates.append(RunUpdate(self.run_pk, state, now_dt, note))
         state_of = self._planner.state_of
         failed = [
             (str(rec.key), rec.error or "")

@@ -28,7 +28,8 @@ from airloop.executors.task_logs import TaskLogWriter
 from airloop.runtime import in_thread
 from airloop.settings import Settings, load_settings
 from airloop.store.checkpoints import CheckpointWriter
-from airloop.store.repository import Store
+from airloop.store.records import DagRunRow
+from airloop.store.runs import Store
 
 log = logging.getLogger(__name__)
 
@@ -227,11 +228,11 @@ class Engine:
         existing = [] if queued_pk is not None else await self.store.find_runs(run_id, dag.dag_id)
         if existing:
             row = existing[0]
-            if resume and row.state == DagRunState.RUNNING.value:
+            if resume and row.state is DagRunState.RUNNING:
                 return await self._resume(dag, row, specs, planner)
             hint = (
                 "; it is unfinished: resume it (--resume)"
-                if row.state == DagRunState.RUNNING.value
+                if row.state is DagRunState.RUNNING
                 else ""
             )
             raise RunExistsError(f"DAG {dag.dag_id!r} already has a run {run_id!r}{hint}")
@@ -276,7 +277,7 @@ class Engine:
         return {"checkpoints": self._checkpoints.save, "task_log": self._logs.sink}
 
     async def _resume(
-        self, dag: DAG, row: Any, specs: list[TaskSpec], planner: RunPlanner
+        self, dag: DAG, row: DagRunRow, specs: list[TaskSpec], planner: RunPlanner
     ) -> ActiveRun:
         loop = asyncio.get_running_loop()
         tis = await self.store.task_instances(row.id)

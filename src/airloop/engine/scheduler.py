@@ -7,8 +7,6 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, IntegrityError
-
 from airloop.core.admission import Admission
 from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.planner import (
@@ -20,9 +18,11 @@ from airloop.core.planner import (
 )
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
+from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
-from airloop.store.repository import Store, WriteBatch, utcnow
+from airloop.store.records import WriteBatch
+from airloop.store.runs import Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -323,9 +323,9 @@ class Scheduler:
             try:
                 await self._store.write(batch)
                 return
-            except IntegrityError:
-                raise  # not transient: retrying cannot help
-            except (DBAPIError, OSError) as exc:
+            # Any other DatabaseError (a violated constraint) propagates: retrying
+            # the same batch cannot help.
+            except TransientDatabaseError as exc:
                 if self._stop_reason is not None:
                     if self._stop_requested_at is None:
                         self._stop_requested_at = loop.time()

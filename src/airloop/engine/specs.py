@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from airloop.authoring.dag import DAG
 from airloop.authoring.mapped import MappedOperator
 from airloop.core.planner import TaskSpec
+from airloop.store.records import NewTaskInstance
 
 
 def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
@@ -31,7 +30,7 @@ def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
     return specs
 
 
-def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[dict[str, Any]]:
+def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[NewTaskInstance]:
     """The task_instance rows a new run starts with (mapped tasks: one placeholder each)."""
     rows = []
     for spec in specs:
@@ -40,13 +39,13 @@ def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[dict[str, Any]]:
             node.factory.operator_name if isinstance(node, MappedOperator) else type(node).__name__
         )
         rows.append(
-            {
-                "task_id": spec.task_id,
-                "max_tries": spec.retry.max_tries,
-                "pool": spec.pool,
-                "pool_slots": spec.pool_slots,
-                "priority_weight": spec.priority_weight,
-                "operator": operator,
-            }
+            NewTaskInstance(
+                task_id=spec.task_id,
+                pool=spec.pool,
+                pool_slots=spec.pool_slots,
+                priority_weight=spec.priority_weight,
+                max_tries=spec.retry.max_tries,
+                operator=operator,
+            )
         )
     return rows

@@ -21,8 +21,6 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
-
 from airloop.core.schedules import due_intervals
 from airloop.core.states import DagRunState
 from airloop.engine.active_run import ActiveRun, RunResult
@@ -30,13 +28,14 @@ from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError, RunExistsError
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
-from airloop.store.repository import ServiceStore
+from airloop.store.records import ImportErrorRow
 from airloop.store.scheduler_lock import (
     DatabaseLock,
     SchedulerAlreadyRunning,
     scheduler_lock,
     single_instance,
 )
+from airloop.store.service import ServiceStore
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +180,7 @@ class SchedulerService:
             for dag_id, dag in self.state.dags.items()
         }
         errors = [
-            {
-                "fileloc": path,
-                "line": error.line,
-                "message": str(error),
-                "traceback": self.state.tracebacks.get(path),
-            }
+            ImportErrorRow(path, error.line, str(error), self.state.tracebacks.get(path))
             for path, error in self.state.errors.items()
         ]
         self.paused = await store.sync_dags(dags, errors)
@@ -222,7 +216,7 @@ class SchedulerService:
                         logical_date=interval.start,
                         data_interval=(interval.start, interval.end),
                     )
-                except (RunExistsError, IntegrityError):
+                except RunExistsError:
                     continue  # created already (the unique constraint holds the line)
                 self.runs_created += 1
                 log.info("created run %s of %s", run_id, dag_id)
@@ -230,7 +224,7 @@ class SchedulerService:
 
     async def _start_triggered(self, engine: Engine, store: ServiceStore) -> None:
         """Start queued runs (trigger, backfill, clear), oldest first, within max_active_runs."""
-        for row in await store.runs(state="queued", oldest_first=True):
+        for row in await store.runs(state=DagRunState.QUEUED, oldest_first=True):
             dag = self.state.dags.get(row.dag_id)
             if dag is None or self.paused.get(row.dag_id) or row.id in self.active:
                 continue
@@ -239,14 +233,9 @@ class SchedulerService:
             try:
                 if await store.has_task_instances(row.id):
                     # Cleared (airloop tasks clear): carry on from what is stored.
-                    await store.set_run_state(row.id, "running")
+                    await store.set_run_state(row.id, DagRunState.RUNNING)
                     run = await engine.start_run(dag, run_id=row.run_id, resume=True)
                 else:
-                    interval = (
-                        (row.data_interval_start, row.data_interval_end)
-                        if row.data_interval_start is not None
-                        else None
-                    )
                     run = await engine.start_run(
                         dag,
                         row.params,
@@ -254,7 +243,7 @@ class SchedulerService:
                         run_type=row.run_type,
                         logical_date=row.logical_date,
                         queued_pk=row.id,
-                        data_interval=interval,
+                        data_interval=row.data_interval,
                     )
             except AirloopError as exc:
                 log.warning(
@@ -271,7 +260,7 @@ class SchedulerService:
 
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
         """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""
-        for row in await store.runs(state="running"):
+        for row in await store.runs(state=DagRunState.RUNNING):
             if row.id in self.active:
                 continue
             dag = self.state.dags.get(row.dag_id)

@@ -10,19 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from airloop.store.repository import Store
+from airloop.store.records import CheckpointRow
+from airloop.store.runs import Store
 
 
 class CheckpointWriter:
     def __init__(self, store: Store, window: float = 0.005) -> None:
         self._store = store
         self._window = window
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._pending: list[tuple[CheckpointRow, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def save(self, run_pk: int, task_id: str, map_index: int, value: Any) -> None:
+    async def save(self, run_pk: int, task_id: str, map_index: int, value: dict[str, Any]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        row = {"b_run": run_pk, "b_task": task_id, "b_index": map_index, "checkpoint": value}
+        row = CheckpointRow(run_pk, task_id, map_index, value)
         self._pending.append((row, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="airloop-checkpoints")

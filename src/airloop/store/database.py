@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from airloop.exceptions import DatabaseError
+from airloop.store.errors import driver_errors
 from airloop.store.urls import DatabaseUrlError, check_database_url, import_driver
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,8 +32,11 @@ __all__ = [
     "create_engine",
     "create_schema",
     "current_revision",
+    "database_revision",
     "migrate",
     "migrate_blocking",
+    "migrate_database",
+    "open_engine",
 ]
 
 
@@ -164,3 +171,80 @@ async def create_schema(engine: AsyncEngine) -> None:
         await conn.execute(
             text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
         )
+
+
+# -- the opening policy ---------------------------------------------------------------
+
+
+def _is_older(revision: str | None, head: str) -> bool:
+    return revision is not None and revision.isdigit() and revision < head
+
+
+async def open_engine(
+    url: str, *, auto_migrate: bool = True, pool_size: int = 10, max_overflow: int = 20
+) -> AsyncEngine:
+    """An engine on a database whose schema is current, or DatabaseError (one line).
+
+    An empty database is created on first use (with ``auto_migrate``); a SQLite file
+    older than this airloop is upgraded; an older server database is refused until
+    'airloop db migrate' ran.
+    """
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    try:
+        revision = await current_revision(engine)
+        head = head_revision()
+        if revision is None and auto_migrate:
+            # An empty database is created on first use. An existing server database
+            # is only ever upgraded on purpose ('airloop db migrate'): on a shared
+            # server one upgraded CLI must not change the schema under everyone else.
+            try:
+                await create_schema(engine)
+            except Exception:
+                # Two processes creating it at once: fine if the other one did.
+                if await current_revision(engine) != head_revision():
+                    raise
+        elif (
+            auto_migrate and engine.url.get_backend_name() == "sqlite" and _is_older(revision, head)
+        ):
+            # A SQLite file belongs to this one installation: upgrading airloop
+            # upgrades its embedded database too, as 'make demo' twice across an
+            # upgrade expects. Revision ids are zero-padded sequence numbers.
+            log.warning(
+                "upgrading SQLite database %s from schema %s to %s",
+                engine.url.database,
+                revision,
+                head,
+            )
+            await migrate(engine)
+        elif revision != head:
+            raise DatabaseError(
+                f"database schema is at {revision or 'nothing'}, this airloop needs {head}: "
+                "run 'airloop db migrate'"
+            )
+    except DatabaseError:
+        await engine.dispose()
+        raise
+    except Exception as exc:
+        await engine.dispose()
+        raise DatabaseError(f"cannot open database {engine.url!r}: {exc}") from exc
+    return engine
+
+
+async def migrate_database(url: str) -> tuple[str | None, str]:
+    """``airloop db migrate``: upgrade the database at ``url``. Returns (before, after)."""
+    engine = create_engine(url)
+    try:
+        with driver_errors():
+            return await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+async def database_revision(url: str) -> str | None:
+    """``airloop db check``: the schema revision of the database at ``url`` (None: empty)."""
+    engine = create_engine(url)
+    try:
+        with driver_errors():
+            return await current_revision(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,257 @@
+"""Run bookkeeping: a run and its task instances created, the scheduler's batched
+writes, and the reads of what a run recorded. Core SQL, one transaction per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from airloop.core.states import DagRunState, TaskState
+from airloop.exceptions import RunExistsError
+from airloop.store.database import open_engine
+from airloop.store.errors import begin, connect
+from airloop.store.records import (
+    CheckpointRow,
+    DagRunRow,
+    Expansion,
+    LogRow,
+    NewTaskInstance,
+    TaskInstanceRow,
+    WriteBatch,
+    XComRow,
+)
+from airloop.store.schema import dag_run, task_instance, task_log, xcom
+from airloop.store.writes import LeanWriter
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def insert_run(
+    conn: AsyncConnection,
+    *,
+    data_interval: tuple[datetime, datetime] | None,
+    **values: Any,
+) -> int:
+    """Insert one dag_run row and return its primary key."""
+    result = await conn.execute(
+        insert(dag_run).values(
+            **values,
+            data_interval_start=data_interval[0] if data_interval else None,
+            data_interval_end=data_interval[1] if data_interval else None,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def run_row(row: Any) -> DagRunRow:
+    return DagRunRow(**{**row._mapping, "state": DagRunState(row.state)})
+
+
+_ti = task_instance.c
+_UPDATE_RUN = (
+    update(dag_run)
+    .where(dag_run.c.id == bindparam("b_id"))
+    .values(state=bindparam("state"), end_date=bindparam("end_date"), note=bindparam("note"))
+)
+
+
+class Store:
+    """The scheduler's only door to the database: runs, their task instances, XComs
+    and log rows. Takes and returns records (airloop.store.records)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._lean: LeanWriter | None = None
+
+    @classmethod
+    async def open(
+        cls, url: str, *, auto_migrate: bool = True, pool_size: int = 10, max_overflow: int = 20
+    ) -> Store:
+        return cls(
+            await open_engine(
+                url, auto_migrate=auto_migrate, pool_size=pool_size, max_overflow=max_overflow
+            )
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def _writer(self) -> LeanWriter:
+        if self._lean is None:
+            self._lean = LeanWriter(self.engine.dialect)
+        return self._lean
+
+    # -- runs -----------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        dag_id: str,
+        run_id: str,
+        run_type: str,
+        logical_date: datetime,
+        params: dict[str, Any],
+        task_instances: Sequence[NewTaskInstance],
+        data_interval: tuple[datetime, datetime] | None = None,
+        existing_pk: int | None = None,
+    ) -> int:
+        """Insert the run and its task instances (state ``none``) in one transaction.
+
+        With ``existing_pk``, the run row exists already (queued by ``airloop dags
+        trigger``): it is marked running and gets its task instances. RunExistsError if
+        the DAG has a run with this run id or logical date already.
+        """
+        now = utcnow()
+        conflict = f"DAG {dag_id!r} already has a run {run_id!r} or a run for {logical_date}"
+        async with begin(self.engine, RunExistsError, conflict) as conn:
+            if existing_pk is not None:
+                await conn.execute(
+                    update(dag_run)
+                    .where(dag_run.c.id == existing_pk)
+                    .values(state=DagRunState.RUNNING.value, start_date=now, params=params)
+                )
+                run_pk = existing_pk
+            else:
+                run_pk = await insert_run(
+                    conn,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    run_type=run_type,
+                    state=DagRunState.RUNNING.value,
+                    logical_date=logical_date,
+                    params=params,
+                    data_interval=data_interval,
+                    created_at=now,
+                    start_date=now,
+                )
+            if task_instances:
+                await conn.execute(
+                    insert(task_instance),
+                    [
+                        {
+                            "dag_run_id": run_pk,
+                            "task_id": ti.task_id,
+                            "map_index": -1,
+                            "state": TaskState.NONE.value,
+                            "try_number": 0,
+                            "max_tries": ti.max_tries,
+                            "pool": ti.pool,
+                            "pool_slots": ti.pool_slots,
+                            "priority_weight": ti.priority_weight,
+                            "operator": ti.operator,
+                            "updated_at": now,
+                        }
+                        for ti in task_instances
+                    ],
+                )
+        return run_pk
+
+    async def write(self, batch: WriteBatch) -> None:
+        """Write one tick's changes in one transaction (TransientDatabaseError: try again)."""
+        if not batch:
+            return
+        now = utcnow()
+        lean = self._writer()
+        async with begin(self.engine) as conn:
+            for expansion in batch.expansions:
+                await self._expand(conn, expansion, now)
+            if batch.ti_updates:
+                await lean.ti_updates(conn, batch.ti_updates, now)
+            if batch.xcoms:
+                await lean.xcoms(conn, batch.xcoms, now)
+            if batch.logs:
+                await lean.logs(conn, batch.logs, now)
+            if batch.run_updates:
+                await conn.execute(
+                    _UPDATE_RUN,
+                    [
+                        {
+                            "b_id": r.run_pk,
+                            "state": r.state.value,
+                            "end_date": r.end_date,
+                            "note": r.note,
+                        }
+                        for r in batch.run_updates
+                    ],
+                )
+
+    @staticmethod
+    async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:
+        where = and_(_ti.dag_run_id == exp.run_pk, _ti.task_id == exp.task_id, _ti.map_index == -1)
+        template = (await conn.execute(select(task_instance).where(where))).mappings().one()
+        await conn.execute(update(task_instance).where(where).values(map_index=0, updated_at=now))
+        if exp.count > 1:
+            base = {k: v for k, v in template.items() if k not in ("id", "map_index")}
+            base["updated_at"] = now
+            await conn.execute(
+                insert(task_instance), [{**base, "map_index": i} for i in range(1, exp.count)]
+            )
+
+    async def save_checkpoints(self, rows: Sequence[CheckpointRow]) -> None:
+        """Durably record task instances' checkpoints, in one short transaction.
+
+        The one write outside the scheduler's batches: an operator must know its handle
+        on external work is stored before it waits (the scheduler never writes this
+        column, so the two cannot overwrite each other).
+        """
+        async with begin(self.engine) as conn:
+            await self._writer().checkpoints(conn, rows, utcnow())
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def find_runs(self, run_id: str, dag_id: str | None = None) -> list[DagRunRow]:
+        query = select(dag_run).where(dag_run.c.run_id == run_id)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
+        async with connect(self.engine) as conn:
+            return [run_row(r) for r in await conn.execute(query.order_by(dag_run.c.id))]
+
+    async def latest_runs(self, limit: int = 10, dag_id: str | None = None) -> list[DagRunRow]:
+        query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
+        async with connect(self.engine) as conn:
+            return [run_row(r) for r in await conn.execute(query)]
+
+    async def task_instances(self, run_pk: int) -> list[TaskInstanceRow]:
+        query = (
+            select(task_instance).where(_ti.dag_run_id == run_pk).order_by(_ti.id, _ti.map_index)
+        )
+        async with connect(self.engine) as conn:
+            return [
+                TaskInstanceRow(**{**r._mapping, "state": TaskState(r.state)})
+                for r in await conn.execute(query)
+            ]
+
+    async def state_counts(self, run_pk: int) -> dict[TaskState, int]:
+        query = select(_ti.state, func.count()).where(_ti.dag_run_id == run_pk).group_by(_ti.state)
+        async with connect(self.engine) as conn:
+            return {TaskState(state): int(n) for state, n in await conn.execute(query)}
+
+    async def xcom_values(self, run_pk: int) -> list[XComRow]:
+        c = xcom.c
+        query = (
+            select(c.dag_run_id, c.task_id, c.map_index, c.key, c.value)
+            .where(c.dag_run_id == run_pk)
+            .order_by(c.id)
+        )
+        async with connect(self.engine) as conn:
+            return [XComRow(*r) for r in await conn.execute(query)]
+
+    async def log_paths(self, run_pk: int) -> list[LogRow]:
+        c = task_log.c
+        query = (
+            select(c.dag_run_id, c.task_id, c.map_index, c.try_number, c.path)
+            .where(c.dag_run_id == run_pk)
+            .order_by(c.id)
+        )
+        async with connect(self.engine) as conn:
+            return [LogRow(*r) for r in await conn.execute(query)]

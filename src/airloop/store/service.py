@@ -1,0 +1,283 @@
+"""Service bookkeeping: the DAG table and import errors, pausing, queued runs,
+clearing, and the scheduler's heartbeat. What the scheduler service and the CLI
+commands that steer it read and write besides the runs themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from airloop.core.states import DagRunState, TaskState
+from airloop.exceptions import RunExistsError
+from airloop.store.errors import begin, connect
+from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
+from airloop.store.runs import Store, insert_run, run_row, utcnow
+from airloop.store.schema import dag as dag_table
+from airloop.store.schema import dag_run, import_error, scheduler_heartbeat, task_instance, xcom
+
+#: Task instances a run that cannot go on leaves unfinished (fail_run fails them).
+_OPEN = [
+    s.value
+    for s in (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
+]
+_FAILED = [TaskState.FAILED.value, TaskState.UPSTREAM_FAILED.value]
+
+
+class ServiceStore:
+    """What the scheduler service and its CLI commands read and write besides runs."""
+
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    async def sync_dags(
+        self, dags: dict[str, tuple[str, str | None]], errors: Sequence[ImportErrorRow]
+    ) -> dict[str, bool]:
+        """Record the DAGs found (dag_id -> (file, schedule)) and the import errors;
+        DAGs no longer found become inactive. Returns dag_id -> is_paused."""
+        now = utcnow()
+        async with begin(self.engine) as conn:
+            known = {r.dag_id for r in await conn.execute(select(dag_table.c.dag_id))}
+            for dag_id, (fileloc, schedule) in dags.items():
+                values = {
+                    "fileloc": fileloc,
+                    "schedule": schedule,
+                    "is_active": True,
+                    "last_parsed": now,
+                }
+                if dag_id in known:
+                    await conn.execute(
+                        update(dag_table).where(dag_table.c.dag_id == dag_id).values(**values)
+                    )
+                else:
+                    await conn.execute(
+                        insert(dag_table).values(dag_id=dag_id, is_paused=False, **values)
+                    )
+            gone = [d for d in known if d not in dags]
+            if gone:
+                await conn.execute(
+                    update(dag_table).where(dag_table.c.dag_id.in_(gone)).values(is_active=False)
+                )
+            await conn.execute(import_error.delete())
+            if errors:
+                await conn.execute(
+                    insert(import_error),
+                    [
+                        {
+                            "fileloc": e.fileloc,
+                            "line": e.line,
+                            "message": e.message,
+                            "traceback": e.traceback,
+                            "created_at": now,
+                        }
+                        for e in errors
+                    ],
+                )
+            rows = (await conn.execute(select(dag_table.c.dag_id, dag_table.c.is_paused))).all()
+        return {r.dag_id: bool(r.is_paused) for r in rows}
+
+    async def set_paused(self, dag_id: str, paused: bool) -> bool:
+        async with begin(self.engine) as conn:
+            result = await conn.execute(
+                update(dag_table).where(dag_table.c.dag_id == dag_id).values(is_paused=paused)
+            )
+            return bool(result.rowcount)
+
+    async def paused(self) -> dict[str, bool]:
+        async with connect(self.engine) as conn:
+            rows = (await conn.execute(select(dag_table.c.dag_id, dag_table.c.is_paused))).all()
+        return {r.dag_id: bool(r.is_paused) for r in rows}
+
+    async def import_errors(self) -> list[ImportErrorRow]:
+        c = import_error.c
+        query = select(c.fileloc, c.line, c.message, c.traceback).order_by(c.fileloc)
+        async with connect(self.engine) as conn:
+            return [ImportErrorRow(*r) for r in await conn.execute(query)]
+
+    async def last_interval_end(self, dag_id: str) -> datetime | None:
+        # Backfilled intervals count too: a schedule never re-creates an interval.
+        query = select(func.max(dag_run.c.data_interval_end)).where(
+            and_(dag_run.c.dag_id == dag_id, dag_run.c.run_type.in_(["scheduled", "backfill"]))
+        )
+        async with connect(self.engine) as conn:
+            value: datetime | None = (await conn.execute(query)).scalar()
+        # max() of a UtcDateTime column comes back as the driver's naive UTC value.
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    async def runs(
+        self,
+        *,
+        dag_id: str | None = None,
+        state: DagRunState | None = None,
+        limit: int = 1000,
+        oldest_first: bool = False,
+    ) -> list[DagRunRow]:
+        order = dag_run.c.id.asc() if oldest_first else dag_run.c.id.desc()
+        query = select(dag_run).order_by(order).limit(limit)
+        if dag_id is not None:
+            query = query.where(dag_run.c.dag_id == dag_id)
+        if state is not None:
+            query = query.where(dag_run.c.state == state.value)
+        async with connect(self.engine) as conn:
+            return [run_row(r) for r in await conn.execute(query)]
+
+    async def queue_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        params: dict[str, Any],
+        logical_date: datetime,
+        *,
+        run_type: str = "manual",
+        data_interval: tuple[datetime, datetime] | None = None,
+    ) -> int:
+        """A run for the scheduler service to start (``airloop dags trigger|backfill``).
+        RunExistsError if the DAG has a run with this id or logical date already."""
+        conflict = f"DAG {dag_id!r} already has a run {run_id!r} or a run for {logical_date}"
+        async with begin(self.engine, RunExistsError, conflict) as conn:
+            return await insert_run(
+                conn,
+                dag_id=dag_id,
+                run_id=run_id,
+                run_type=run_type,
+                state=DagRunState.QUEUED.value,
+                logical_date=logical_date,
+                params=params,
+                data_interval=data_interval,
+                created_at=utcnow(),
+            )
+
+    async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
+        """Make task instances run again: back to ``none`` (mapped ones to one
+        placeholder, expanded again at run time), their XComs dropped, and the run
+        queued for the scheduler service, which resumes it. Returns how many."""
+        ti = task_instance.c
+        async with connect(self.engine) as conn:
+            state = (
+                await conn.execute(select(dag_run.c.state).where(dag_run.c.id == run_pk))
+            ).scalar()
+        if state in (DagRunState.RUNNING, DagRunState.QUEUED):
+            raise RunExistsError(
+                f"the run is {state}: clear it once it has finished (a running run "
+                "cannot be changed under the scheduler)"
+            )
+        where = ti.dag_run_id == run_pk
+        if task_ids:
+            where = and_(where, ti.task_id.in_(task_ids))
+        if failed_only:
+            where = and_(where, ti.state.in_(_FAILED))
+        async with begin(self.engine) as conn:
+            rows = (await conn.execute(select(ti.task_id, ti.map_index).where(where))).all()
+            if not rows:
+                return 0
+            # Clearing whole mapped tasks: one placeholder again, expanded at run time.
+            # Clearing only failed instances keeps the expansion and the successes.
+            mapped = [] if failed_only else sorted({r.task_id for r in rows if r.map_index >= 0})
+            for task_id in mapped:
+                await conn.execute(
+                    task_instance.delete().where(
+                        and_(ti.dag_run_id == run_pk, ti.task_id == task_id, ti.map_index > 0)
+                    )
+                )
+                await conn.execute(
+                    update(task_instance)
+                    .where(and_(ti.dag_run_id == run_pk, ti.task_id == task_id))
+                    .values(map_index=-1)
+                )
+            cleared = sorted({r.task_id for r in rows})
+            scope = (
+                where  # just the rows chosen (failed ones)
+                if failed_only
+                else and_(ti.dag_run_id == run_pk, ti.task_id.in_(cleared))
+            )
+            await conn.execute(
+                update(task_instance)
+                .where(scope)
+                .values(
+                    state=TaskState.NONE.value,
+                    error=None,
+                    start_date=None,
+                    end_date=None,
+                    duration=None,
+                    next_retry_at=None,
+                    checkpoint=None,
+                    updated_at=utcnow(),
+                )
+            )
+            for row in rows if failed_only else []:
+                await conn.execute(
+                    xcom.delete().where(
+                        and_(
+                            xcom.c.dag_run_id == run_pk,
+                            xcom.c.task_id == row.task_id,
+                            xcom.c.map_index == row.map_index,
+                        )
+                    )
+                )
+            if not failed_only:
+                await conn.execute(
+                    xcom.delete().where(
+                        and_(xcom.c.dag_run_id == run_pk, xcom.c.task_id.in_(cleared))
+                    )
+                )
+            await conn.execute(
+                update(dag_run)
+                .where(dag_run.c.id == run_pk)
+                .values(state=DagRunState.QUEUED.value, end_date=None, note=None)
+            )
+        return len(rows)
+
+    async def set_run_state(self, run_pk: int, state: DagRunState) -> None:
+        async with begin(self.engine) as conn:
+            await conn.execute(
+                update(dag_run).where(dag_run.c.id == run_pk).values(state=state.value)
+            )
+
+    async def has_task_instances(self, run_pk: int) -> bool:
+        query = select(func.count()).where(task_instance.c.dag_run_id == run_pk)
+        async with connect(self.engine) as conn:
+            return bool((await conn.execute(query)).scalar())
+
+    async def fail_run(self, run_pk: int, note: str) -> None:
+        """Fail a run that cannot go on, and every task instance of it still open."""
+        now = utcnow()
+        async with begin(self.engine) as conn:
+            await conn.execute(
+                update(dag_run)
+                .where(dag_run.c.id == run_pk)
+                .values(state=DagRunState.FAILED.value, end_date=now, note=note)
+            )
+            await conn.execute(
+                update(task_instance)
+                .where(and_(task_instance.c.dag_run_id == run_pk, task_instance.c.state.in_(_OPEN)))
+                .values(state=TaskState.FAILED.value, error=note, end_date=now, updated_at=now)
+            )
+
+    async def heartbeat(self, row_id: int | None, **values: Any) -> int:
+        """Insert (``row_id`` None) or update this scheduler's heartbeat row. Values:
+        hostname, pid, state, loop_lag, running_tasks, active_runs."""
+        now = utcnow()
+        async with begin(self.engine) as conn:
+            if row_id is None:
+                result = await conn.execute(
+                    insert(scheduler_heartbeat).values(started_at=now, heartbeat_at=now, **values)
+                )
+                pk = result.inserted_primary_key
+                assert pk is not None
+                return int(pk[0])
+            await conn.execute(
+                update(scheduler_heartbeat)
+                .where(scheduler_heartbeat.c.id == row_id)
+                .values(heartbeat_at=now, **values)
+            )
+            return row_id
+
+    async def latest_heartbeat(self) -> HeartbeatRow | None:
+        query = select(scheduler_heartbeat).order_by(scheduler_heartbeat.c.id.desc()).limit(1)
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else HeartbeatRow(**row._mapping)
