@@ -234,3 +234,27 @@ async def test_driver_errors_leave_the_store_as_airloops_own(database_url: str) 
         assert not isinstance(refused.value, TransientDatabaseError)
     finally:
         await store.close()
+
+
+async def test_a_value_the_database_refuses_is_not_retried_as_transient(
+    server_database_url: str,
+) -> None:
+    """A value too long for its column fails the same way on every retry: it is a
+    DatabaseError (the scheduler stops on it), not a TransientDatabaseError it would
+    retry forever while every run stalls."""
+    store = await Store.open(server_database_url)
+    try:
+        pk = await store.create_run(
+            dag_id="d",
+            run_id="r",
+            run_type="manual",
+            logical_date=datetime(2026, 1, 1, tzinfo=UTC),
+            params={},
+            task_instances=[NewTaskInstance("t", "default_pool", 1, 1, 1)],
+        )
+        too_long = TIUpdate(pk, "t", -1, TaskState.RUNNING, 1, executor="x" * 500)
+        with pytest.raises(DatabaseError) as refused:
+            await store.write(WriteBatch(ti_updates=[too_long]))
+        assert not isinstance(refused.value, TransientDatabaseError)
+    finally:
+        await store.close()
