@@ -328,9 +328,11 @@ class ActiveRun:
         """Start nothing more (events are still processed)."""
         self._planner.hold()
 
-    def unhold(self) -> None:
-        """Start tasks again after ``hold`` -- unless the run is being failed or stopped."""
+    def unhold(self, now: float) -> None:
+        """Start tasks again after ``hold`` -- unless the run is being failed or stopped;
+        the run is planned at the next tick from ``now``."""
         self._planner.unhold()
+        self.wake_at = now
 
     # -- planning (the scheduler's) ---------------------------------------------------
 

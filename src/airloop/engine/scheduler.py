@@ -113,8 +113,7 @@ class Scheduler:
         self._holding = False
         now = asyncio.get_running_loop().time()
         for run in [*self._runs.values(), *self._new]:
-            run.unhold()
-            run.wake_at = now
+            run.unhold(now)
         self._channel.nudge()
 
     async def drain(self, grace: float) -> bool:

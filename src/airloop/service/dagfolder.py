@@ -153,7 +153,7 @@ class DagFolder:
     async def _scan(self, *, everything: bool) -> tuple[list[Path], bool]:
         """Forget deleted files; return the files to parse now (marked in flight), and
         whether a file was deleted."""
-        files = await in_thread(discover, self.folder) if self.folder.exists() else []
+        files = await in_thread(_discover_if_there, self.folder)
         removed = set(self._mtimes) - set(files)
         for gone in removed:
             self._mtimes.pop(gone)
@@ -227,3 +227,8 @@ class DagFolder:
             state.errors[str(path)] = error
             state.tracebacks[str(path)] = trace
         return state
+
+
+def _discover_if_there(folder: Path) -> list[Path]:
+    """The folder's DAG files; none while the folder does not exist (blocking: a thread)."""
+    return discover(folder) if folder.exists() else []

@@ -15,6 +15,7 @@ finish, then the rest are cancelled and recorded as interrupted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from airloop.core.states import DagRunState
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError, RunExistsError
+from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
 from airloop.store.records import ImportErrorRow
@@ -170,7 +172,7 @@ class SchedulerService:
         from watchfiles import awatch
 
         folder = self.folder.folder
-        folder.mkdir(parents=True, exist_ok=True)
+        await in_thread(functools.partial(folder.mkdir, parents=True, exist_ok=True))
         async for _ in awatch(folder, stop_event=stop, debounce=200, recursive=True):
             self.folder.poke()
 
