@@ -14,45 +14,12 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airloop.authoring.dependency import DependencyMixin
 from airloop.authoring.operator import AbstractOperator
 from airloop.exceptions import DagDefinitionError
 
 if TYPE_CHECKING:
     from airloop.authoring.dag import DAG
-
-
-class DependencyMixin:
-    """``>>``, ``<<``, ``set_upstream`` and ``set_downstream`` for things that are not tasks."""
-
-    def edge_roots(self) -> list[AbstractOperator]:
-        """The tasks an edge ending at this object goes to."""
-        raise NotImplementedError
-
-    def edge_leaves(self) -> list[AbstractOperator]:
-        """The tasks an edge starting from this object comes from."""
-        raise NotImplementedError
-
-    def set_downstream(self, other: Any, edge_modifier: Label | None = None) -> None:
-        link(self, other, edge_modifier)
-
-    def set_upstream(self, other: Any, edge_modifier: Label | None = None) -> None:
-        link(other, self, edge_modifier)
-
-    def __rshift__(self, other: Any) -> Any:
-        self.set_downstream(other)
-        return other
-
-    def __lshift__(self, other: Any) -> Any:
-        self.set_upstream(other)
-        return other
-
-    def __rrshift__(self, other: Any) -> Any:
-        self.set_upstream(other)
-        return self
-
-    def __rlshift__(self, other: Any) -> Any:
-        self.set_downstream(other)
-        return self
 
 
 class Label(DependencyMixin):

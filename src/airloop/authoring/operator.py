@@ -17,6 +17,7 @@ from airloop.authoring.airflow_args import (
     split_task_args,
     unknown_argument,
 )
+from airloop.authoring.dependency import DependencyMixin
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -26,7 +27,6 @@ from airloop.exceptions import DagDefinitionError
 if TYPE_CHECKING:
     from airloop.authoring.context import Context
     from airloop.authoring.dag import DAG
-    from airloop.authoring.edges import Label
     from airloop.authoring.mapped import OperatorPartial
     from airloop.authoring.taskgroup import TaskGroup
     from airloop.authoring.xcom_arg import OutputLookup, XComArg
@@ -170,7 +170,7 @@ def resolve_settings(
     return TaskSettings(**values)
 
 
-class AbstractOperator:
+class AbstractOperator(DependencyMixin):
     """A node of a DAG: an operator, or a mapped operator that expands at run time."""
 
     is_mapped: ClassVar[bool] = False
@@ -292,31 +292,11 @@ class AbstractOperator:
                 f"cannot link {self.task_id!r} and {other.task_id!r}: both must belong to one DAG"
             )
 
-    def set_downstream(self, other: Any, edge_modifier: Label | None = None) -> None:
-        from airloop.authoring.edges import link
+    def edge_roots(self) -> list[AbstractOperator]:
+        return [self]
 
-        link(self, other, edge_modifier)
-
-    def set_upstream(self, other: Any, edge_modifier: Label | None = None) -> None:
-        from airloop.authoring.edges import link
-
-        link(other, self, edge_modifier)
-
-    def __rshift__(self, other: Any) -> Any:
-        self.set_downstream(other)
-        return other
-
-    def __lshift__(self, other: Any) -> Any:
-        self.set_upstream(other)
-        return other
-
-    def __rrshift__(self, other: Any) -> AbstractOperator:
-        self.set_upstream(other)
-        return self
-
-    def __rlshift__(self, other: Any) -> AbstractOperator:
-        self.set_downstream(other)
-        return self
+    def edge_leaves(self) -> list[AbstractOperator]:
+        return [self]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_id!r}>"

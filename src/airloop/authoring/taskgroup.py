@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from airloop.authoring.airflow_args import unknown_argument
-from airloop.authoring.edges import DependencyMixin
+from airloop.authoring.dependency import DependencyMixin
 from airloop.authoring.operator import (
     DAG_LEVEL_DEFAULT_ARGS,
     AbstractOperator,
