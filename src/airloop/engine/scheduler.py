@@ -90,6 +90,7 @@ class Scheduler:
         """
         if self._stop_reason is None:
             self._stop_reason = reason
+            self._stop_requested_at = asyncio.get_running_loop().time()
             self._keep_runs = keep_runs
             if grace is not None:
                 self._grace = grace
@@ -325,11 +326,13 @@ class Scheduler:
             # Any other DatabaseError (a violated constraint) propagates: retrying
             # the same batch cannot help.
             except TransientDatabaseError as exc:
-                if self._stop_reason is not None:
-                    if self._stop_requested_at is None:
-                        self._stop_requested_at = loop.time()
-                    if loop.time() - self._stop_requested_at > self._grace:
-                        raise
+                # The grace counts from the stop request, not from the first failed
+                # write: a stop takes at most the grace period (plus the last write).
+                if (
+                    self._stop_requested_at is not None
+                    and loop.time() - self._stop_requested_at > self._grace
+                ):
+                    raise
                 log.error(
                     "cannot write %d changes to the database (%s); retrying in %.1fs",
                     len(batch),
