@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 
 from airloop.core.admission import Admission
-from airloop.core.planner import PlanningError, RunPlanner, Succeeded, TaskSpec, TIKey
+from airloop.core.plan import PlanningError
+from airloop.core.planner import RunPlanner
+from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import TaskState as S
+from airloop.core.stimuli import Succeeded
 
 
 def planner(admission: Admission, dag_id: str, *specs: TaskSpec, limit: int = 100) -> RunPlanner:

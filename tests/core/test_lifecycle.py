@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import (
+from airloop.core.planner import RunPlanner
+from airloop.core.pools import PoolLedger
+from airloop.core.retry import RetryPolicy
+from airloop.core.specs import TaskSpec, TIKey
+from airloop.core.states import DagRunState
+from airloop.core.states import TaskState as S
+from airloop.core.stimuli import (
     AbortRequested,
     Failed,
     GraceExpired,
-    RunPlanner,
     Started,
     StopRequested,
     Succeeded,
-    TaskSpec,
-    TIKey,
 )
-from airloop.core.pools import PoolLedger
-from airloop.core.retry import RetryPolicy
-from airloop.core.states import DagRunState
-from airloop.core.states import TaskState as S
 
 
 def k(name: str) -> TIKey:

@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 
-from airloop.core.planner import (
-    UNMAPPED,
-    Change,
-    Event,
-    Expansion,
-    Failed,
-    MapSource,
-    Plan,
-    PlanningError,
-    RunPlanner,
-    Skipped,
-    Started,
-    Succeeded,
-    TaskSpec,
-    TIKey,
-)
+from airloop.core.plan import Change, Expansion, Plan, PlanningError
+from airloop.core.planner import RunPlanner
 from airloop.core.pools import DEFAULT_POOL, PoolError, PoolLedger
 from airloop.core.retry import RetryPolicy
+from airloop.core.specs import UNMAPPED, MapSource, TaskSpec, TIKey
 from airloop.core.states import DagRunState, InvalidTransition, TaskState
+from airloop.core.stimuli import Event, Failed, Skipped, Started, Succeeded
 from airloop.core.trigger_rules import TriggerRule
 
 S = TaskState

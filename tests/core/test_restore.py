@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from airloop.core.planner import MapSource, RunPlanner, StoredTI, Succeeded, TaskSpec, TIKey
+from airloop.core.plan import StoredTI
+from airloop.core.planner import RunPlanner
 from airloop.core.pools import PoolLedger
 from airloop.core.retry import RetryPolicy
+from airloop.core.specs import MapSource, TaskSpec, TIKey
 from airloop.core.states import DagRunState
 from airloop.core.states import TaskState as S
+from airloop.core.stimuli import Succeeded
 
 
 def planner(specs: list[TaskSpec]) -> RunPlanner:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.core.states import TaskState
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.engine import Engine

@@ -20,7 +20,7 @@ from airloop.authoring.xcom_arg import (
     iter_xcom_args,
     resolve_xcom_args,
 )
-from airloop.core.planner import MapSource
+from airloop.core.specs import MapSource
 from airloop.exceptions import DagDefinitionError
 
 

@@ -16,13 +16,14 @@ import math
 import random
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import count
 
 from airloop.core.admission import ActiveLimit, Admission
 from airloop.core.outcomes import Outcome
+from airloop.core.plan import Change, Expansion, Plan, PlanningError, StoredTI
 from airloop.core.pools import PoolLedger
-from airloop.core.retry import RetryPolicy
+from airloop.core.specs import UNMAPPED, MapSource, TaskSpec, TIKey
 from airloop.core.states import (
     ACTIVE,
     FAILED_LIKE,
@@ -32,183 +33,19 @@ from airloop.core.states import (
     InvalidTransition,
     TaskState,
 )
-from airloop.core.trigger_rules import TriggerRule, Verdict, evaluate
-
-UNMAPPED = -1
-
-
-@dataclass(frozen=True, slots=True)
-class TIKey:
-    """One task instance within a run: the task and its map index (-1 when unmapped)."""
-
-    task_id: str
-    map_index: int = UNMAPPED
-
-    def __str__(self) -> str:
-        return self.task_id if self.map_index == UNMAPPED else f"{self.task_id}[{self.map_index}]"
-
-
-@dataclass(frozen=True, slots=True)
-class MapSource:
-    """One argument a mapped task expands over: a literal of known length or an upstream's output."""
-
-    name: str
-    literal_length: int | None = None
-    upstream: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.literal_length is None) == (self.upstream is None):
-            raise ValueError("a MapSource has either a literal length or an upstream task")
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSpec:
-    """What the planner needs to know about a task; built from an operator by the engine."""
-
-    task_id: str
-    upstream: tuple[str, ...] = ()
-    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    pool: str = "default_pool"
-    pool_slots: int = 1
-    priority_weight: int = 1
-    map_sources: tuple[MapSource, ...] = ()
-    #: The executor that runs it, for its capacity ("": not counted).
-    executor: str = ""
-
-    @property
-    def is_mapped(self) -> bool:
-        return bool(self.map_sources)
-
-
-# -- events -------------------------------------------------------------------------
-#
-# Each event carries the id of the report (or decision) it came from: the changes it
-# causes, directly or by cascading downstream, carry that id too (``Change.stimulus_id``),
-# and so do the log lines about them and an impossible-transition error.
-
-
-@dataclass(frozen=True, slots=True)
-class Started:
-    key: TIKey
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Succeeded:
-    key: TIKey
-    #: len() of the returned value when it is a list/tuple/dict, so mapped tasks downstream
-    #: can be expanded without the planner seeing the value itself.
-    output_length: int | None = None
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    key: TIKey
-    reason: str
-    #: Typed by whoever classified the end of the try; the planner decides on
-    #: ``retryable`` (and the retry policy), never on the reason's text.
-    retryable: bool = True
-    outcome: Outcome = Outcome.FAILED
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    key: TIKey
-    reason: str = ""
-    stimulus_id: str = field(default="", compare=False)
-
-
-Event = Started | Succeeded | Failed | Skipped
-
-
-# -- lifecycle stimuli: about the whole run ---------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StopRequested:
-    """The scheduler is stopping: start nothing more, cancel what runs (``to_cancel``).
-
-    Without ``keep`` the run fails once nothing runs (its scheduled and retry-waiting
-    task instances fail with ``interrupted: reason``). With ``keep`` (the service
-    stopping) the run is left as the store has it for the next start: tries that
-    report ``Outcome.INTERRUPTED`` stay queued/running there (``Plan.kept`` once none
-    is outstanding).
-    """
-
-    reason: str
-    keep: bool = False
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class AbortRequested:
-    """Fail the run (its dagrun_timeout passed...): cancel what runs, start nothing;
-    once nothing runs, what is left fails with ``reason``."""
-
-    reason: str
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class GraceExpired:
-    """A stop's grace period is over: what still runs is failed (or, with ``keep``,
-    left running for the next start) and the run ends now."""
-
-    grace: float
-    stimulus_id: str = field(default="", compare=False)
-
-
-Lifecycle = StopRequested | AbortRequested | GraceExpired
-Stimulus = Event | Lifecycle
-
-
-# -- decisions ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    key: TIKey
-    old: TaskState
-    new: TaskState
-    try_number: int
-    reason: str | None = None
-    next_retry_at: float | None = None
-    #: The report or decision that caused it (see the events above).
-    stimulus_id: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Expansion:
-    """A mapped task's placeholder (map index -1) becomes ``count`` task instances."""
-
-    task_id: str
-    count: int
-
-
-@dataclass(slots=True)
-class Plan:
-    expansions: list[Expansion] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
-    to_start: list[TIKey] = field(default_factory=list)
-    run_state: DagRunState | None = None
-    wake_at: float | None = None
-    #: Task instances to cancel in their executor (a stop or an abort began).
-    to_cancel: list[TIKey] = field(default_factory=list)
-    #: The run is left unfinished on purpose, for the next start (a keeping stop).
-    kept: bool = False
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.expansions
-            or self.changes
-            or self.to_start
-            or self.run_state
-            or self.to_cancel
-            or self.kept
-        )
+from airloop.core.stimuli import (
+    AbortRequested,
+    Event,
+    Failed,
+    GraceExpired,
+    Lifecycle,
+    Skipped,
+    Started,
+    Stimulus,
+    StopRequested,
+    Succeeded,
+)
+from airloop.core.trigger_rules import Verdict, evaluate
 
 
 @dataclass(slots=True)
@@ -219,23 +56,6 @@ class _TI:
     next_retry_at: float | None = None
     #: Queue it again under the same try number (resumed after a restart).
     keep_try: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StoredTI:
-    """A task instance as the store last recorded it, for ``RunPlanner.restore``."""
-
-    key: TIKey
-    state: TaskState
-    try_number: int
-    next_retry_at: float | None = None
-    #: May this try be started again? (It saved a checkpoint, or its operator can find
-    #: its external work by name.) Otherwise a try lost while running fails.
-    resumable: bool = False
-
-
-class PlanningError(ValueError):
-    """The specs given to the planner are inconsistent (a bug in the caller or a bad DAG)."""
 
 
 #: Transitions remembered per planner for ``story`` (the newest; older ones drop off).

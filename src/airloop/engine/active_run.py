@@ -19,20 +19,11 @@ from typing import Any
 from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import (
-    Event,
-    Failed,
-    Plan,
-    RunPlanner,
-    Skipped,
-    Started,
-    Stimulus,
-    StoredTI,
-    Succeeded,
-    TaskSpec,
-    TIKey,
-)
+from airloop.core.plan import Plan, StoredTI
+from airloop.core.planner import RunPlanner
+from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
+from airloop.core.stimuli import Event, Failed, Skipped, Started, Stimulus, Succeeded
 from airloop.engine.outputs import RunOutputs
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskEvent, TaskFinished, TaskStarted

@@ -13,7 +13,8 @@ from typing import Any
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.core.admission import Admission
-from airloop.core.planner import RunPlanner, TaskSpec, TIKey
+from airloop.core.planner import RunPlanner
+from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.executor_registry import ExecutorRegistry

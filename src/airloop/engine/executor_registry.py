@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.executors.base import Executor, WorkItem
 from airloop.executors.events import OutcomeChannel
 from airloop.executors.task_logs import LogSink

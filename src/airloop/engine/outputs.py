@@ -9,7 +9,8 @@ from typing import Any
 
 from airloop.authoring.dag import DAG
 from airloop.authoring.xcom_arg import as_sequence
-from airloop.core.planner import RunPlanner, TIKey
+from airloop.core.planner import RunPlanner
+from airloop.core.specs import TIKey
 from airloop.core.states import TaskState
 
 

@@ -9,13 +9,8 @@ from datetime import datetime
 
 from airloop.core.admission import Admission
 from airloop.core.outcomes import Outcome, new_stimulus_id
-from airloop.core.planner import (
-    AbortRequested,
-    GraceExpired,
-    Stimulus,
-    StopRequested,
-    TIKey,
-)
+from airloop.core.specs import TIKey
+from airloop.core.stimuli import AbortRequested, GraceExpired, Stimulus, StopRequested
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.exceptions import TransientDatabaseError

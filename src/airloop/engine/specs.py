@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airloop.authoring.dag import DAG
 from airloop.authoring.mapped import MappedOperator
-from airloop.core.planner import TaskSpec
+from airloop.core.specs import TaskSpec
 from airloop.store.records import NewTaskInstance
 
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
 
 #: The logger task code gets as ``context.log`` / ``log``.

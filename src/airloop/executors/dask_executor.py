@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskStarted
 from airloop.executors.runner import first_line

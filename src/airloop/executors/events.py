@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from airloop.core.outcomes import Outcome, new_stimulus_id
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 
 
 @dataclass(frozen=True, slots=True)

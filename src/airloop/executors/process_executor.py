@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ClassVar
 
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel
 from airloop.executors.runner import first_line

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.executors.base import Executor, WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
 

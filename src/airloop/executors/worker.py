@@ -25,7 +25,7 @@ from typing import Any
 
 from airloop.authoring.context import DagRunInfo
 from airloop.core.outcomes import Outcome
-from airloop.core.planner import TIKey
+from airloop.core.specs import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
 from airloop.exceptions import TaskTimeout
 from airloop.executors.base import TaskCall, WorkItem
