@@ -293,8 +293,7 @@ async def test_fail_fast_stops_a_running_sibling(engine: Engine) -> None:
 
         @task
         async def bad() -> None:
-            while not started.is_set():
-                await asyncio.sleep(0.01)
+            await asyncio.to_thread(started.wait, 30)  # a threading.Event: any executor
             raise ValueError("bad broke")
 
         @task
