@@ -277,6 +277,22 @@ def test_fail_fast_skips_scheduled_tasks_waiting_for_a_slot() -> None:
     assert p.run_state is DagRunState.FAILED
 
 
+def test_fail_fast_is_applied_again_after_a_restart() -> None:
+    from airloop.core.plan import StoredTI
+
+    p = RunPlanner(
+        [spec("bad"), spec("slow"), spec("after", "slow")],
+        pools=PoolLedger({"default_pool": 10}),
+        max_active_tasks=10,
+        fail_fast=True,
+    )
+    p.checking = True
+    # Stored while the stop was under way: 'slow' was queued, 'after' never reached.
+    p.restore([StoredTI(k("bad"), S.FAILED, 1), StoredTI(k("slow"), S.QUEUED, 1)], {}, 0.0)
+    assert states(p, "slow", "after") == {"slow": S.SKIPPED, "after": S.SKIPPED}
+    assert p.run_state is DagRunState.FAILED
+
+
 def test_without_fail_fast_a_failure_stops_nothing() -> None:
     p = planner(spec("bad"), spec("other"))
     plan = fail(p, "bad")

@@ -45,7 +45,10 @@ class SetupTeardownMixin:
     ) -> Self:
         """Make this task a teardown (of ``setups``, which become its upstream)."""
         op = _operator(self)
-        make_teardown(op, on_failure_fail_dagrun=bool(on_failure_fail_dagrun))
+        fail_dagrun = (
+            op.on_failure_fail_dagrun if on_failure_fail_dagrun is None else on_failure_fail_dagrun
+        )
+        make_teardown(op, on_failure_fail_dagrun=bool(fail_dagrun))
         if setups is not None:
             for item in setups if isinstance(setups, (list, tuple, set)) else [setups]:
                 setup = _operator(item)

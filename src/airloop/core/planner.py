@@ -389,6 +389,20 @@ class RunPlanner:
                     heapq.heappush(self._retry_heap, (at, self._next_seq(), row.key))
         for event in lost:
             self._apply(event, now, plan)
+        if self._fail_fast and self._fail_fast_reason is None:
+            # Stopped by fail_fast before the restart: stop what is left again.
+            failed = next(
+                (
+                    ti.key
+                    for task_id, tis in self._tis.items()
+                    if not self._specs[task_id].is_teardown
+                    for ti in tis.values()
+                    if ti.state is TaskState.FAILED
+                ),
+                None,
+            )
+            if failed is not None:
+                self._stop_fast(failed, plan)
         for task_id in self._specs:
             self._queue_evaluation(task_id)
             self._settle_cleared_instances(task_id, plan)
@@ -604,10 +618,10 @@ class RunPlanner:
 
     def _skip_downstream(self, task_id: str, skip: Iterable[str], plan: Plan) -> None:
         """A finished task's decision (branch, short circuit): skip the instances of
-        ``skip`` not decided yet. Only tasks downstream of it may be named."""
+        ``skip`` not decided yet (the worker names tasks downstream of it)."""
         for down in skip:
             if down not in self._specs:
-                raise PlanningError(f"task {task_id!r} asked to skip unknown task {down!r}")
+                continue  # the DAG file changed under the run: not a task of this run
             for ti in list(self._tis[down].values()):
                 if ti.state is TaskState.NONE:
                     self._set(ti, TaskState.SKIPPED, plan, reason=skip_reason(task_id))
