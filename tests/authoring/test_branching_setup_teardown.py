@@ -29,8 +29,10 @@ def test_setup_and_teardown_reach_the_task_specs() -> None:
         c >> work() >> delete().as_teardown(setups=c)
 
     specs = {s.task_id: s for s in build_specs(dag)}
-    assert specs["create"].is_setup and not specs["create"].is_teardown
-    assert specs["delete"].is_teardown and specs["delete"].on_failure_fail_dagrun
+    assert specs["create"].is_setup
+    assert not specs["create"].is_teardown
+    assert specs["delete"].is_teardown
+    assert specs["delete"].on_failure_fail_dagrun
     assert specs["delete"].trigger_rule is TriggerRule.ALL_DONE_SETUP_SUCCESS
     assert set(specs["delete"].upstream) == {"create", "work"}
 
@@ -101,7 +103,7 @@ def test_a_mapped_branch_is_not_supported_yet() -> None:
         def pick(x: int) -> str:
             return "x"
 
-        with pytest.raises(DagDefinitionError, match="mapping .* is not supported yet"):
+        with pytest.raises(DagDefinitionError, match=r"mapping .* is not supported yet"):
             pick.expand(x=[1, 2])
 
 
@@ -115,5 +117,5 @@ def test_fail_fast_allows_only_all_success_as_airflow() -> None:
         anyway()
 
     assert dag.fail_fast is True
-    with pytest.raises(DagDefinitionError, match="fail_fast=True.*'anyway' has 'all_done'"):
+    with pytest.raises(DagDefinitionError, match=r"fail_fast=True.*'anyway' has 'all_done'"):
         dag.validate()
