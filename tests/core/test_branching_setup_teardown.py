@@ -97,6 +97,21 @@ def test_only_undecided_instances_are_skipped() -> None:
     assert p.state_of(k("always")) is S.QUEUED
 
 
+def test_a_mapped_task_on_the_unchosen_path_is_skipped_before_it_expands() -> None:
+    from airloop.core.specs import MapSource
+
+    p = planner(
+        spec("branch"),
+        spec("mapped", "branch", map_sources=(MapSource("x", literal_length=3),)),
+        spec("other", "branch"),
+    )
+    plan = ok(p, "branch", "mapped")
+    assert plan.expansions == []
+    assert p.state_of(k("mapped")) is S.SKIPPED
+    ok(p, "other")
+    assert p.run_state is DagRunState.SUCCESS
+
+
 def test_short_circuit_skipping_everything_below_beats_all_done() -> None:
     # ignore_downstream_trigger_rules=True: the worker names every task below.
     p = planner(spec("check"), spec("a", "check"), spec("done", "a", trigger_rule=T.ALL_DONE))
@@ -291,6 +306,34 @@ def test_fail_fast_is_applied_again_after_a_restart() -> None:
     p.restore([StoredTI(k("bad"), S.FAILED, 1), StoredTI(k("slow"), S.QUEUED, 1)], {}, 0.0)
     assert states(p, "slow", "after") == {"slow": S.SKIPPED, "after": S.SKIPPED}
     assert p.run_state is DagRunState.FAILED
+
+
+def test_fail_fast_is_not_set_off_by_a_teardown_that_does_not_fail_the_run() -> None:
+    p = planner(
+        spec("create", is_setup=True),
+        spec("delete", "create", trigger_rule=T.ALL_DONE_SETUP_SUCCESS, is_teardown=True),
+        spec("other", "create"),
+        fail_fast=True,
+    )
+    ok(p, "create")
+    fail(p, "delete")
+    assert p.fail_fast_reason is None
+    ok(p, "other")
+    assert p.run_state is DagRunState.SUCCESS
+
+
+def test_fail_fast_is_set_off_by_a_mapping_failure() -> None:
+    from airloop.core.specs import MapSource
+
+    p = planner(
+        spec("source"),
+        spec("mapped", "source", map_sources=(MapSource("x", upstream="source"),)),
+        spec("sibling"),
+        fail_fast=True,
+    )
+    p.handle([Started(k("source")), Succeeded(k("source"), output_length=None)], 0.0)
+    assert p.state_of(k("mapped")) is S.FAILED
+    assert p.fail_fast_reason == "fail_fast: task mapped failed"
 
 
 def test_without_fail_fast_a_failure_stops_nothing() -> None:

@@ -396,6 +396,7 @@ class RunPlanner:
                     ti.key
                     for task_id, tis in self._tis.items()
                     if not self._specs[task_id].is_teardown
+                    or self._specs[task_id].on_failure_fail_dagrun
                     for ti in tis.values()
                     if ti.state is TaskState.FAILED
                 ),
@@ -611,8 +612,7 @@ class RunPlanner:
                 heapq.heappush(self._retry_heap, (at, self._next_seq(), ti.key))
             else:
                 self._set(ti, TaskState.FAILED, plan, reason=event.reason)
-                if self._fail_fast and self._fail_fast_reason is None and not self.ending:
-                    self._stop_fast(ti.key, plan)
+                self._maybe_stop_fast(ti.key, plan)
         else:  # pragma: no cover - exhaustive
             raise PlanningError(f"unknown event {event!r}")
 
@@ -625,6 +625,16 @@ class RunPlanner:
             for ti in list(self._tis[down].values()):
                 if ti.state is TaskState.NONE:
                     self._set(ti, TaskState.SKIPPED, plan, reason=skip_reason(task_id))
+
+    def _maybe_stop_fast(self, failed: TIKey, plan: Plan) -> None:
+        """A task failed for good: stop the run if it is fail_fast. A teardown that
+        does not fail the run (no on_failure_fail_dagrun) does not stop it either."""
+        if not self._fail_fast or self._fail_fast_reason is not None or self.ending:
+            return
+        spec = self._specs[failed.task_id]
+        if spec.is_teardown and not spec.on_failure_fail_dagrun:
+            return
+        self._stop_fast(failed, plan)
 
     def _stop_fast(self, failed: TIKey, plan: Plan) -> None:
         """fail_fast (Airflow's): a task failed, so every other task that is not a
@@ -793,6 +803,7 @@ class RunPlanner:
             length = self._map_length(spec, src)
             if isinstance(length, str):
                 self._set(placeholder, TaskState.FAILED, plan, reason=length)
+                self._maybe_stop_fast(placeholder.key, plan)
                 return
             lengths.append(length)
         count = math.prod(lengths)
