@@ -19,9 +19,10 @@ from airloop import (
     task,
     teardown,
 )
+from airloop.core.states import TaskState
 from airloop.engine.engine import Engine
 
-from .support import ti_rows, ti_states
+from .support import state_of, ti_rows, ti_states, wait_until
 
 
 async def test_a_branch_skips_one_path_and_the_join_runs(engine: Engine) -> None:
@@ -366,3 +367,47 @@ async def test_latest_only_lets_the_latest_and_manual_runs_through(engine: Engin
     assert (await ti_states(engine, result.run_pk))["report"] == "success"
     manual = await engine.run(dag)
     assert (await ti_states(engine, manual.run_pk))["report"] == "success"
+
+
+async def test_a_branchs_skips_are_stored_with_its_success_and_survive_a_resume(
+    settings: Any,
+) -> None:
+    with DAG("branch_resume") as dag:
+
+        @task.branch
+        def pick() -> str:
+            return "chosen"
+
+        @task(retries=1, retry_delay=0)  # a try lost to the stop is retried
+        async def chosen(ti: Any) -> str:
+            if ti.try_number == 1:
+                await asyncio.sleep(3600)  # interrupted by the stop below
+            return "done"
+
+        @task
+        def other() -> None:
+            return None
+
+        pick() >> [chosen(), other()]
+
+    async with Engine(settings) as first:
+        run = await first.start_run(dag, run_id="r1")
+        await wait_until(first, run, lambda r: state_of(r, "chosen") is TaskState.RUNNING)
+        # Written already, with the branch's success: nothing waits for the run's end.
+        assert await ti_states(first, run.run_pk) == {
+            "pick": "success",
+            "chosen": "running",
+            "other": "skipped",
+        }
+        first.request_shutdown("test stop", keep_runs=True)
+        await run.done
+    async with Engine(settings) as second:
+        resumed = await second.start_run(dag, run_id="r1", resume=True)
+        result = await resumed.done
+        assert result.state is DagRunState.SUCCESS
+        rows = await ti_rows(second, result.run_pk)
+        assert {t: (r.state, r.try_number) for (t, _), r in rows.items()} == {
+            "pick": ("success", 1),
+            "chosen": ("success", 2),
+            "other": ("skipped", 0),
+        }
