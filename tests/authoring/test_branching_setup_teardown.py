@@ -119,3 +119,43 @@ def test_fail_fast_allows_only_all_success_as_airflow() -> None:
     assert dag.fail_fast is True
     with pytest.raises(DagDefinitionError, match=r"fail_fast=True.*'anyway' has 'all_done'"):
         dag.validate()
+
+
+def test_linking_from_a_group_ignores_its_teardowns() -> None:
+    from airloop import TaskGroup
+
+    with DAG("grp") as dag:
+
+        @setup
+        def create() -> None:
+            return None
+
+        @task
+        def work() -> None:
+            return None
+
+        @teardown
+        def delete() -> None:
+            return None
+
+        @task
+        def after() -> None:
+            return None
+
+        with TaskGroup("cluster") as group:
+            c = create()
+            c >> work() >> delete().as_teardown(setups=c)
+        group >> after()
+
+    assert dag.task_dict["after"].upstream_task_ids == {"cluster.work"}
+
+
+def test_setup_needs_a_function() -> None:
+    from airloop import task_group
+
+    @task_group
+    def grp() -> None:
+        return None
+
+    with pytest.raises(DagDefinitionError, match="task groups cannot be setups or teardowns"):
+        setup(grp)

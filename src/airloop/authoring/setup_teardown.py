@@ -11,7 +11,8 @@ A ``fail_fast`` run never skips or stops a teardown.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Self
 
 from airloop.core.trigger_rules import TriggerRule
@@ -59,6 +60,39 @@ class SetupTeardownMixin:
                     )
                 setup.set_downstream(op)
         return self
+
+
+def link_leaves(tasks: list[AbstractOperator]) -> list[AbstractOperator]:
+    """The leaves ``group >> x`` links from (Airflow's rule): teardowns are ignored, a
+    teardown leaf standing for the work above it in the group -- the nearest tasks
+    that are not teardowns and have no other non-teardown downstream task in the group,
+    not going through a setup-to-teardown edge."""
+    by_id = {t.task_id: t for t in tasks}
+
+    def has_work_below(task: AbstractOperator, exclude: str) -> bool:
+        return any(
+            d != exclude and d in by_id and not by_id[d].is_teardown
+            for d in task.downstream_task_ids
+        )
+
+    def work_above(task: AbstractOperator) -> Iterator[AbstractOperator]:
+        for up_id in sorted(task.upstream_task_ids):
+            up = by_id.get(up_id)
+            if up is None:
+                continue
+            if up.is_teardown:
+                yield from work_above(up)
+            elif task.is_teardown and up.is_setup:
+                continue
+            elif not has_work_below(up, exclude=task.task_id):
+                yield up
+
+    found: dict[str, AbstractOperator] = {}
+    for task in tasks:
+        if task.downstream_task_ids.isdisjoint(by_id):
+            for leaf in work_above(task) if task.is_teardown else [task]:
+                found.setdefault(leaf.task_id, leaf)
+    return list(found.values())
 
 
 def _operator(obj: Any) -> AbstractOperator:
@@ -143,6 +177,11 @@ def _as_task(fn: Callable[..., Any], settings: dict[str, Any]) -> TaskDecorator:
 
     if isinstance(fn, TaskDecorator):
         return fn.override(**settings) if settings else fn
+    if not inspect.isfunction(fn):
+        raise DagDefinitionError(
+            f"@setup/@teardown needs a function or a @task, got {fn!r} "
+            "(task groups cannot be setups or teardowns)"
+        )
     return task(**settings)(fn)
 
 
