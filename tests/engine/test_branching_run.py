@@ -22,7 +22,7 @@ from airloop import (
 from airloop.core.states import TaskState
 from airloop.engine.engine import Engine
 
-from .support import state_of, ti_rows, ti_states, wait_until
+from .support import state_of, ti_rows, ti_states, wait_until, xcom_map
 
 
 async def test_a_branch_skips_one_path_and_the_join_runs(engine: Engine) -> None:
@@ -66,9 +66,9 @@ async def test_a_branch_skips_one_path_and_the_join_runs(engine: Engine) -> None
 
 async def test_an_all_success_task_after_a_skipped_path_is_skipped(engine: Engine) -> None:
     class Choose(BaseBranchOperator):
-        async def choose_branch(self, context: Any) -> list[str]:
+        async def choose_branch(self, context: Any) -> set[str]:
             await asyncio.sleep(0)
-            return ["a"]
+            return {"a"}
 
     with DAG("branch_class") as dag:
 
@@ -93,6 +93,7 @@ async def test_an_all_success_task_after_a_skipped_path_is_skipped(engine: Engin
         "b": "skipped",
         "both": "skipped",
     }
+    assert (await xcom_map(engine, result.run_pk))[("choose", -1)] == '["a"]'
     assert result.state is DagRunState.SUCCESS
 
 

@@ -103,9 +103,11 @@ def skip_all_except(context: Context, chosen: Any) -> Any:
         )
     keep = ids | _descendants(dag, ids)
     to_skip = sorted(direct - keep)
+    # The XCom: the choice as given, a set or other iterable as a list (JSON).
+    value = chosen if chosen is None or isinstance(chosen, (str, list)) else sorted(chosen)
     if to_skip:
-        raise DownstreamTasksSkipped(to_skip, value=chosen)
-    return chosen
+        raise DownstreamTasksSkipped(to_skip, value=value)
+    return value
 
 
 def short_circuit(context: Context, condition: Any, ignore_downstream_trigger_rules: bool) -> Any:
