@@ -691,11 +691,12 @@ class RunPlanner:
         self._total[old] -= 1
         self._total[new] += 1
         terminal = new in TERMINAL
+        is_setup = spec.is_setup
         for down in self._downstream[task_id]:
             up = self._up_counts[down]
             up[old] -= 1
             up[new] += 1
-            if spec.is_setup:
+            if is_setup:
                 setup = self._up_setup[down]
                 setup[old] -= 1
                 setup[new] += 1
