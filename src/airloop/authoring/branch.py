@@ -248,15 +248,3 @@ def short_circuit_task(
     if python_callable is not None:
         return ShortCircuitDecorator(python_callable, settings)
     return lambda fn: ShortCircuitDecorator(fn, settings)
-
-
-def _attach() -> None:
-    """``task.branch`` and ``task.short_circuit``, as Airflow spells them (this module
-    is imported with ``airloop``, so every DAG file has them)."""
-    from airloop.authoring.decorators import task
-
-    task.branch = branch_task  # type: ignore[attr-defined]
-    task.short_circuit = short_circuit_task  # type: ignore[attr-defined]
-
-
-_attach()

@@ -289,24 +289,45 @@ class _TaskPartial:
         return XComArg(op)
 
 
-@overload
-def task(python_callable: Callable[..., Any], /) -> TaskDecorator: ...
+#: What ``task.branch`` and ``task.short_circuit`` are: ``@x`` or ``@x(**settings)``.
+BranchFactory = Callable[..., Any]
 
 
-@overload
-def task(
-    python_callable: None = None, /, **settings: Any
-) -> Callable[[Callable[..., Any]], TaskDecorator]: ...
+class _TaskDecoratorCollection:
+    """``task``: ``@task`` / ``@task(...)``, with Airflow's variants as attributes
+    (``@task.branch``, ``@task.short_circuit``: see branch.py)."""
+
+    @overload
+    def __call__(self, python_callable: Callable[..., Any], /) -> TaskDecorator: ...
+
+    @overload
+    def __call__(
+        self, python_callable: None = None, /, **settings: Any
+    ) -> Callable[[Callable[..., Any]], TaskDecorator]: ...
+
+    def __call__(
+        self, python_callable: Callable[..., Any] | None = None, /, **settings: Any
+    ) -> TaskDecorator | Callable[[Callable[..., Any]], TaskDecorator]:
+        """``@task`` or ``@task(retries=2, pool="db", ...)`` on a ``def`` or ``async def``."""
+        if python_callable is not None:
+            return TaskDecorator(python_callable, settings)
+
+        def wrap(fn: Callable[..., Any]) -> TaskDecorator:
+            return TaskDecorator(fn, settings)
+
+        return wrap
+
+    @property
+    def branch(self) -> BranchFactory:
+        from airloop.authoring.branch import branch_task
+
+        return branch_task
+
+    @property
+    def short_circuit(self) -> BranchFactory:
+        from airloop.authoring.branch import short_circuit_task
+
+        return short_circuit_task
 
 
-def task(
-    python_callable: Callable[..., Any] | None = None, /, **settings: Any
-) -> TaskDecorator | Callable[[Callable[..., Any]], TaskDecorator]:
-    """``@task`` or ``@task(retries=2, pool="db", ...)`` on a ``def`` or ``async def``."""
-    if python_callable is not None:
-        return TaskDecorator(python_callable, settings)
-
-    def wrap(fn: Callable[..., Any]) -> TaskDecorator:
-        return TaskDecorator(fn, settings)
-
-    return wrap
+task = _TaskDecoratorCollection()
