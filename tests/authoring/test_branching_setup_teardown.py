@@ -54,15 +54,26 @@ def test_a_teardown_cannot_have_another_trigger_rule() -> None:
             alert().as_teardown()
 
 
-def test_setups_must_be_setup_tasks() -> None:
-    with DAG("st"):
+def test_setups_given_to_as_teardown_become_setup_tasks() -> None:
+    with DAG("st") as dag:
 
         @task
-        def plain() -> None:
+        def create() -> None:
             return None
 
-        with pytest.raises(DagDefinitionError, match="'plain__1' in setups= is not a setup task"):
-            plain().as_teardown(setups=plain())
+        @task
+        def delete() -> None:
+            return None
+
+        c = create()
+        delete().as_teardown(setups=[c])
+        with pytest.raises(
+            DagDefinitionError, match="'delete' is a teardown: it cannot be a setup"
+        ):
+            create().as_teardown(setups=dag.task_dict["delete"])
+
+    assert dag.task_dict["create"].is_setup
+    assert dag.task_dict["delete"].upstream_task_ids == {"create"}
 
 
 def test_a_task_is_not_both_setup_and_teardown() -> None:

@@ -44,7 +44,8 @@ class SetupTeardownMixin:
     def as_teardown(
         self, *, setups: Any = None, on_failure_fail_dagrun: bool | None = None
     ) -> Self:
-        """Make this task a teardown (of ``setups``, which become its upstream)."""
+        """Make this task a teardown; ``setups`` become setup tasks and its upstream
+        (Airflow's ``create >> work >> delete.as_teardown(setups=create)``)."""
         op = _operator(self)
         fail_dagrun = (
             op.on_failure_fail_dagrun if on_failure_fail_dagrun is None else on_failure_fail_dagrun
@@ -53,11 +54,7 @@ class SetupTeardownMixin:
         if setups is not None:
             for item in setups if isinstance(setups, (list, tuple, set)) else [setups]:
                 setup = _operator(item)
-                if not setup.is_setup:
-                    raise DagDefinitionError(
-                        f"teardown {op.task_id!r}: {setup.task_id!r} in setups= is not a "
-                        "setup task (use @setup or .as_setup())"
-                    )
+                setup.as_setup()
                 setup.set_downstream(op)
         return self
 
