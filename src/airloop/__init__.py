@@ -2,6 +2,12 @@
 
 from typing import TYPE_CHECKING, Any
 
+from airloop.authoring.branch import (
+    BaseBranchOperator,
+    BranchPythonOperator,
+    LatestOnlyOperator,
+    ShortCircuitOperator,
+)
 from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -10,6 +16,7 @@ from airloop.authoring.mapped import MappedOperator
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import Param
 from airloop.authoring.sensor import BaseSensor, PokeReturnValue
+from airloop.authoring.setup_teardown import setup, teardown
 from airloop.authoring.taskgroup import TaskGroup, task_group
 from airloop.authoring.xcom_arg import XComArg
 from airloop.core.states import DagRunState, TaskState
@@ -17,6 +24,7 @@ from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import (
     AirloopError,
     DagDefinitionError,
+    DownstreamTasksSkipped,
     FailTask,
     SensorTimeout,
     SkipTask,
@@ -42,18 +50,23 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DAG",
     "AirloopError",
+    "BaseBranchOperator",
     "BaseOperator",
     "BaseSensor",
+    "BranchPythonOperator",
     "Context",
     "DagDefinitionError",
     "DagRunState",
+    "DownstreamTasksSkipped",
     "Engine",
     "FailTask",
     "Label",
+    "LatestOnlyOperator",
     "MappedOperator",
     "Param",
     "PokeReturnValue",
     "SensorTimeout",
+    "ShortCircuitOperator",
     "SkipTask",
     "TaskGroup",
     "TaskState",
@@ -68,6 +81,8 @@ __all__ = [
     "get_current_context",
     "run",
     "run_sync",
+    "setup",
     "task",
     "task_group",
+    "teardown",
 ]

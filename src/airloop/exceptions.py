@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class AirloopError(Exception):
     """Base class of airloop's own errors."""
@@ -39,6 +42,17 @@ class SkipTask(AirloopError):
 
 class FailTask(AirloopError):
     """Raise inside a task to fail it without any retry."""
+
+
+class DownstreamTasksSkipped(AirloopError):
+    """Raised by a task that succeeded and skips some tasks downstream of it (a
+    branch's unchosen paths, a short circuit), as Airflow 3's. The task succeeds with
+    ``value`` as its XCom; the scheduler skips ``tasks`` in the same write."""
+
+    def __init__(self, tasks: Sequence[str], value: Any = None) -> None:
+        self.tasks = tuple(tasks)
+        self.value = value
+        super().__init__(f"skipping downstream tasks: {', '.join(self.tasks)}")
 
 
 class TaskTimeout(AirloopError, TimeoutError):

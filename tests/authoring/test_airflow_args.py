@@ -181,7 +181,6 @@ def test_descriptive_arguments_are_stored() -> None:
         ("sla_miss_callback", alert),
         ("access_control", {"role": {"can_read"}}),
         ("is_paused_upon_creation", True),
-        ("fail_fast", True),
         ("max_consecutive_failed_dag_runs", 3),
     ],
 )

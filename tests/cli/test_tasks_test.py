@@ -43,7 +43,13 @@ with DAG("tasks_cli", params={"n": Param(3, type=int), "word": Param("hi", type=
     def pulls(ti) -> object:
         return ti.xcom_pull(task_ids="show")
 
-    show() >> [uses_ti(), pulls()]
+    @task.branch
+    def pick() -> str:
+        return "uses_ti"
+
+    targets = [uses_ti(), pulls()]
+    show() >> targets
+    pick() >> targets
     total(double.partial(factor=10).expand(x=numbers()))
     explode()
 """
@@ -80,6 +86,7 @@ def results(dag_file: Path) -> dict[str, CliResult]:
             "ti_no_upstream": call("ti_no_upstream", "uses_ti"),
             "pull_given": call("pull_given", "pulls", "-u", 'show="given"'),
             "upstream_without_value": call("upstream_without_value", "double", "-u", "numbers"),
+            "branch": call("branch", "pick"),
         }
     )
 
@@ -94,6 +101,13 @@ def test_task_with_params_prints_its_return_value_and_records_nothing(
     for table in TABLES:
         assert query(result.db, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
     assert not (result.home / "logs").exists()
+
+
+def test_a_branch_says_what_it_would_skip(results: dict[str, CliResult]) -> None:
+    result = results["branch"]
+    assert result.code == 0, result.transcript
+    assert 'returned: "uses_ti"' in result.stdout, result.transcript
+    assert "skips downstream: pulls" in result.stdout, result.transcript
 
 
 def test_mapped_task_with_upstream_and_map_index(results: dict[str, CliResult]) -> None:

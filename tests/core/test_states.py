@@ -22,11 +22,12 @@ S = TaskState
 #: The table as the design intends it, written out independently of the module.
 EXPECTED_TRANSITIONS: dict[TaskState, set[TaskState]] = {
     S.NONE: {S.SCHEDULED, S.SKIPPED, S.UPSTREAM_FAILED, S.REMOVED, S.FAILED},
-    S.SCHEDULED: {S.QUEUED, S.FAILED, S.REMOVED},
+    # -> SKIPPED: a fail_fast run skips what has not started yet.
+    S.SCHEDULED: {S.QUEUED, S.FAILED, S.REMOVED, S.SKIPPED},
     # -> SCHEDULED: the same try starts again after a restart (see RunPlanner.restore).
     S.QUEUED: {S.RUNNING, S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY, S.SCHEDULED},
     S.RUNNING: {S.SUCCESS, S.FAILED, S.SKIPPED, S.UP_FOR_RETRY, S.SCHEDULED},
-    S.UP_FOR_RETRY: {S.SCHEDULED, S.FAILED},
+    S.UP_FOR_RETRY: {S.SCHEDULED, S.FAILED, S.SKIPPED},
     S.SUCCESS: set(),
     S.FAILED: set(),
     S.SKIPPED: set(),
@@ -45,9 +46,9 @@ ILLEGAL = sorted(
 def test_table_covers_every_state_and_matches_the_design() -> None:
     assert set(TRANSITIONS) == set(TaskState)
     assert {old: set(news) for old, news in TRANSITIONS.items()} == EXPECTED_TRANSITIONS
-    # 21 legal moves out of 10 x 10 pairs.
-    assert len(LEGAL) == 21
-    assert len(ILLEGAL) == 79
+    # 23 legal moves out of 10 x 10 pairs.
+    assert len(LEGAL) == 23
+    assert len(ILLEGAL) == 77
 
 
 @pytest.mark.parametrize(("old", "new"), LEGAL, ids=[f"{o}->{n}" for o, n in LEGAL])
@@ -79,7 +80,7 @@ def test_illegal_transition_raises(old: TaskState, new: TaskState) -> None:
             S.SCHEDULED,
             S.SUCCESS,
             "t: illegal transition scheduled -> success (from scheduled allowed: "
-            "failed, queued, removed)",
+            "failed, queued, removed, skipped)",
         ),
         (
             S.RUNNING,
@@ -91,7 +92,7 @@ def test_illegal_transition_raises(old: TaskState, new: TaskState) -> None:
             S.UP_FOR_RETRY,
             S.QUEUED,
             "t: illegal transition up_for_retry -> queued (from up_for_retry allowed: "
-            "failed, scheduled)",
+            "failed, scheduled, skipped)",
         ),
         (
             S.QUEUED,

@@ -205,3 +205,22 @@ async def test_templates_and_context_render_in_the_worker(
         assert values[(name, -1)]["same"] is True
     assert values[("sync_context", -1)]["interval"] == "2026-05-03T00:00:00+00:00"
     assert values[("async_context", -1)]["interval"] == "2026-05-04T00:00:00+00:00"
+
+
+async def test_a_branch_skips_the_unchosen_path(engine: Engine, dags: dict[str, DAG]) -> None:
+    """The decision travels on the finished report: the same on every executor."""
+    result = await engine.run(dags["branching"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    table = await rows(engine, result.run_pk)
+    assert {t: r.state for (t, _), r in table.items()} == {
+        "pick": "success",
+        "chosen": "success",
+        "other": "skipped",
+        "join": "success",
+        "gate": "success",
+        "gated": "skipped",
+    }
+    assert table["other", -1].error == "skipped by 'pick'"
+    values = await xcoms(engine, result.run_pk)
+    assert values[("pick", -1)] == "chosen"
+    assert values[("join", -1)] == "joined"

@@ -109,7 +109,6 @@ DAG_ARGS: dict[str, Unsupported] = {
     "sla_miss_callback": _u("SLAs"),
     "access_control": _u("access control"),
     "is_paused_upon_creation": _u("is_paused_upon_creation (use 'airloop dags pause')"),
-    "fail_fast": _u("fail_fast", lambda v: v in (None, False), "False"),
     "max_consecutive_failed_dag_runs": _u(
         "auto-pausing after failed runs", lambda v: v in (None, 0), "0"
     ),

@@ -22,6 +22,7 @@ from airloop.authoring.params import ParamsSpec
 from airloop.authoring.taskgroup import TaskGroup
 from airloop.authoring.templating import pop_template_settings
 from airloop.core.schedules import ScheduleError, parse_schedule
+from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import (
     CycleError,
     DagDefinitionError,
@@ -124,6 +125,7 @@ class DAG:
         description: str | None = None,
         auto_register: bool = True,
         doc_md: str | None = None,
+        fail_fast: bool = False,
         **airflow: Any,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
@@ -181,6 +183,8 @@ class DAG:
         except ParamValidationError as exc:
             raise ParamValidationError(f"DAG {dag_id!r}: {exc}") from None
         self.max_active_tasks = max_active_tasks
+        #: Airflow's fail_fast: a failed task stops the others (see the planner).
+        self.fail_fast = bool(fail_fast)
         self.tags = list(tags)
         self.doc = doc if doc is not None else doc_md
         self.description = description
@@ -268,8 +272,21 @@ class DAG:
             raise DagDefinitionError(f"DAG {self.dag_id!r} has no task {task_id!r}") from None
 
     def validate(self) -> None:
-        """Raise CycleError (naming the cycle) if the tasks do not form a DAG."""
+        """Raise CycleError (naming the cycle) if the tasks do not form a DAG, and
+        DagDefinitionError for a fail_fast DAG with a task whose trigger rule is not
+        all_success (teardowns aside), as Airflow does."""
         self.topological_order()
+        if self.fail_fast:
+            for op in self.task_dict.values():
+                if op.trigger_rule not in (
+                    TriggerRule.ALL_SUCCESS,
+                    TriggerRule.ALL_DONE_SETUP_SUCCESS,
+                ):
+                    raise DagDefinitionError(
+                        f"DAG {self.dag_id!r} has fail_fast=True: its tasks can only have "
+                        f"trigger_rule all_success (or be teardowns); task {op.task_id!r} "
+                        f"has {op.trigger_rule.value!r}"
+                    )
 
     def topological_order(self) -> list[str]:
         indegree = {t: len(op.upstream_task_ids) for t, op in self.task_dict.items()}

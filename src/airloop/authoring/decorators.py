@@ -200,12 +200,17 @@ _AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
 class TaskDecorator:
     """A function made into a task. Call it inside a DAG to add a task instance of it."""
 
+    #: The operator a call creates (``@task.branch`` and others use their own).
+    operator_class: type[PythonTaskOperator] = PythonTaskOperator
+    #: Arguments of ``operator_class`` beyond the common ones, accepted as settings.
+    extra_settings: frozenset[str] = frozenset()
+
     def __init__(self, fn: Callable[..., Any], settings: Mapping[str, Any]) -> None:
         if not callable(fn):
             raise DagDefinitionError(f"@task needs a function, got {fn!r}")
         where = f"@task {getattr(fn, '__name__', fn)!r}"
         _, rest = split_task_args(where, settings)
-        unknown = sorted(set(rest) - _DECORATOR_NAMES)
+        unknown = sorted(set(rest) - _DECORATOR_NAMES - self.extra_settings)
         if unknown:
             known = _DECORATOR_NAMES | set(TASK_ARGS) | TASK_DISPLAY_ARGS
             raise unknown_argument(where, unknown[0], known)
@@ -238,7 +243,7 @@ class TaskDecorator:
         self._check_context()
         _signature(self.function).check_call(args, kwargs)
         settings = {k: v for k, v in self.settings.items() if k != "task_id"}
-        op = PythonTaskOperator(
+        op = self.operator_class(
             task_id=self._task_id(),
             python_callable=self.function,
             op_args=args,
@@ -248,7 +253,7 @@ class TaskDecorator:
         return XComArg(op)
 
     def override(self, **settings: Any) -> TaskDecorator:
-        return TaskDecorator(self.function, {**self.settings, **settings})
+        return type(self)(self.function, {**self.settings, **settings})
 
     def partial(self, **kwargs: Any) -> _TaskPartial:
         return _TaskPartial(self, kwargs)
@@ -284,24 +289,45 @@ class _TaskPartial:
         return XComArg(op)
 
 
-@overload
-def task(python_callable: Callable[..., Any], /) -> TaskDecorator: ...
+#: What ``task.branch`` and ``task.short_circuit`` are: ``@x`` or ``@x(**settings)``.
+BranchFactory = Callable[..., Any]
 
 
-@overload
-def task(
-    python_callable: None = None, /, **settings: Any
-) -> Callable[[Callable[..., Any]], TaskDecorator]: ...
+class _TaskDecoratorCollection:
+    """``task``: ``@task`` / ``@task(...)``, with Airflow's variants as attributes
+    (``@task.branch``, ``@task.short_circuit``: see branch.py)."""
+
+    @overload
+    def __call__(self, python_callable: Callable[..., Any], /) -> TaskDecorator: ...
+
+    @overload
+    def __call__(
+        self, python_callable: None = None, /, **settings: Any
+    ) -> Callable[[Callable[..., Any]], TaskDecorator]: ...
+
+    def __call__(
+        self, python_callable: Callable[..., Any] | None = None, /, **settings: Any
+    ) -> TaskDecorator | Callable[[Callable[..., Any]], TaskDecorator]:
+        """``@task`` or ``@task(retries=2, pool="db", ...)`` on a ``def`` or ``async def``."""
+        if python_callable is not None:
+            return TaskDecorator(python_callable, settings)
+
+        def wrap(fn: Callable[..., Any]) -> TaskDecorator:
+            return TaskDecorator(fn, settings)
+
+        return wrap
+
+    @property
+    def branch(self) -> BranchFactory:
+        from airloop.authoring.branch import branch_task
+
+        return branch_task
+
+    @property
+    def short_circuit(self) -> BranchFactory:
+        from airloop.authoring.branch import short_circuit_task
+
+        return short_circuit_task
 
 
-def task(
-    python_callable: Callable[..., Any] | None = None, /, **settings: Any
-) -> TaskDecorator | Callable[[Callable[..., Any]], TaskDecorator]:
-    """``@task`` or ``@task(retries=2, pool="db", ...)`` on a ``def`` or ``async def``."""
-    if python_callable is not None:
-        return TaskDecorator(python_callable, settings)
-
-    def wrap(fn: Callable[..., Any]) -> TaskDecorator:
-        return TaskDecorator(fn, settings)
-
-    return wrap
+task = _TaskDecoratorCollection()

@@ -18,6 +18,7 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.dependency import DependencyMixin
+from airloop.authoring.setup_teardown import SetupTeardownMixin
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -170,7 +171,7 @@ def resolve_settings(
     return TaskSettings(**values)
 
 
-class AbstractOperator(DependencyMixin):
+class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     """A node of a DAG: an operator, or a mapped operator that expands at run time."""
 
     is_mapped: ClassVar[bool] = False

@@ -255,7 +255,10 @@ class TaskGroup(DependencyMixin):
         return self._not_empty(self.roots)
 
     def edge_leaves(self) -> list[AbstractOperator]:
-        return self._not_empty(self.leaves)
+        # Teardowns are ignored when linking from a group, as in Airflow.
+        from airloop.authoring.setup_teardown import link_leaves
+
+        return self._not_empty(link_leaves(list(self)))
 
     def effective_default_args(self) -> dict[str, Any]:
         """What a task made in this group inherits: the DAG's default_args, then the groups'."""

@@ -43,6 +43,17 @@ class XComArg:
     def set_upstream(self, other: Any, edge_modifier: Any = None) -> None:
         self.operator.set_upstream(other, edge_modifier)
 
+    # Setup and teardown roles (see setup_teardown.py), as on the operator.
+    def as_setup(self) -> XComArg:
+        self.operator.as_setup()
+        return self
+
+    def as_teardown(
+        self, *, setups: Any = None, on_failure_fail_dagrun: bool | None = None
+    ) -> XComArg:
+        self.operator.as_teardown(setups=setups, on_failure_fail_dagrun=on_failure_fail_dagrun)
+        return self
+
     def __repr__(self) -> str:
         return f"XComArg({self.operator.task_id!r})"
 

@@ -109,6 +109,8 @@ def task_test_command(
                 ("success", "bold green"), f" in {finished.duration or 0:.3f}s, returned: ", value
             )
         )
+        if finished.skip_downstream:  # a branch or a short circuit decided
+            out.print(f"skips downstream: {', '.join(finished.skip_downstream)}")
         raise typer.Exit(EXIT_OK)
     shown = "failed" if not finished.outcome.ok else str(finished.outcome)
     out.print(Text.assemble((shown, "bold red"), ": ", finished.reason or ""))

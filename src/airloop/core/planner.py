@@ -23,6 +23,7 @@ from airloop.core.admission import ActiveLimit, Admission
 from airloop.core.outcomes import Outcome
 from airloop.core.plan import Change, Expansion, Plan, PlanningError, StoredTI
 from airloop.core.pools import PoolLedger
+from airloop.core.skips import effective_leaves, fail_fast_reason, skip_reason
 from airloop.core.specs import UNMAPPED, MapSource, TaskSpec, TIKey
 from airloop.core.states import (
     ACTIVE,
@@ -83,10 +84,13 @@ class RunPlanner:
         pools: PoolLedger | None = None,
         admission: Admission | None = None,
         rng: random.Random | None = None,
+        fail_fast: bool = False,
     ) -> None:
         """``admission`` is shared by every run of an engine (pools, DAG limits,
         executor capacity, priority across runs); without one the planner makes its
-        own over ``pools`` and admits alone."""
+        own over ``pools`` and admits alone. With ``fail_fast`` (the DAG's), the first
+        task to fail stops the run: what runs is cancelled (``to_cancel``), what has
+        not started is skipped (teardowns excepted) and the run fails."""
         if admission is None:
             if pools is None:
                 raise PlanningError("a planner needs pools or an admission")
@@ -113,6 +117,20 @@ class RunPlanner:
                         f"task {spec.task_id!r} maps over {src.upstream!r} but does not depend on it"
                     )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
+        #: The tasks that decide the run's state (teardowns aside: ``effective_leaves``).
+        self._leaves = effective_leaves(self._specs, self._downstream)
+        self._fail_fast = fail_fast
+        #: Why a fail_fast run is being stopped, once a task failed.
+        self._fail_fast_reason: str | None = None
+        #: For each task, the states of its upstream SETUP task instances (teardowns'
+        #: all_done_setup_success), kept like ``_up_counts``; only tasks with some.
+        self._up_setup: dict[str, Counter[TaskState]] = {}
+        self._up_setup_total: dict[str, int] = {}
+        for spec in specs:
+            setups = sum(1 for u in spec.upstream if self._specs[u].is_setup)
+            if setups:
+                self._up_setup[spec.task_id] = Counter({TaskState.NONE: setups})
+                self._up_setup_total[spec.task_id] = setups
         self._pools = pools
         self._admission = admission
         self._limit = max_active_tasks
@@ -178,6 +196,11 @@ class RunPlanner:
     def abort_reason(self) -> str | None:
         """Why the run is being failed (AbortRequested), once it is."""
         return self._abort_reason
+
+    @property
+    def fail_fast_reason(self) -> str | None:
+        """Why a fail_fast run is stopping (a task failed), once it is."""
+        return self._fail_fast_reason
 
     @property
     def kept(self) -> bool:
@@ -254,6 +277,16 @@ class RunPlanner:
                 problems.append(
                     f"upstream counts of {task_id!r}: kept {dict(+self._up_counts[task_id])}, are {dict(+up)}"
                 )
+            if task_id in self._up_setup:
+                setup: Counter[TaskState] = Counter()
+                for u in spec.upstream:
+                    if self._specs[u].is_setup:
+                        setup.update(counts[u])
+                if +self._up_setup[task_id] != +setup:
+                    problems.append(
+                        f"upstream setup counts of {task_id!r}: kept "
+                        f"{dict(+self._up_setup[task_id])}, are {dict(+setup)}"
+                    )
             up_total = sum(len(self._tis[u]) for u in spec.upstream)
             if self._up_total[task_id] != up_total:
                 problems.append(
@@ -356,6 +389,21 @@ class RunPlanner:
                     heapq.heappush(self._retry_heap, (at, self._next_seq(), row.key))
         for event in lost:
             self._apply(event, now, plan)
+        if self._fail_fast and self._fail_fast_reason is None:
+            # Stopped by fail_fast before the restart: stop what is left again.
+            failed = next(
+                (
+                    ti.key
+                    for task_id, tis in self._tis.items()
+                    if not self._specs[task_id].is_teardown
+                    or self._specs[task_id].on_failure_fail_dagrun
+                    for ti in tis.values()
+                    if ti.state is TaskState.FAILED
+                ),
+                None,
+            )
+            if failed is not None:
+                self._stop_fast(failed, plan)
         for task_id in self._specs:
             self._queue_evaluation(task_id)
             self._settle_cleared_instances(task_id, plan)
@@ -371,8 +419,7 @@ class RunPlanner:
         waiting = [ti for ti in tis.values() if ti.state is TaskState.NONE]
         if not waiting:
             return
-        spec = self._specs[task_id]
-        verdict = evaluate(spec.trigger_rule, self._up_counts[task_id], self._up_total[task_id])
+        verdict = self._verdict(task_id)
         target = {
             Verdict.READY: TaskState.SCHEDULED,
             Verdict.SKIP: TaskState.SKIPPED,
@@ -398,6 +445,10 @@ class RunPlanner:
                 up.update(self._counts[u])
             self._up_counts[task_id] = up
             self._up_total[task_id] = sum(len(self._tis[u]) for u in spec.upstream)
+            if task_id in self._up_setup:
+                setups = [u for u in spec.upstream if self._specs[u].is_setup]
+                self._up_setup[task_id] = sum((self._counts[u] for u in setups), Counter())
+                self._up_setup_total[task_id] = sum(len(self._tis[u]) for u in setups)
 
     def handle(
         self, events: Iterable[Stimulus], now: float, stimulus_id: str = "", *, admit: bool = True
@@ -544,6 +595,8 @@ class RunPlanner:
             if ti.key.map_index == UNMAPPED:
                 self._output_lengths[ti.key.task_id] = event.output_length
             self._set(ti, TaskState.SUCCESS, plan)
+            if event.skip_downstream:
+                self._skip_downstream(ti.key.task_id, event.skip_downstream, plan)
         elif isinstance(event, Skipped):
             self._set(ti, TaskState.SKIPPED, plan, reason=event.reason or None)
         elif isinstance(event, Failed):
@@ -559,8 +612,47 @@ class RunPlanner:
                 heapq.heappush(self._retry_heap, (at, self._next_seq(), ti.key))
             else:
                 self._set(ti, TaskState.FAILED, plan, reason=event.reason)
+                self._maybe_stop_fast(ti.key, plan)
         else:  # pragma: no cover - exhaustive
             raise PlanningError(f"unknown event {event!r}")
+
+    def _skip_downstream(self, task_id: str, skip: Iterable[str], plan: Plan) -> None:
+        """A finished task's decision (branch, short circuit): skip the instances of
+        ``skip`` not decided yet (the worker names tasks downstream of it)."""
+        for down in skip:
+            if down not in self._specs:
+                continue  # the DAG file changed under the run: not a task of this run
+            for ti in list(self._tis[down].values()):
+                if ti.state is TaskState.NONE:
+                    self._set(ti, TaskState.SKIPPED, plan, reason=skip_reason(task_id))
+
+    def _maybe_stop_fast(self, failed: TIKey, plan: Plan) -> None:
+        """A task failed for good: stop the run if it is fail_fast. A teardown that
+        does not fail the run (no on_failure_fail_dagrun) does not stop it either."""
+        if not self._fail_fast or self._fail_fast_reason is not None or self.ending:
+            return
+        spec = self._specs[failed.task_id]
+        if spec.is_teardown and not spec.on_failure_fail_dagrun:
+            return
+        self._stop_fast(failed, plan)
+
+    def _stop_fast(self, failed: TIKey, plan: Plan) -> None:
+        """fail_fast (Airflow's): a task failed, so every other task that is not a
+        teardown stops -- running ones are cancelled (they fail, interrupted), ones not
+        started are skipped -- and the run fails. Teardowns run as their rule says."""
+        reason = fail_fast_reason(str(failed))
+        self._fail_fast_reason = reason
+        for task_id, tis in self._tis.items():
+            if self._specs[task_id].is_teardown:
+                continue
+            for ti in list(tis.values()):
+                if ti.state in ACTIVE:
+                    plan.to_cancel.append(ti.key)
+                elif ti.state in (TaskState.NONE, TaskState.SCHEDULED, TaskState.UP_FOR_RETRY):
+                    self._set(ti, TaskState.SKIPPED, plan, reason=reason)
+        for heap in self._ready.values():
+            heap[:] = [e for e in heap if self._ti(e[2]).state is TaskState.SCHEDULED]
+            heapq.heapify(heap)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -599,10 +691,15 @@ class RunPlanner:
         self._total[old] -= 1
         self._total[new] += 1
         terminal = new in TERMINAL
+        is_setup = spec.is_setup
         for down in self._downstream[task_id]:
             up = self._up_counts[down]
             up[old] -= 1
             up[new] += 1
+            if is_setup:
+                setup = self._up_setup[down]
+                setup[old] -= 1
+                setup[new] += 1
             if terminal:
                 self._queue_evaluation(down)
         stimulus = self._stimulus
@@ -646,7 +743,7 @@ class RunPlanner:
         if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
             return  # already decided (or expanded)
         spec = self._specs[task_id]
-        verdict = evaluate(spec.trigger_rule, self._up_counts[task_id], self._up_total[task_id])
+        verdict = self._verdict(task_id)
         placeholder = tis[UNMAPPED]
         if verdict is Verdict.WAIT:
             return
@@ -662,6 +759,15 @@ class RunPlanner:
             self._set(placeholder, TaskState.SCHEDULED, plan)
         else:
             self._expand(spec, plan)
+
+    def _verdict(self, task_id: str) -> Verdict:
+        return evaluate(
+            self._specs[task_id].trigger_rule,
+            self._up_counts[task_id],
+            self._up_total[task_id],
+            self._up_setup.get(task_id),
+            self._up_setup_total.get(task_id, 0),
+        )
 
     def _sources_done(self, spec: TaskSpec) -> bool:
         return all(
@@ -698,6 +804,7 @@ class RunPlanner:
             length = self._map_length(spec, src)
             if isinstance(length, str):
                 self._set(placeholder, TaskState.FAILED, plan, reason=length)
+                self._maybe_stop_fast(placeholder.key, plan)
                 return
             lengths.append(length)
         count = math.prod(lengths)
@@ -715,6 +822,9 @@ class RunPlanner:
         for down in self._downstream[spec.task_id]:
             self._up_counts[down][TaskState.NONE] += count - 1
             self._up_total[down] += count - 1
+            if spec.is_setup:
+                self._up_setup[down][TaskState.NONE] += count - 1
+                self._up_setup_total[down] += count - 1
         for i in range(count):
             ti = _TI(TIKey(spec.task_id, i))
             tis[i] = ti
@@ -796,9 +906,11 @@ class RunPlanner:
 
     def _final_state(self) -> DagRunState:
         # As in Airflow, the leaves decide: a failure handled by a downstream
-        # one_failed/all_done task does not fail the run.
-        leaves = [t for t, downs in self._downstream.items() if not downs]
-        for leaf in leaves:
+        # one_failed/all_done task does not fail the run; teardowns do not count
+        # unless on_failure_fail_dagrun. A fail_fast stop fails the run.
+        if self._fail_fast_reason is not None:
+            return DagRunState.FAILED
+        for leaf in self._leaves:
             counts = self._counts[leaf]
             if any(counts[s] for s in FAILED_LIKE):
                 return DagRunState.FAILED

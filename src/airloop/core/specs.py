@@ -48,6 +48,12 @@ class TaskSpec:
     map_sources: tuple[MapSource, ...] = ()
     #: The executor that runs it, for its capacity ("": not counted).
     executor: str = ""
+    #: A setup task (``@setup``, ``as_setup()``): teardowns downstream need one to succeed.
+    is_setup: bool = False
+    #: A teardown task (``@teardown``, ``as_teardown()``): ignored for the run's state
+    #: unless ``on_failure_fail_dagrun``; never skipped by ``fail_fast``.
+    is_teardown: bool = False
+    on_failure_fail_dagrun: bool = False
 
     @property
     def is_mapped(self) -> bool:

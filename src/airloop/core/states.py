@@ -45,14 +45,15 @@ FAILED_LIKE: frozenset[TaskState] = frozenset({TaskState.FAILED, TaskState.UPSTR
 _S = TaskState
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _S.NONE: frozenset({_S.SCHEDULED, _S.SKIPPED, _S.UPSTREAM_FAILED, _S.REMOVED, _S.FAILED}),
-    _S.SCHEDULED: frozenset({_S.QUEUED, _S.FAILED, _S.REMOVED}),
+    # -> SKIPPED: a fail_fast run skips what has not started yet.
+    _S.SCHEDULED: frozenset({_S.QUEUED, _S.FAILED, _S.REMOVED, _S.SKIPPED}),
     # -> SCHEDULED: the same try is started again after airloop was restarted
     # (queued but never started, or running and able to re-attach to its work).
     _S.QUEUED: frozenset(
         {_S.RUNNING, _S.SUCCESS, _S.FAILED, _S.SKIPPED, _S.UP_FOR_RETRY, _S.SCHEDULED}
     ),
     _S.RUNNING: frozenset({_S.SUCCESS, _S.FAILED, _S.SKIPPED, _S.UP_FOR_RETRY, _S.SCHEDULED}),
-    _S.UP_FOR_RETRY: frozenset({_S.SCHEDULED, _S.FAILED}),
+    _S.UP_FOR_RETRY: frozenset({_S.SCHEDULED, _S.FAILED, _S.SKIPPED}),
     _S.SUCCESS: frozenset(),
     _S.FAILED: frozenset(),
     _S.SKIPPED: frozenset(),

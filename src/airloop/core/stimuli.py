@@ -27,6 +27,10 @@ class Succeeded:
     #: can be expanded without the planner seeing the value itself.
     output_length: int | None = None
     stimulus_id: str = field(default="", compare=False)
+    #: Tasks the finished task decided to skip (a branch's unchosen paths, a short
+    #: circuit's downstream): their instances not yet decided are skipped with it, in
+    #: the same plan (so in the same write as the success).
+    skip_downstream: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ class TriggerRule(StrEnum):
     ALL_SKIPPED = "all_skipped"
     ONE_DONE = "one_done"
     ALL_DONE_MIN_ONE_SUCCESS = "all_done_min_one_success"
-    #: Airflow: all upstream done and, if any upstream is a setup task, one setup
-    #: succeeded. airloop has no setup tasks, so this is ``all_done``.
+    #: A teardown's rule (Airflow's): all upstream done and, if any upstream is a
+    #: setup task, one setup succeeded (all setups skipped: skipped; none succeeded:
+    #: upstream_failed).
     ALL_DONE_SETUP_SUCCESS = "all_done_setup_success"
 
 
@@ -33,11 +34,19 @@ class Verdict(StrEnum):
     UPSTREAM_FAILED = "upstream_failed"
 
 
-def evaluate(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> Verdict:
+def evaluate(
+    rule: TriggerRule,
+    counts: Mapping[TaskState, int],
+    total: int,
+    setup_counts: Mapping[TaskState, int] | None = None,
+    setup_total: int = 0,
+) -> Verdict:
     """Decide a task's fate from the counts of its upstream task instances' states.
 
     ``total`` is the number of upstream task instances (mapped upstreams count each
     expanded instance; an unexpanded mapped upstream counts as one unfinished).
+    ``setup_counts``/``setup_total`` are the same for the upstream setup tasks only
+    (included in ``counts``), for ``all_done_setup_success``.
     The semantics follow Airflow's: a rule that can no longer be met decides early.
     """
     success = counts.get(TaskState.SUCCESS, 0)
@@ -61,8 +70,18 @@ def evaluate(rule: TriggerRule, counts: Mapping[TaskState, int], total: int) -> 
         if success or skipped:
             return Verdict.SKIP
         return Verdict.READY if all_done else Verdict.WAIT
-    if rule in (TriggerRule.ALL_DONE, TriggerRule.ALL_DONE_SETUP_SUCCESS):
+    if rule is TriggerRule.ALL_DONE:
         return Verdict.READY if all_done else Verdict.WAIT
+    if rule is TriggerRule.ALL_DONE_SETUP_SUCCESS:
+        if not all_done:
+            return Verdict.WAIT
+        if setup_total and setup_counts is not None:
+            setup_skipped = setup_counts.get(TaskState.SKIPPED, 0)
+            if setup_skipped >= setup_total:
+                return Verdict.SKIP
+            if not setup_counts.get(TaskState.SUCCESS, 0):
+                return Verdict.UPSTREAM_FAILED
+        return Verdict.READY
     if rule is TriggerRule.ONE_SUCCESS:
         if success:
             return Verdict.READY

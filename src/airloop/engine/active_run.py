@@ -252,6 +252,11 @@ class ActiveRun:
         return self._planner.ending
 
     @property
+    def fail_fast_reason(self) -> str | None:
+        """Why this fail_fast run is stopping its tasks (one failed), once it is."""
+        return self._planner.fail_fast_reason
+
+    @property
     def kept(self) -> bool:
         """Left unfinished on purpose (the service stopped): resumed at the next start."""
         return self._planner.kept
@@ -413,7 +418,12 @@ class ActiveRun:
                         event.xcom,
                     )
                 )
-            return Succeeded(event.key, event.output_length, event.stimulus_id)
+            return Succeeded(
+                event.key,
+                event.output_length,
+                event.stimulus_id,
+                skip_downstream=event.skip_downstream,
+            )
         if outcome is Outcome.SKIPPED:
             return Skipped(event.key, event.reason or "", event.stimulus_id)
         return Failed(

@@ -285,7 +285,7 @@ class Scheduler:
             run_stimuli = stimuli.get(run.run_pk)
             if run_stimuli or (run.wake_at is not None and run.wake_at <= now):
                 cancel = run.plan(run_stimuli or [], batch, now, now_dt)
-                reason = run.stopping or run.abort_reason or "cancelled"
+                reason = run.stopping or run.abort_reason or run.fail_fast_reason or "cancelled"
                 to_cancel += [(run, key, reason) for key in cancel]
         # Admission over every run at once: pools, each DAG's max_active_tasks and the
         # executors' capacity are shared, and priority holds across runs.

@@ -25,6 +25,9 @@ def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
                 priority_weight=weights[task_id],
                 map_sources=node.map_sources() if isinstance(node, MappedOperator) else (),
                 executor=s.executor or default_executor,
+                is_setup=node.is_setup,
+                is_teardown=node.is_teardown,
+                on_failure_fail_dagrun=node.on_failure_fail_dagrun,
             )
         )
     return specs

@@ -41,6 +41,9 @@ class TaskFinished:
     xcom: str | None = None
     output_length: int | None = None
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
+    #: Tasks this successful try decided to skip (a branch, a short circuit: see
+    #: ``DownstreamTasksSkipped``). Data, so every executor carries it the same way.
+    skip_downstream: tuple[str, ...] = ()
 
 
 TaskEvent = TaskStarted | TaskFinished

@@ -24,7 +24,13 @@ from airloop.authoring.context import set_current_context
 from airloop.authoring.templating import render_task
 from airloop.core.jsonsafe import non_string_key
 from airloop.core.outcomes import Outcome
-from airloop.exceptions import FailTask, SkipTask, TaskTimeout, XComError
+from airloop.exceptions import (
+    DownstreamTasksSkipped,
+    FailTask,
+    SkipTask,
+    TaskTimeout,
+    XComError,
+)
 from airloop.executors.base import WorkItem
 from airloop.executors.events import TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, current_log_sink, keep_streams_routed
@@ -216,6 +222,23 @@ class Runner:
                 # The timeout starts when a thread picks the call up, not while it queues.
                 result = await self.run_sync(call, lambda: started(True), item)
             xcom, length = encode_xcom(item.key.task_id, result, item.xcom_max_bytes)
+        except DownstreamTasksSkipped as decided:
+            # A success that skips some tasks downstream (branch, short circuit).
+            try:
+                xcom, length = encode_xcom(item.key.task_id, decided.value, item.xcom_max_bytes)
+            except XComError as exc:
+                sink.line("ERROR", f"failed without retry: {first_line(exc)}")
+                finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+                return
+            sink.line("INFO", f"{decided}")
+            sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
+            finish(
+                Outcome.SUCCESS,
+                xcom=xcom,
+                output_length=length,
+                retryable=False,
+                skip_downstream=decided.tasks,
+            )
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
             finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)

@@ -234,3 +234,33 @@ with DAG(
 
     seeded = seed()
     seeded >> [rendered, sync_context(), async_context()]
+
+
+with DAG("branching") as branching:
+
+    @task.branch
+    def pick() -> str:
+        return "chosen"
+
+    @task
+    def chosen() -> str:
+        return "ran"
+
+    @task
+    def other() -> str:
+        return "ran"
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def join() -> str:
+        return "joined"
+
+    @task.short_circuit
+    async def gate() -> bool:
+        return False
+
+    @task
+    def gated() -> None:
+        return None
+
+    pick() >> [chosen(), other()] >> join()
+    gate() >> gated()
