@@ -1,6 +1,6 @@
 """Airflow arguments airloop does not implement yet are errors, never silently ignored.
 
-A value that changes nothing (Airflow's default: ``depends_on_past=False``,
+A value that changes nothing (Airflow's default: ``email_on_failure=False``,
 ``on_failure_callback=None``...) is accepted, so migrated DAGs that spell defaults
 out still load. Descriptive arguments (``owner``, ``doc_md``...) are stored.
 """
@@ -43,14 +43,9 @@ UNSUPPORTED_TASK_ARGS: list[tuple[str, Any]] = [
     ("on_retry_callback", alert),
     ("on_execute_callback", alert),
     ("on_skipped_callback", alert),
-    ("depends_on_past", True),
-    ("wait_for_downstream", True),
     ("email", ["ops@example.org"]),
     ("email_on_failure", True),
     ("email_on_retry", True),
-    ("max_active_tis_per_dag", 2),
-    ("max_active_tis_per_dagrun", 2),
-    ("task_concurrency", 2),
     ("queue", "gpu"),
     ("sla", 60),
     ("run_as_user", "etl"),
@@ -79,7 +74,6 @@ NOOP_TASK_ARGS: dict[str, Any] = {
     "email_on_failure": False,
     "email_on_retry": False,
     "max_active_tis_per_dag": None,
-    "task_concurrency": None,
     "queue": "default",
     "sla": None,
     "run_as_user": None,
@@ -125,10 +119,8 @@ def test_task_decorator_argument_not_supported_yet(name: str, value: Any) -> Non
 
 def test_mapped_tasks_check_their_partial_arguments_when_defined() -> None:
     with DAG("d"):
-        with pytest.raises(
-            DagDefinitionError, match="task 'm': depends_on_past=True is not supported yet"
-        ):
-            Echo.partial(task_id="m", depends_on_past=True).expand(value=[1, 2])
+        with pytest.raises(DagDefinitionError, match="task 'm': sla=60 is not supported yet"):
+            Echo.partial(task_id="m", sla=60).expand(value=[1, 2])
 
         @task
         def double(x: int) -> int:

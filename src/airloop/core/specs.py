@@ -48,6 +48,15 @@ class TaskSpec:
     map_sources: tuple[MapSource, ...] = ()
     #: The executor that runs it, for its capacity ("": not counted).
     executor: str = ""
+    #: Each instance waits for a ``PastGateMet`` before it is scheduled (Airflow's
+    #: depends_on_past; the engine decides when the gate is met).
+    depends_on_past: bool = False
+    #: At most this many instances of the task queued or running over all the DAG's
+    #: runs (Airflow's max_active_tis_per_dag; None: no limit).
+    max_active_tis_per_dag: int | None = None
+    #: At most this many instances queued or running within one run (mapped
+    #: instances count; Airflow's max_active_tis_per_dagrun; None: no limit).
+    max_active_tis_per_dagrun: int | None = None
 
     @property
     def is_mapped(self) -> bool:
