@@ -242,3 +242,27 @@ def test_error_in_a_dag_file_names_file_line_and_argument(tmp_path: Path) -> Non
         f"{path}:4: DagDefinitionError: @task 'load': on_failure_callback=<function page"
     )
     assert "is not supported yet" in str(info.value)
+
+
+def test_task_concurrency_is_the_old_name_of_max_active_tis_per_dag() -> None:
+    with DAG("d"):
+
+        @task(task_concurrency=3)
+        def t() -> None: ...
+
+        with pytest.warns(DeprecationWarning, match="task_concurrency is deprecated"):
+            node = t()
+    assert node.operator.settings.max_active_tis_per_dag == 3
+
+
+def test_run_semantics_arguments_are_checked_where_given() -> None:
+    with DAG("d"):
+        with pytest.raises(DagDefinitionError, match="task 't': max_active_tis_per_dagrun must"):
+            Echo(task_id="t", max_active_tis_per_dagrun=0)
+        with pytest.raises(DagDefinitionError, match="task 'u': depends_on_past must be True"):
+            Echo(task_id="u", depends_on_past="yes")
+        with (
+            pytest.warns(DeprecationWarning),
+            pytest.raises(DagDefinitionError, match="disagree"),
+        ):
+            Echo(task_id="v", task_concurrency=1, max_active_tis_per_dag=2)
