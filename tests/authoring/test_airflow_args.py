@@ -262,7 +262,7 @@ def test_run_semantics_arguments_are_checked_where_given() -> None:
         with pytest.raises(DagDefinitionError, match="task 'u': depends_on_past must be True"):
             Echo(task_id="u", depends_on_past="yes")
         with (
-            pytest.warns(DeprecationWarning),
+            pytest.warns(DeprecationWarning, match="task_concurrency"),
             pytest.raises(DagDefinitionError, match="disagree"),
         ):
             Echo(task_id="v", task_concurrency=1, max_active_tis_per_dag=2)
