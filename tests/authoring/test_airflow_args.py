@@ -266,3 +266,13 @@ def test_run_semantics_arguments_are_checked_where_given() -> None:
             pytest.raises(DagDefinitionError, match="disagree"),
         ):
             Echo(task_id="v", task_concurrency=1, max_active_tis_per_dag=2)
+
+
+def test_continuous_needs_max_active_runs_of_one() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(
+        DagDefinitionError,
+        match=r"invalid max_active_runs=16: schedule '@continuous' requires max_active_runs <= 1",
+    ):
+        DAG("loop", schedule="@continuous", start_date=start)
+    assert DAG("loop", schedule="@continuous", start_date=start, max_active_runs=1).timetable
