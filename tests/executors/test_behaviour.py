@@ -205,3 +205,24 @@ async def test_templates_and_context_render_in_the_worker(
         assert values[(name, -1)]["same"] is True
     assert values[("sync_context", -1)]["interval"] == "2026-05-03T00:00:00+00:00"
     assert values[("async_context", -1)]["interval"] == "2026-05-04T00:00:00+00:00"
+
+
+async def test_prev_success_keys_reach_the_worker(
+    engine: Engine, dags: dict[str, DAG], executor_name: str
+) -> None:
+    found = []
+    for day in (1, 2):
+        start = datetime(2026, 6, day, tzinfo=UTC)
+        run = await engine.start_run(
+            dags["previous"],
+            run_id=f"previous-{executor_name}-{day}",
+            logical_date=start,
+            data_interval=(start, datetime(2026, 6, day + 1, tzinfo=UTC)),
+        )
+        result = await asyncio.wait_for(asyncio.shield(run.done), 60)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        found.append((await xcoms(engine, result.run_pk))[("prev_success", -1)])
+    assert found == [
+        [None, None],
+        ["2026-06-01T00:00:00+00:00", "2026-06-02T00:00:00+00:00"],
+    ]
