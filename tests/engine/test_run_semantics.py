@@ -61,6 +61,14 @@ def gated_dag(dag_id: str, release: threading.Event, **task_args: Any) -> DAG:
 
 
 async def test_depends_on_past_waits_for_the_previous_run_in_the_same_engine(
+    tmp_path: Path, thread_gate: threading.Event
+) -> None:
+    # No re-check within the test: the previous run finishing wakes the held one.
+    async with Engine(Settings(home=tmp_path, depends_on_past_recheck_interval=3600)) as engine:
+        await _held_until_the_previous_run_succeeds(engine, thread_gate)
+
+
+async def _held_until_the_previous_run_succeeds(
     engine: Engine, thread_gate: threading.Event
 ) -> None:
     dag = gated_dag("dop", thread_gate, depends_on_past=True)
@@ -182,6 +190,7 @@ async def test_wait_for_downstream_waits_for_the_previous_runs_downstream_tasks(
             return value
 
         b(a())
+    assert dag.task_dict["a"].settings.depends_on_past  # implied, as in Airflow
     first = await engine.start_run(dag, run_id="r1", logical_date=D1)
     await wait_until(engine, first, lambda r: str(r.state_of(TIKey("a"))) == "success")
     second = await engine.start_run(dag, run_id="r2", logical_date=D2)

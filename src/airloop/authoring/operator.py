@@ -92,11 +92,6 @@ class TaskSettings:
     max_active_tis_per_dagrun: int | None = None
 
     @property
-    def past_gated(self) -> bool:
-        """Each instance waits for the previous run (depends_on_past or wait_for_downstream)."""
-        return self.depends_on_past or self.wait_for_downstream
-
-    @property
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(
             retries=self.retries,
@@ -170,6 +165,8 @@ def resolve_settings(
                     f"{where}: {name} must be True or False, got {merged[name]!r}"
                 )
             values[name] = merged[name]
+    if values.get("wait_for_downstream"):
+        values["depends_on_past"] = True  # as in Airflow: it implies depends_on_past
     for name in ("retries", "pool_slots", "priority_weight"):
         if name in merged:
             value = merged[name]

@@ -25,7 +25,7 @@ def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
                 priority_weight=weights[task_id],
                 map_sources=node.map_sources() if isinstance(node, MappedOperator) else (),
                 executor=s.executor or default_executor,
-                depends_on_past=s.past_gated,
+                depends_on_past=s.depends_on_past,
                 max_active_tis_per_dag=s.max_active_tis_per_dag,
                 max_active_tis_per_dagrun=s.max_active_tis_per_dagrun,
             )
