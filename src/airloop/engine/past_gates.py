@@ -31,6 +31,8 @@ from airloop.core.specs import UNMAPPED, TIKey
 from airloop.core.states import TaskState
 from airloop.core.stimuli import PastGateMet, Stimulus
 from airloop.engine.active_run import ActiveRun
+from airloop.exceptions import DatabaseError
+from airloop.executors.runner import first_line
 from airloop.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -95,7 +97,19 @@ class PastGates:
                 continue
             if held.check or due:
                 held.check = False
-                met = await self._check_run(held)
+                try:
+                    met = await self._check_run(held)
+                except DatabaseError as exc:
+                    # Held a little longer: checked again after the re-check interval.
+                    log.warning(
+                        "%s: cannot check depends_on_past gates (%s); trying again in %gs",
+                        run.label,
+                        first_line(exc),
+                        self._interval,
+                    )
+                    held.previous_pk = None
+                    external = True
+                    continue
                 if met:
                     held.keys.difference_update(met)
                     sid = new_stimulus_id("past-gate")

@@ -188,7 +188,7 @@ class Scheduler:
         ]
         if self._stop_deadline is not None and self._runs:
             wakes.append(self._stop_deadline)
-        if (gates := self._gates.wake_at) is not None:
+        if self._stop_reason is None and (gates := self._gates.wake_at) is not None:
             wakes.append(gates)
         if not wakes:
             return None
