@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from airloop.core.admission import Admission
-from airloop.core.plan import PlanningError
+from airloop.core.plan import PlanningError, StoredTI
 from airloop.core.planner import RunPlanner
 from airloop.core.specs import MapSource, TaskSpec, TIKey
 from airloop.core.states import DagRunState
@@ -73,6 +73,16 @@ def test_a_gate_met_before_it_was_asked_for_needs_no_second_answer() -> None:
     plan = p.handle([Started(TIKey("u")), Succeeded(TIKey("u"))], 1.0)
     assert plan.gated == []
     assert plan.to_start == [TIKey("a")]
+
+
+def test_a_restored_run_asks_again_about_its_held_instances() -> None:
+    p = planner(
+        Admission({"default_pool": 10}), TaskSpec("u"), TaskSpec("a", ("u",), depends_on_past=True)
+    )
+    stored = [StoredTI(TIKey("u"), S.SUCCESS, 1), StoredTI(TIKey("a"), S.NONE, 0)]
+    plan = p.restore(stored, {}, 0.0)
+    assert plan.gated == [TIKey("a")]
+    assert p.handle([PastGateMet(TIKey("a"))], 1.0).to_start == [TIKey("a")]
 
 
 def test_a_stopped_run_leaves_held_instances_unreached() -> None:

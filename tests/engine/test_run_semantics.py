@@ -90,6 +90,36 @@ async def _held_until_the_previous_run_succeeds(
     assert after.error is None  # the waiting note is gone once it ran
 
 
+async def test_depends_on_past_of_a_mapped_task_is_per_map_index(
+    engine: Engine, thread_gate: threading.Event
+) -> None:
+    with DAG("dop_mapped") as dag:
+
+        @task(depends_on_past=True)
+        def m(i: int, logical_date: datetime) -> int:
+            if logical_date == D1 and i == 1:
+                thread_gate.wait(30)
+            return i
+
+        m.expand(i=[0, 1])
+    first = await engine.start_run(dag, run_id="r1", logical_date=D1)
+    await wait_until(engine, first, lambda r: str(r.state_of(TIKey("m", 0))) == "success")
+    second = await engine.start_run(dag, run_id="r2", logical_date=D2)
+    # m[0] of r1 succeeded: r2's m[0] runs; r2's m[1] waits for r1's m[1].
+    await wait_until(
+        engine,
+        second,
+        lambda r: (
+            str(r.state_of(TIKey("m", 0))) == "success"
+            and "m[1]" in (r.note_of(TIKey("m", 1)) or "")
+        ),
+    )
+    assert str(second.state_of(TIKey("m", 1))) == "none"
+    thread_gate.set()
+    assert (await first.done).ok
+    assert (await second.done).ok
+
+
 ATTEMPTS: list[str] = []
 
 
