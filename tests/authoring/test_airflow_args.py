@@ -276,3 +276,14 @@ def test_continuous_needs_max_active_runs_of_one() -> None:
     ):
         DAG("loop", schedule="@continuous", start_date=start)
     assert DAG("loop", schedule="@continuous", start_date=start, max_active_runs=1).timetable
+
+
+def test_run_semantics_arguments_from_default_args() -> None:
+    defaults = {"depends_on_past": True, "max_active_tis_per_dagrun": 2}
+    with DAG("d", default_args=defaults):
+        echo = Echo(task_id="t", wait_for_downstream=True)
+    settings = echo.settings
+    assert settings.depends_on_past
+    assert settings.wait_for_downstream
+    assert not settings.ignore_first_depends_on_past
+    assert (settings.max_active_tis_per_dagrun, settings.max_active_tis_per_dag) == (2, None)
