@@ -185,6 +185,14 @@ class Settings(BaseSettings):
         ge=0,
         description="The scheduler writes at most one transaction per this many seconds.",
     )
+    depends_on_past_recheck_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "depends_on_past: how often (s) a held task instance checks again a previous "
+            "run driven by another process (one in this process wakes it at once)."
+        ),
+    )
     loop_block_threshold: float = Field(
         default=0.2, gt=0, description="Warn when the event loop is blocked longer than this (s)."
     )

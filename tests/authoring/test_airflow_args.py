@@ -1,6 +1,6 @@
 """Airflow arguments airloop does not implement yet are errors, never silently ignored.
 
-A value that changes nothing (Airflow's default: ``depends_on_past=False``,
+A value that changes nothing (Airflow's default: ``email_on_failure=False``,
 ``on_failure_callback=None``...) is accepted, so migrated DAGs that spell defaults
 out still load. Descriptive arguments (``owner``, ``doc_md``...) are stored.
 """
@@ -43,14 +43,9 @@ UNSUPPORTED_TASK_ARGS: list[tuple[str, Any]] = [
     ("on_retry_callback", alert),
     ("on_execute_callback", alert),
     ("on_skipped_callback", alert),
-    ("depends_on_past", True),
-    ("wait_for_downstream", True),
     ("email", ["ops@example.org"]),
     ("email_on_failure", True),
     ("email_on_retry", True),
-    ("max_active_tis_per_dag", 2),
-    ("max_active_tis_per_dagrun", 2),
-    ("task_concurrency", 2),
     ("queue", "gpu"),
     ("sla", 60),
     ("run_as_user", "etl"),
@@ -79,7 +74,6 @@ NOOP_TASK_ARGS: dict[str, Any] = {
     "email_on_failure": False,
     "email_on_retry": False,
     "max_active_tis_per_dag": None,
-    "task_concurrency": None,
     "queue": "default",
     "sla": None,
     "run_as_user": None,
@@ -125,10 +119,8 @@ def test_task_decorator_argument_not_supported_yet(name: str, value: Any) -> Non
 
 def test_mapped_tasks_check_their_partial_arguments_when_defined() -> None:
     with DAG("d"):
-        with pytest.raises(
-            DagDefinitionError, match="task 'm': depends_on_past=True is not supported yet"
-        ):
-            Echo.partial(task_id="m", depends_on_past=True).expand(value=[1, 2])
+        with pytest.raises(DagDefinitionError, match="task 'm': sla=60 is not supported yet"):
+            Echo.partial(task_id="m", sla=60).expand(value=[1, 2])
 
         @task
         def double(x: int) -> int:
@@ -249,3 +241,48 @@ def test_error_in_a_dag_file_names_file_line_and_argument(tmp_path: Path) -> Non
         f"{path}:4: DagDefinitionError: @task 'load': on_failure_callback=<function page"
     )
     assert "is not supported yet" in str(info.value)
+
+
+def test_task_concurrency_is_the_old_name_of_max_active_tis_per_dag() -> None:
+    with DAG("d"):
+
+        @task(task_concurrency=3)
+        def t() -> None: ...
+
+        with pytest.warns(DeprecationWarning, match="task_concurrency is deprecated"):
+            node = t()
+    assert node.operator.settings.max_active_tis_per_dag == 3
+
+
+def test_run_semantics_arguments_are_checked_where_given() -> None:
+    with DAG("d"):
+        with pytest.raises(DagDefinitionError, match="task 't': max_active_tis_per_dagrun must"):
+            Echo(task_id="t", max_active_tis_per_dagrun=0)
+        with pytest.raises(DagDefinitionError, match="task 'u': depends_on_past must be True"):
+            Echo(task_id="u", depends_on_past="yes")
+        with (
+            pytest.warns(DeprecationWarning, match="task_concurrency"),
+            pytest.raises(DagDefinitionError, match="disagree"),
+        ):
+            Echo(task_id="v", task_concurrency=1, max_active_tis_per_dag=2)
+
+
+def test_continuous_needs_max_active_runs_of_one() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(
+        DagDefinitionError,
+        match=r"invalid max_active_runs=16: schedule '@continuous' requires max_active_runs <= 1",
+    ):
+        DAG("loop", schedule="@continuous", start_date=start)
+    assert DAG("loop", schedule="@continuous", start_date=start, max_active_runs=1).timetable
+
+
+def test_run_semantics_arguments_from_default_args() -> None:
+    defaults = {"depends_on_past": True, "max_active_tis_per_dagrun": 2}
+    with DAG("d", default_args=defaults):
+        echo = Echo(task_id="t", wait_for_downstream=True)
+    settings = echo.settings
+    assert settings.depends_on_past
+    assert settings.wait_for_downstream
+    assert not settings.ignore_first_depends_on_past
+    assert (settings.max_active_tis_per_dagrun, settings.max_active_tis_per_dag) == (2, None)

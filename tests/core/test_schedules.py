@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -125,3 +126,26 @@ def test_without_catchup_the_latest_interval_wins_whatever_the_limit() -> None:
             s, start_date=start, end_date=None, after=None, now=now, catchup=True, limit=3
         )
     ] == [1, 2, 3]
+
+
+def test_once_is_due_once_at_its_start_date() -> None:
+    once = parse_schedule("@once", start_date=d(5), tz=UTC_TZ)
+    assert once is not None
+    assert not once.periodic
+    kw: dict[str, Any] = {"start_date": d(5), "end_date": None, "catchup": True}
+    assert due_intervals(once, after=None, now=d(4), **kw) == []
+    assert due_intervals(once, after=None, now=d(9), **kw) == [DataInterval(d(5), d(5))]
+    assert due_intervals(once, after=d(5), now=d(9), **kw) == []
+    with pytest.raises(ScheduleError, match="@once schedule needs a start_date"):
+        parse_schedule("@once", start_date=None, tz=UTC_TZ)
+
+
+def test_continuous_covers_from_the_last_run_to_now() -> None:
+    loop = parse_schedule("@continuous", start_date=d(1), tz=UTC_TZ)
+    assert loop is not None
+    assert loop.active_runs_limit == 1
+    kw: dict[str, Any] = {"start_date": d(1), "end_date": d(20), "catchup": False}
+    assert due_intervals(loop, after=None, now=d(3), **kw) == [DataInterval(d(1), d(3))]
+    assert due_intervals(loop, after=d(3, 5), now=d(4), **kw) == [DataInterval(d(3, 5), d(4))]
+    assert due_intervals(loop, after=d(3), now=d(4), limit=0, **kw) == []
+    assert due_intervals(loop, after=d(3), now=d(21), **kw) == []  # past the end date

@@ -224,3 +224,24 @@ async def test_a_branch_skips_the_unchosen_path(engine: Engine, dags: dict[str, 
     values = await xcoms(engine, result.run_pk)
     assert values[("pick", -1)] == "chosen"
     assert values[("join", -1)] == "joined"
+
+
+async def test_prev_success_keys_reach_the_worker(
+    engine: Engine, dags: dict[str, DAG], executor_name: str
+) -> None:
+    found = []
+    for day in (1, 2):
+        start = datetime(2026, 6, day, tzinfo=UTC)
+        run = await engine.start_run(
+            dags["previous"],
+            run_id=f"previous-{executor_name}-{day}",
+            logical_date=start,
+            data_interval=(start, datetime(2026, 6, day + 1, tzinfo=UTC)),
+        )
+        result = await asyncio.wait_for(asyncio.shield(run.done), 60)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        found.append((await xcoms(engine, result.run_pk))[("prev_success", -1)])
+    assert found == [
+        [None, None],
+        ["2026-06-01T00:00:00+00:00", "2026-06-02T00:00:00+00:00"],
+    ]

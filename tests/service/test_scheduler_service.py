@@ -56,8 +56,7 @@ async def running(tmp_path: Path, **settings: Any) -> AsyncIterator[tuple[Schedu
     cfg = Settings(
         home=tmp_path / "home",
         dags_folder=tmp_path / "dags",
-        scheduler_poll_interval=0.2,
-        **settings,
+        **{"scheduler_poll_interval": 0.2, **settings},
     )
     service = SchedulerService(cfg)
     stop = asyncio.Event()

@@ -5,7 +5,7 @@ Every argument a DAG file may pass is in one of three groups:
 - implemented (the signatures of ``DAG``, ``BaseOperator``, ``BaseSensor``, ``@task``);
 - descriptive: stored for display, with no effect on running (``owner``, ``doc_md``...);
 - not supported yet: the table below. A value that changes nothing (Airflow's
-  default, e.g. ``depends_on_past=False`` or ``on_failure_callback=None``) is accepted,
+  default, e.g. ``email_on_failure=False`` or ``on_failure_callback=None``) is accepted,
   so a migrated DAG that spells its defaults out still loads; any other value is an
   error naming the argument and where it was given. Nothing is silently ignored.
 
@@ -54,16 +54,9 @@ TASK_ARGS: dict[str, Unsupported] = {
     "on_skipped_callback": _u("task callbacks"),
     "pre_execute": _u("pre/post-execute hooks"),
     "post_execute": _u("pre/post-execute hooks"),
-    "depends_on_past": _u("depends_on_past", _is(False), "False"),
-    "wait_for_downstream": _u("wait_for_downstream", _is(False), "False"),
-    # Only has an effect together with depends_on_past, which cannot be set.
-    "ignore_first_depends_on_past": _u("depends_on_past", _is(True, False), "a bool"),
     "email": _u("email alerts"),
     "email_on_failure": _u("email alerts", _is(False), "False"),
     "email_on_retry": _u("email alerts", _is(False), "False"),
-    "max_active_tis_per_dag": _u("per-task concurrency limits (use a pool)"),
-    "max_active_tis_per_dagrun": _u("per-task concurrency limits (use a pool)"),
-    "task_concurrency": _u("per-task concurrency limits (use a pool)"),
     "queue": _u("executor queues", lambda v: v is None or v == "default", "'default'"),
     "sla": _u("SLAs"),
     "run_as_user": _u("run_as_user"),

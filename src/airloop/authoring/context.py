@@ -35,6 +35,11 @@ class DagRunInfo:
     params: Mapping[str, Any]
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    #: The DAG's latest successful run before this one (by logical date): its data
+    #: interval and start date (None when there is none), looked up at run start.
+    prev_data_interval_start_success: datetime | None = None
+    prev_data_interval_end_success: datetime | None = None
+    prev_start_date_success: datetime | None = None
 
     @property
     def conf(self) -> Mapping[str, Any]:
@@ -178,6 +183,9 @@ CONTEXT_KEYS: frozenset[str] = _DATED_KEYS | frozenset(
         "checkpoint",
         "data_interval_start",
         "data_interval_end",
+        "prev_data_interval_start_success",
+        "prev_data_interval_end_success",
+        "prev_start_date_success",
         "macros",
         "test_mode",
         "expanded_ti_count",
@@ -255,6 +263,18 @@ class Context(Mapping[str, Any]):
     @property
     def data_interval_end(self) -> datetime | None:
         return self.dag_run.data_interval_end
+
+    @property
+    def prev_data_interval_start_success(self) -> datetime | None:
+        return self.dag_run.prev_data_interval_start_success
+
+    @property
+    def prev_data_interval_end_success(self) -> datetime | None:
+        return self.dag_run.prev_data_interval_end_success
+
+    @property
+    def prev_start_date_success(self) -> datetime | None:
+        return self.dag_run.prev_start_date_success
 
     @property
     def ds(self) -> str:

@@ -175,6 +175,12 @@ class DAG:
             raise DagDefinitionError(f"DAG {dag_id!r}: {exc}") from None
         if self.timetable is not None and start_date is None:
             raise DagDefinitionError(f"DAG {dag_id!r}: a scheduled DAG needs a start_date")
+        runs_limit = None if self.timetable is None else self.timetable.active_runs_limit
+        if runs_limit is not None and max_active_runs > runs_limit:
+            raise DagDefinitionError(
+                f"DAG {dag_id!r}: invalid max_active_runs={max_active_runs}: schedule "
+                f"{schedule!r} requires max_active_runs <= {runs_limit} (as in Airflow)"
+            )
         self.default_args: dict[str, Any] = default_args
         #: Descriptive default_args (owner...) every task inherits for display.
         self.display_defaults: dict[str, Any] = check_default_args(dag_id, default_args)

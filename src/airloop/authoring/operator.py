@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -79,6 +80,17 @@ class TaskSettings:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: Which executor runs the task; None: the engine's default (settings ``use_async``).
     executor: str | None = None
+    #: Wait for this task's instance in the previous run (by logical date) to succeed
+    #: or be skipped (Airflow's depends_on_past).
+    depends_on_past: bool = False
+    #: ...and for that instance's direct downstream tasks too (implies depends_on_past).
+    wait_for_downstream: bool = False
+    #: The task's first instance ever (no earlier run has it) ignores depends_on_past.
+    ignore_first_depends_on_past: bool = False
+    #: Instances of this task queued or running at once over all the DAG's runs.
+    max_active_tis_per_dag: int | None = None
+    #: Instances of this task queued or running at once within one run.
+    max_active_tis_per_dagrun: int | None = None
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -91,7 +103,12 @@ class TaskSettings:
         )
 
 
-SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings))
+#: Airflow's old name of max_active_tis_per_dag (accepted with a DeprecationWarning).
+_DEPRECATED_SETTINGS = {"task_concurrency": "max_active_tis_per_dag"}
+
+SETTING_NAMES: frozenset[str] = frozenset(f.name for f in fields(TaskSettings)) | frozenset(
+    _DEPRECATED_SETTINGS
+)
 
 #: default_args keys the DAG itself uses (as Airflow does): not task settings.
 DAG_LEVEL_DEFAULT_ARGS: frozenset[str] = frozenset({"start_date", "end_date"})
@@ -121,7 +138,36 @@ def resolve_settings(
     merged: dict[str, Any] = {k: v for k, v in default_args.items() if k in SETTING_NAMES}
     merged.update({k: v for k, v in explicit.items() if v is not NOTSET})
     where = f"task {task_id!r}"
+    for old, new in _DEPRECATED_SETTINGS.items():
+        if old in merged:
+            value = merged.pop(old)
+            warnings.warn(
+                f"{where}: {old} is deprecated, use {new} (as in Airflow)",
+                DeprecationWarning,
+                stacklevel=4,
+            )
+            if merged.setdefault(new, value) != value:
+                raise DagDefinitionError(
+                    f"{where}: {old}={value!r} and {new}={merged[new]!r} disagree; set only {new}"
+                )
     values: dict[str, Any] = {}
+    for name in ("max_active_tis_per_dag", "max_active_tis_per_dagrun"):
+        if merged.get(name) is not None:
+            value = merged[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DagDefinitionError(
+                    f"{where}: {name} must be a positive integer or None, got {value!r}"
+                )
+            values[name] = value
+    for name in ("depends_on_past", "wait_for_downstream", "ignore_first_depends_on_past"):
+        if name in merged:
+            if not isinstance(merged[name], bool):
+                raise DagDefinitionError(
+                    f"{where}: {name} must be True or False, got {merged[name]!r}"
+                )
+            values[name] = merged[name]
+    if values.get("wait_for_downstream"):
+        values["depends_on_past"] = True  # as in Airflow: it implies depends_on_past
     for name in ("retries", "pool_slots", "priority_weight"):
         if name in merged:
             value = merged[name]
@@ -332,6 +378,12 @@ class BaseOperator(AbstractOperator):
         weight_rule: str = NOTSET,
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
+        depends_on_past: bool = NOTSET,
+        wait_for_downstream: bool = NOTSET,
+        ignore_first_depends_on_past: bool = NOTSET,
+        max_active_tis_per_dag: int | None = NOTSET,
+        max_active_tis_per_dagrun: int | None = NOTSET,
+        task_concurrency: int | None = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         **airflow: Any,
@@ -356,6 +408,12 @@ class BaseOperator(AbstractOperator):
                 "weight_rule": weight_rule,
                 "trigger_rule": trigger_rule,
                 "executor": executor,
+                "depends_on_past": depends_on_past,
+                "wait_for_downstream": wait_for_downstream,
+                "ignore_first_depends_on_past": ignore_first_depends_on_past,
+                "max_active_tis_per_dag": max_active_tis_per_dag,
+                "max_active_tis_per_dagrun": max_active_tis_per_dagrun,
+                "task_concurrency": task_concurrency,
             },
         )
 

@@ -207,6 +207,10 @@ def backfill(
     dag = _load_dag(settings, dags_folder, dag_id)
     if dag.timetable is None:
         fail(f"DAG {dag_id!r} has no schedule: trigger it instead")
+    if not dag.timetable.periodic:
+        fail(
+            f"DAG {dag_id!r} has a {dag.timetable.describe()} schedule: it has no intervals to backfill"
+        )
     start, end = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (start, end))
     intervals = due_intervals(
         dag.timetable,

@@ -1,8 +1,9 @@
 """Cross-run admission: which ready task instances may start now, over all runs.
 
 One ``Admission`` per engine owns every shared limit a task instance must fit in to
-start: the pools' slots, each DAG's ``max_active_tasks`` (over all its runs) and each
-executor's capacity. Planners keep their ready task instances; ``admit`` takes them
+start: the pools' slots, each DAG's ``max_active_tasks`` (over all its runs), each
+task's ``max_active_tis_per_dag`` (over all the DAG's runs) and each executor's
+capacity. Planners keep their ready task instances; ``admit`` takes them
 in one priority order across every run (priority weight, then the order they became
 ready), so a run registered later is not starved by dict order, and a lowered
 ``max_active_tasks`` holds for old and new runs alike (the DAG keeps ONE counter).
@@ -21,12 +22,14 @@ if TYPE_CHECKING:
 
 
 class ActiveLimit:
-    """A DAG's ``max_active_tasks``, shared by all its runs driven by one engine."""
+    """A DAG's ``max_active_tasks`` (or a task's ``max_active_tis_per_dag``), shared by
+    all its runs driven by one engine."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, name: str = "max_active_tasks") -> None:
         if limit < 1:
-            raise ValueError(f"max_active_tasks must be >= 1, got {limit}")
+            raise ValueError(f"{name} must be >= 1, got {limit}")
         self.limit = limit
+        self.name = name
         self.used = 0
 
     def free(self) -> int:
@@ -43,6 +46,7 @@ class Admission:
     ) -> None:
         self.pools = pools if isinstance(pools, PoolLedger) else PoolLedger(pools)
         self._limits: dict[str, ActiveLimit] = {}
+        self._task_limits: dict[tuple[str, str], ActiveLimit] = {}
         self._capacity: dict[str, int] = {}
         self._executor_used: dict[str, int] = {}
         for name, capacity in (executor_capacity or {}).items():
@@ -61,6 +65,19 @@ class Admission:
         elif current.limit != limit:
             if limit < 1:
                 raise ValueError(f"max_active_tasks must be >= 1, got {limit}")
+            current.limit = limit
+        return current
+
+    def task_limit(self, dag_id: str, task_id: str, limit: int) -> ActiveLimit:
+        """The task's one ``max_active_tis_per_dag`` counter over all the DAG's runs
+        (changed in place like ``dag_limit``)."""
+        current = self._task_limits.get((dag_id, task_id))
+        if current is None:
+            current = ActiveLimit(limit, f"max_active_tis_per_dag of task {task_id!r}")
+            self._task_limits[(dag_id, task_id)] = current
+        elif current.limit != limit:
+            if limit < 1:
+                raise ValueError(f"{current.name} must be >= 1, got {limit}")
             current.limit = limit
         return current
 

@@ -41,6 +41,9 @@ class Plan:
     to_cancel: list[TIKey] = field(default_factory=list)
     #: The run is left unfinished on purpose, for the next start (a keeping stop).
     kept: bool = False
+    #: Task instances held at ``none`` by their ``depends_on_past`` gate: the engine
+    #: finds out when it is met and says so (``PastGateMet``).
+    gated: list[TIKey] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -50,6 +53,7 @@ class Plan:
             or self.run_state
             or self.to_cancel
             or self.kept
+            or self.gated
         )
 
 

@@ -40,6 +40,7 @@ from airloop.core.stimuli import (
     Failed,
     GraceExpired,
     Lifecycle,
+    PastGateMet,
     Skipped,
     Started,
     Stimulus,
@@ -85,12 +86,15 @@ class RunPlanner:
         admission: Admission | None = None,
         rng: random.Random | None = None,
         fail_fast: bool = False,
+        task_limits: Mapping[str, ActiveLimit] | None = None,
     ) -> None:
         """``admission`` is shared by every run of an engine (pools, DAG limits,
         executor capacity, priority across runs); without one the planner makes its
         own over ``pools`` and admits alone. With ``fail_fast`` (the DAG's), the first
         task to fail stops the run: what runs is cancelled (``to_cancel``), what has
-        not started is skipped (teardowns excepted) and the run fails."""
+        not started is skipped (teardowns excepted) and the run fails. ``task_limits``
+        are the tasks' ``max_active_tis_per_dag`` counters shared by the DAG's runs
+        (``Admission.task_limit``); a task with a limit and no counter gets its own."""
         if admission is None:
             if pools is None:
                 raise PlanningError("a planner needs pools or an admission")
@@ -131,6 +135,36 @@ class RunPlanner:
             if setups:
                 self._up_setup[spec.task_id] = Counter({TaskState.NONE: setups})
                 self._up_setup_total[spec.task_id] = setups
+            if spec.max_active_tis_per_dagrun is not None and spec.max_active_tis_per_dagrun < 1:
+                raise PlanningError(
+                    f"task {spec.task_id!r}: max_active_tis_per_dagrun must be >= 1, "
+                    f"got {spec.max_active_tis_per_dagrun}"
+                )
+        #: Each task's max_active_tis_per_dag counter (shared by the DAG's runs).
+        self._task_limits: dict[str, ActiveLimit] = {}
+        for spec in specs:
+            if spec.max_active_tis_per_dag is not None:
+                shared = (task_limits or {}).get(spec.task_id)
+                try:
+                    self._task_limits[spec.task_id] = shared or ActiveLimit(
+                        spec.max_active_tis_per_dag,
+                        f"max_active_tis_per_dag of task {spec.task_id!r}",
+                    )
+                except ValueError as exc:
+                    raise PlanningError(str(exc)) from None
+        #: Tasks with a per-task limit (checked when one of their instances is admitted).
+        self._limited: frozenset[str] = frozenset(
+            s.task_id
+            for s in specs
+            if s.max_active_tis_per_dag is not None or s.max_active_tis_per_dagrun is not None
+        )
+        #: Ready instances of a task at its per-task limit, set aside from the pool
+        #: heaps (so they do not block other tasks) until the task has room again.
+        self._capped: dict[str, list[tuple[int, int, TIKey]]] = {}
+        #: depends_on_past: instances held at ``none`` until ``PastGateMet``, and the
+        #: instances whose gate was met.
+        self._gated: set[TIKey] = set()
+        self._gate_open: set[TIKey] = set()
         self._pools = pools
         self._admission = admission
         self._limit = max_active_tasks
@@ -237,7 +271,12 @@ class RunPlanner:
     @property
     def waiting(self) -> bool:
         """Some task instance is ready and waits for a pool slot or max_active_tasks."""
-        return any(self._ready.values())
+        return any(self._ready.values()) or bool(self._capped)
+
+    @property
+    def gated(self) -> frozenset[TIKey]:
+        """Task instances held by their ``depends_on_past`` gate."""
+        return frozenset(self._gated)
 
     @property
     def active(self) -> int:
@@ -300,8 +339,16 @@ class RunPlanner:
             problems.append(f"active: kept {self._active}, is {active}")
         if self._limit.used < active:
             problems.append(f"max_active_tasks used {self._limit.used} < this run's {active}")
+        for task_id, limit in self._task_limits.items():
+            mine = sum(counts[task_id][s] for s in ACTIVE)
+            if limit.used < mine:
+                problems.append(f"{limit.name} used {limit.used} < this run's {mine}")
+        for key in self._gated:
+            if self.state_of(key) is not TaskState.NONE:
+                problems.append(f"{key} is held by its past gate but is {self.state_of(key)}")
         if not self._aborted:
             ready = {key for heap in self._ready.values() for _, _, key in heap}
+            ready |= {key for heap in self._capped.values() for _, _, key in heap}
             scheduled = {
                 ti.key
                 for tis in self._tis.values()
@@ -372,6 +419,8 @@ class RunPlanner:
                     self._pools.acquire(spec.pool, spec.pool_slots)
                     self._active += 1
                     self._limit.used += 1
+                    if task_id in self._task_limits:
+                        self._task_limits[task_id].used += 1
                     if spec.executor:
                         self._admission.take_executor(spec.executor)
                     if row.state is TaskState.QUEUED or row.resumable:
@@ -425,7 +474,10 @@ class RunPlanner:
             Verdict.SKIP: TaskState.SKIPPED,
             Verdict.UPSTREAM_FAILED: TaskState.UPSTREAM_FAILED,
         }.get(verdict)
-        if target is not None:
+        if target is TaskState.SCHEDULED:
+            for ti in waiting:
+                self._schedule(ti, plan)
+        elif target is not None:
             for ti in waiting:
                 self._set(ti, target, plan)
 
@@ -466,6 +518,8 @@ class RunPlanner:
             self._stimulus = event.stimulus_id or tick
             if isinstance(event, StopRequested | AbortRequested | GraceExpired):
                 self._lifecycle(event, now, plan)
+            elif isinstance(event, PastGateMet):
+                self._open_gate(event.key, plan)
             else:
                 self._apply(event, now, plan)
         self._stimulus = tick
@@ -573,6 +627,7 @@ class RunPlanner:
         self._drain(plan)
         for heap in self._ready.values():
             heap.clear()
+        self._capped.clear()
         self._retry_heap.clear()
         if self._state is None:
             self._state = DagRunState.FAILED
@@ -674,6 +729,8 @@ class RunPlanner:
         if old in ACTIVE and new not in ACTIVE:
             self._active -= 1
             self._limit.used -= 1
+            if ti.key.task_id in self._task_limits:
+                self._task_limits[ti.key.task_id].used -= 1
             self._pools.release(spec.pool, spec.pool_slots)
             if spec.executor:
                 self._admission.release_executor(spec.executor)
@@ -756,7 +813,7 @@ class RunPlanner:
                 placeholder, TaskState.UPSTREAM_FAILED, plan, reason="an upstream task failed"
             )
         elif not spec.is_mapped:
-            self._set(placeholder, TaskState.SCHEDULED, plan)
+            self._schedule(placeholder, plan)
         else:
             self._expand(spec, plan)
 
@@ -768,6 +825,26 @@ class RunPlanner:
             self._up_setup.get(task_id),
             self._up_setup_total.get(task_id, 0),
         )
+
+    def _schedule(self, ti: _TI, plan: Plan) -> None:
+        """Ready to run: scheduled, unless its depends_on_past gate is not met yet
+        (then it stays ``none``, held, and the plan asks about it: ``Plan.gated``)."""
+        if self._specs[ti.key.task_id].depends_on_past and ti.key not in self._gate_open:
+            if ti.key not in self._gated:
+                self._gated.add(ti.key)
+                plan.gated.append(ti.key)
+            return
+        self._set(ti, TaskState.SCHEDULED, plan)
+
+    def _open_gate(self, key: TIKey, plan: Plan) -> None:
+        """``PastGateMet``: schedule the held instance (if the run still starts things)."""
+        self._gate_open.add(key)
+        if key not in self._gated:
+            return
+        if self._aborted or self.ending or self._state is not None:
+            return  # it stays held (never reached), as the run ends
+        self._gated.discard(key)
+        self._schedule(self._ti(key), plan)
 
     def _sources_done(self, spec: TaskSpec) -> bool:
         return all(
@@ -829,7 +906,7 @@ class RunPlanner:
             ti = _TI(TIKey(spec.task_id, i))
             tis[i] = ti
             counts[TaskState.NONE] += 1
-            self._set(ti, TaskState.SCHEDULED, plan)
+            self._schedule(ti, plan)
 
     def _release_retries(self, now: float, plan: Plan) -> None:
         heap = self._retry_heap
@@ -846,9 +923,14 @@ class RunPlanner:
         self._head_pool = None
         if self._aborted or self._held or self._limit.free() <= 0:
             return None
+        if self._capped:
+            self._uncap()
         pools, admission, specs = self._pools, self._admission, self._specs
         best: tuple[int, int] | None = None
         for pool, heap in self._ready.items():
+            while heap and heap[0][2].task_id in self._limited and self._task_full(heap[0][2]):
+                entry = heapq.heappop(heap)
+                self._capped.setdefault(entry[2].task_id, []).append(entry)
             if not heap:
                 continue
             prio, seq, key = heap[0]
@@ -875,9 +957,34 @@ class RunPlanner:
             self._admission.take_executor(spec.executor)
         self._active += 1
         self._limit.used += 1
+        if key.task_id in self._task_limits:
+            self._task_limits[key.task_id].used += 1
         target = self._admitted if plan is None else plan
         self._set(ti, TaskState.QUEUED, target)
         target.to_start.append(key)
+
+    def _task_full(self, key: TIKey) -> bool:
+        """The task is at its max_active_tis_per_dag or max_active_tis_per_dagrun."""
+        limit = self._task_limits.get(key.task_id)
+        if limit is not None and limit.free() <= 0:
+            return True
+        cap = self._specs[key.task_id].max_active_tis_per_dagrun
+        if cap is None:
+            return False
+        counts = self._counts[key.task_id]
+        return counts[TaskState.QUEUED] + counts[TaskState.RUNNING] >= cap
+
+    def _uncap(self) -> None:
+        """Put the set-aside instances of tasks with room again back in their pools'
+        heaps (with their first priority and order)."""
+        for task_id in list(self._capped):
+            entries = self._capped[task_id]
+            if self._task_full(entries[0][2]):
+                continue
+            del self._capped[task_id]
+            heap = self._ready[self._specs[task_id].pool]
+            for entry in entries:
+                heapq.heappush(heap, entry)
 
     def _admit(self, plan: Plan) -> None:
         """Move ready task instances to QUEUED by priority, within every limit."""

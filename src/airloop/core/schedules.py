@@ -38,6 +38,11 @@ class DataInterval:
 
 
 class Schedule(ABC):
+    #: Covers time in intervals (so it can be backfilled); not @once / @continuous.
+    periodic: bool = True
+    #: At most this many runs at once (Airflow's active_runs_limit; None: max_active_runs).
+    active_runs_limit: int | None = None
+
     @abstractmethod
     def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
         """The first interval whose start is at or after ``moment``."""
@@ -108,12 +113,62 @@ class DeltaSchedule(Schedule):
         return f"every {self.delta}"
 
 
+class OnceSchedule(Schedule):
+    """``@once``: one run, due once the start date has passed; its data interval is
+    ``[start_date, start_date]`` (as Airflow's OnceTimetable). Then none."""
+
+    periodic = False
+
+    def __init__(self, anchor: datetime) -> None:
+        self.anchor = anchor.astimezone(UTC)
+
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
+        return DataInterval(self.anchor, self.anchor)
+
+    def interval_after(self, interval: DataInterval) -> DataInterval:
+        raise ScheduleError("@once has no interval after its one run")
+
+    def latest_interval_ending_by(self, moment: datetime) -> DataInterval:
+        return DataInterval(self.anchor, self.anchor)
+
+    def describe(self) -> str:
+        return "@once"
+
+
+class ContinuousSchedule(Schedule):
+    """``@continuous``: a new run as soon as the previous one ends (max_active_runs
+    must be 1). Its data interval runs from the previous run's end (or the start
+    date) to the moment it is created, as Airflow's ContinuousTimetable."""
+
+    periodic = False
+    active_runs_limit = 1
+
+    def interval_starting_at_or_after(self, moment: datetime) -> DataInterval:
+        return DataInterval(moment, moment)
+
+    def interval_after(self, interval: DataInterval) -> DataInterval:
+        raise ScheduleError("@continuous has no fixed next interval")
+
+    def latest_interval_ending_by(self, moment: datetime) -> DataInterval:
+        return DataInterval(moment, moment)
+
+    def describe(self) -> str:
+        return "@continuous"
+
+
 def parse_schedule(
     value: str | timedelta | None, *, start_date: datetime | None, tz: ZoneInfo
 ) -> Schedule | None:
-    """``None`` (manual only), a cron string or preset, or a ``timedelta``."""
+    """``None`` (manual only), a cron string or preset, ``@once``, ``@continuous``, or
+    a ``timedelta``."""
     if value is None:
         return None
+    if value == "@once":
+        if start_date is None:
+            raise ScheduleError("a @once schedule needs a start_date")
+        return OnceSchedule(start_date)
+    if value == "@continuous":
+        return ContinuousSchedule()
     if isinstance(value, timedelta):
         if start_date is None:
             raise ScheduleError("a timedelta schedule needs a start_date")
@@ -138,7 +193,20 @@ def due_intervals(
 
     ``after`` is the end of the last interval a run was created for (None: none yet).
     Without ``catchup`` only the latest due interval is returned (if it is new).
+    ``@once``: its one interval until it has run; ``@continuous``: one interval from
+    ``after`` (or the start date) to ``now`` (the caller keeps one run at a time).
     """
+    if limit <= 0:
+        return []
+    if isinstance(schedule, OnceSchedule):
+        if after is not None or start_date > now:
+            return []
+        return [DataInterval(start_date, start_date)]
+    if isinstance(schedule, ContinuousSchedule):
+        if start_date > now or (end_date is not None and now > end_date):
+            return []
+        begin = max(start_date, after) if after is not None else start_date
+        return [DataInterval(begin, now)]
     begin = max(start_date, after) if after is not None else start_date
     if not catchup:
         latest = schedule.latest_interval_ending_by(now)

@@ -54,6 +54,15 @@ class TaskSpec:
     #: unless ``on_failure_fail_dagrun``; never skipped by ``fail_fast``.
     is_teardown: bool = False
     on_failure_fail_dagrun: bool = False
+    #: Each instance waits for a ``PastGateMet`` before it is scheduled (Airflow's
+    #: depends_on_past; the engine decides when the gate is met).
+    depends_on_past: bool = False
+    #: At most this many instances of the task queued or running over all the DAG's
+    #: runs (Airflow's max_active_tis_per_dag; None: no limit).
+    max_active_tis_per_dag: int | None = None
+    #: At most this many instances queued or running within one run (mapped
+    #: instances count; Airflow's max_active_tis_per_dagrun; None: no limit).
+    max_active_tis_per_dagrun: int | None = None
 
     @property
     def is_mapped(self) -> bool:

@@ -92,4 +92,18 @@ class GraceExpired:
 
 
 Lifecycle = StopRequested | AbortRequested | GraceExpired
-Stimulus = Event | Lifecycle
+
+
+# -- facts from outside the run -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PastGateMet:
+    """The ``depends_on_past`` gate of a held task instance is met (the previous run's
+    instance succeeded or was skipped...): it may be scheduled now."""
+
+    key: TIKey
+    stimulus_id: str = field(default="", compare=False)
+
+
+Stimulus = Event | Lifecycle | PastGateMet

@@ -22,7 +22,7 @@ from airloop.core.outcomes import Outcome
 from airloop.core.plan import Plan, StoredTI
 from airloop.core.planner import RunPlanner
 from airloop.core.specs import TaskSpec, TIKey
-from airloop.core.states import DagRunState, TaskState
+from airloop.core.states import TERMINAL, DagRunState, TaskState
 from airloop.core.stimuli import Event, Failed, Skipped, Started, Stimulus, Succeeded
 from airloop.engine.outputs import RunOutputs
 from airloop.executors.base import WorkItem
@@ -143,6 +143,12 @@ class ActiveRun:
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
         self._logged: set[tuple[TIKey, int]] = set()
         self._subscribers: list[ProgressHook] = []
+        #: Held by their depends_on_past gate since the last ``take_gated``.
+        self._gated: list[TIKey] = []
+        #: Task instances with a "waiting: ..." note (cleared once they are scheduled).
+        self._waiting_notes: set[TIKey] = set()
+        #: A task instance reached a terminal state since the last ``take_settled``.
+        self._settled = False
 
     @classmethod
     def resumed(
@@ -280,6 +286,29 @@ class ActiveRun:
         """The task instance's error note (why it failed, was skipped, will retry)."""
         rec = self._records.get(key)
         return None if rec is None else rec.error
+
+    def take_gated(self) -> list[TIKey]:
+        """Task instances the planner held by their depends_on_past gate since the
+        last call (the scheduler's past gates check them)."""
+        gated, self._gated = self._gated, []
+        return gated
+
+    def take_settled(self) -> bool:
+        """Did a task instance reach a terminal state since the last call?"""
+        settled, self._settled = self._settled, False
+        return settled
+
+    def note_waiting(self, key: TIKey, reason: str) -> None:
+        """Why a held task instance waits (shown as its note, e.g. ``airloop tasks
+        states``); written with the next batch."""
+        rec = self._records.get(key)
+        if rec is None or rec.error == reason:
+            return
+        if key not in self._waiting_notes:
+            log.info("%s %s %s", self.label, key, reason)
+        rec.error = reason
+        self._waiting_notes.add(key)
+        self._dirty.add(key)
 
     def running_keys(self) -> list[TIKey]:
         """Task instances queued or running (handed to an executor)."""
@@ -457,8 +486,14 @@ class ActiveRun:
             self._dirty.discard(TIKey(exp.task_id))
             for i in range(exp.count):
                 records[TIKey(exp.task_id, i)] = TIRecord(TIKey(exp.task_id, i))
+        self._gated.extend(plan.gated)
         for change in plan.changes:
             rec = records[change.key]
+            if change.new in TERMINAL:
+                self._settled = True
+            if change.key in self._waiting_notes:
+                self._waiting_notes.discard(change.key)
+                rec.error = None
             if change.new is TaskState.QUEUED:
                 rec.queued_at = now_dt
                 rec.start_date = rec.end_date = rec.duration = None

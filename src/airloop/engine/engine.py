@@ -108,6 +108,7 @@ class Engine:
                 admission=self._admission,
                 default_executor=self.settings.default_executor,
                 min_tick_interval=self.settings.min_tick_interval,
+                past_gate_recheck=self.settings.depends_on_past_recheck_interval,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
             self.watchdog = LoopWatchdog(
@@ -218,8 +219,18 @@ class Engine:
         # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow);
         # a changed value changes it in place, its count kept.
         limit = self._admission.dag_limit(dag.dag_id, max_active)
+        # Each task's max_active_tis_per_dag: one counter over the DAG's runs.
+        task_limits = {
+            s.task_id: self._admission.task_limit(dag.dag_id, s.task_id, s.max_active_tis_per_dag)
+            for s in specs
+            if s.max_active_tis_per_dag is not None
+        }
         planner = RunPlanner(
-            specs, admission=self._admission, max_active_tasks=limit, fail_fast=dag.fail_fast
+            specs,
+            admission=self._admission,
+            max_active_tasks=limit,
+            fail_fast=dag.fail_fast,
+            task_limits=task_limits,
         )
         assert self._executors is not None
         names = {s.executor for s in specs}
@@ -259,6 +270,7 @@ class Engine:
             params=resolved,
             data_interval_start=data_interval[0] if data_interval else None,
             data_interval_end=data_interval[1] if data_interval else None,
+            **await self._previous_success(dag.dag_id, logical_date),
         )
         run = ActiveRun(
             run_pk=run_pk,
@@ -273,6 +285,16 @@ class Engine:
         )
         scheduler.add_run(run)
         return run
+
+    async def _previous_success(self, dag_id: str, logical_date: datetime) -> dict[str, Any]:
+        """The prev_*_success context keys: the DAG's latest successful run before
+        ``logical_date`` (None each when there is none, as in Airflow)."""
+        prev = await self.store.previous_run(dag_id, logical_date, DagRunState.SUCCESS)
+        return {
+            "prev_data_interval_start_success": prev.data_interval_start if prev else None,
+            "prev_data_interval_end_success": prev.data_interval_end if prev else None,
+            "prev_start_date_success": prev.start_date if prev else None,
+        }
 
     def _run_services(self) -> dict[str, Any]:
         """What every ActiveRun gets from the engine: checkpoint writer, task-log sinks."""
@@ -302,6 +324,7 @@ class Engine:
                 row.params,
                 row.data_interval_start,
                 row.data_interval_end,
+                **await self._previous_success(dag.dag_id, row.logical_date),
             ),
             specs=specs,
             planner=planner,

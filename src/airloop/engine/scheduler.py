@@ -13,6 +13,7 @@ from airloop.core.specs import TIKey
 from airloop.core.stimuli import AbortRequested, GraceExpired, Stimulus, StopRequested
 from airloop.engine.active_run import ActiveRun
 from airloop.engine.executor_registry import ExecutorRegistry
+from airloop.engine.past_gates import PastGates
 from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
@@ -44,6 +45,7 @@ class Scheduler:
         default_executor: str,
         admission: Admission,
         min_tick_interval: float = 0.0,
+        past_gate_recheck: float = 5.0,
     ) -> None:
         self._admission = admission
         self._store = store
@@ -62,6 +64,8 @@ class Scheduler:
         self._holding = False
         #: Aborts asked for (abort_run), handed to the planners at the next tick.
         self._aborts: dict[int, str] = {}
+        #: depends_on_past: held task instances and their checks (from the store).
+        self._gates = PastGates(store, past_gate_recheck)
         self.ticks = 0
 
     # -- control --------------------------------------------------------------------
@@ -184,6 +188,8 @@ class Scheduler:
         ]
         if self._stop_deadline is not None and self._runs:
             wakes.append(self._stop_deadline)
+        if self._stop_reason is None and (gates := self._gates.wake_at) is not None:
+            wakes.append(gates)
         if not wakes:
             return None
         return max(0.0, min(wakes) - now)
@@ -195,7 +201,13 @@ class Scheduler:
         batch = WriteBatch()
         self._adopt_new_runs(batch, now, now_dt)
         stimuli = self._route(events, batch, now)
+        if self._gates.due(now) and self._stop_reason is None:
+            # Past gates answered from the store (what earlier ticks wrote): this
+            # tick's stimuli, so a held instance starts in the tick that learns of it.
+            for run_pk, met in (await self._gates.check(now, set(self._runs))).items():
+                stimuli[run_pk].extend(met)
         to_start, to_cancel = self._plan(stimuli, batch, now, now_dt)
+        self._note_gates()
         results = [
             (r, r.keep_result(now) if r.kept else r.finish(batch, now, now_dt))
             for r in self._runs.values()
@@ -207,12 +219,25 @@ class Scheduler:
         await self._submit_all(to_start, now_dt)
         for run, result in results:
             del self._runs[run.run_pk]
+            self._gates.forget(run.run_pk)
             if not run.done.done():
                 run.done.set_result(result)
         for run in self._runs.values():
             run.progressed()
         for run, _ in results:
             run.progressed()
+
+    def _note_gates(self) -> None:
+        """Hand newly held task instances to the past gates; a run that settled a task
+        instance wakes the held runs of its DAG (checked at the next tick)."""
+        for run in self._runs.values():
+            gated = run.take_gated()
+            if gated:
+                self._gates.hold(run, gated)
+            if run.take_settled() or run.finished:
+                self._gates.settled(run.info.dag_id)
+        if self._stop_reason is None and self._gates.due(asyncio.get_running_loop().time()):
+            self._channel.nudge()
 
     def _adopt_new_runs(self, batch: WriteBatch, now: float, now_dt: datetime) -> None:
         for run in self._new:

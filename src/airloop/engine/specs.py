@@ -28,6 +28,9 @@ def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
                 is_setup=node.is_setup,
                 is_teardown=node.is_teardown,
                 on_failure_fail_dagrun=node.on_failure_fail_dagrun,
+                depends_on_past=s.depends_on_past,
+                max_active_tis_per_dag=s.max_active_tis_per_dag,
+                max_active_tis_per_dagrun=s.max_active_tis_per_dagrun,
             )
         )
     return specs

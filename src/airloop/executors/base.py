@@ -48,6 +48,13 @@ class TaskCall:
     xcom_max_bytes: int
     log_path: str
     executor: str
+    #: prev_data_interval_start_success, prev_data_interval_end_success,
+    #: prev_start_date_success (looked up by the engine when the run started).
+    previous_success: tuple[datetime | None, datetime | None, datetime | None] = (
+        None,
+        None,
+        None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,11 @@ class WorkItem:
             xcom_max_bytes=self.xcom_max_bytes,
             log_path=self.log_path,
             executor=self.executor,
+            previous_success=(
+                run.prev_data_interval_start_success,
+                run.prev_data_interval_end_success,
+                run.prev_start_date_success,
+            ),
         )
 
 

@@ -67,6 +67,9 @@ class SchedulerService:
         self._lock_missing = False
         self._stop = asyncio.Event()
         self._folder_loaded = False
+        #: Set when a run ends: a @continuous DAG's next run (or a queued one waiting
+        #: for max_active_runs) is created at once, not at the next poll.
+        self._run_ended = asyncio.Event()
         self.runs_created = 0
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -103,6 +106,7 @@ class SchedulerService:
             waiters = {
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self.folder.updated.wait()),
+                asyncio.ensure_future(self._run_ended.wait()),
             }
             await asyncio.wait(
                 waiters,
@@ -116,6 +120,7 @@ class SchedulerService:
     async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
         """One round: DAGs parsed since the last, DAG records, resumes, due runs,
         triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
+        self._run_ended.clear()
         if not await self._check_lock(engine):
             return  # nothing starts without the lock (and no heartbeat: not alive)
         fresh = self.folder.updated.is_set()
@@ -281,6 +286,7 @@ class SchedulerService:
         """Hold on to a run in flight, and say how it ended."""
         self.active[run.run_pk] = run
         run.done.add_done_callback(_log_result)
+        run.done.add_done_callback(lambda _: self._run_ended.set())
 
     async def _drain(self, engine: Engine, store: ServiceStore, beat: int) -> None:
         """Running task instances get the grace period to finish; the rest are cancelled

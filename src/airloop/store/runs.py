@@ -255,3 +255,48 @@ class Store:
         )
         async with connect(self.engine) as conn:
             return [LogRow(*r) for r in await conn.execute(query)]
+
+    # -- reads across runs (depends_on_past, prev_*_success) -------------------------
+
+    async def previous_run(
+        self, dag_id: str, before: datetime, state: DagRunState | None = None
+    ) -> DagRunRow | None:
+        """The DAG's run with the latest logical date before ``before`` (of ``state``)."""
+        query = (
+            select(dag_run)
+            .where(and_(dag_run.c.dag_id == dag_id, dag_run.c.logical_date < before))
+            .order_by(dag_run.c.logical_date.desc(), dag_run.c.id.desc())
+            .limit(1)
+        )
+        if state is not None:
+            query = query.where(dag_run.c.state == state.value)
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else run_row(row)
+
+    async def task_states(
+        self, run_pk: int, task_ids: Sequence[str]
+    ) -> list[tuple[str, int, TaskState]]:
+        """(task_id, map_index, state) of the run's instances of ``task_ids``."""
+        query = select(_ti.task_id, _ti.map_index, _ti.state).where(
+            and_(_ti.dag_run_id == run_pk, _ti.task_id.in_(list(task_ids)))
+        )
+        async with connect(self.engine) as conn:
+            return [(t, int(i), TaskState(s)) for t, i, s in await conn.execute(query)]
+
+    async def ran_before(self, dag_id: str, task_id: str, before: datetime) -> bool:
+        """Has any run of the DAG with an earlier logical date an instance of the task?"""
+        query = (
+            select(_ti.id)
+            .select_from(task_instance.join(dag_run, dag_run.c.id == _ti.dag_run_id))
+            .where(
+                and_(
+                    dag_run.c.dag_id == dag_id,
+                    dag_run.c.logical_date < before,
+                    _ti.task_id == task_id,
+                )
+            )
+            .limit(1)
+        )
+        async with connect(self.engine) as conn:
+            return (await conn.execute(query)).first() is not None

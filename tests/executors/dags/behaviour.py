@@ -264,3 +264,12 @@ with DAG("branching") as branching:
 
     pick() >> [chosen(), other()] >> join()
     gate() >> gated()
+with DAG("previous") as previous:
+
+    @task
+    def prev_success(**context: Any) -> list[str | None]:
+        """The prev_*_success keys, as the worker got them (None: no earlier success)."""
+        keys = ("prev_data_interval_start_success", "prev_data_interval_end_success")
+        return [d.isoformat() if d else None for d in (context[k] for k in keys)]
+
+    prev_success()
