@@ -30,11 +30,14 @@ class XComPullError(AirloopError):
 class DagRunInfo:
     dag_id: str
     run_id: str
-    logical_date: datetime
+    #: None: a run created without one (as Airflow 3): the keys needing it are absent.
+    logical_date: datetime | None
     run_type: str
     params: Mapping[str, Any]
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    #: A run of ``dag.test()`` / ``airloop dags test`` (the context's ``test_mode``).
+    test_mode: bool = False
 
     @property
     def conf(self) -> Mapping[str, Any]:
@@ -241,12 +244,10 @@ class Context(Mapping[str, Any]):
 
     @property
     def logical_date(self) -> datetime:
-        return self._dated().logical_date
-
-    def _dated(self) -> DagRunInfo:
-        if self.dag_run.logical_date is None:
+        value = self.dag_run.logical_date
+        if value is None:
             raise KeyError("this run has no logical date")
-        return self.dag_run
+        return value
 
     @property
     def data_interval_start(self) -> datetime | None:
@@ -297,7 +298,7 @@ class Context(Mapping[str, Any]):
 
     @property
     def test_mode(self) -> bool:
-        return False
+        return self.dag_run.test_mode
 
     @property
     def var(self) -> Any:

@@ -184,6 +184,16 @@ class AbstractOperator(DependencyMixin):
     upstream_outputs: Mapping[str, Any] | None = None
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
+    #: ``@task`` arguments as written, when a string among them is a template (else
+    #: None): ``(op_args, op_kwargs)`` with XComArgs in place (their values are never
+    #: rendered). Worked out once, when the task is defined.
+    argument_templates: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    @property
+    def has_templates(self) -> bool:
+        """Something to render before ``execute`` (one check: no cost otherwise)."""
+        return bool(self.template_fields) or self.argument_templates is not None
+
     #: Can a try that was running when airloop died be started again (same try)?
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.

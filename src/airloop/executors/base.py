@@ -40,7 +40,7 @@ class TaskCall:
     run_pk: int
     run_id: str
     run_type: str
-    logical_date: datetime
+    logical_date: datetime | None
     params: dict[str, Any]
     data_interval: tuple[datetime, datetime] | None
     bound: Any
@@ -48,6 +48,7 @@ class TaskCall:
     xcom_max_bytes: int
     log_path: str
     executor: str
+    test_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class WorkItem:
             xcom_max_bytes=self.xcom_max_bytes,
             log_path=self.log_path,
             executor=self.executor,
+            test_mode=run.test_mode,
         )
 
 

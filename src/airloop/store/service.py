@@ -14,7 +14,7 @@ from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
 from airloop.store.errors import begin, connect
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
-from airloop.store.runs import Store, insert_run, run_row, utcnow
+from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import dag_run, import_error, scheduler_heartbeat, task_instance, xcom
 
@@ -137,8 +137,9 @@ class ServiceStore:
     ) -> int:
         """A run for the scheduler service to start (``airloop dags trigger|backfill``).
         RunExistsError if the DAG has a run with this id or logical date already."""
-        conflict = f"DAG {dag_id!r} already has a run {run_id!r} or a run for {logical_date}"
-        async with begin(self.engine, RunExistsError, conflict) as conn:
+        async with begin(
+            self.engine, RunExistsError, conflict(dag_id, run_id, logical_date)
+        ) as conn:
             return await insert_run(
                 conn,
                 dag_id=dag_id,
