@@ -229,6 +229,8 @@ class Context(Mapping[str, Any]):
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     #: The number of instances of a mapped task (None for an unmapped one).
     expanded_ti_count: int | None = None
+    #: The params this task sees when it has its own (merged over the DAG's).
+    task_params: Mapping[str, Any] | None = None
 
     @property
     def task_instance(self) -> TaskInstanceInfo:
@@ -236,7 +238,7 @@ class Context(Mapping[str, Any]):
 
     @property
     def params(self) -> Mapping[str, Any]:
-        return self.dag_run.params
+        return self.dag_run.params if self.task_params is None else self.task_params
 
     @property
     def run_id(self) -> str:

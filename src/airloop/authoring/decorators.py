@@ -204,7 +204,7 @@ class _FunctionFactory:
         return op
 
 
-_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group"}
+_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group", "params"}
 #: Airflow operator arguments: in ``.partial()`` they are settings, not function arguments.
 _AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
 

@@ -18,6 +18,7 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.dependency import DependencyMixin
+from airloop.authoring.params import task_params
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -105,6 +106,10 @@ def check_default_args(
     """
     where = where or f"DAG {dag_id!r}"
     task_args = {k: v for k, v in default_args.items() if k not in DAG_LEVEL_DEFAULT_ARGS}
+    if "params" in task_args:
+        raise DagDefinitionError(
+            f"{where}: params in default_args is not supported; give params to the DAG or to a task"
+        )
     display, rest = split_task_args(f"{where}: default_args", task_args)
     unknown = sorted(set(rest) - SETTING_NAMES)
     if unknown:
@@ -182,6 +187,8 @@ class AbstractOperator(DependencyMixin):
     template_fields_renderers: ClassVar[Mapping[str, str]] = {}
     #: Outputs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
     upstream_outputs: Mapping[str, Any] | None = None
+    #: The task's own ``params`` (checked values), merged over the DAG's for it.
+    task_params: Mapping[str, Any] | None = None
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
     #: ``@task`` arguments as written, when a string among them is a template (else
@@ -343,9 +350,17 @@ class BaseOperator(AbstractOperator):
         executor: str | None = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
+        params: Mapping[str, Any] | None = None,
         **airflow: Any,
     ) -> None:
         display = _check_airflow_args(type(self), task_id, dag, airflow)
+        if params:
+            from airloop.authoring.dag import current_dag
+
+            owner = dag if dag is not None else current_dag()
+            self.task_params = task_params(
+                f"task {task_id!r}", params, owner.params if owner is not None else None
+            )
         super().__init__(
             task_id=task_id,
             dag=dag,

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
+from airloop.authoring.params import merge_task_params
 from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
 
@@ -107,6 +108,11 @@ class WorkItem:
                 dag_run=run,
                 log=TASK_LOGGER,
                 checkpoint=checkpoint or Checkpoint(),
+                task_params=(
+                    None
+                    if operator.task_params is None
+                    else merge_task_params(run.params, dag.params, operator.task_params)
+                ),
             ),
             timeout=settings.execution_timeout,
             log_path=log_path,
