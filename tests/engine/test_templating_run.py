@@ -255,3 +255,26 @@ async def test_rendering_runs_off_the_event_loop(engine: Engine) -> None:
     assert result.state is DagRunState.SUCCESS, result.failed
     assert seen["thread"] is not loop_thread
     assert seen["task"] == "echo"
+
+
+async def test_templated_partial_arguments_of_a_mapped_task(engine: Engine) -> None:
+    with DAG("mapped_args") as dag:
+
+        @task
+        def tag(prefix: str, x: str) -> str:
+            return f"{prefix}:{x}"
+
+        tag.partial(prefix="{{ ds_nodash }}").expand(x=["{{ ds }}", "b"])
+
+    result = await engine.run(dag, logical_date=datetime(2026, 8, 9, tzinfo=UTC))
+    assert result.state is DagRunState.SUCCESS, result.failed
+    xcoms = await xcom_map(engine, result.run_pk)
+    # .partial() literals are rendered; .expand() values are passed as given.
+    assert json.loads(xcoms[("tag", 0)]) == "20260809:{{ ds }}"
+    assert json.loads(xcoms[("tag", 1)]) == "20260809:b"
+    stored = await engine.store.rendered_fields(result.run_pk, "tag", 1)
+    assert stored is not None
+    assert json.loads(stored.fields) == {
+        "op_args": [],
+        "op_kwargs": {"prefix": "20260809", "x": "b"},
+    }

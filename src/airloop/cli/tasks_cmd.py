@@ -89,7 +89,7 @@ def task_test_command(
         except (TypeError, IndexError) as exc:
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
-    info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params)
+    info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params, test_mode=True)
     item = WorkItem.build(
         dag=dag,
         operator=operator,
