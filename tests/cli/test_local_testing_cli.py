@@ -152,8 +152,9 @@ def test_trigger_gives_a_logical_date_and_refuses_a_duplicate(
     )  # fmt: skip
     assert again.code == 2, again.transcript
     assert again.err_lines == [
-        "error: DAG 'render_cli' already has a run 'other' or a run for logical date "
-        "2026-02-01T00:00:00+00:00 (one run per DAG and logical date: give another one)"
+        "error: DAG 'render_cli' already has a run for logical date 2026-02-01T00:00:00+00:00 "
+        "('manual__2026-02-01T00:00:00+00:00'); one run per DAG and logical date: give "
+        "another one"
     ]
     runs = dag_runs(home / "airloop.db")
     assert [(r["run_id"], r["logical_date"][:19]) for r in runs] == [

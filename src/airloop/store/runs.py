@@ -68,6 +68,31 @@ def conflict(dag_id: str, run_id: str, logical_date: datetime | None) -> str:
     )
 
 
+async def which_conflict(
+    engine: AsyncEngine, dag_id: str, run_id: str, logical_date: datetime | None
+) -> str:
+    """``conflict``, said precisely: which of the two the DAG's existing run holds."""
+    c = dag_run.c
+    async with connect(engine) as conn:
+        if (
+            await conn.execute(select(c.id).where(c.dag_id == dag_id, c.run_id == run_id))
+        ).first() is not None:
+            return f"DAG {dag_id!r} already has a run {run_id!r}"
+        if logical_date is not None:
+            row = (
+                await conn.execute(
+                    select(c.run_id).where(c.dag_id == dag_id, c.logical_date == logical_date)
+                )
+            ).first()
+            if row is not None:
+                return (
+                    f"DAG {dag_id!r} already has a run for logical date "
+                    f"{logical_date.isoformat()} ({row.run_id!r}); one run per DAG and "
+                    "logical date: give another one"
+                )
+    return conflict(dag_id, run_id, logical_date)
+
+
 def run_row(row: Any) -> DagRunRow:
     return DagRunRow(**{**row._mapping, "state": DagRunState(row.state)})
 
