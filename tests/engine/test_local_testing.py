@@ -60,10 +60,15 @@ def test_dag_test_runs_in_process_and_returns_the_results(tmp_path: Path) -> Non
     failed = next(t for t in result.tasks if t.task_id == "fails")
     assert failed.error == "ValueError: no good: 6"
     assert failed.try_number == 1
-    text = out.getvalue().splitlines()
-    assert text[0].split() == ["task", "map", "state", "try", "duration", "error"]
-    assert text[3].split()[:3] == ["fails", "failed", "1"]
-    assert text[3].endswith("ValueError: no good: 6")
+    printed = out.getvalue()
+    # The end of the failed task's log comes first (the logs go with the temporary folder).
+    assert printed.startswith("--- fails try 1 (log) ---\n")
+    assert 'raise ValueError(f"no good: {n}")' in printed
+    text = printed.splitlines()
+    header = text.index(next(line for line in text if line.startswith("task ")))
+    assert text[header].split() == ["task", "map", "state", "try", "duration", "error"]
+    assert text[header + 3].split()[:3] == ["fails", "failed", "1"]
+    assert text[header + 3].endswith("ValueError: no good: 6")
     assert text[-1].startswith(
         "DAG run local/try-it (logical date 2026-04-05T00:00:00+00:00): failed"
     )

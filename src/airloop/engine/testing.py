@@ -4,6 +4,8 @@ The run uses a throwaway SQLite database in a temporary folder (removed afterwar
 and the async engine, as ``airflow dags test`` runs a DAG without a scheduler. The
 context's ``test_mode`` is True. Per-task results are printed like Airflow's; the
 returned ``DagTestResult`` carries the run state, each task instance and its XCom.
+The end of each failed task's log is printed before the table (the logs go with the
+temporary folder).
 """
 
 from __future__ import annotations
@@ -129,6 +131,20 @@ async def arun_dag_test(
                 (x.task_id, x.map_index): json.loads(x.value)
                 for x in await engine.store.xcom_values(result.run_pk)
             }
+            failed = {
+                (r.task_id, r.map_index, r.try_number) for r in rows if r.state is TaskState.FAILED
+            }
+            # The logs go with the throwaway folder: keep what says why a task failed.
+            logs = [
+                (
+                    f"{r.task_id}{'' if r.map_index < 0 else f'[{r.map_index}]'}",
+                    r.try_number,
+                    r.path,
+                )
+                for r in await engine.store.log_paths(result.run_pk)
+                if (r.task_id, r.map_index, r.try_number) in failed
+            ]
+            failure_logs = await in_thread(_read_logs, logs)
     finally:
         await in_thread(shutil.rmtree, home, True)
     order = {task_id: i for i, task_id in enumerate(dag.task_dict)}
@@ -145,8 +161,27 @@ async def arun_dag_test(
         dag.dag_id, result.run_id, when, result.state, result.duration, tasks, xcoms
     )
     if not quiet:
-        print_results(outcome, output or sys.stdout)
+        stream = output or sys.stdout
+        for text in failure_logs:
+            stream.write(text)
+        print_results(outcome, stream)
     return outcome
+
+
+#: The end of a failed task's log that is printed (its traceback, usually).
+LOG_TAIL_LINES = 60
+
+
+def _read_logs(logs: list[tuple[str, int, str]]) -> list[str]:
+    out = []
+    for label, try_number, path in logs:
+        try:
+            lines = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        tail = lines[-LOG_TAIL_LINES:]
+        out.append(f"--- {label} try {try_number} (log) ---\n" + "\n".join(tail) + "\n")
+    return out
 
 
 def print_results(result: DagTestResult, out: IO[str]) -> None:
