@@ -9,7 +9,7 @@ from airloop.authoring.branch import (
     ShortCircuitOperator,
 )
 from airloop.authoring.context import Context, get_current_context
-from airloop.authoring.dag import DAG
+from airloop.authoring.dag import DAG, register_test_runner
 from airloop.authoring.decorators import task
 from airloop.authoring.edges import Label, chain, chain_linear, cross_downstream
 from airloop.authoring.mapped import MappedOperator
@@ -36,6 +36,24 @@ if TYPE_CHECKING:
     from airloop.engine.engine import Engine, run
 
 __version__ = "0.1.0"
+
+
+class _EngineTestRunner:
+    """``dag.test()`` / ``dag.atest()``: the engine's, imported when first used (the
+    engine pulls in SQLAlchemy; DAG files that never test should not pay for it)."""
+
+    def test(self, dag: DAG, **options: Any) -> Any:
+        from airloop.engine.testing import run_dag_test
+
+        return run_dag_test(dag, **options)
+
+    async def atest(self, dag: DAG, **options: Any) -> Any:
+        from airloop.engine.testing import arun_dag_test
+
+        return await arun_dag_test(dag, **options)
+
+
+register_test_runner(_EngineTestRunner())
 
 
 def __getattr__(name: str) -> Any:

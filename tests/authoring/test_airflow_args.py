@@ -54,7 +54,6 @@ UNSUPPORTED_TASK_ARGS: list[tuple[str, Any]] = [
     ("multiple_outputs", True),
     ("outlets", ["s3://bucket/key"]),
     ("inlets", ["s3://bucket/key"]),
-    ("params", {"n": 1}),
     ("pre_execute", alert),
     ("post_execute", alert),
     ("start_date", datetime(2020, 1, 1, tzinfo=UTC)),
@@ -81,7 +80,6 @@ NOOP_TASK_ARGS: dict[str, Any] = {
     "do_xcom_push": True,
     "multiple_outputs": False,
     "outlets": [],
-    "params": None,
     "start_date": None,
 }
 

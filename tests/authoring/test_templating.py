@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,3 +267,23 @@ def test_xcom_pull_reads_upstream_outputs_and_says_what_it_cannot() -> None:
 def test_get_current_context_outside_a_task_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="get_current_context\\(\\) was called outside"):
         get_current_context()
+
+
+def test_stored_rendered_fields_are_json_and_cut_at_the_limit() -> None:
+    from airloop.authoring.templating import MAX_RENDERED_FIELD_LENGTH, stored_rendered_fields
+
+    assert stored_rendered_fields("t", None) is None
+    assert stored_rendered_fields("t", {}) is None
+    long = "x" * (MAX_RENDERED_FIELD_LENGTH + 10)
+    text = stored_rendered_fields(
+        "t", {"short": {"a": (1, 2), "s": {3}}, "long": long, "o": object}
+    )
+    assert text is not None
+    stored = json.loads(text)
+    assert stored["short"] == {"a": [1, 2], "s": [3]}
+    assert stored["long"].startswith('"xxx')
+    assert stored["long"].endswith(
+        f"... (truncated: {MAX_RENDERED_FIELD_LENGTH + 12:,} characters, over the limit of "
+        f"{MAX_RENDERED_FIELD_LENGTH:,})"
+    )
+    assert stored["o"] == "<class 'object'>"

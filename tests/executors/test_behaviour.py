@@ -245,3 +245,35 @@ async def test_prev_success_keys_reach_the_worker(
         [None, None],
         ["2026-06-01T00:00:00+00:00", "2026-06-02T00:00:00+00:00"],
     ]
+
+
+async def test_rendered_values_are_stored_per_try(
+    engine: Engine, dags: dict[str, DAG], executor_name: str
+) -> None:
+    """Template fields and templated @task arguments, rendered in the worker, are
+    recorded per task instance and try with the try's end."""
+    run = await engine.start_run(
+        dags["rendered_store"],
+        run_id=f"rendered-{executor_name}",
+        logical_date=datetime(2026, 6, 7, tzinfo=UTC),
+    )
+    result = await asyncio.wait_for(asyncio.shield(run.done), 60)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    fields = await engine.store.rendered_fields(result.run_pk, "fields", -1)
+    assert fields is not None
+    assert fields.try_number == 1
+    assert json.loads(fields.fields) == {
+        "sql": "select '2026-06-07'",
+        "options": {"n": "7", "plain": [1, 2]},
+    }
+    for try_number in (1, 2):
+        stored = await engine.store.rendered_fields(
+            result.run_pk, "flaky_args", -1, try_number=try_number
+        )
+        assert stored is not None
+        assert json.loads(stored.fields) == {
+            "op_args": ["20260607"],
+            "op_kwargs": {"n": f"7 on try {try_number}"},
+        }
+    values = await xcoms(engine, result.run_pk)
+    assert values[("flaky_args", -1)] == "20260607/7 on try 2"

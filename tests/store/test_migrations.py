@@ -126,3 +126,40 @@ async def test_a_new_database_created_directly_matches_the_migrations(tmp_path: 
         assert await migrate(store.engine) == (head_revision(), head_revision())
     finally:
         await store.close()
+
+
+async def test_upgrading_sqlite_keeps_the_runs_and_their_rows(tmp_path: Path) -> None:
+    """SQLite alters dag_run by copying it: the old table's drop must not cascade to the
+    task instances, XComs and log rows (foreign keys are off while migrating)."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    await database_at(url, "0002")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO dag_run (dag_id, run_id, run_type, state, logical_date, params, "
+            "created_at) VALUES ('d', 'r', 'manual', 'success', '2026-01-01 00:00:00.000000', "
+            "'{}', '2026-01-01 00:00:00.000000')"
+        )
+        conn.execute(
+            "INSERT INTO task_instance (dag_run_id, task_id, map_index, state, try_number, "
+            "max_tries, pool, pool_slots, priority_weight) "
+            "VALUES (1, 't', -1, 'success', 1, 1, 'default_pool', 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO xcom (dag_run_id, task_id, map_index, key, value, size, created_at) "
+            "VALUES (1, 't', -1, 'return_value', '1', 1, '2026-01-01 00:00:00.000000')"
+        )
+    store = await Store.open(url)
+    try:
+        assert await current_revision(store.engine) == head_revision()
+        runs = await store.find_runs("r")
+        assert [r.logical_date.year for r in runs if r.logical_date] == [2026]
+        assert [ti.task_id for ti in await store.task_instances(runs[0].id)] == ["t"]
+        assert [x.value for x in await store.xcom_values(runs[0].id)] == ["1"]
+        # Foreign keys are on again for the store's connections.
+        async with store.engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
+    finally:
+        await store.close()

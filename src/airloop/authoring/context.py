@@ -30,7 +30,8 @@ class XComPullError(AirloopError):
 class DagRunInfo:
     dag_id: str
     run_id: str
-    logical_date: datetime
+    #: None: a run created without one (as Airflow 3): the keys needing it are absent.
+    logical_date: datetime | None
     run_type: str
     params: Mapping[str, Any]
     data_interval_start: datetime | None = None
@@ -40,6 +41,8 @@ class DagRunInfo:
     prev_data_interval_start_success: datetime | None = None
     prev_data_interval_end_success: datetime | None = None
     prev_start_date_success: datetime | None = None
+    #: A run of ``dag.test()`` / ``airloop dags test`` (the context's ``test_mode``).
+    test_mode: bool = False
 
     @property
     def conf(self) -> Mapping[str, Any]:
@@ -234,6 +237,8 @@ class Context(Mapping[str, Any]):
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
     #: The number of instances of a mapped task (None for an unmapped one).
     expanded_ti_count: int | None = None
+    #: The params this task sees when it has its own (merged over the DAG's).
+    task_params: Mapping[str, Any] | None = None
 
     @property
     def task_instance(self) -> TaskInstanceInfo:
@@ -241,7 +246,7 @@ class Context(Mapping[str, Any]):
 
     @property
     def params(self) -> Mapping[str, Any]:
-        return self.dag_run.params
+        return self.dag_run.params if self.task_params is None else self.task_params
 
     @property
     def run_id(self) -> str:
@@ -249,12 +254,10 @@ class Context(Mapping[str, Any]):
 
     @property
     def logical_date(self) -> datetime:
-        return self._dated().logical_date
-
-    def _dated(self) -> DagRunInfo:
-        if self.dag_run.logical_date is None:
+        value = self.dag_run.logical_date
+        if value is None:
             raise KeyError("this run has no logical date")
-        return self.dag_run
+        return value
 
     @property
     def data_interval_start(self) -> datetime | None:
@@ -317,7 +320,7 @@ class Context(Mapping[str, Any]):
 
     @property
     def test_mode(self) -> bool:
-        return False
+        return self.dag_run.test_mode
 
     @property
     def var(self) -> Any:

@@ -8,7 +8,7 @@ import inspect
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airloop.authoring.airflow_args import (
@@ -101,6 +101,28 @@ def _date_from_default_args(
             f"{value!r}; per-task {name} is not supported yet"
         )
     return value
+
+
+class DagTestRunner(Protocol):
+    """Runs ``dag.test()``: the engine's, registered by the ``airloop`` package (the
+    authoring layer does not import the engine)."""
+
+    def test(self, dag: DAG, **options: Any) -> Any: ...
+
+    async def atest(self, dag: DAG, **options: Any) -> Any: ...
+
+
+_test_runners: list[DagTestRunner] = []
+
+
+def register_test_runner(runner: DagTestRunner) -> None:
+    _test_runners[:] = [runner]
+
+
+def _test_runner() -> DagTestRunner:
+    if not _test_runners:
+        raise RuntimeError("dag.test() needs the airloop engine: import airloop first")
+    return _test_runners[0]
 
 
 class DAG:
@@ -276,6 +298,39 @@ class DAG:
             return self.task_dict[task_id]
         except KeyError:
             raise DagDefinitionError(f"DAG {self.dag_id!r} has no task {task_id!r}") from None
+
+    def test(
+        self,
+        logical_date: datetime | None = None,
+        conf: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run this DAG once, in this process, as ``airflow dags test`` does.
+
+        A throwaway SQLite database (in a temporary folder, removed afterwards) and the
+        async engine; ``test_mode`` is True in the context. Prints one line per task
+        instance and returns a ``DagTestResult`` (run state, task states, XComs).
+        ``logical_date`` defaults to now. Inside a running event loop use
+        ``await dag.atest(...)``. ``options``: ``settings=``, ``output=``, ``quiet=``.
+        """
+        return _test_runner().test(
+            self, logical_date=logical_date, conf=conf, params=params, run_id=run_id, **options
+        )
+
+    async def atest(
+        self,
+        logical_date: datetime | None = None,
+        conf: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        **options: Any,
+    ) -> Any:
+        """``dag.test()`` for async code: runs on the caller's event loop."""
+        return await _test_runner().atest(
+            self, logical_date=logical_date, conf=conf, params=params, run_id=run_id, **options
+        )
 
     def validate(self) -> None:
         """Raise CycleError (naming the cycle) if the tasks do not form a DAG, and

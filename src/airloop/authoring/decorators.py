@@ -25,6 +25,7 @@ from airloop.authoring.operator import (
     capture_upstream_outputs,
     with_upstream_outputs,
 )
+from airloop.authoring.templating import has_template_strings
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -95,6 +96,9 @@ class PythonTaskOperator(BaseOperator):
         self._deps = _unique(a.operator for a in iter_xcom_args((self.op_args, self.op_kwargs)))
         for dep in self._deps:
             dep.set_downstream(self)
+        if has_template_strings((self.op_args, self.op_kwargs)):
+            # Rendered in the worker before the call, as Airflow renders op_args/op_kwargs.
+            self.argument_templates = (self.op_args, self.op_kwargs)
 
     @property
     def is_async(self) -> bool:
@@ -138,6 +142,11 @@ class PythonTaskOperator(BaseOperator):
             # **context gets the keys this run has (a run without a logical date has no ds).
             wanted = set(context) if sig.var_keyword else sig.context_names
             for name in wanted - bound:
+                if name not in context:
+                    raise TypeError(
+                        f"task {self.task_id!r}: parameter {name!r} needs the run's logical "
+                        "date, and this run has none (give the run a logical_date)"
+                    )
                 kwargs[name] = context[name]
         return self.python_callable(*self.op_args, **kwargs)
 
@@ -172,6 +181,8 @@ class _FunctionFactory:
         self.name = getattr(fn, "__name__", "task")
         self.operator_name = PythonTaskOperator.__name__
         self._prototypes: dict[str, PythonTaskOperator] = {}
+        #: ``partial()`` arguments as written, when one of them is a template.
+        self.argument_templates: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
@@ -189,10 +200,11 @@ class _FunctionFactory:
             self._prototypes[task_id] = proto
         op = copy.copy(proto)
         op.op_kwargs = kwargs
+        op.argument_templates = self.argument_templates
         return op
 
 
-_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group"}
+_DECORATOR_NAMES = SETTING_NAMES | {"task_id", "doc", "task_group", "params"}
 #: Airflow operator arguments: in ``.partial()`` they are settings, not function arguments.
 _AIRFLOW_NAMES = frozenset(TASK_ARGS) | TASK_DISPLAY_ARGS
 
@@ -281,8 +293,11 @@ class _TaskPartial:
         sig.check_names([*fn_kwargs, *mapped])
         settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
         settings.update({k: v for k, v in self.kwargs.items() if is_setting(k)})
+        factory = _FunctionFactory(deco.function)
+        if has_template_strings(fn_kwargs):
+            factory.argument_templates = ((), fn_kwargs)
         partial = OperatorPartial(
-            _FunctionFactory(deco.function),
+            factory,
             {"task_id": deco._task_id(), **settings, **fn_kwargs},
         )
         op: MappedOperator = partial.expand(**mapped)

@@ -19,6 +19,7 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.dependency import DependencyMixin
+from airloop.authoring.params import task_params
 from airloop.authoring.setup_teardown import SetupTeardownMixin
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
@@ -123,6 +124,10 @@ def check_default_args(
     """
     where = where or f"DAG {dag_id!r}"
     task_args = {k: v for k, v in default_args.items() if k not in DAG_LEVEL_DEFAULT_ARGS}
+    if "params" in task_args:
+        raise DagDefinitionError(
+            f"{where}: params in default_args is not supported; give params to the DAG or to a task"
+        )
     display, rest = split_task_args(f"{where}: default_args", task_args)
     unknown = sorted(set(rest) - SETTING_NAMES)
     if unknown:
@@ -229,8 +234,20 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     template_fields_renderers: ClassVar[Mapping[str, str]] = {}
     #: Outputs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
     upstream_outputs: Mapping[str, Any] | None = None
+    #: The task's own ``params`` (checked values), merged over the DAG's for it.
+    task_params: Mapping[str, Any] | None = None
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
+    #: ``@task`` arguments as written, when a string among them is a template (else
+    #: None): ``(op_args, op_kwargs)`` with XComArgs in place (their values are never
+    #: rendered). Worked out once, when the task is defined.
+    argument_templates: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    @property
+    def has_templates(self) -> bool:
+        """Something to render before ``execute`` (one check: no cost otherwise)."""
+        return bool(self.template_fields) or self.argument_templates is not None
+
     #: Can a try that was running when airloop died be started again (same try)?
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.
@@ -386,9 +403,17 @@ class BaseOperator(AbstractOperator):
         task_concurrency: int | None = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
+        params: Mapping[str, Any] | None = None,
         **airflow: Any,
     ) -> None:
         display = _check_airflow_args(type(self), task_id, dag, airflow)
+        if params:
+            from airloop.authoring.dag import current_dag
+
+            owner = dag if dag is not None else current_dag()
+            self.task_params = task_params(
+                f"task {task_id!r}", params, owner.params if owner is not None else None
+            )
         super().__init__(
             task_id=task_id,
             dag=dag,

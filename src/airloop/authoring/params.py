@@ -328,6 +328,54 @@ class ParamsSpec(Mapping[str, Param]):
         return out
 
 
+def task_params(
+    where: str, given: Mapping[str, Any], dag_params: ParamsSpec | None
+) -> dict[str, Any]:
+    """A task's own ``params``, checked when the task is defined: the values it sets.
+
+    A plain value for a parameter the DAG declares is checked against the DAG's Param;
+    a ``Param`` (or a value for a parameter the DAG does not declare) against its own
+    schema, as the DAG's are. A task's Param must have a default.
+    """
+    if not isinstance(given, Mapping) or not all(isinstance(k, str) for k in given):
+        raise ParamValidationError(f"{where}: params must be a dict with string keys")
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        try:
+            if isinstance(value, Param):
+                if value.required:
+                    raise ParamValidationError(
+                        f"parameter {name!r}: a task's Param needs a default"
+                    )
+                value.check_default(name)
+                out[name] = value.default
+            elif dag_params is not None and name in dag_params:
+                out[name] = dag_params[name].validate(name, value)
+                _check_json(name, out[name])
+            else:
+                Param(value).check_default(name)
+                out[name] = value
+        except ParamValidationError as exc:
+            raise ParamValidationError(f"{where}: {exc}") from None
+    return out
+
+
+def merge_task_params(
+    run_params: Mapping[str, Any], dag_params: ParamsSpec, own: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The params a task sees: the run's, with the task's own over the DAG's defaults.
+
+    As in Airflow (DAG params < task params < the trigger's conf): a value the run was
+    given (one that differs from the DAG's default) wins over the task's.
+    """
+    merged = dict(run_params)
+    for name, value in own.items():
+        declared = dag_params.get(name)
+        if declared is None or name not in run_params or run_params[name] == declared.default:
+            merged[name] = value
+    return merged
+
+
 def parse_cli_params(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """``["n=3", "name=x"]`` -> ``{"n": "3", "name": "x"}``; typed later by each Param."""
     out: dict[str, str] = {}

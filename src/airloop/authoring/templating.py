@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import threading
 import weakref
@@ -251,6 +252,47 @@ def _problem(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+#: Template markers: a string without any of them is not rendered.
+_MARKERS = ("{{", "{%", "{#")
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(m in value for m in _MARKERS)
+
+
+def has_template_strings(value: Any) -> bool:
+    """A template string anywhere in ``value`` (lists, tuples, sets, dict values);
+    XComArgs and other objects are not looked into."""
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(has_template_strings(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_template_strings(v) for v in value.values())
+    return False
+
+
+def _render_arguments(renderer: _Renderer, template: Any, value: Any) -> Any:
+    """``value`` (arguments resolved for this task instance) with the strings written as
+    templates in ``template`` (the arguments as written) rendered. Values that came from
+    upstream outputs (XComArgs in ``template``) are never rendered, as in Airflow."""
+    if isinstance(template, str):
+        return renderer.render(value) if is_template(template) and value == template else value
+    if isinstance(template, (list, tuple)) and isinstance(value, (list, tuple)):
+        if len(template) != len(value):
+            return value
+        items = [_render_arguments(renderer, t, v) for t, v in zip(template, value, strict=True)]
+        if isinstance(value, tuple):
+            return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+        return items
+    if isinstance(template, dict) and isinstance(value, dict):
+        return {
+            k: _render_arguments(renderer, template[k], v) if k in template else v
+            for k, v in value.items()
+        }
+    return value
+
+
 def render_task(op: BaseOperator, context: Context) -> tuple[BaseOperator, Context]:
     """A copy of ``op`` with its template fields rendered, and the context pointing at it.
 
@@ -279,5 +321,61 @@ def render_task(op: BaseOperator, context: Context) -> tuple[BaseOperator, Conte
                 f"task {op.task_id!r}: cannot render template field {name!r}: {_problem(exc)}"
             ) from exc
         setattr(clone, name, rendered[name])
+    templates = op.argument_templates
+    if templates is not None:
+        renderer = _Renderer(env, variables, ())
+        for name, template in zip(("op_args", "op_kwargs"), templates, strict=True):
+            try:
+                rendered[name] = _render_arguments(renderer, template, getattr(op, name))
+            except Exception as exc:
+                raise TemplateRenderError(
+                    f"task {op.task_id!r}: cannot render the argument templates ({name}): "
+                    f"{_problem(exc)}"
+                ) from exc
+            setattr(clone, name, rendered[name])
     clone.rendered_fields = rendered
     return clone, replace(context, task=clone)
+
+
+#: The longest rendered value stored per field (characters of its JSON), as Airflow's
+#: default ``max_templated_field_length``; a longer one is stored cut, saying so.
+MAX_RENDERED_FIELD_LENGTH = 4096
+
+
+def mask_rendered(task_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Hide secrets in rendered values before they are stored or shown.
+
+    The hook every stored rendered value passes through (in the worker). Nothing is
+    secret yet: it returns the values unchanged until Connections and Variables come
+    with their secret masking.
+    """
+    return fields
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _capped(value: Any) -> Any:
+    text = json.dumps(value, allow_nan=True)
+    if len(text) <= MAX_RENDERED_FIELD_LENGTH:
+        return value
+    return (
+        f"{text[:MAX_RENDERED_FIELD_LENGTH]}... (truncated: {len(text):,} characters, "
+        f"over the limit of {MAX_RENDERED_FIELD_LENGTH:,})"
+    )
+
+
+def stored_rendered_fields(task_id: str, fields: Mapping[str, Any] | None) -> str | None:
+    """The JSON text stored for a try's rendered fields: masked, each value cut at
+    MAX_RENDERED_FIELD_LENGTH; None when nothing was rendered. Called in the worker."""
+    if not fields:
+        return None
+    masked = mask_rendered(task_id, dict(fields))
+    return json.dumps({name: _capped(_jsonable(value)) for name, value in masked.items()})

@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -57,6 +58,26 @@ def bad_input(where: str | None = None) -> Iterator[None]:
         fail(f"{where}: {exc}" if where else str(exc))
     except DatabaseError as exc:
         fail(str(exc), EXIT_FAILED)
+
+
+LogicalDateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--logical-date",
+        help="The run's logical date, ISO 8601 (no time zone: UTC). Default: now.",
+    ),
+]
+
+
+def logical_date_from(text: str | None) -> datetime:
+    """A manual run's logical date: ``--logical-date`` (UTC unless it says), else now."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--logical-date {text!r} is not an ISO 8601 date or time (e.g. 2026-05-04T03:00)")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def settings_from(config: Path | None) -> Settings:

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +25,11 @@ from airloop.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     ConfigOption,
+    LogicalDateOption,
     bad_input,
     err,
     fail,
+    logical_date_from,
     out,
     settings_from,
 )
@@ -137,6 +140,7 @@ async def _execute(
     run_id: str | None,
     where: str,
     resume: bool = False,
+    logical_date: datetime | None = None,
 ) -> int:
     loop = asyncio.get_running_loop()
     received: list[str] = []
@@ -165,7 +169,9 @@ async def _execute(
 
         stack.callback(remove_handlers)
         with bad_input(where):
-            run = await engine.start_run(dag, params, run_id=run_id, resume=resume)
+            run = await engine.start_run(
+                dag, params, run_id=run_id, resume=resume, logical_date=logical_date
+            )
         run.subscribe(lambda r: progress.update(r, force=r.finished))
         result = await run.done
     print_summary(result, settings.logs_path)
@@ -199,10 +205,12 @@ def run_command(
         bool,
         typer.Option("--resume", help="Carry on the unfinished run --run-id (after a crash)."),
     ] = False,
+    logical_date: LogicalDateOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run one DAG run to completion. Exit code 0: success, 1: failed, 2: bad input."""
     settings = settings_from(config)
+    when = logical_date_from(logical_date)
     with bad_input():
         dag = pick_dag(load_dag_file(file), dag_id)
     with bad_input(f"{file}: DAG {dag.dag_id!r}"):
@@ -210,4 +218,10 @@ def run_command(
     # A signal from here on is handled by the engine (stop gracefully, exit 130/143).
     if resume and run_id is None:
         fail("--resume needs the --run-id of the run to carry on")
-    raise typer.Exit(asyncio.run(_execute(dag, params, settings, run_id, str(file), resume)))
+    if resume and logical_date is not None:
+        fail("--resume carries on a run with the logical date it has: drop --logical-date")
+    raise typer.Exit(
+        asyncio.run(
+            _execute(dag, params, settings, run_id, str(file), resume, None if resume else when)
+        )
+    )

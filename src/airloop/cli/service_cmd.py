@@ -18,8 +18,10 @@ from airloop.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     ConfigOption,
+    LogicalDateOption,
     bad_input,
     fail,
+    logical_date_from,
     out,
     settings_from,
 )
@@ -114,27 +116,23 @@ def trigger(
     dag_id: Annotated[str, typer.Argument(help="The DAG to run.")],
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE.")] = None,
     run_id: Annotated[str | None, typer.Option("--run-id")] = None,
-    logical_date: Annotated[
-        datetime | None, typer.Option("--logical-date", help="Default: now (UTC).")
-    ] = None,
+    logical_date: LogicalDateOption = None,
     dags_folder: FolderOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Queue a run; the scheduler service starts it."""
+    """Queue a run (logical date: now, or --logical-date); the scheduler service starts it."""
     settings = settings_from(config)
+    when = logical_date_from(logical_date)
     dag = _load_dag(settings, dags_folder, dag_id)
     with bad_input(f"{dag.fileloc}: DAG {dag_id!r}"):
         params = dag.params.resolve(parse_cli_params(param or []), as_text=True)
-    when = logical_date or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     rid = run_id or f"manual__{when.isoformat()}"
     try:
         asyncio.run(
             _with_store(settings, lambda s: s.queue_run(dag_id, rid, params, when), create=True)
         )
-    except RunExistsError:
-        fail(f"DAG {dag_id!r} already has a run {rid!r} or a run for {when.isoformat()}")
+    except RunExistsError as exc:
+        fail(str(exc))
     out.print(f"queued run {rid} of {dag_id}")
 
 
@@ -186,7 +184,7 @@ def list_runs(
             row.run_id,
             row.run_type,
             row.state,
-            f"{row.logical_date:%Y-%m-%d %H:%M:%S}",
+            f"{row.logical_date:%Y-%m-%d %H:%M:%S}" if row.logical_date else "-",
             f"{row.start_date:%H:%M:%S}" if row.start_date else "",
             f"{row.end_date:%H:%M:%S}" if row.end_date else "",
         )

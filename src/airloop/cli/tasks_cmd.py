@@ -34,6 +34,7 @@ from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
 from airloop.executors.task_logs import StreamSink, task_log_routing
+from airloop.store.records import DagRunRow
 from airloop.store.runs import Store
 
 app = typer.Typer(help="Run or inspect task instances.", no_args_is_help=True)
@@ -88,7 +89,7 @@ def task_test_command(
         except (TypeError, IndexError) as exc:
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
-    info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params)
+    info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params, test_mode=True)
     item = WorkItem.build(
         dag=dag,
         operator=operator,
@@ -148,22 +149,89 @@ def states(
     raise typer.Exit(asyncio.run(_states(settings.database_url, run_id, dag_id)))
 
 
+async def _find_run(store: Store, run_id: str, dag_id: str | None) -> DagRunRow:
+    """The run named ``run_id`` (or the latest), or a one-line error (exit 2)."""
+    if run_id == "latest":
+        runs = await store.latest_runs(1, dag_id)
+    else:
+        runs = await store.find_runs(run_id, dag_id)
+    if not runs:
+        if run_id == "latest":
+            fail("no DAG runs yet" + (f" for DAG {dag_id!r}" if dag_id else ""))
+        fail(f"no DAG run {run_id!r}" + (f" for DAG {dag_id!r}" if dag_id else ""))
+    if len(runs) > 1:
+        ids = ", ".join(r.dag_id for r in runs)
+        fail(f"run id {run_id!r} exists in several DAGs ({ids}); add --dag-id")
+    return runs[0]
+
+
+@app.command("render")
+def render(
+    run_id: Annotated[str, typer.Argument(help="A run id, or 'latest'.")],
+    task_id: Annotated[str, typer.Argument(help="The task.")],
+    map_index: Annotated[
+        int, typer.Option("--map-index", help="For a mapped task: which instance.")
+    ] = -1,
+    try_number: Annotated[
+        int | None, typer.Option("--try", help="Which try (default: the latest rendered).")
+    ] = None,
+    dag_id: Annotated[
+        str | None, typer.Option("--dag-id", help="When several DAGs have this run id.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show what a task instance's template fields rendered to (as recorded)."""
+    settings = settings_from(config)
+    raise typer.Exit(
+        asyncio.run(_render(settings.database_url, run_id, task_id, map_index, try_number, dag_id))
+    )
+
+
+async def _render(
+    url: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    try_number: int | None,
+    dag_id: str | None,
+) -> int:
+    if try_number is not None and try_number < 1:
+        fail(f"--try must be 1 or more, got {try_number}")
+    with bad_input():
+        store = await Store.open(url)
+    try:
+        run = await _find_run(store, run_id, dag_id)
+        tis = {(ti.task_id, ti.map_index) for ti in await store.task_instances(run.id)}
+        where = f"run {run.run_id!r} of DAG {run.dag_id!r}"
+        if not any(t == task_id for t, _ in tis):
+            fail(f"{where} has no task {task_id!r}")
+        if (task_id, map_index) not in tis:
+            indexes = sorted(i for t, i in tis if t == task_id)
+            shown = "none (not mapped)" if indexes == [-1] else f"0..{indexes[-1]}"
+            fail(f"task {task_id!r} in {where} has no map index {map_index} (it has {shown})")
+        row = await store.rendered_fields(run.id, task_id, map_index, try_number)
+    finally:
+        await store.close()
+    label = task_id if map_index < 0 else f"{task_id}[{map_index}]"
+    if row is None:
+        which = f"try {try_number}" if try_number is not None else "any try"
+        fail(
+            f"{label} in {where}: nothing rendered recorded for {which} (no templates, or not run)"
+        )
+    out.print(
+        Text.assemble((f"{run.dag_id}/{run.run_id} {label}", "bold"), f" try {row.try_number}")
+    )
+    for name, value in json.loads(row.fields).items():
+        out.print(Text(f"# {name}", style="bold cyan"))
+        out.print(value if isinstance(value, str) else json.dumps(value, indent=2), markup=False)
+    return EXIT_OK
+
+
 async def _states(url: str, run_id: str, dag_id: str | None) -> int:
     with bad_input():
         store = await Store.open(url)
     try:
-        if run_id == "latest":
-            runs = await store.latest_runs(1, dag_id)
-        else:
-            runs = await store.find_runs(run_id, dag_id)
-        if not runs:
-            if run_id == "latest":
-                fail("no DAG runs yet" + (f" for DAG {dag_id!r}" if dag_id else ""))
-            fail(f"no DAG run {run_id!r}" + (f" for DAG {dag_id!r}" if dag_id else ""))
-        if len(runs) > 1:
-            ids = ", ".join(r.dag_id for r in runs)
-            fail(f"run id {run_id!r} exists in several DAGs ({ids}); add --dag-id")
-        run = runs[0]
+        run = await _find_run(store, run_id, dag_id)
         tis = await store.task_instances(run.id)
         # Group each task's instances together, tasks in the order they were created.
         first: dict[str, int] = {}

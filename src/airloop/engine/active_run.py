@@ -31,6 +31,7 @@ from airloop.executors.task_logs import LogSink, log_path
 from airloop.store.records import (
     Expansion,
     LogRow,
+    RenderedRow,
     RunUpdate,
     TaskInstanceRow,
     TIUpdate,
@@ -434,6 +435,16 @@ class ActiveRun:
         rec.end_date = event.at
         rec.duration = event.duration
         self._dirty.add(event.key)
+        if event.rendered is not None:  # written in the tick's one transaction
+            batch.rendered.append(
+                RenderedRow(
+                    self.run_pk,
+                    event.key.task_id,
+                    event.key.map_index,
+                    event.try_number,
+                    event.rendered,
+                )
+            )
         outcome = event.outcome
         if outcome is Outcome.SUCCESS:
             if event.xcom is not None:

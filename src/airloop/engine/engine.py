@@ -21,7 +21,7 @@ from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.watchdog import LoopWatchdog
-from airloop.exceptions import RunExistsError
+from airloop.exceptions import AirloopError, RunExistsError
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel
 from airloop.executors.resources import Resources
@@ -205,8 +205,14 @@ class Engine:
         logical_date: datetime | None = None,
         data_interval: tuple[datetime, datetime] | None = None,
         queued_pk: int | None = None,
+        test_mode: bool = False,
     ) -> ActiveRun:
         """Create a DAG run and hand it to the scheduler; await ``run.done`` for its result.
+
+        Without ``logical_date`` the run has none, as a run triggered through Airflow 3's
+        API without one: the context keys that need it (``ds``, ``ts``...) are absent.
+        (``airloop run`` and ``airloop dags trigger`` give one: now, or the option's.)
+        A DAG has one run per logical date: another is a RunExistsError.
 
         With ``resume``, an unfinished run ``run_id`` (airloop was killed while it ran)
         carries on from what the store recorded instead (see ``RunPlanner.restore``).
@@ -237,8 +243,12 @@ class Engine:
         await self._executors.ensure(names)
         for name in names:
             self._admission.set_capacity(name, self._executors.get(name).capacity)
-        logical_date = logical_date or datetime.now(UTC)
-        run_id = run_id or f"{run_type}__{logical_date.isoformat()}"
+        if logical_date is not None and logical_date.tzinfo is None:
+            raise AirloopError(
+                f"DAG {dag.dag_id!r}: logical_date {logical_date.isoformat()} has no time zone "
+                "(give an aware datetime, e.g. with tzinfo=UTC)"
+            )
+        run_id = run_id or f"{run_type}__{(logical_date or datetime.now(UTC)).isoformat()}"
         existing = [] if queued_pk is not None else await self.store.find_runs(run_id, dag.dag_id)
         if existing:
             row = existing[0]
@@ -252,6 +262,14 @@ class Engine:
             raise RunExistsError(f"DAG {dag.dag_id!r} already has a run {run_id!r}{hint}")
         if resume:
             raise RunExistsError(f"DAG {dag.dag_id!r} has no run {run_id!r} to resume")
+        if logical_date is not None and queued_pk is None:
+            dated = await self.store.find_run_at(dag.dag_id, logical_date)
+            if dated is not None:
+                raise RunExistsError(
+                    f"DAG {dag.dag_id!r} already has a run for logical date "
+                    f"{logical_date.isoformat()} ({dated.run_id!r}); one run per DAG and "
+                    "logical date: give another one"
+                )
         run_pk = await self.store.create_run(
             dag_id=dag.dag_id,
             run_id=run_id,
@@ -271,6 +289,7 @@ class Engine:
             data_interval_start=data_interval[0] if data_interval else None,
             data_interval_end=data_interval[1] if data_interval else None,
             **await self._previous_success(dag.dag_id, logical_date),
+            test_mode=test_mode,
         )
         run = ActiveRun(
             run_pk=run_pk,
@@ -286,10 +305,15 @@ class Engine:
         scheduler.add_run(run)
         return run
 
-    async def _previous_success(self, dag_id: str, logical_date: datetime) -> dict[str, Any]:
+    async def _previous_success(self, dag_id: str, logical_date: datetime | None) -> dict[str, Any]:
         """The prev_*_success context keys: the DAG's latest successful run before
-        ``logical_date`` (None each when there is none, as in Airflow)."""
-        prev = await self.store.previous_run(dag_id, logical_date, DagRunState.SUCCESS)
+        ``logical_date`` (None each when there is none, as in Airflow, or when this run
+        has no logical date to order it by)."""
+        prev = (
+            await self.store.previous_run(dag_id, logical_date, DagRunState.SUCCESS)
+            if logical_date is not None
+            else None
+        )
         return {
             "prev_data_interval_start_success": prev.data_interval_start if prev else None,
             "prev_data_interval_end_success": prev.data_interval_end if prev else None,
@@ -360,13 +384,15 @@ class Engine:
         *,
         run_id: str | None = None,
         on_progress: ProgressHook | None = None,
+        logical_date: datetime | None = None,
     ) -> RunResult:
         """Run ``dag`` once, to completion; returns its result (failed tasks do not raise).
 
-        Cancelling this call does not stop the run: it goes on until it finishes or the
-        engine closes (which interrupts it).
+        Without ``logical_date`` the run has none (see ``start_run``). Cancelling this
+        call does not stop the run: it goes on until it finishes or the engine closes
+        (which interrupts it).
         """
-        run = await self.start_run(dag, params, run_id=run_id)
+        run = await self.start_run(dag, params, run_id=run_id, logical_date=logical_date)
         if on_progress is not None:
             run.subscribe(on_progress)
         return await asyncio.shield(run.done)
@@ -378,10 +404,12 @@ def run(
     *,
     settings: Settings | None = None,
     run_id: str | None = None,
+    logical_date: datetime | None = None,
 ) -> RunResult:
     """Run ``dag`` once from sync code, on a new event loop.
 
-    Without ``settings``, they are read as the CLI reads them (``load_settings()``).
+    Without ``settings``, they are read as the CLI reads them (``load_settings()``);
+    without ``logical_date`` the run has none (see ``Engine.start_run``).
     """
     try:
         asyncio.get_running_loop()
@@ -396,7 +424,7 @@ def run(
 
     async def main() -> RunResult:
         async with Engine(settings) as engine:
-            return await engine.run(dag, params, run_id=run_id)
+            return await engine.run(dag, params, run_id=run_id, logical_date=logical_date)
 
     return asyncio.run(main())
 

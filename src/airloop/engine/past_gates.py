@@ -128,11 +128,16 @@ class PastGates:
     async def _check_run(self, held: _Held) -> list[TIKey]:
         run, store = held.run, self._store
         info = run.info
+        if info.logical_date is None:
+            # No logical date: no previous run by logical date to wait for (documented).
+            held.previous_pk = None
+            return sorted(held.keys, key=str)
         previous = await store.previous_run(info.dag_id, info.logical_date)
         if previous is None:
             held.previous_pk = None
             return sorted(held.keys, key=str)
         held.previous_pk = previous.id
+        logical_date = info.logical_date
         tasks = run.dag.task_dict
         wanted = {key.task_id for key in held.keys}
         for task_id in list(wanted):
@@ -151,7 +156,7 @@ class PastGates:
                 if settings.ignore_first_depends_on_past:
                     if key.task_id not in first_ever:
                         first_ever[key.task_id] = not await store.ran_before(
-                            info.dag_id, key.task_id, info.logical_date
+                            info.dag_id, key.task_id, logical_date
                         )
                     reason = None if first_ever[key.task_id] else _not_run(key, previous.run_id)
                 else:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
+from airloop.authoring.params import merge_task_params
 from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
 
@@ -40,7 +41,7 @@ class TaskCall:
     run_pk: int
     run_id: str
     run_type: str
-    logical_date: datetime
+    logical_date: datetime | None
     params: dict[str, Any]
     data_interval: tuple[datetime, datetime] | None
     bound: Any
@@ -55,6 +56,7 @@ class TaskCall:
         None,
         None,
     )
+    test_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,11 @@ class WorkItem:
                 dag_run=run,
                 log=TASK_LOGGER,
                 checkpoint=checkpoint or Checkpoint(),
+                task_params=(
+                    None
+                    if operator.task_params is None
+                    else merge_task_params(run.params, dag.params, operator.task_params)
+                ),
             ),
             timeout=settings.execution_timeout,
             log_path=log_path,
@@ -158,6 +165,7 @@ class WorkItem:
                 run.prev_data_interval_end_success,
                 run.prev_start_date_success,
             ),
+            test_mode=run.test_mode,
         )
 
 

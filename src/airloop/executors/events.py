@@ -40,6 +40,9 @@ class TaskFinished:
     #: The return value, JSON-encoded and size-checked in the worker.
     xcom: str | None = None
     output_length: int | None = None
+    #: What the try's templates rendered to (JSON text, masked and size-capped in the
+    #: worker); None when it had nothing to render or failed before rendering.
+    rendered: str | None = None
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
     #: Tasks this successful try decided to skip (a branch, a short circuit: see
     #: ``DownstreamTasksSkipped``). Data, so every executor carries it the same way.

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.authoring.context import set_current_context
-from airloop.authoring.templating import render_task
+from airloop.authoring.templating import render_task, stored_rendered_fields
 from airloop.core.jsonsafe import non_string_key
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
@@ -91,6 +91,12 @@ def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     detail = text[0] if text else ""
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _render(op: Any, context: Any) -> tuple[Any, Any, str | None]:
+    """Render ``op``'s templates and what is stored of them (blocking: off the loop)."""
+    op, context = render_task(op, context)
+    return op, context, stored_rendered_fields(op.task_id, op.rendered_fields)
 
 
 #: How long a task's coroutine gets to finish after its timeout cancelled it.
@@ -167,6 +173,8 @@ class Runner:
         op = item.operator
         started_at = 0.0
         reported_start = False
+        #: What the template fields rendered to (JSON text), sent with the try's end.
+        rendered: str | None = None
 
         def started(in_thread: bool = False) -> None:
             nonlocal started_at, reported_start
@@ -197,13 +205,14 @@ class Runner:
                     datetime.now(UTC),
                     outcome,
                     duration=duration,
+                    rendered=rendered,
                     **kw,
                 )
             )
 
         try:
-            if op.template_fields:  # rendering may read files and run user macros: off-loop
-                op, context = await self.offloader(render_task, op, item.context)
+            if op.has_templates:  # rendering may read files and run user macros: off-loop
+                op, context, rendered = await self.offloader(_render, op, item.context)
                 item = replace(item, operator=op, context=context)
                 set_current_context(context)
             if op.is_async and self.run_coroutine is not None:

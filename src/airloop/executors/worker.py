@@ -93,6 +93,7 @@ def rebuild_item(call: TaskCall) -> WorkItem:
             prev_data_interval_start_success=call.previous_success[0],
             prev_data_interval_end_success=call.previous_success[1],
             prev_start_date_success=call.previous_success[2],
+            test_mode=call.test_mode,
         ),
         run_pk=call.run_pk,
         map_index=call.map_index,

@@ -24,7 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: The newest migration. Checked against Alembic's own idea of the head by the tests;
 #: kept here so that opening a current database does not import Alembic (~0.5 s).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003_rendered"
 
 __all__ = [
     "HEAD_REVISION",
@@ -129,15 +129,29 @@ async def migrate(engine: AsyncEngine) -> tuple[str | None, str]:
 
     from alembic import command
 
+    sqlite = engine.dialect.name == "sqlite"
+
     def upgrade(conn: Connection) -> str | None:
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the old one (Alembic's
+            # batch mode); with foreign keys on, dropping dag_run would cascade-delete
+            # every task instance, XCom and log row. Off for this connection (before
+            # any write: the pragma is a no-op inside a transaction).
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
         before = _current(conn)
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         return before
 
-    async with engine.begin() as conn:
-        before = await conn.run_sync(upgrade)
+    try:
+        async with engine.begin() as conn:
+            before = await conn.run_sync(upgrade)
+    finally:
+        if sqlite:
+            # The pooled connection has foreign keys off: drop it (new ones get the
+            # pragmas again, see _sqlite_pragmas).
+            await engine.dispose()
     return before, head_revision()
 
 
@@ -176,8 +190,17 @@ async def create_schema(engine: AsyncEngine) -> None:
 # -- the opening policy ---------------------------------------------------------------
 
 
+def _sequence(revision: str) -> int | None:
+    """The number a revision id starts with ("0003_rendered" -> 3), if it does."""
+    number = revision.split("_", 1)[0]
+    return int(number) if number.isdigit() else None
+
+
 def _is_older(revision: str | None, head: str) -> bool:
-    return revision is not None and revision.isdigit() and revision < head
+    if revision is None or revision == head:
+        return False
+    mine, newest = _sequence(revision), _sequence(head)
+    return mine is not None and newest is not None and mine < newest
 
 
 async def open_engine(
@@ -208,7 +231,7 @@ async def open_engine(
         ):
             # A SQLite file belongs to this one installation: upgrading airloop
             # upgrades its embedded database too, as 'make demo' twice across an
-            # upgrade expects. Revision ids are zero-padded sequence numbers.
+            # upgrade expects. Revision ids start with a zero-padded sequence number.
             log.warning(
                 "upgrading SQLite database %s from schema %s to %s",
                 engine.url.database,

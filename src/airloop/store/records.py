@@ -83,6 +83,17 @@ class LogRow:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderedRow:
+    """What one try's template fields rendered to: JSON text of ``{field: value}``."""
+
+    run_pk: int
+    task_id: str
+    map_index: int
+    try_number: int
+    fields: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunUpdate:
     """A run that ended."""
 
@@ -111,10 +122,16 @@ class WriteBatch:
     xcoms: list[XComRow] = field(default_factory=list)
     logs: list[LogRow] = field(default_factory=list)
     run_updates: list[RunUpdate] = field(default_factory=list)
+    rendered: list[RenderedRow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.expansions or self.ti_updates or self.xcoms or self.logs or self.run_updates
+            self.expansions
+            or self.ti_updates
+            or self.xcoms
+            or self.logs
+            or self.run_updates
+            or self.rendered
         )
 
     def __len__(self) -> int:
@@ -124,6 +141,7 @@ class WriteBatch:
             + len(self.xcoms)
             + len(self.logs)
             + len(self.run_updates)
+            + len(self.rendered)
         )
 
 
@@ -137,7 +155,8 @@ class DagRunRow:
     run_id: str
     run_type: str
     state: DagRunState
-    logical_date: datetime
+    #: None: a run created without one (the library API, as Airflow 3).
+    logical_date: datetime | None
     params: dict[str, Any]
     created_at: datetime
     start_date: datetime | None
@@ -209,6 +228,7 @@ __all__ = [
     "ImportErrorRow",
     "LogRow",
     "NewTaskInstance",
+    "RenderedRow",
     "RunUpdate",
     "TIUpdate",
     "TaskInstanceRow",

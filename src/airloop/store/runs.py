@@ -20,11 +20,18 @@ from airloop.store.records import (
     Expansion,
     LogRow,
     NewTaskInstance,
+    RenderedRow,
     TaskInstanceRow,
     WriteBatch,
     XComRow,
 )
-from airloop.store.schema import dag_run, task_instance, task_log, xcom
+from airloop.store.schema import (
+    dag_run,
+    rendered_task_instance_fields,
+    task_instance,
+    task_log,
+    xcom,
+)
 from airloop.store.writes import LeanWriter
 
 
@@ -49,6 +56,41 @@ async def insert_run(
     pk = result.inserted_primary_key
     assert pk is not None
     return int(pk[0])
+
+
+def conflict(dag_id: str, run_id: str, logical_date: datetime | None) -> str:
+    """The error for a run that would break (dag_id, run_id) or (dag_id, logical_date)."""
+    if logical_date is None:
+        return f"DAG {dag_id!r} already has a run {run_id!r}"
+    return (
+        f"DAG {dag_id!r} already has a run {run_id!r} or a run for logical date "
+        f"{logical_date.isoformat()} (one run per DAG and logical date: give another one)"
+    )
+
+
+async def which_conflict(
+    engine: AsyncEngine, dag_id: str, run_id: str, logical_date: datetime | None
+) -> str:
+    """``conflict``, said precisely: which of the two the DAG's existing run holds."""
+    c = dag_run.c
+    async with connect(engine) as conn:
+        if (
+            await conn.execute(select(c.id).where(c.dag_id == dag_id, c.run_id == run_id))
+        ).first() is not None:
+            return f"DAG {dag_id!r} already has a run {run_id!r}"
+        if logical_date is not None:
+            row = (
+                await conn.execute(
+                    select(c.run_id).where(c.dag_id == dag_id, c.logical_date == logical_date)
+                )
+            ).first()
+            if row is not None:
+                return (
+                    f"DAG {dag_id!r} already has a run for logical date "
+                    f"{logical_date.isoformat()} ({row.run_id!r}); one run per DAG and "
+                    "logical date: give another one"
+                )
+    return conflict(dag_id, run_id, logical_date)
 
 
 def run_row(row: Any) -> DagRunRow:
@@ -97,7 +139,7 @@ class Store:
         dag_id: str,
         run_id: str,
         run_type: str,
-        logical_date: datetime,
+        logical_date: datetime | None,
         params: dict[str, Any],
         task_instances: Sequence[NewTaskInstance],
         data_interval: tuple[datetime, datetime] | None = None,
@@ -110,8 +152,9 @@ class Store:
         the DAG has a run with this run id or logical date already.
         """
         now = utcnow()
-        conflict = f"DAG {dag_id!r} already has a run {run_id!r} or a run for {logical_date}"
-        async with begin(self.engine, RunExistsError, conflict) as conn:
+        async with begin(
+            self.engine, RunExistsError, conflict(dag_id, run_id, logical_date)
+        ) as conn:
             if existing_pk is not None:
                 await conn.execute(
                     update(dag_run)
@@ -169,6 +212,8 @@ class Store:
                 await lean.xcoms(conn, batch.xcoms, now)
             if batch.logs:
                 await lean.logs(conn, batch.logs, now)
+            if batch.rendered:
+                await lean.rendered(conn, batch.rendered, now)
             if batch.run_updates:
                 await conn.execute(
                     _UPDATE_RUN,
@@ -245,6 +290,31 @@ class Store:
         )
         async with connect(self.engine) as conn:
             return [XComRow(*r) for r in await conn.execute(query)]
+
+    async def find_run_at(self, dag_id: str, logical_date: datetime) -> DagRunRow | None:
+        """The DAG's run for ``logical_date``, if it has one."""
+        query = select(dag_run).where(
+            dag_run.c.dag_id == dag_id, dag_run.c.logical_date == logical_date
+        )
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else run_row(row)
+
+    async def rendered_fields(
+        self, run_pk: int, task_id: str, map_index: int, try_number: int | None = None
+    ) -> RenderedRow | None:
+        """What a try's template fields rendered to (the latest try without
+        ``try_number``); None if nothing was recorded."""
+        c = rendered_task_instance_fields.c
+        query = select(c.dag_run_id, c.task_id, c.map_index, c.try_number, c.rendered_fields).where(
+            c.dag_run_id == run_pk, c.task_id == task_id, c.map_index == map_index
+        )
+        if try_number is not None:
+            query = query.where(c.try_number == try_number)
+        query = query.order_by(c.try_number.desc(), c.id.desc()).limit(1)
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else RenderedRow(*row)
 
     async def log_paths(self, run_pk: int) -> list[LogRow]:
         c = task_log.c

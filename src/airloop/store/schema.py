@@ -40,7 +40,8 @@ dag_run = Table(
     Column("run_id", String(ID_LEN), nullable=False),
     Column("run_type", String(20), nullable=False),
     Column("state", String(20), nullable=False),
-    Column("logical_date", UtcDateTime(), nullable=False),
+    # NULL: a run created without one (the library API, as Airflow 3).
+    Column("logical_date", UtcDateTime()),
     Column("params", JSON(), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("start_date", UtcDateTime()),
@@ -108,6 +109,22 @@ task_log = Table(
     Column("path", String(1024), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("dag_run_id", "task_id", "map_index", "try_number"),
+)
+
+# The values a try's template fields rendered to (JSON text of {field: value}), masked
+# and size-capped in the worker; written with the try's end (the lean path).
+rendered_task_instance_fields = Table(
+    "rendered_task_instance_fields",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", String(ID_LEN), nullable=False),
+    Column("map_index", Integer(), nullable=False),
+    Column("try_number", Integer(), nullable=False),
+    Column("rendered_fields", LongText, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    # Not unique: a try resumed after a restart may render again; reads take the newest.
+    Index("ix_rendered_fields_ti_try", "dag_run_id", "task_id", "map_index", "try_number"),
 )
 
 dag = Table(

@@ -14,7 +14,7 @@ from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
 from airloop.store.errors import begin, connect
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
-from airloop.store.runs import Store, insert_run, run_row, utcnow
+from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import dag_run, import_error, scheduler_heartbeat, task_instance, xcom
 
@@ -137,19 +137,25 @@ class ServiceStore:
     ) -> int:
         """A run for the scheduler service to start (``airloop dags trigger|backfill``).
         RunExistsError if the DAG has a run with this id or logical date already."""
-        conflict = f"DAG {dag_id!r} already has a run {run_id!r} or a run for {logical_date}"
-        async with begin(self.engine, RunExistsError, conflict) as conn:
-            return await insert_run(
-                conn,
-                dag_id=dag_id,
-                run_id=run_id,
-                run_type=run_type,
-                state=DagRunState.QUEUED.value,
-                logical_date=logical_date,
-                params=params,
-                data_interval=data_interval,
-                created_at=utcnow(),
-            )
+        try:
+            async with begin(
+                self.engine, RunExistsError, conflict(dag_id, run_id, logical_date)
+            ) as conn:
+                return await insert_run(
+                    conn,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    run_type=run_type,
+                    state=DagRunState.QUEUED.value,
+                    logical_date=logical_date,
+                    params=params,
+                    data_interval=data_interval,
+                    created_at=utcnow(),
+                )
+        except RunExistsError:
+            raise RunExistsError(
+                await which_conflict(self.engine, dag_id, run_id, logical_date)
+            ) from None
 
     async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
         """Make task instances run again: back to ``none`` (mapped ones to one

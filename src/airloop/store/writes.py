@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Dialect, Table, and_, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from airloop.store.records import CheckpointRow, LogRow, TIUpdate, XComRow
-from airloop.store.schema import task_instance, task_log, xcom
+from airloop.store.records import CheckpointRow, LogRow, RenderedRow, TIUpdate, XComRow
+from airloop.store.schema import rendered_task_instance_fields, task_instance, task_log, xcom
 
 #: The task-instance columns the scheduler rewrites when a task instance changes,
 #: in the order of TIUpdate's fields after the key.
@@ -139,10 +139,24 @@ class LeanWriter:
             ("dag_run_id", "task_id", "map_index", "try_number", "path", "created_at"),
             dialect,
         )
+        self.insert_rendered = _insert(
+            rendered_task_instance_fields,
+            ("dag_run_id", "task_id", "map_index", "try_number", "rendered_fields", "created_at"),
+            dialect,
+        )
         self.insert_xcom = _insert(
             xcom,
             ("dag_run_id", "task_id", "map_index", "key", "value", "size", "created_at"),
             dialect,
+        )
+
+    async def rendered(
+        self, conn: AsyncConnection, rows: Sequence[RenderedRow], now: datetime
+    ) -> None:
+        created = self.dt(now)
+        await conn.exec_driver_sql(
+            self.insert_rendered,
+            [(r.run_pk, r.task_id, r.map_index, r.try_number, r.fields, created) for r in rows],
         )
 
     async def ti_updates(

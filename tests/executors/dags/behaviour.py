@@ -273,3 +273,17 @@ with DAG("previous") as previous:
         return [d.isoformat() if d else None for d in (context[k] for k in keys)]
 
     prev_success()
+with DAG("rendered_store", params={"n": 7}) as rendered_store:
+    Rendered(
+        task_id="fields",
+        sql="select '{{ ds }}'",
+        options={"n": "{{ params.n }}", "plain": [1, 2]},
+    )
+
+    @task(retries=1, retry_delay=0)
+    def flaky_args(day: str, n: str, ti: Any = None) -> str:
+        if ti.try_number == 1:
+            raise ValueError("first try fails after rendering")
+        return f"{day}/{n}"
+
+    flaky_args("{{ ds_nodash }}", n="{{ params.n }} on try {{ ti.try_number }}")
