@@ -74,7 +74,6 @@ TASK_ARGS: dict[str, Unsupported] = {
     "inlets": _u("lineage and assets"),
     "outlets": _u("lineage and assets"),
     "params": _u("task-level params (use the DAG's params)"),
-    "map_index_template": _u("map_index_template"),
     "start_date": _u("per-task start_date"),
     "end_date": _u("per-task end_date"),
 }

@@ -78,6 +78,9 @@ class TaskSettings:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: Which executor runs the task; None: the engine's default (settings ``use_async``).
     executor: str | None = None
+    #: A Jinja template giving each mapped instance a readable label (rendered after
+    #: the try, with its context); no effect on an unmapped task.
+    map_index_template: str | None = None
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -140,6 +143,13 @@ def resolve_settings(
             if seconds is not None and seconds <= 0:
                 raise DagDefinitionError(f"{where}: {name} must be positive, got {seconds}")
             values[name] = seconds
+    if merged.get("map_index_template") is not None:
+        if not isinstance(merged["map_index_template"], str):
+            raise DagDefinitionError(
+                f"{where}: map_index_template must be a string (a Jinja template), "
+                f"got {type(merged['map_index_template']).__name__}"
+            )
+        values["map_index_template"] = merged["map_index_template"]
     for name in ("retry_exponential_backoff", "retry_jitter"):
         if name in merged:
             values[name] = bool(merged[name])
@@ -331,6 +341,7 @@ class BaseOperator(AbstractOperator):
         weight_rule: str = NOTSET,
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
+        map_index_template: str | None = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         **airflow: Any,
@@ -355,6 +366,7 @@ class BaseOperator(AbstractOperator):
                 "weight_rule": weight_rule,
                 "trigger_rule": trigger_rule,
                 "executor": executor,
+                "map_index_template": map_index_template,
             },
         )
 

@@ -281,3 +281,21 @@ def render_task(op: BaseOperator, context: Context) -> tuple[BaseOperator, Conte
         setattr(clone, name, rendered[name])
     clone.rendered_fields = rendered
     return clone, replace(context, task=clone)
+
+
+#: Longest label a mapped instance gets from its map_index_template (the column's size).
+MAP_INDEX_LABEL_MAX = 250
+
+
+def render_map_index(template: str, context: Context) -> str:
+    """A mapped instance's label from its ``map_index_template`` (blocking: off-loop)."""
+    env = environment(context.dag)
+    try:
+        out = env.from_string(template).render(dict(context))
+    except Exception as exc:
+        raise TemplateRenderError(
+            f"task {context.task.task_id!r}: cannot render map_index_template: {_problem(exc)}"
+        ) from exc
+    if not isinstance(out, str):
+        _check_defined(out)
+    return str(out)[:MAP_INDEX_LABEL_MAX]

@@ -218,7 +218,12 @@ class Engine:
         # One limit per DAG across its runs (max_active_tasks is per DAG, as in Airflow);
         # a changed value changes it in place, its count kept.
         limit = self._admission.dag_limit(dag.dag_id, max_active)
-        planner = RunPlanner(specs, admission=self._admission, max_active_tasks=limit)
+        planner = RunPlanner(
+            specs,
+            admission=self._admission,
+            max_active_tasks=limit,
+            max_map_length=self.settings.max_map_length,
+        )
         assert self._executors is not None
         names = {s.executor for s in specs}
         await self._executors.ensure(names)

@@ -40,6 +40,8 @@ class TaskFinished:
     #: The return value, JSON-encoded and size-checked in the worker.
     xcom: str | None = None
     output_length: int | None = None
+    #: A mapped instance's label, from its map_index_template (rendered after the try).
+    rendered_map_index: str | None = None
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
 
 
