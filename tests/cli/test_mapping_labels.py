@@ -63,3 +63,40 @@ def test_labels_in_the_summary_the_states_table_and_the_database(tmp_path: Path)
         {"map_index": 0, "rendered_map_index": "a.csv"},
         {"map_index": 1, "rendered_map_index": "broken.csv"},
     ]
+
+
+KWARGS_FILE = """
+from airloop import DAG, task
+
+with DAG("kw_cli") as dag:
+
+    @task
+    def items() -> list:
+        return []
+
+    @task
+    def use(x: int) -> int:
+        return x * 10
+
+    listed = items()
+    use.expand_kwargs(listed)
+    use.override(task_id="use_mapped").expand_kwargs(listed.map(lambda v: v))
+"""
+
+
+def test_tasks_test_binds_expand_kwargs_and_names_a_bad_item(tmp_path: Path) -> None:
+    dag_file = write(tmp_path, "kw_cli.py", KWARGS_FILE)
+    home = tmp_path / "home"
+    upstream = ("--upstream", 'items=[{"x": 4}, 5]')
+    good = airloop(
+        "tasks", "test", dag_file, "kw_cli", "use", "--map-index", "0", *upstream, home=home
+    )
+    assert good.code == 0, good.transcript
+    assert "returned: 40" in good.stdout, good.transcript
+    for task_id in ("use", "use_mapped"):
+        bad = airloop(
+            "tasks", "test", dag_file, "kw_cli", task_id, "--map-index", "1", *upstream, home=home
+        )
+        assert bad.code != 0, bad.transcript
+        expected = f"task '{task_id}', map index 1: expand_kwargs() needs a dict, got int"
+        assert expected in bad.transcript, bad.transcript

@@ -30,6 +30,7 @@ from airloop.cli.run_cmd import STATE_STYLE
 from airloop.core.outcomes import Outcome
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
+from airloop.exceptions import FailTask
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
@@ -85,7 +86,7 @@ def task_test_command(
     with bad_input():
         try:
             operator = node.materialize(index, ValuesLookup(given))
-        except (TypeError, IndexError) as exc:
+        except (TypeError, IndexError, FailTask) as exc:
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
     info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params)
