@@ -270,7 +270,12 @@ class Runner:
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
             finish(Outcome.SUCCESS, xcom=xcom, output_length=length, retryable=False)
-        report_end(await self._map_index_label(item, sink))
+        try:
+            label = await self._map_index_label(item, sink)
+        except asyncio.CancelledError:
+            report_end()  # the try is over: its outcome stands, without a label
+            raise
+        report_end(label)
 
     async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
         """A mapped instance's ``map_index_template``, rendered after the try with its
