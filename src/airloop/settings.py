@@ -206,6 +206,14 @@ class Settings(BaseSettings):
     xcom_max_bytes: int = Field(
         default=1_048_576, ge=1, description="Largest JSON-encoded return value stored as XCom."
     )
+    max_map_length: int = Field(
+        default=100_000,
+        ge=1,
+        description=(
+            "Most task instances one mapped task may expand to; past it the mapped task "
+            "fails, naming its length and this setting."
+        ),
+    )
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="On SIGINT/SIGTERM: how long running tasks get to stop."
     )

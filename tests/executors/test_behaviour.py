@@ -277,3 +277,29 @@ async def test_rendered_values_are_stored_per_try(
         }
     values = await xcoms(engine, result.run_pk)
     assert values[("flaky_args", -1)] == "20260607/7 on try 2"
+
+
+async def test_expand_kwargs_zip_map_and_labels(
+    engine: Engine, dags: dict[str, DAG], executor_name: str, test_pid: int
+) -> None:
+    result = await engine.run(dags["rich_mapping"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcoms(engine, result.run_pk)
+    table = await rows(engine, result.run_pk)
+
+    def outs(task_id: str) -> list[Any]:
+        return [v for (t, i), v in sorted(values.items()) if t == task_id]
+
+    assert outs("add") == [3, 7]
+    assert [table["add", i].rendered_map_index for i in (0, 1)] == ["1+2", "3+4"]
+    assert outs("short") == ["ann1", "bob2"]
+    assert outs("long") == ["ann1", "bob2", "cy0"]
+    greetings = outs("greet")
+    assert [g.split(" ")[1] for g in greetings] == ["Ann", "Bob", "Cy"]
+    assert [table["greet", i].rendered_map_index for i in range(3)] == ["Ann", "Bob", "Cy"]
+    # The .map() function ran in the worker: never on the scheduler's loop thread.
+    for greeting in greetings:
+        pid, thread = greeting.split(" ")[0].split(":", 1)
+        assert thread != threading.main_thread().name or int(pid) != test_pid
+        if executor_name in ("process", "dask"):
+            assert int(pid) != test_pid

@@ -66,7 +66,6 @@ TASK_ARGS: dict[str, Unsupported] = {
     "multiple_outputs": _u("multiple_outputs", _is(False), "False"),
     "inlets": _u("lineage and assets"),
     "outlets": _u("lineage and assets"),
-    "map_index_template": _u("map_index_template"),
     "start_date": _u("per-task start_date"),
     "end_date": _u("per-task end_date"),
 }

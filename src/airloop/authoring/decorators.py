@@ -17,8 +17,10 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.context import CONTEXT_KEYS, Context
+from airloop.authoring.expand_input import reject_in_plain_arguments
 from airloop.authoring.mapped import MappedOperator, OperatorPartial
 from airloop.authoring.operator import (
+    NOTSET,
     SETTING_NAMES,
     AbstractOperator,
     BaseOperator,
@@ -93,6 +95,7 @@ class PythonTaskOperator(BaseOperator):
         self.op_args = tuple(op_args)
         self.op_kwargs = dict(op_kwargs or {})
         self._sig = _signature(python_callable)
+        reject_in_plain_arguments(f"task {self.task_id!r}", (self.op_args, self.op_kwargs))
         self._deps = _unique(a.operator for a in iter_xcom_args((self.op_args, self.op_kwargs)))
         for dep in self._deps:
             dep.set_downstream(self)
@@ -190,6 +193,16 @@ class _FunctionFactory:
     def own_names(self) -> frozenset[str]:
         return frozenset(_signature(self.fn).names)
 
+    @property
+    def is_async(self) -> bool:
+        return _signature(self.fn).is_coroutine
+
+    def unknown_name(self, names: Iterable[str]) -> str | None:
+        sig = _signature(self.fn)
+        if sig.var_keyword:
+            return None
+        return next((n for n in names if n not in sig.names), None)
+
     def __call__(self, task_id: str, kwargs: dict[str, Any]) -> BaseOperator:
         proto = self._prototypes.get(task_id)
         if proto is None:
@@ -273,6 +286,9 @@ class TaskDecorator:
     def expand(self, **mapped: Any) -> XComArg:
         return self.partial().expand(**mapped)
 
+    def expand_kwargs(self, source: Any, /) -> XComArg:
+        return self.partial().expand_kwargs(source)
+
 
 class _TaskPartial:
     def __init__(self, decorator: TaskDecorator, kwargs: Mapping[str, Any]) -> None:
@@ -280,6 +296,13 @@ class _TaskPartial:
         self.kwargs = dict(kwargs)
 
     def expand(self, **mapped: Any) -> XComArg:
+        return self._mapped(mapped, NOTSET)
+
+    def expand_kwargs(self, source: Any, /) -> XComArg:
+        """One instance per dict of ``source``: a list of dicts, or a task's output."""
+        return self._mapped({}, source)
+
+    def _mapped(self, mapped: dict[str, Any], kwargs_source: Any) -> XComArg:
         deco = self.decorator
         deco._check_context()
         sig = _signature(deco.function)
@@ -300,7 +323,11 @@ class _TaskPartial:
             factory,
             {"task_id": deco._task_id(), **settings, **fn_kwargs},
         )
-        op: MappedOperator = partial.expand(**mapped)
+        op: MappedOperator = (
+            partial.expand(**mapped)
+            if kwargs_source is NOTSET
+            else partial.expand_kwargs(kwargs_source)
+        )
         return XComArg(op)
 
 

@@ -7,6 +7,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from airloop.authoring.airflow_args import split_task_args
+from airloop.authoring.expand_input import (
+    PendingBound,
+    PendingOperator,
+    dependencies,
+    finish,
+    is_lazy,
+    length,
+    map_source,
+    raw_item,
+    reject_in_plain_arguments,
+)
 from airloop.authoring.operator import (
     NOTSET,
     SETTING_NAMES,
@@ -16,12 +27,15 @@ from airloop.authoring.operator import (
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
-    as_sequence,
     iter_xcom_args,
     resolve_xcom_args,
 )
 from airloop.core.specs import MapSource
-from airloop.exceptions import DagDefinitionError
+from airloop.exceptions import DagDefinitionError, FailTask
+
+
+class MapFunctionError(Exception):
+    """A ``.map()`` function raised while a mapped instance's arguments were bound."""
 
 
 class OperatorFactory(Protocol):
@@ -32,6 +46,15 @@ class OperatorFactory(Protocol):
     operator_name: str
 
     def check_names(self, names: Iterable[str]) -> None: ...
+
+    @property
+    def is_async(self) -> bool:
+        """Are the operators it builds run as coroutines?"""
+        ...
+
+    def unknown_name(self, names: Iterable[str]) -> str | None:
+        """The first of ``names`` the operator or function does not take (expand_kwargs)."""
+        ...
 
     def own_names(self) -> frozenset[str]:
         """Arguments the operator or function takes itself (they are never Airflow's)."""
@@ -48,6 +71,14 @@ class _ClassFactory:
 
     def check_names(self, names: Iterable[str]) -> None:
         return  # the operator's __init__ reports unknown names when it is built
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.cls.execute)
+
+    def unknown_name(self, names: Iterable[str]) -> str | None:
+        own = self.own_names()
+        return next((n for n in names if n not in own), None)
 
     def own_names(self) -> frozenset[str]:
         names: set[str] = set()
@@ -90,13 +121,13 @@ def _split(
 
 
 class OperatorPartial:
-    """The fixed half of a mapped task; ``.expand()`` supplies what varies."""
+    """The fixed half of a mapped task; ``.expand()`` or ``.expand_kwargs()`` supplies what varies."""
 
     def __init__(self, factory: OperatorFactory, kwargs: Mapping[str, Any]) -> None:
         self.factory = factory
         self.kwargs = dict(kwargs)
 
-    def expand(self, **mapped: Any) -> MappedOperator:
+    def _build(self, mapped: Mapping[str, Any], kwargs_source: Any) -> MappedOperator:
         kwargs = dict(self.kwargs)
         task_id = kwargs.pop("task_id", NOTSET)
         if task_id is NOTSET:
@@ -109,11 +140,24 @@ class OperatorPartial:
             factory=self.factory,
             partial_kwargs=kwargs,
             expand_input=mapped,
+            kwargs_source=kwargs_source,
         )
+
+    def expand(self, **mapped: Any) -> MappedOperator:
+        return self._build(mapped, NOTSET)
+
+    def expand_kwargs(self, source: Any, /) -> MappedOperator:
+        """One instance per dict of ``source`` (a list of dicts, or a task's output)."""
+        return self._build({}, source)
+
+
+#: The name the planner knows an expand_kwargs() source by.
+KWARGS_SOURCE = "expand_kwargs"
 
 
 class MappedOperator(AbstractOperator):
-    """A task that runs once per element (or combination of elements) of its expand() input."""
+    """A task that runs once per element (or combination of elements) of its expand() input,
+    or once per dict of its expand_kwargs() source."""
 
     is_mapped: ClassVar[bool] = True
 
@@ -127,25 +171,35 @@ class MappedOperator(AbstractOperator):
         partial_kwargs: Mapping[str, Any],
         expand_input: Mapping[str, Any],
         task_group: Any = None,
+        kwargs_source: Any = NOTSET,
     ) -> None:
         settings, display, rest = _split(task_id, partial_kwargs, factory)
-        if not expand_input:
-            raise DagDefinitionError(f"task {task_id!r}: expand() needs at least one argument")
-        for name, value in expand_input.items():
-            if name in SETTING_NAMES:
+        reject_in_plain_arguments(f"task {task_id!r}: partial()", rest)
+        if kwargs_source is NOTSET:
+            if not expand_input:
+                raise DagDefinitionError(f"task {task_id!r}: expand() needs at least one argument")
+            for name, value in expand_input.items():
+                if name in SETTING_NAMES:
+                    raise DagDefinitionError(
+                        f"task {task_id!r}: cannot expand over the task setting {name!r}"
+                    )
+                if name in rest:
+                    raise DagDefinitionError(
+                        f"task {task_id!r}: {name!r} is given to both partial() and expand()"
+                    )
+                if not isinstance(value, (list, tuple, dict, XComArg)):
+                    raise DagDefinitionError(
+                        f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a "
+                        f"task's output, got {type(value).__name__}"
+                    )
+            factory.check_names([*rest, *expand_input])
+        else:
+            if not isinstance(kwargs_source, (list, tuple, XComArg)):
                 raise DagDefinitionError(
-                    f"task {task_id!r}: cannot expand over the task setting {name!r}"
+                    f"task {task_id!r}: expand_kwargs() needs a list of dicts or a task's "
+                    f"output, got {type(kwargs_source).__name__}"
                 )
-            if name in rest:
-                raise DagDefinitionError(
-                    f"task {task_id!r}: {name!r} is given to both partial() and expand()"
-                )
-            if not isinstance(value, (list, tuple, dict, XComArg)):
-                raise DagDefinitionError(
-                    f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a task's "
-                    f"output, got {type(value).__name__}"
-                )
-        factory.check_names([*rest, *expand_input])
+            factory.check_names(rest)
         super().__init__(
             task_id=task_id,
             dag=dag,
@@ -157,6 +211,22 @@ class MappedOperator(AbstractOperator):
         self.factory = factory
         self.partial_kwargs = rest
         self.expand_input = dict(expand_input)
+        #: The expand_kwargs() source (NOTSET: the task uses expand()).
+        self.kwargs_source = kwargs_source
+        if kwargs_source is not NOTSET and not isinstance(kwargs_source, XComArg):
+            for i, item in enumerate(kwargs_source):
+                if isinstance(item, XComArg) or any(True for _ in iter_xcom_args(item)):
+                    raise DagDefinitionError(
+                        f"task {task_id!r}, map index {i}: expand_kwargs() takes a list of "
+                        "literal dicts or one task's output (a list of dicts), not task "
+                        "outputs inside the list"
+                    )
+                self._check_item(i, item, DagDefinitionError)
+        self._lazy = (
+            is_lazy(kwargs_source)
+            if kwargs_source is not NOTSET
+            else any(is_lazy(v) for v in self.expand_input.values())
+        )
         for dep in self.xcom_dependencies():
             dep.set_downstream(self)
 
@@ -170,45 +240,83 @@ class MappedOperator(AbstractOperator):
         return bool(cls is not None and cls.resumable)
 
     def xcom_dependencies(self) -> list[AbstractOperator]:
-        found = [arg.operator for arg in iter_xcom_args(self.expand_input)]
+        found = [op for value in self._sources().values() for op in dependencies(value)]
         found += [arg.operator for arg in iter_xcom_args(self.partial_kwargs)]
         return list({id(op): op for op in found}.values())
 
+    def _sources(self) -> dict[str, Any]:
+        if self.kwargs_source is NOTSET:
+            return self.expand_input
+        return {KWARGS_SOURCE: self.kwargs_source}
+
     def map_sources(self) -> tuple[MapSource, ...]:
-        out = []
-        for name, value in self.expand_input.items():
-            if isinstance(value, XComArg):
-                out.append(MapSource(name, upstream=value.operator.task_id))
-            else:
-                out.append(MapSource(name, literal_length=len(value)))
-        return tuple(out)
+        return tuple(map_source(name, value) for name, value in self._sources().items())
+
+    def _check_item(self, map_index: int, item: Any, error: type[Exception]) -> dict[str, Any]:
+        """One expand_kwargs() element: a dict of known argument names."""
+        where = f"task {self.task_id!r}, map index {map_index}"
+        if not isinstance(item, dict):
+            raise error(f"{where}: expand_kwargs() needs a dict, got {type(item).__name__}")
+        for name in item:
+            if not isinstance(name, str):
+                raise error(f"{where}: expand_kwargs() argument names must be strings: {name!r}")
+            if name in SETTING_NAMES:
+                raise error(f"{where}: cannot expand over the task setting {name!r}")
+            if name in self.partial_kwargs:
+                raise error(f"{where}: {name!r} is given to both partial() and expand_kwargs()")
+        unknown = self.factory.unknown_name(item)
+        if unknown is not None:
+            raise error(
+                f"{where}: expand_kwargs() gave an unknown argument {unknown!r} "
+                f"({self.factory.name} does not take it)"
+            )
+        return item
 
     def rebuild(self, bound: Any) -> BaseOperator:
+        if isinstance(bound, PendingBound):
+            return PendingOperator(node=self, bound=bound, is_async=self.factory.is_async)
         return self.factory(self.task_id, dict(bound))
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         # Only the chosen element of each expand() argument is fetched (and copied):
         # 10,000 instances mapped over one list must not each copy the whole list.
-        sizes: list[tuple[str, int]] = []
-        for name, value in self.expand_input.items():
-            if isinstance(value, XComArg):
-                sizes.append((name, lookup.length(value.operator.task_id)))
-            else:
-                sizes.append((name, len(as_sequence(self.task_id, value))))
-        chosen: dict[str, Any] = {}
+        sources = self._sources()
+        sizes = [(name, length(self.task_id, value, lookup)) for name, value in sources.items()]
+        raw: dict[str, Any] = {}
         rest_index = map_index
         # Row-major: the last expand() argument varies fastest (as in Airflow).
         for name, size in reversed(sizes):
             if not size:
                 raise IndexError(f"{self.task_id!r}: expand({name}=...) is empty")
             rest_index, i = divmod(rest_index, size)
-            value = self.expand_input[name]
-            if isinstance(value, XComArg):
-                chosen[name] = lookup.item(value.operator.task_id, i)
-            else:
-                chosen[name] = as_sequence(self.task_id, value)[i]
+            raw[name] = raw_item(self.task_id, sources[name], i, lookup)
         if rest_index:
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
-        kwargs = resolve_xcom_args(self.partial_kwargs, lookup)
-        kwargs.update(chosen)
-        return kwargs
+        partial = resolve_xcom_args(self.partial_kwargs, lookup)
+        if self._lazy:
+            return PendingBound(map_index, raw, partial)
+        return self._arguments(map_index, raw, partial)
+
+    def _arguments(
+        self, map_index: int, raw: Mapping[str, Any], partial: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The instance's keyword arguments; ``.map()`` functions run here (user code)."""
+        sources = self._sources()
+        try:
+            chosen = {name: finish(sources[name], value) for name, value in raw.items()}
+        except Exception as exc:
+            if not self._lazy:
+                raise
+            raise MapFunctionError(
+                f"task {self.task_id!r}, map index {map_index}: its .map() function "
+                f"raised {type(exc).__name__}: {exc}"
+            ) from exc
+        if self.kwargs_source is not NOTSET:
+            chosen = dict(self._check_item(map_index, chosen[KWARGS_SOURCE], FailTask))
+        return {**partial, **chosen}
+
+    def finish_pending(self, bound: PendingBound) -> BaseOperator:
+        """The real operator of a PendingOperator: ``.map()`` functions applied. User
+        code: the runner calls it off the loop."""
+        kwargs = self._arguments(bound.map_index, bound.raw, dict(bound.partial))
+        return self.factory(self.task_id, kwargs)

@@ -92,6 +92,9 @@ class TaskSettings:
     max_active_tis_per_dag: int | None = None
     #: Instances of this task queued or running at once within one run.
     max_active_tis_per_dagrun: int | None = None
+    #: A Jinja template giving each mapped instance a readable label (rendered after
+    #: the try, with its context); no effect on an unmapped task.
+    map_index_template: str | None = None
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -192,6 +195,13 @@ def resolve_settings(
             if seconds is not None and seconds <= 0:
                 raise DagDefinitionError(f"{where}: {name} must be positive, got {seconds}")
             values[name] = seconds
+    if merged.get("map_index_template") is not None:
+        if not isinstance(merged["map_index_template"], str):
+            raise DagDefinitionError(
+                f"{where}: map_index_template must be a string (a Jinja template), "
+                f"got {type(merged['map_index_template']).__name__}"
+            )
+        values["map_index_template"] = merged["map_index_template"]
     for name in ("retry_exponential_backoff", "retry_jitter"):
         if name in merged:
             values[name] = bool(merged[name])
@@ -401,6 +411,7 @@ class BaseOperator(AbstractOperator):
         max_active_tis_per_dag: int | None = NOTSET,
         max_active_tis_per_dagrun: int | None = NOTSET,
         task_concurrency: int | None = NOTSET,
+        map_index_template: str | None = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         params: Mapping[str, Any] | None = None,
@@ -439,6 +450,7 @@ class BaseOperator(AbstractOperator):
                 "max_active_tis_per_dag": max_active_tis_per_dag,
                 "max_active_tis_per_dagrun": max_active_tis_per_dagrun,
                 "task_concurrency": task_concurrency,
+                "map_index_template": map_index_template,
             },
         )
 

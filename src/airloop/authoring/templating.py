@@ -379,3 +379,21 @@ def stored_rendered_fields(task_id: str, fields: Mapping[str, Any] | None) -> st
         return None
     masked = mask_rendered(task_id, dict(fields))
     return json.dumps({name: _capped(_jsonable(value)) for name, value in masked.items()})
+
+
+#: Longest label a mapped instance gets from its map_index_template (the column's size).
+MAP_INDEX_LABEL_MAX = 250
+
+
+def render_map_index(template: str, context: Context) -> str:
+    """A mapped instance's label from its ``map_index_template`` (blocking: off-loop)."""
+    env = environment(context.dag)
+    try:
+        out = env.from_string(template).render(dict(context))
+    except Exception as exc:
+        raise TemplateRenderError(
+            f"task {context.task.task_id!r}: cannot render map_index_template: {_problem(exc)}"
+        ) from exc
+    if not isinstance(out, str):
+        _check_defined(out)
+    return str(out)[:MAP_INDEX_LABEL_MAX]

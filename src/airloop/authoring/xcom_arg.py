@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from airloop.authoring.operator import AbstractOperator
 
 
+_NOFILL: Any = object()
+
+
 class XComArg:
     """The return value of ``operator``, resolved when a downstream task runs.
 
@@ -56,6 +59,20 @@ class XComArg:
 
     def __repr__(self) -> str:
         return f"XComArg({self.operator.task_id!r})"
+
+    # Mapping helpers (see expand_input.py): usable as expand()/expand_kwargs() sources.
+    def zip(self, *others: XComArg, fillvalue: Any = _NOFILL) -> XComArg:
+        """Element ``i`` is ``(self[i], others[0][i], ...)``: as long as the shortest
+        input, or the longest one when ``fillvalue`` is given (gaps get it)."""
+        from airloop.authoring.expand_input import NOFILL, make_zip
+
+        return make_zip(self, others, NOFILL if fillvalue is _NOFILL else fillvalue)
+
+    def map(self, fn: Callable[[Any], Any]) -> XComArg:
+        """Element ``i`` is ``fn(self[i])``, computed by the mapped instance that uses it."""
+        from airloop.authoring.expand_input import MapXComArg
+
+        return MapXComArg(self, fn)
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(

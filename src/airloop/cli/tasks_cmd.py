@@ -30,6 +30,7 @@ from airloop.cli.run_cmd import STATE_STYLE
 from airloop.core.outcomes import Outcome
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
+from airloop.exceptions import FailTask
 from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
@@ -86,7 +87,7 @@ def task_test_command(
     with bad_input():
         try:
             operator = node.materialize(index, ValuesLookup(given))
-        except (TypeError, IndexError) as exc:
+        except (TypeError, IndexError, FailTask) as exc:
             fail(f"cannot build {task_id!r}: {exc}")
     now = datetime.now(UTC)
     info = DagRunInfo(dag.dag_id, f"test__{now.isoformat()}", now, "test", params, test_mode=True)
@@ -248,12 +249,16 @@ async def _states(url: str, run_id: str, dag_id: str | None) -> int:
             f"  started {run.start_date:%Y-%m-%d %H:%M:%S} UTC" if run.start_date else "",
         )
     )
-    table = Table("task", "map", "state", "try", "started (UTC)", "duration", "error")
+    # A mapped instance's map_index_template label, when any has one.
+    labels = any(ti.rendered_map_index for ti in tis)
+    columns = ["task", "map", *(["label"] if labels else []), "state", "try"]
+    table = Table(*columns, "started (UTC)", "duration", "error")
     for ti in tis:
         state = TaskState(ti.state)
         table.add_row(
             ti.task_id,
             "" if ti.map_index < 0 else str(ti.map_index),
+            *([ti.rendered_map_index or ""] if labels else []),
             Text(state.value, style=STATE_STYLE.get(state, "")),
             str(ti.try_number),
             f"{ti.start_date:%H:%M:%S}" if ti.start_date else "",

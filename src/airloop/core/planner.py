@@ -70,6 +70,10 @@ def _tick_id(kind: str) -> str:
     return f"{kind}-{next(_ticks)}"
 
 
+#: The default of the setting ``max_map_length``: most instances one expansion may make.
+DEFAULT_MAX_MAP_LENGTH = 100_000
+
+
 class RunPlanner:
     """Decides, event by event, what happens next in one DAG run."""
 
@@ -87,6 +91,7 @@ class RunPlanner:
         rng: random.Random | None = None,
         fail_fast: bool = False,
         task_limits: Mapping[str, ActiveLimit] | None = None,
+        max_map_length: int = DEFAULT_MAX_MAP_LENGTH,
     ) -> None:
         """``admission`` is shared by every run of an engine (pools, DAG limits,
         executor capacity, priority across runs); without one the planner makes its
@@ -100,6 +105,9 @@ class RunPlanner:
                 raise PlanningError("a planner needs pools or an admission")
             admission = Admission(pools)
         pools = admission.pools
+        if max_map_length < 1:
+            raise PlanningError(f"max_map_length must be >= 1, got {max_map_length}")
+        self._max_map_length = max_map_length
         if isinstance(max_active_tasks, int):
             if max_active_tasks < 1:
                 raise PlanningError(f"max_active_tasks must be >= 1, got {max_active_tasks}")
@@ -116,10 +124,11 @@ class RunPlanner:
                     raise PlanningError(f"task {spec.task_id!r} depends on unknown task {up!r}")
                 self._downstream[up].append(spec.task_id)
             for src in spec.map_sources:
-                if src.upstream is not None and src.upstream not in spec.upstream:
-                    raise PlanningError(
-                        f"task {spec.task_id!r} maps over {src.upstream!r} but does not depend on it"
-                    )
+                for source in src.upstreams:
+                    if source not in spec.upstream:
+                        raise PlanningError(
+                            f"task {spec.task_id!r} maps over {source!r} but does not depend on it"
+                        )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
         #: The tasks that decide the run's state (teardowns aside: ``effective_leaves``).
         self._leaves = effective_leaves(self._specs, self._downstream)
@@ -848,27 +857,33 @@ class RunPlanner:
 
     def _sources_done(self, spec: TaskSpec) -> bool:
         return all(
-            self._done[src.upstream] == len(self._tis[src.upstream])
+            self._done[source] == len(self._tis[source])
             for src in spec.map_sources
-            if src.upstream is not None
+            for source in src.upstreams
         )
 
     def _map_length(self, spec: TaskSpec, src: MapSource) -> int | str:
         """The length of one expand() argument, or why it cannot be known."""
         if src.literal_length is not None:
             return src.literal_length
-        assert src.upstream is not None
-        if self._specs[src.upstream].is_mapped:
+        lengths: list[int] = []
+        for source in src.upstreams:
+            length = self._source_length(spec, src, source)
+            if isinstance(length, str):
+                return length
+            lengths.append(length)
+        return max(lengths) if src.zip_longest else min(lengths)
+
+    def _source_length(self, spec: TaskSpec, src: MapSource, source: str) -> int | str:
+        if self._specs[source].is_mapped:
             # Mapping over a mapped task's outputs: one element per successful instance.
-            return self._counts[src.upstream][TaskState.SUCCESS]
-        if self._tis[src.upstream][UNMAPPED].state is not TaskState.SUCCESS:
-            return (
-                f"upstream task {src.upstream!r} did not succeed, so it has no output to map over"
-            )
-        length = self._output_lengths.get(src.upstream)
+            return self._counts[source][TaskState.SUCCESS]
+        if self._tis[source][UNMAPPED].state is not TaskState.SUCCESS:
+            return f"upstream task {source!r} did not succeed, so it has no output to map over"
+        length = self._output_lengths.get(source)
         if length is None:
             return (
-                f"cannot map {spec.task_id!r} over the output of {src.upstream!r} "
+                f"cannot map {spec.task_id!r} over the output of {source!r} "
                 f"(argument {src.name!r}): it did not return a list, tuple or dict"
             )
         return length
@@ -885,6 +900,18 @@ class RunPlanner:
                 return
             lengths.append(length)
         count = math.prod(lengths)
+        if count > self._max_map_length:
+            self._set(
+                placeholder,
+                TaskState.FAILED,
+                plan,
+                reason=(
+                    f"task {spec.task_id!r} would expand to {count:,} task instances, more "
+                    f"than max_map_length ({self._max_map_length:,}); raise the setting "
+                    "max_map_length or map over fewer elements"
+                ),
+            )
+            return
         if count == 0:
             self._set(placeholder, TaskState.SKIPPED, plan, reason="mapped over an empty list")
             return

@@ -23,11 +23,22 @@ class TIKey:
 
 @dataclass(frozen=True, slots=True)
 class MapSource:
-    """One argument a mapped task expands over: a literal of known length or an upstream's output."""
+    """One argument a mapped task expands over: a literal of known length or an upstream's output.
+
+    ``zip_with`` names more upstream tasks zipped with ``upstream`` (``XComArg.zip``):
+    the length is the shortest one's, or the longest one's when ``zip_longest``.
+    """
 
     name: str
     literal_length: int | None = None
     upstream: str | None = None
+    zip_with: tuple[str, ...] = ()
+    zip_longest: bool = False
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """Every upstream task whose output this argument's length depends on."""
+        return () if self.upstream is None else (self.upstream, *self.zip_with)
 
     def __post_init__(self) -> None:
         if (self.literal_length is None) == (self.upstream is None):

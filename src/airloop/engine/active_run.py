@@ -60,6 +60,8 @@ class TIRecord:
     error: str | None = None
     #: {"try_number": n, "value": ...}: written by the task itself, not in row()
     checkpoint: dict[str, Any] | None = None
+    #: A mapped instance's label (map_index_template), set when a try ends.
+    rendered_map_index: str | None = None
 
     def row(self, run_pk: int, state: TaskState, try_number: int) -> TIUpdate:
         return TIUpdate(
@@ -76,6 +78,7 @@ class TIRecord:
             self.executor,
             self.next_retry_at,
             self.error,
+            self.rendered_map_index,
         )
 
 
@@ -205,6 +208,7 @@ class ActiveRun:
                 ti.next_retry_at,
                 ti.error,
                 ti.checkpoint,
+                ti.rendered_map_index,
             )
             checkpointed = (
                 ti.checkpoint is not None and ti.checkpoint.get("try_number") == ti.try_number
@@ -434,6 +438,8 @@ class ActiveRun:
             return None
         rec.end_date = event.at
         rec.duration = event.duration
+        if event.rendered_map_index is not None:
+            rec.rendered_map_index = event.rendered_map_index
         self._dirty.add(event.key)
         if event.rendered is not None:  # written in the tick's one transaction
             batch.rendered.append(
@@ -543,7 +549,10 @@ class ActiveRun:
         batch.run_updates.append(RunUpdate(self.run_pk, state, now_dt, note))
         state_of = self._planner.state_of
         failed = [
-            (str(rec.key), rec.error or "")
+            (
+                f"{rec.key} ({rec.rendered_map_index})" if rec.rendered_map_index else str(rec.key),
+                rec.error or "",
+            )
             for rec in self._records.values()
             if state_of(rec.key) is TaskState.FAILED
         ]

@@ -237,6 +237,7 @@ class Engine:
             max_active_tasks=limit,
             fail_fast=dag.fail_fast,
             task_limits=task_limits,
+            max_map_length=self.settings.max_map_length,
         )
         assert self._executors is not None
         names = {s.executor for s in specs}

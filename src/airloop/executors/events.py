@@ -43,6 +43,8 @@ class TaskFinished:
     #: What the try's templates rendered to (JSON text, masked and size-capped in the
     #: worker); None when it had nothing to render or failed before rendering.
     rendered: str | None = None
+    #: A mapped instance's label, from its map_index_template (rendered after the try).
+    rendered_map_index: str | None = None
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
     #: Tasks this successful try decided to skip (a branch, a short circuit: see
     #: ``DownstreamTasksSkipped``). Data, so every executor carries it the same way.

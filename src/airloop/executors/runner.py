@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airloop.authoring.context import set_current_context
-from airloop.authoring.templating import render_task, stored_rendered_fields
+from airloop.authoring.expand_input import PendingOperator
+from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
 from airloop.core.jsonsafe import non_string_key
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
@@ -195,8 +196,14 @@ class Runner:
                 )
             )
 
+        ended: list[tuple[Outcome, float | None, dict[str, Any]]] = []
+
         def finish(outcome: Outcome, **kw: Any) -> None:
             duration = time.monotonic() - started_at if reported_start else None
+            ended.append((outcome, duration, kw))
+
+        def report_end(label: str | None = None) -> None:
+            outcome, duration, kw = ended[0]
             self.report(
                 TaskFinished(
                     item.run_pk,
@@ -206,11 +213,16 @@ class Runner:
                     outcome,
                     duration=duration,
                     rendered=rendered,
+                    rendered_map_index=label,
                     **kw,
                 )
             )
 
         try:
+            if isinstance(op, PendingOperator):  # .map() functions are user code: off-loop
+                op = await self.offloader(op.finish)
+                item = replace(item, operator=op, context=replace(item.context, task=op))
+                set_current_context(item.context)
             if op.has_templates:  # rendering may read files and run user macros: off-loop
                 op, context, rendered = await self.offloader(_render, op, item.context)
                 item = replace(item, operator=op, context=context)
@@ -274,6 +286,7 @@ class Runner:
             reason = str(exc.args[0]) if exc.args else "cancelled"
             sink.line("ERROR", f"interrupted: {reason}")
             finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
+            report_end()
             raise
         except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
@@ -289,3 +302,26 @@ class Runner:
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
             finish(Outcome.SUCCESS, xcom=xcom, output_length=length, retryable=False)
+        try:
+            label = await self._map_index_label(item, sink)
+        except asyncio.CancelledError:
+            report_end()  # the try is over: its outcome stands, without a label
+            raise
+        report_end(label)
+
+    async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
+        """A mapped instance's ``map_index_template``, rendered after the try with its
+        context (as Airflow 3 does); a template that fails is logged, not fatal."""
+        if item.key.map_index < 0:
+            return None
+        template = item.context.dag.get_task(item.key.task_id).settings.map_index_template
+        if template is None:
+            return None
+        try:
+            label: str = await self.offloader(render_map_index, template, item.context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the label is optional; the try is over
+            sink.line("WARNING", f"map_index_template not rendered: {first_line(exc)}")
+            return None
+        return label

@@ -44,6 +44,7 @@ class TIUpdate:
     executor: str | None = None
     next_retry_at: datetime | None = None
     error: str | None = None
+    rendered_map_index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,8 @@ class TaskInstanceRow:
     error: str | None
     checkpoint: dict[str, Any] | None
     updated_at: datetime | None
+    #: A mapped instance's label (map_index_template), when it has one.
+    rendered_map_index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

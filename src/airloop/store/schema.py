@@ -77,6 +77,8 @@ task_instance = Table(
     Column("executor", String(50)),
     Column("next_retry_at", UtcDateTime()),
     Column("error", LongText),
+    # A mapped instance's label (its map_index_template, rendered after the try).
+    Column("rendered_map_index", String(ID_LEN)),
     # For later issues: an operator's durable handle on external work (a Batch job id).
     Column("checkpoint", JSON()),
     Column("updated_at", UtcDateTime()),

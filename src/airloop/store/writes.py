@@ -39,6 +39,7 @@ TI_MUTABLE = (
     "executor",
     "next_retry_at",
     "error",
+    "rendered_map_index",
 )
 #: Rows per multi-row UPDATE on MySQL (about 12 parameters each).
 MYSQL_CHUNK = 1000
@@ -178,6 +179,7 @@ class LeanWriter:
                     u.executor,
                     dt(u.next_retry_at),
                     u.error,
+                    u.rendered_map_index,
                     updated,
                     u.run_pk,
                     u.task_id,

@@ -287,3 +287,44 @@ with DAG("rendered_store", params={"n": 7}) as rendered_store:
         return f"{day}/{n}"
 
     flaky_args("{{ ds_nodash }}", n="{{ params.n }} on try {{ ti.try_number }}")
+
+
+class Greet(BaseOperator):
+    def __init__(self, *, name: str, greeting: str = "hello", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.greeting = greeting
+
+    def execute(self, context: Context) -> str:
+        return f"{self.greeting} {self.name}"
+
+
+def to_kwargs(name: str) -> dict[str, Any]:
+    """A .map() function: records where it ran (it must run in the worker, off the loop)."""
+    return {"name": name.title(), "greeting": f"{os.getpid()}:{threading.current_thread().name}"}
+
+
+with DAG("rich_mapping") as rich_mapping:
+
+    @task
+    def names() -> list[str]:
+        return ["ann", "bob", "cy"]
+
+    @task
+    def numbers3() -> list[int]:
+        return [1, 2]
+
+    @task(map_index_template="{{ task.op_kwargs['x'] }}+{{ task.op_kwargs['y'] }}")
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    @task
+    def pair(p: list[Any]) -> str:
+        return f"{p[0]}{p[1]}"
+
+    add.expand_kwargs([{"x": 1, "y": 2}, {"x": 3, "y": 4}])
+    Greet.partial(task_id="greet", map_index_template="{{ task.name }}").expand_kwargs(
+        names().map(to_kwargs)
+    )
+    pair.override(task_id="short").expand(p=names().zip(numbers3()))
+    pair.override(task_id="long").expand(p=names().zip(numbers3(), fillvalue=0))
