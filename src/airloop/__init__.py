@@ -4,9 +4,11 @@ from typing import TYPE_CHECKING, Any
 
 from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG
+from airloop.authoring.dag_decorator import dag
 from airloop.authoring.decorators import task
 from airloop.authoring.edges import Label, chain, chain_linear, cross_downstream
 from airloop.authoring.mapped import MappedOperator
+from airloop.authoring.notifier import BaseNotifier
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import Param
 from airloop.authoring.sensor import BaseSensor, PokeReturnValue
@@ -42,6 +44,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DAG",
     "AirloopError",
+    "BaseNotifier",
     "BaseOperator",
     "BaseSensor",
     "Context",
@@ -64,6 +67,7 @@ __all__ = [
     "chain",
     "chain_linear",
     "cross_downstream",
+    "dag",
     "delay",
     "get_current_context",
     "run",

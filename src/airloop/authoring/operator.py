@@ -17,6 +17,7 @@ from airloop.authoring.airflow_args import (
     split_task_args,
     unknown_argument,
 )
+from airloop.authoring.callbacks import TASK_CALLBACK_NAMES, Callback, normalize_callbacks
 from airloop.authoring.dependency import DependencyMixin
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
@@ -78,6 +79,12 @@ class TaskSettings:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: Which executor runs the task; None: the engine's default (settings ``use_async``).
     executor: str | None = None
+    #: Task callbacks (see authoring/callbacks.py), each a tuple of callables.
+    on_execute_callback: tuple[Callback, ...] = ()
+    on_success_callback: tuple[Callback, ...] = ()
+    on_failure_callback: tuple[Callback, ...] = ()
+    on_retry_callback: tuple[Callback, ...] = ()
+    on_skipped_callback: tuple[Callback, ...] = ()
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -167,6 +174,9 @@ def resolve_settings(
             raise DagDefinitionError(
                 f"{where}: unknown trigger_rule {merged['trigger_rule']!r} (choose from {choices})"
             ) from None
+    for name in TASK_CALLBACK_NAMES:
+        if name in merged:
+            values[name] = normalize_callbacks(where, name, merged[name])
     return TaskSettings(**values)
 
 
@@ -331,6 +341,11 @@ class BaseOperator(AbstractOperator):
         weight_rule: str = NOTSET,
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
+        on_execute_callback: Any = NOTSET,
+        on_success_callback: Any = NOTSET,
+        on_failure_callback: Any = NOTSET,
+        on_retry_callback: Any = NOTSET,
+        on_skipped_callback: Any = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         **airflow: Any,
@@ -355,6 +370,11 @@ class BaseOperator(AbstractOperator):
                 "weight_rule": weight_rule,
                 "trigger_rule": trigger_rule,
                 "executor": executor,
+                "on_execute_callback": on_execute_callback,
+                "on_success_callback": on_success_callback,
+                "on_failure_callback": on_failure_callback,
+                "on_retry_callback": on_retry_callback,
+                "on_skipped_callback": on_skipped_callback,
             },
         )
 
