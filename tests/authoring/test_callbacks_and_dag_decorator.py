@@ -63,6 +63,17 @@ def test_callbacks_are_settings_from_arguments_default_args_and_task() -> None:
     assert d.on_failure_callback == (async_alert,)
 
 
+def test_callbacks_set_after_construction_are_checked_and_used() -> None:
+    with DAG("d") as d:
+        a = Echo(task_id="a")
+    a.on_failure_callback = alert
+    d.on_success_callback = [alert, async_alert]
+    assert a.settings.on_failure_callback == (alert,) == a.on_failure_callback
+    assert d.on_success_callback == (alert, async_alert)
+    with pytest.raises(DagDefinitionError, match=r"^task 'a': on_retry_callback must be"):
+        a.on_retry_callback = 42
+
+
 def test_a_callback_that_is_not_callable_is_an_error() -> None:
     with (
         DAG("d"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from airloop.exceptions import DagDefinitionError
@@ -55,6 +56,35 @@ def is_async_callback(callback: Any) -> bool:
         return True
     call = getattr(type(callback), "__call__", None)  # noqa: B004 - the class's, not the object
     return inspect.iscoroutinefunction(call) and not inspect.isfunction(callback)
+
+
+class TaskCallbackAttribute:
+    """``task.on_failure_callback``: read from, and set into, the task's settings (set
+    after construction, as Airflow allows, it is checked and used like an argument)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.settings, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        callbacks = normalize_callbacks(f"task {obj.task_id!r}", self.name, value)
+        obj.settings = replace(obj.settings, **{self.name: callbacks})
+
+
+class DagCallbackAttribute:
+    """``dag.on_failure_callback``: always a tuple of callables, however it was given."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else obj.__dict__.get(f"_{self.name}", ())
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        callbacks = normalize_callbacks(f"DAG {obj.dag_id!r}", self.name, value)
+        obj.__dict__[f"_{self.name}"] = callbacks
 
 
 class CallbackContext(dict[str, Any]):

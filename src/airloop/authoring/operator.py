@@ -17,7 +17,12 @@ from airloop.authoring.airflow_args import (
     split_task_args,
     unknown_argument,
 )
-from airloop.authoring.callbacks import TASK_CALLBACK_NAMES, Callback, normalize_callbacks
+from airloop.authoring.callbacks import (
+    TASK_CALLBACK_NAMES,
+    Callback,
+    TaskCallbackAttribute,
+    normalize_callbacks,
+)
 from airloop.authoring.dependency import DependencyMixin
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
@@ -198,6 +203,13 @@ class AbstractOperator(DependencyMixin):
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.
     resumable: ClassVar[bool] = False
+
+    #: Task callbacks, kept in ``settings`` (tuples); settable as in Airflow.
+    on_execute_callback = TaskCallbackAttribute()
+    on_success_callback = TaskCallbackAttribute()
+    on_failure_callback = TaskCallbackAttribute()
+    on_retry_callback = TaskCallbackAttribute()
+    on_skipped_callback = TaskCallbackAttribute()
 
     @property
     def can_resume(self) -> bool:
