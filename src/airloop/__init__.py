@@ -10,9 +10,11 @@ from airloop.authoring.branch import (
 )
 from airloop.authoring.context import Context, get_current_context
 from airloop.authoring.dag import DAG, register_test_runner
+from airloop.authoring.dag_decorator import dag
 from airloop.authoring.decorators import task
 from airloop.authoring.edges import Label, chain, chain_linear, cross_downstream
 from airloop.authoring.mapped import MappedOperator
+from airloop.authoring.notifier import BaseNotifier
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import Param
 from airloop.authoring.sensor import BaseSensor, PokeReturnValue
@@ -69,6 +71,7 @@ __all__ = [
     "DAG",
     "AirloopError",
     "BaseBranchOperator",
+    "BaseNotifier",
     "BaseOperator",
     "BaseSensor",
     "BranchPythonOperator",
@@ -95,6 +98,7 @@ __all__ = [
     "chain",
     "chain_linear",
     "cross_downstream",
+    "dag",
     "delay",
     "get_current_context",
     "run",

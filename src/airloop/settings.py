@@ -217,6 +217,15 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="On SIGINT/SIGTERM: how long running tasks get to stop."
     )
+    callback_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "Seconds each task or DAG callback (and notifier) may run; past it the "
+            "callback is stopped and the timeout logged. At shutdown running callbacks "
+            "get at most shutdown_grace_seconds."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

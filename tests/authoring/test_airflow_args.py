@@ -1,7 +1,7 @@
 """Airflow arguments airloop does not implement yet are errors, never silently ignored.
 
 A value that changes nothing (Airflow's default: ``email_on_failure=False``,
-``on_failure_callback=None``...) is accepted, so migrated DAGs that spell defaults
+``email=None``...) is accepted, so migrated DAGs that spell defaults
 out still load. Descriptive arguments (``owner``, ``doc_md``...) are stored.
 """
 
@@ -38,11 +38,6 @@ def alert(context: Any) -> None:
 
 #: (argument, a value that would change behaviour in Airflow)
 UNSUPPORTED_TASK_ARGS: list[tuple[str, Any]] = [
-    ("on_failure_callback", alert),
-    ("on_success_callback", [alert]),
-    ("on_retry_callback", alert),
-    ("on_execute_callback", alert),
-    ("on_skipped_callback", alert),
     ("email", ["ops@example.org"]),
     ("email_on_failure", True),
     ("email_on_retry", True),
@@ -125,9 +120,9 @@ def test_mapped_tasks_check_their_partial_arguments_when_defined() -> None:
             return 2 * x
 
         with pytest.raises(
-            DagDefinitionError, match=r"task 'double': on_retry_callback=.* is not supported yet"
+            DagDefinitionError, match=r"task 'double': post_execute=.* is not supported yet"
         ):
-            double.partial(on_retry_callback=alert).expand(x=[1, 2])
+            double.partial(post_execute=alert).expand(x=[1, 2])
         # The no-op spelling is accepted and not passed to the function.
         double.partial(depends_on_past=False).expand(x=[1, 2])
         Echo.partial(task_id="ok", depends_on_past=False, owner="data").expand(value=[1])
@@ -166,8 +161,6 @@ def test_descriptive_arguments_are_stored() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("on_failure_callback", alert),
-        ("on_success_callback", alert),
         ("sla_miss_callback", alert),
         ("access_control", {"role": {"can_read"}}),
         ("is_paused_upon_creation", True),
@@ -229,14 +222,14 @@ def test_error_in_a_dag_file_names_file_line_and_argument(tmp_path: Path) -> Non
         "from airloop import DAG, task\n"
         "def page(context): ...\n"
         "with DAG('alerts', default_args={'retries': 1}):\n"
-        "    @task(on_failure_callback=page)\n"
+        "    @task(pre_execute=page)\n"
         "    def load(): ...\n"
         "    load()\n"
     )
     with pytest.raises(DagFileError) as info:
         load_dag_file(path)
     assert str(info.value).startswith(
-        f"{path}:4: DagDefinitionError: @task 'load': on_failure_callback=<function page"
+        f"{path}:4: DagDefinitionError: @task 'load': pre_execute=<function page"
     )
     assert "is not supported yet" in str(info.value)
 

@@ -28,6 +28,7 @@ def executor_settings(name: str, home: Path) -> Settings:
         dask_workers=1,
         dask_threads_per_worker=8,
         shutdown_grace_seconds=5,
+        callback_timeout=1,  # the hanging callbacks of the callbacks test
     )
 
 

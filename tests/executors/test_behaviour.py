@@ -303,3 +303,77 @@ async def test_expand_kwargs_zip_map_and_labels(
         assert thread != threading.main_thread().name or int(pid) != test_pid
         if executor_name in ("process", "dask"):
             assert int(pid) != test_pid
+
+
+async def lines_once(path: Path, *expected: str) -> list[str]:
+    """The callbacks' side-channel file once it holds every line of ``expected``
+    (callbacks may still run after the run is over: they never delay it)."""
+    async with asyncio.timeout(30):
+        while True:
+            text = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
+            lines = text.splitlines()
+            if all(line in lines for line in expected):
+                return lines
+            await asyncio.sleep(0.05)
+
+
+async def test_task_and_dag_callbacks_fire_once_each(
+    engine: Engine, dags: dict[str, DAG], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "callbacks.txt"
+    logical = datetime(2026, 5, 4, 3, tzinfo=UTC)
+    result = await engine.run(dags["callbacks"], params={"out": str(out)}, logical_date=logical)
+    # cb_flaky failed after its retries; the callbacks' own errors and timeouts
+    # changed no state.
+    assert result.state is DagRunState.FAILED
+    table = await rows(engine, result.run_pk)
+    assert table["cb_ok", -1].state == "success"
+    assert table["cb_bad", -1].state == "success"
+    assert table["cb_skipper", -1].state == "skipped"
+    assert table["cb_flaky", -1].state == "failed"
+    assert table["cb_flaky", -1].try_number == 3
+    assert (await xcoms(engine, result.run_pk))[("cb_bad", -1)] == 2
+    ds = "2026-05-04"
+    expected = [
+        "execute cb_ok 1",
+        "success cb_ok 1",
+        f"notified cb_ok t {ds}",
+        "execute cb_flaky 1",
+        "retry cb_flaky 1 ValueError",
+        "execute cb_flaky 2",
+        "retry cb_flaky 2 ValueError",
+        "execute cb_flaky 3",
+        "failure cb_flaky 3 ValueError",
+        "execute cb_skipper 1",
+        "skipped cb_skipper 1",
+        "execute cb_bad 1",
+        "success cb_bad 1",
+        "dag_failure callbacks task_failure True",
+    ]
+    lines = await lines_once(out, *expected)
+    assert sorted(lines) == sorted(expected), lines
+    # Errors and timeouts are in the task's log, with their tracebacks.
+    path = next(
+        r.path for r in await engine.store.log_paths(result.run_pk) if r.task_id == "cb_bad"
+    )
+    log = await log_text(path, "on_success_callback hanging_sync_callback did not finish")
+    assert "on_execute_callback raising_callback failed: RuntimeError: callback broke" in log
+    assert "on_success_callback raising_callback failed: RuntimeError: callback broke" in log
+    assert log.count("Traceback") >= 3
+    assert 'raise RuntimeError("callback broke")' in log
+    assert (
+        "on_success_callback hanging_async_callback did not finish within callback_timeout" in log
+    )
+    # A DAG callback's error is in the engine's log, with its traceback.
+    assert "DAG on_failure_callback raising_callback failed: RuntimeError: callback broke" in (
+        caplog.text
+    )
+    assert 'raise RuntimeError("callback broke")' in caplog.text
+
+
+async def test_dag_success_callback(engine: Engine, dags: dict[str, DAG], tmp_path: Path) -> None:
+    out = tmp_path / "callbacks.txt"
+    result = await engine.run(dags["callbacks_ok"], params={"out": str(out)})
+    assert result.state is DagRunState.SUCCESS, result.failed
+    expected = ["success only 1", "dag_success callbacks_ok success"]
+    assert sorted(await lines_once(out, *expected)) == sorted(expected)

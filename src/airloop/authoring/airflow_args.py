@@ -5,7 +5,7 @@ Every argument a DAG file may pass is in one of three groups:
 - implemented (the signatures of ``DAG``, ``BaseOperator``, ``BaseSensor``, ``@task``);
 - descriptive: stored for display, with no effect on running (``owner``, ``doc_md``...);
 - not supported yet: the table below. A value that changes nothing (Airflow's
-  default, e.g. ``email_on_failure=False`` or ``on_failure_callback=None``) is accepted,
+  default, e.g. ``email_on_failure=False`` or ``email=None``) is accepted,
   so a migrated DAG that spells its defaults out still loads; any other value is an
   error naming the argument and where it was given. Nothing is silently ignored.
 
@@ -47,11 +47,6 @@ def _u(feature: str, no_op: Callable[[Any], bool] = _empty, text: str = "None") 
 
 #: Operator arguments (also valid in default_args, on @task and in .partial()).
 TASK_ARGS: dict[str, Unsupported] = {
-    "on_failure_callback": _u("task callbacks"),
-    "on_success_callback": _u("task callbacks"),
-    "on_retry_callback": _u("task callbacks"),
-    "on_execute_callback": _u("task callbacks"),
-    "on_skipped_callback": _u("task callbacks"),
     "pre_execute": _u("pre/post-execute hooks"),
     "post_execute": _u("pre/post-execute hooks"),
     "email": _u("email alerts"),
@@ -95,8 +90,6 @@ SENSOR_ARGS: dict[str, Unsupported] = {
 
 #: DAG arguments not supported yet.
 DAG_ARGS: dict[str, Unsupported] = {
-    "on_success_callback": _u("DAG callbacks"),
-    "on_failure_callback": _u("DAG callbacks"),
     "sla_miss_callback": _u("SLAs"),
     "access_control": _u("access control"),
     "is_paused_upon_creation": _u("is_paused_upon_creation (use 'airloop dags pause')"),

@@ -17,6 +17,7 @@ from airloop.authoring.airflow_args import (
     check_unsupported,
     unknown_argument,
 )
+from airloop.authoring.callbacks import DagCallbackAttribute
 from airloop.authoring.operator import AbstractOperator, check_default_args, check_id
 from airloop.authoring.params import ParamsSpec
 from airloop.authoring.taskgroup import TaskGroup
@@ -128,6 +129,10 @@ def _test_runner() -> DagTestRunner:
 class DAG:
     """A workflow. Use as a context manager; tasks created inside belong to it."""
 
+    #: Tuples of callables (a callable, a list or a notifier may be given or set).
+    on_success_callback = DagCallbackAttribute()
+    on_failure_callback = DagCallbackAttribute()
+
     def __init__(
         self,
         dag_id: str,
@@ -148,9 +153,14 @@ class DAG:
         auto_register: bool = True,
         doc_md: str | None = None,
         fail_fast: bool = False,
+        on_success_callback: Any = None,
+        on_failure_callback: Any = None,
         **airflow: Any,
     ) -> None:
         self.dag_id = check_id("dag_id", dag_id)
+        # DAG callbacks, run by the engine once the run's final state is written.
+        self.on_success_callback = on_success_callback
+        self.on_failure_callback = on_failure_callback
         self.template_settings = pop_template_settings(dag_id, airflow)
         self.display: dict[str, Any] = _check_dag_args(dag_id, airflow)
         if doc is not None and doc_md is not None:

@@ -18,6 +18,12 @@ from airloop.authoring.airflow_args import (
     split_task_args,
     unknown_argument,
 )
+from airloop.authoring.callbacks import (
+    TASK_CALLBACK_NAMES,
+    Callback,
+    TaskCallbackAttribute,
+    normalize_callbacks,
+)
 from airloop.authoring.dependency import DependencyMixin
 from airloop.authoring.params import task_params
 from airloop.authoring.setup_teardown import SetupTeardownMixin
@@ -95,6 +101,12 @@ class TaskSettings:
     #: A Jinja template giving each mapped instance a readable label (rendered after
     #: the try, with its context); no effect on an unmapped task.
     map_index_template: str | None = None
+    #: Task callbacks (see authoring/callbacks.py), each a tuple of callables.
+    on_execute_callback: tuple[Callback, ...] = ()
+    on_success_callback: tuple[Callback, ...] = ()
+    on_failure_callback: tuple[Callback, ...] = ()
+    on_retry_callback: tuple[Callback, ...] = ()
+    on_skipped_callback: tuple[Callback, ...] = ()
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -229,6 +241,9 @@ def resolve_settings(
             raise DagDefinitionError(
                 f"{where}: unknown trigger_rule {merged['trigger_rule']!r} (choose from {choices})"
             ) from None
+    for name in TASK_CALLBACK_NAMES:
+        if name in merged:
+            values[name] = normalize_callbacks(where, name, merged[name])
     return TaskSettings(**values)
 
 
@@ -262,6 +277,13 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     #: True for operators that re-attach to their external work (checkpoint or name);
     #: otherwise such a try is failed and retried under the retry policy.
     resumable: ClassVar[bool] = False
+
+    #: Task callbacks, kept in ``settings`` (tuples); settable as in Airflow.
+    on_execute_callback = TaskCallbackAttribute()
+    on_success_callback = TaskCallbackAttribute()
+    on_failure_callback = TaskCallbackAttribute()
+    on_retry_callback = TaskCallbackAttribute()
+    on_skipped_callback = TaskCallbackAttribute()
 
     @property
     def can_resume(self) -> bool:
@@ -412,6 +434,11 @@ class BaseOperator(AbstractOperator):
         max_active_tis_per_dagrun: int | None = NOTSET,
         task_concurrency: int | None = NOTSET,
         map_index_template: str | None = NOTSET,
+        on_execute_callback: Any = NOTSET,
+        on_success_callback: Any = NOTSET,
+        on_failure_callback: Any = NOTSET,
+        on_retry_callback: Any = NOTSET,
+        on_skipped_callback: Any = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         params: Mapping[str, Any] | None = None,
@@ -451,6 +478,11 @@ class BaseOperator(AbstractOperator):
                 "max_active_tis_per_dagrun": max_active_tis_per_dagrun,
                 "task_concurrency": task_concurrency,
                 "map_index_template": map_index_template,
+                "on_execute_callback": on_execute_callback,
+                "on_success_callback": on_success_callback,
+                "on_failure_callback": on_failure_callback,
+                "on_retry_callback": on_retry_callback,
+                "on_skipped_callback": on_skipped_callback,
             },
         )
 

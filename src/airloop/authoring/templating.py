@@ -397,3 +397,25 @@ def render_map_index(template: str, context: Context) -> str:
     if not isinstance(out, str):
         _check_defined(out)
     return str(out)[:MAP_INDEX_LABEL_MAX]
+
+
+def render_object(obj: Any, context: Mapping[str, Any]) -> Any:
+    """A copy of ``obj`` (anything with ``template_fields``: a notifier) rendered with
+    ``context``, which holds the DAG as ``dag``. Blocking: call it off the event loop."""
+    env = environment(context["dag"])
+    where = f"{type(obj).__name__}"
+    clone = copy.copy(obj)
+    for name in getattr(type(obj), "template_fields", ()):
+        try:
+            value = getattr(obj, name)
+        except AttributeError:
+            raise TemplateRenderError(
+                f"{where}: template field {name!r} is not an attribute"
+            ) from None
+        try:
+            setattr(clone, name, _Renderer(env, dict(context), ()).render(value))
+        except Exception as exc:
+            raise TemplateRenderError(
+                f"{where}: cannot render template field {name!r}: {_problem(exc)}"
+            ) from exc
+    return clone

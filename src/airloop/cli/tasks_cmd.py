@@ -103,7 +103,7 @@ def task_test_command(
         executor="async",
         bound=None,
     )
-    finished = asyncio.run(_run_one(item, settings.sync_threads))
+    finished = asyncio.run(_run_one(item, settings.sync_threads, settings.callback_timeout))
     if finished.outcome is Outcome.SUCCESS:
         value = "null" if finished.xcom is None else finished.xcom
         out.print(
@@ -119,11 +119,14 @@ def task_test_command(
     raise typer.Exit(EXIT_OK if finished.outcome is Outcome.SKIPPED else EXIT_FAILED)
 
 
-async def _run_one(item: WorkItem, threads: int) -> TaskFinished:
+async def _run_one(item: WorkItem, threads: int, callback_timeout: float) -> TaskFinished:
     channel = OutcomeChannel()
     sink = StreamSink(sys.stderr)
     executor = AsyncExecutor(
-        sync_threads=threads, hostname=socket.gethostname(), sink_for=lambda _: sink
+        sync_threads=threads,
+        hostname=socket.gethostname(),
+        sink_for=lambda _: sink,
+        callback_timeout=callback_timeout,
     )
     with task_log_routing():
         await executor.start(channel)
@@ -134,7 +137,8 @@ async def _run_one(item: WorkItem, threads: int) -> TaskFinished:
                     if isinstance(event, TaskFinished):
                         return event
         finally:
-            await executor.shutdown(asyncio.get_running_loop().time() + 5)
+            # The task's callbacks run after its outcome: they get their time limit.
+            await executor.shutdown(asyncio.get_running_loop().time() + callback_timeout)
 
 
 @app.command("states")

@@ -17,6 +17,7 @@ from airloop.core.planner import RunPlanner
 from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult
+from airloop.engine.dag_callbacks import DagCallbacks
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
@@ -63,6 +64,7 @@ class Engine:
         self.watchdog: LoopWatchdog | None = None
         self.resources: Resources | None = None
         self._checkpoints: CheckpointWriter | None = None
+        self._dag_callbacks: DagCallbacks | None = None
         #: Task coroutines that ignored cancellation at shutdown (the process should
         #: exit without waiting for them: see the CLI).
         self.abandoned = 0
@@ -93,6 +95,7 @@ class Engine:
             logs = self._logs
             self.resources = Resources(self.settings)
             self._checkpoints = CheckpointWriter(self._store)
+            self._dag_callbacks = DagCallbacks(self.settings.callback_timeout)
             self._executors = ExecutorRegistry(
                 self.settings,
                 channel,
@@ -109,6 +112,7 @@ class Engine:
                 default_executor=self.settings.default_executor,
                 min_tick_interval=self.settings.min_tick_interval,
                 past_gate_recheck=self.settings.depends_on_past_recheck_interval,
+                on_run_finished=self._run_finished,
             )
             self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
             self.watchdog = LoopWatchdog(
@@ -160,6 +164,12 @@ class Engine:
                 deadline = max(loop.time() + 0.5, stopped or loop.time() + grace)
                 await self._executors.shutdown(deadline)
                 self.abandoned += self._executors.abandoned
+            if self._dag_callbacks is not None:
+                # Bounded like the executors: the grace (or what is left of a stop's).
+                stopped = self._scheduler.stop_deadline if self._scheduler else None
+                await self._dag_callbacks.close(
+                    max(loop.time() + 0.5, stopped or loop.time() + grace)
+                )
             if self.resources is not None:
                 await self.resources.aclose()
             if self._checkpoints is not None:
@@ -172,9 +182,24 @@ class Engine:
             if self._store is not None:
                 await self._store.close()
             self._serve = self._scheduler = self._executors = None
+            self._dag_callbacks = None
             self._logs = self._store = None
         if crashed is not None:
             raise crashed
+
+    def _run_finished(self, run: ActiveRun, result: RunResult) -> None:
+        """After the tick that finished ``run`` is written: its DAG callbacks (ADR 0024)."""
+        if self._dag_callbacks is None:
+            return
+        if result.state is DagRunState.SUCCESS:
+            reason = "success"
+        elif run.stopping:
+            reason = f"interrupted: {run.stopping}"
+        elif run.dag.dagrun_timeout is not None and run.abort_reason == run.timeout_reason():
+            reason = "timed_out"
+        else:
+            reason = run.abort_reason or "task_failure"
+        self._dag_callbacks.run_finished(run.dag, run.info, result.state, reason)
 
     def cancel(
         self, run: ActiveRun, task_id: str, map_index: int = -1, reason: str = "cancelled"

@@ -50,6 +50,7 @@ class ExecutorRegistry:
                 hostname=self._hostname,
                 sink_for=self._sink_for,
                 resources=self._resources,
+                callback_timeout=s.callback_timeout,
             )
         if name == "thread":
             from airloop.executors.thread_executor import ThreadExecutor
@@ -59,6 +60,7 @@ class ExecutorRegistry:
                 hostname=self._hostname,
                 sink_for=self._sink_for,
                 resources=self._resources,
+                callback_timeout=s.callback_timeout,
             )
         if name == "process":
             from airloop.executors.process_executor import ProcessExecutor

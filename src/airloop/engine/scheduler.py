@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from airloop.core.admission import Admission
 from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.specs import TIKey
 from airloop.core.stimuli import AbortRequested, GraceExpired, Stimulus, StopRequested
-from airloop.engine.active_run import ActiveRun
+from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.executor_registry import ExecutorRegistry
 from airloop.engine.past_gates import PastGates
 from airloop.exceptions import TransientDatabaseError
@@ -46,8 +47,12 @@ class Scheduler:
         admission: Admission,
         min_tick_interval: float = 0.0,
         past_gate_recheck: float = 5.0,
+        on_run_finished: Callable[[ActiveRun, RunResult], None] | None = None,
     ) -> None:
         self._admission = admission
+        #: Told of each run that ended, once the tick that ended it is written (DAG
+        #: callbacks): it must not block (it starts work, it does not do it).
+        self._on_run_finished = on_run_finished
         self._store = store
         self._executors = executors
         self._default_executor = default_executor
@@ -220,6 +225,11 @@ class Scheduler:
         for run, result in results:
             del self._runs[run.run_pk]
             self._gates.forget(run.run_pk)
+            if self._on_run_finished is not None and not run.kept:
+                try:
+                    self._on_run_finished(run, result)
+                except Exception:
+                    log.exception("%s: the run-finished hook failed", run.label)
             if not run.done.done():
                 run.done.set_result(result)
         for run in self._runs.values():

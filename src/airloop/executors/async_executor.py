@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 from airloop.executors.base import WorkItem
+from airloop.executors.callbacks import CallbackRunner
 from airloop.executors.events import OutcomeChannel
-from airloop.executors.runner import Runner, StartedHook
+from airloop.executors.runner import DEFAULT_CALLBACK_TIMEOUT, Runner, StartedHook
 from airloop.executors.supervised import SupervisedExecutor
 from airloop.executors.task_logs import LogSink
 from airloop.executors.threads import DaemonThreadPool, run_in_pool
@@ -37,8 +38,10 @@ class AsyncExecutor(SupervisedExecutor):
         hostname: str,
         sink_for: Callable[[WorkItem], LogSink],
         resources: Any = None,
+        callback_timeout: float = DEFAULT_CALLBACK_TIMEOUT,
     ) -> None:
         super().__init__()
+        self._callback_timeout = callback_timeout
         self._sync_threads = sync_threads
         self._hostname = hostname
         self._sink_for = sink_for
@@ -62,6 +65,13 @@ class AsyncExecutor(SupervisedExecutor):
             run_sync=self._run_sync,
             offloader=self._offload,
             resources=self._resources,
+            callbacks=CallbackRunner(
+                timeout=self._callback_timeout,
+                offload=self._offload,
+                pool=self._pool,
+                async_on_loop=self.runs_coroutines_natively,
+            ),
+            detach_callbacks=True,
             **self._runner_options(),
         )
 
@@ -82,6 +92,9 @@ class AsyncExecutor(SupervisedExecutor):
 
     async def shutdown(self, deadline: float) -> None:
         await self._stop_tasks(deadline)
+        if self._runner is not None:
+            # Callbacks of tries that ended: they get until the deadline, then stop.
+            await self._runner.drain_callbacks(deadline)
         if self._runner is not None and self._runner.abandoned:
             # Coroutines that ignored their timeout's cancellation still run.
             for task in self._runner.abandoned:

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.authoring.callbacks import CallbackContext
 from airloop.authoring.context import set_current_context
 from airloop.authoring.expand_input import PendingOperator
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
@@ -33,6 +35,7 @@ from airloop.exceptions import (
     XComError,
 )
 from airloop.executors.base import WorkItem
+from airloop.executors.callbacks import CallbackRunner
 from airloop.executors.events import TaskFinished, TaskStarted
 from airloop.executors.task_logs import LogSink, current_log_sink, keep_streams_routed
 from airloop.runtime import (
@@ -102,6 +105,19 @@ def _render(op: Any, context: Any) -> tuple[Any, Any, str | None]:
 
 #: How long a task's coroutine gets to finish after its timeout cancelled it.
 CANCEL_GRACE = 5.0
+#: callback_timeout when a runner is not given one (settings.callback_timeout).
+DEFAULT_CALLBACK_TIMEOUT = 300.0
+
+
+def callback_kind(item: WorkItem, outcome: Outcome, retryable: bool) -> str:
+    """Which task callback an outcome fires (Airflow's rules: retry while tries remain)."""
+    if outcome is Outcome.SUCCESS:
+        return "on_success_callback"
+    if outcome is Outcome.SKIPPED:
+        return "on_skipped_callback"
+    if retryable and item.try_number < item.context.ti.max_tries:
+        return "on_retry_callback"
+    return "on_failure_callback"
 
 
 class Runner:
@@ -119,6 +135,8 @@ class Runner:
         offloader: Offloader,
         run_coroutine: CoroutineRunner | None = None,
         resources: Any = None,
+        callbacks: CallbackRunner | None = None,
+        detach_callbacks: bool = False,
     ) -> None:
         self.executor_name = executor_name
         self.hostname = hostname
@@ -132,6 +150,15 @@ class Runner:
         self.sink_for = sink_for
         self.run_sync = run_sync
         self.offloader = offloader
+        #: Runs the task's callbacks (time limit, errors into the task's log).
+        self.callbacks = callbacks or CallbackRunner(
+            timeout=DEFAULT_CALLBACK_TIMEOUT, offload=offloader
+        )
+        #: True: the end-of-try callbacks run after the outcome is reported, as tasks
+        #: owned here (``callback_tasks``), awaited by ``drain_callbacks`` at shutdown.
+        #: False (a worker process or Dask call): awaited before ``run`` returns.
+        self.detach_callbacks = detach_callbacks
+        self.callback_tasks: set[asyncio.Task[None]] = set()
 
     async def _with_timeout(self, coro: Any, item: WorkItem) -> Any:
         """Await the task's coroutine for at most its execution_timeout.
@@ -196,14 +223,15 @@ class Runner:
                 )
             )
 
-        ended: list[tuple[Outcome, float | None, dict[str, Any]]] = []
+        #: How the try ended (outcome, duration, report fields, the exception if any).
+        ended: list[tuple[Outcome, float | None, dict[str, Any], BaseException | None]] = []
 
         def finish(outcome: Outcome, **kw: Any) -> None:
             duration = time.monotonic() - started_at if reported_start else None
-            ended.append((outcome, duration, kw))
+            ended.append((outcome, duration, kw, sys.exc_info()[1]))
 
         def report_end(label: str | None = None) -> None:
-            outcome, duration, kw = ended[0]
+            outcome, duration, kw, _ = ended[0]
             self.report(
                 TaskFinished(
                     item.run_pk,
@@ -227,6 +255,10 @@ class Runner:
                 op, context, rendered = await self.offloader(_render, op, item.context)
                 item = replace(item, operator=op, context=context)
                 set_current_context(context)
+            on_execute = self._task_callbacks(item, "on_execute_callback")
+            if on_execute:
+                started()  # Airflow: the task is running when on_execute_callback fires
+                await self._run_callbacks(item, sink, "on_execute_callback", on_execute)
             if op.is_async and self.run_coroutine is not None:
                 result = await self.run_coroutine(op, lambda: started(True), item)
             elif op.is_async:
@@ -250,16 +282,16 @@ class Runner:
             except XComError as exc:
                 sink.line("ERROR", f"failed without retry: {first_line(exc)}")
                 finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
-                return
-            sink.line("INFO", f"{decided}")
-            sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            finish(
-                Outcome.SUCCESS,
-                xcom=xcom,
-                output_length=length,
-                retryable=False,
-                skip_downstream=decided.tasks,
-            )
+            else:
+                sink.line("INFO", f"{decided}")
+                sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
+                finish(
+                    Outcome.SUCCESS,
+                    xcom=xcom,
+                    output_length=length,
+                    retryable=False,
+                    skip_downstream=decided.tasks,
+                )
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
             finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
@@ -308,6 +340,10 @@ class Runner:
             report_end()  # the try is over: its outcome stands, without a label
             raise
         report_end(label)
+        outcome, _, kw, error = ended[0]
+        await self._after_try(
+            item, sink, outcome, kw.get("retryable", True), error, kw.get("reason")
+        )
 
     async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
         """A mapped instance's ``map_index_template``, rendered after the try with its
@@ -325,3 +361,69 @@ class Runner:
             sink.line("WARNING", f"map_index_template not rendered: {first_line(exc)}")
             return None
         return label
+
+    # -- callbacks (docs/adr/0024) --------------------------------------------------
+
+    @staticmethod
+    def _task_callbacks(item: WorkItem, kind: str) -> tuple[Any, ...]:
+        # The DAG's node holds the resolved settings (a mapped instance's copy may not).
+        node = item.context.dag.task_dict.get(item.key.task_id)
+        settings = node.settings if node is not None else item.operator.settings
+        found: tuple[Any, ...] = getattr(settings, kind)
+        return found
+
+    async def _after_try(
+        self,
+        item: WorkItem,
+        sink: LogSink,
+        outcome: Outcome,
+        retryable: bool,
+        error: BaseException | None,
+        reason: str | None,
+    ) -> None:
+        """The callback this try's outcome fires: after the report, detached or awaited."""
+        kind = callback_kind(item, outcome, retryable)
+        callbacks = self._task_callbacks(item, kind)
+        if not callbacks:
+            return
+        extra: dict[str, Any] = {"reason": reason}
+        if kind in ("on_failure_callback", "on_retry_callback"):
+            extra["exception"] = error if error is not None else reason
+        coro = self._run_callbacks(item, sink, kind, callbacks, extra)
+        if not self.detach_callbacks:
+            await coro
+            return
+        task = asyncio.create_task(coro, name=f"{item.label} {kind}")
+        self.callback_tasks.add(task)
+        task.add_done_callback(self.callback_tasks.discard)
+
+    async def _run_callbacks(
+        self,
+        item: WorkItem,
+        sink: LogSink,
+        kind: str,
+        callbacks: tuple[Any, ...],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        context = CallbackContext(item.context)
+        context.update(extra or {})
+
+        def error(message: str, trace: str) -> None:
+            sink.write(trace)
+            sink.line("ERROR", message)
+
+        await self.callbacks.run(callbacks, context, kind=kind, error=error)
+
+    async def drain_callbacks(self, deadline: float) -> None:
+        """Shutdown: wait for running callbacks until ``deadline`` (loop time), then
+        cancel what is left (and give it a moment to stop)."""
+        if not self.callback_tasks:
+            return
+        loop = asyncio.get_running_loop()
+        pending = set(self.callback_tasks)
+        _, late = await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        for task in late:
+            log.warning("%s still running at shutdown; cancelled", task.get_name())
+            task.cancel("shutting down")
+        if late:
+            await asyncio.wait(late, timeout=1.0)

@@ -29,6 +29,7 @@ from airloop.core.specs import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
 from airloop.exceptions import TaskTimeout
 from airloop.executors.base import TaskCall, WorkItem
+from airloop.executors.callbacks import CallbackRunner
 from airloop.executors.events import TaskFinished, TaskStarted
 from airloop.executors.resources import Resources
 from airloop.executors.runner import Runner, StartedHook
@@ -260,6 +261,8 @@ def _runner(
         return await run_in_pool(pool, fn, item.context, started, item.timeout)
 
     runner = Runner(
+        # Awaited before the call returns (the worker call is the callbacks' owner).
+        callbacks=CallbackRunner(timeout=settings.callback_timeout, offload=in_thread),
         resources=Resources(settings),
         executor_name=call.executor,
         hostname=socket.gethostname(),

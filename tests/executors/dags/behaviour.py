@@ -10,7 +10,16 @@ import threading
 import time
 from typing import Any, ClassVar
 
-from airloop import DAG, BaseOperator, Context, delay, get_current_context, task
+from airloop import (
+    DAG,
+    BaseNotifier,
+    BaseOperator,
+    Context,
+    SkipTask,
+    delay,
+    get_current_context,
+    task,
+)
 
 
 def where() -> dict[str, Any]:
@@ -328,3 +337,125 @@ with DAG("rich_mapping") as rich_mapping:
     )
     pair.override(task_id="short").expand(p=names().zip(numbers3()))
     pair.override(task_id="long").expand(p=names().zip(numbers3(), fillvalue=0))
+# -- callbacks: each appends a line to the file named by the run's "out" param, so the
+# test can read what ran wherever it ran (a thread, a worker process, a Dask worker).
+
+
+def record(context: Any, line: str) -> None:
+    with open(context["params"]["out"], "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+
+
+def ti_line(kind: str, context: Any) -> str:
+    return f"{kind} {context['ti'].task_id} {context['ti'].try_number}"
+
+
+def on_execute(context: Any) -> None:
+    record(context, ti_line("execute", context))
+
+
+def on_success(context: Any) -> None:
+    record(context, ti_line("success", context))
+
+
+async def on_retry(context: Any) -> None:
+    line = f"{ti_line('retry', context)} {type(context['exception']).__name__}"
+    await asyncio.to_thread(record, context, line)
+
+
+def on_failure(context: Any) -> None:
+    record(context, f"{ti_line('failure', context)} {type(context['exception']).__name__}")
+
+
+def on_skipped(context: Any) -> None:
+    record(context, ti_line("skipped", context))
+
+
+def raising_callback(context: Any) -> None:
+    raise RuntimeError("callback broke")
+
+
+async def hanging_async_callback(context: Any) -> None:
+    await asyncio.sleep(3600)
+
+
+def hanging_sync_callback(context: Any) -> None:
+    time.sleep(10)  # abandoned after callback_timeout; returns on its own later
+
+
+def dag_failure(context: Any) -> None:
+    same = context["dag_run"].run_id == context["run_id"]
+    record(context, f"dag_failure {context['dag'].dag_id} {context['reason']} {same}")
+
+
+async def dag_success(context: Any) -> None:
+    line = f"dag_success {context['dag'].dag_id} {context['reason']}"
+    await asyncio.to_thread(record, context, line)
+
+
+class FileNotifier(BaseNotifier):
+    template_fields = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    async def notify(self, context: Any) -> None:
+        await asyncio.to_thread(record, context, self.message)
+
+
+with DAG(
+    "callbacks",
+    params={"out": "", "tag": "t"},
+    default_args={"on_execute_callback": on_execute},
+    on_failure_callback=[raising_callback, dag_failure],
+    on_success_callback=dag_success,
+) as callbacks:
+
+    @task(
+        on_success_callback=[
+            on_success,
+            FileNotifier("notified {{ ti.task_id }} {{ params.tag }} {{ ds }}"),
+        ]
+    )
+    def cb_ok() -> int:
+        return 1
+
+    @task(
+        retries=2,
+        retry_delay=0.01,
+        on_retry_callback=on_retry,
+        on_failure_callback=on_failure,
+        on_success_callback=on_success,
+    )
+    async def cb_flaky() -> None:
+        raise ValueError("always")
+
+    @task(on_skipped_callback=on_skipped, on_success_callback=on_success)
+    def cb_skipper() -> None:
+        raise SkipTask("not today")
+
+    @task(
+        on_execute_callback=[raising_callback, on_execute],
+        on_success_callback=[
+            raising_callback,
+            hanging_async_callback,
+            hanging_sync_callback,
+            on_success,
+        ],
+    )
+    def cb_bad() -> int:
+        return 2
+
+    cb_ok()
+    cb_flaky()
+    cb_skipper()
+    cb_bad()
+
+
+with DAG("callbacks_ok", params={"out": ""}, on_success_callback=dag_success) as callbacks_ok:
+
+    @task(on_success_callback=on_success)
+    async def only() -> int:
+        return 3
+
+    only()
