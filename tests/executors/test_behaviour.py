@@ -33,6 +33,7 @@ async def xcoms(engine: Engine, run_pk: int) -> dict[tuple[str, int], Any]:
     return {
         (x.task_id, x.map_index): json.loads(x.value)
         for x in await engine.store.xcom_values(run_pk)
+        if x.key == "return_value"
     }
 
 

@@ -22,9 +22,9 @@ from airloop.authoring.operator import (
     SETTING_NAMES,
     AbstractOperator,
     BaseOperator,
-    capture_upstream_outputs,
-    with_upstream_outputs,
+    with_xcoms,
 )
+from airloop.authoring.xcom import XComSnapshot, capture_xcoms, infer_multiple_outputs
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -73,7 +73,7 @@ class _WithOutputs:
     """What ``bind`` returns for a function that may call ti.xcom_pull."""
 
     arguments: tuple[tuple[Any, ...], dict[str, Any]] | None
-    outputs: dict[str, Any]
+    xcoms: XComSnapshot
 
 
 class PythonTaskOperator(BaseOperator):
@@ -104,27 +104,27 @@ class PythonTaskOperator(BaseOperator):
         return list(self._deps)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        outputs = capture_upstream_outputs(self, lookup) if self._sig.may_pull else None
+        xcoms = capture_xcoms(self, lookup) if self._sig.may_pull else None
         # Without XComArgs the arguments are in the DAG file already.
         args = (
             (resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup))
             if self._deps
             else None
         )
-        if outputs is not None:
-            return _WithOutputs(args, outputs)
+        if xcoms is not None:
+            return _WithOutputs(args, xcoms)
         return args
 
     def rebuild(self, bound: Any) -> BaseOperator:
         if bound is None:
             return self
-        outputs = None
+        xcoms = None
         if isinstance(bound, _WithOutputs):
-            bound, outputs = bound.arguments, bound.outputs
+            bound, xcoms = bound.arguments, bound.xcoms
         op = copy.copy(self)
         if bound is not None:
             op.op_args, op.op_kwargs = bound
-        return with_upstream_outputs(op, outputs)
+        return with_xcoms(op, xcoms)
 
     def execute(self, context: Context) -> Any:
         """Call the function (for an ``async def`` this returns the coroutine to await)."""
@@ -237,7 +237,7 @@ class TaskDecorator:
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
         self._check_context()
         _signature(self.function).check_call(args, kwargs)
-        settings = {k: v for k, v in self.settings.items() if k != "task_id"}
+        settings = self._settings()
         op = PythonTaskOperator(
             task_id=self._task_id(),
             python_callable=self.function,
@@ -246,6 +246,14 @@ class TaskDecorator:
             **settings,
         )
         return XComArg(op)
+
+    def _settings(self) -> dict[str, Any]:
+        """The task settings, ``multiple_outputs`` inferred from a dict return annotation
+        unless given (as Airflow)."""
+        settings = {k: v for k, v in self.settings.items() if k != "task_id"}
+        if "multiple_outputs" not in settings and infer_multiple_outputs(self.function):
+            settings["multiple_outputs"] = True
+        return settings
 
     def override(self, **settings: Any) -> TaskDecorator:
         return TaskDecorator(self.function, {**self.settings, **settings})
@@ -274,7 +282,7 @@ class _TaskPartial:
 
         fn_kwargs = {k: v for k, v in self.kwargs.items() if not is_setting(k)}
         sig.check_names([*fn_kwargs, *mapped])
-        settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
+        settings = deco._settings()
         settings.update({k: v for k, v in self.kwargs.items() if is_setting(k)})
         partial = OperatorPartial(
             _FunctionFactory(deco.function),

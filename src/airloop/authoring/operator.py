@@ -18,6 +18,7 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.dependency import DependencyMixin
+from airloop.authoring.xcom import capture_xcoms
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from airloop.authoring.dag import DAG
     from airloop.authoring.mapped import OperatorPartial
     from airloop.authoring.taskgroup import TaskGroup
+    from airloop.authoring.xcom import XComSnapshot
     from airloop.authoring.xcom_arg import OutputLookup, XComArg
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
@@ -78,6 +80,10 @@ class TaskSettings:
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
     #: Which executor runs the task; None: the engine's default (settings ``use_async``).
     executor: str | None = None
+    #: Store the return value as XCom (False: it is dropped; pushes are still stored).
+    do_xcom_push: bool = True
+    #: Store each key of a returned dict as its own XCom too (besides the return value).
+    multiple_outputs: bool = False
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -143,6 +149,13 @@ def resolve_settings(
     for name in ("retry_exponential_backoff", "retry_jitter"):
         if name in merged:
             values[name] = bool(merged[name])
+    for name in ("do_xcom_push", "multiple_outputs"):
+        if name in merged:
+            if not isinstance(merged[name], bool):
+                raise DagDefinitionError(
+                    f"{where}: {name} must be True or False, got {merged[name]!r}"
+                )
+            values[name] = merged[name]
     if "pool" in merged:
         values["pool"] = check_id(f"pool name for {where}", merged["pool"])
     if merged.get("executor") is not None:
@@ -180,8 +193,8 @@ class AbstractOperator(DependencyMixin):
     template_ext: ClassVar[Sequence[str]] = ()
     #: How a UI should show each template field ("sql", "json"...): descriptive.
     template_fields_renderers: ClassVar[Mapping[str, str]] = {}
-    #: Outputs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
-    upstream_outputs: Mapping[str, Any] | None = None
+    #: The XComs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
+    pullable_xcoms: XComSnapshot | None = None
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
     #: Can a try that was running when airloop died be started again (same try)?
@@ -252,6 +265,14 @@ class AbstractOperator(DependencyMixin):
     @property
     def execution_timeout(self) -> float | None:
         return self.settings.execution_timeout
+
+    @property
+    def do_xcom_push(self) -> bool:
+        return self.settings.do_xcom_push
+
+    @property
+    def multiple_outputs(self) -> bool:
+        return self.settings.multiple_outputs
 
     @property
     def is_async(self) -> bool:
@@ -331,6 +352,8 @@ class BaseOperator(AbstractOperator):
         weight_rule: str = NOTSET,
         trigger_rule: TriggerRule | str = NOTSET,
         executor: str | None = NOTSET,
+        do_xcom_push: bool = NOTSET,
+        multiple_outputs: bool = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         **airflow: Any,
@@ -355,6 +378,8 @@ class BaseOperator(AbstractOperator):
                 "weight_rule": weight_rule,
                 "trigger_rule": trigger_rule,
                 "executor": executor,
+                "do_xcom_push": do_xcom_push,
+                "multiple_outputs": multiple_outputs,
             },
         )
 
@@ -366,11 +391,11 @@ class BaseOperator(AbstractOperator):
         return inspect.iscoroutinefunction(self.execute)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        # The upstream outputs, for ti.xcom_pull in execute() or in a template.
-        return capture_upstream_outputs(self, lookup)
+        # The upstream XComs, for ti.xcom_pull in execute() or in a template.
+        return capture_xcoms(self, lookup)
 
     def rebuild(self, bound: Any) -> BaseOperator:
-        return with_upstream_outputs(self, bound)
+        return with_xcoms(self, bound)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
@@ -380,28 +405,12 @@ class BaseOperator(AbstractOperator):
         return OperatorPartial(operator_factory(cls), kwargs)
 
 
-def capture_upstream_outputs(op: AbstractOperator, lookup: OutputLookup) -> Any:
-    """The outputs of ``op``'s upstream tasks (plain values, shipped with the task).
-
-    None when it has no upstream task: nothing to copy, the operator is used as is.
-    """
-    if not op.upstream_task_ids:
-        return None
-    outputs: dict[str, Any] = {}
-    for task_id in sorted(op.upstream_task_ids):
-        try:
-            outputs[task_id] = lookup(task_id)
-        except KeyError:  # not given (``airloop tasks test`` without --upstream)
-            continue
-    return outputs
-
-
-def with_upstream_outputs(op: BaseOperator, outputs: Mapping[str, Any] | None) -> BaseOperator:
-    """``op`` (a copy of it) holding ``outputs`` for ti.xcom_pull."""
-    if outputs is None:
+def with_xcoms(op: BaseOperator, xcoms: XComSnapshot | None) -> BaseOperator:
+    """``op`` (a copy of it) holding the XComs it may pull."""
+    if xcoms is None:
         return op
     clone = copy.copy(op)
-    clone.upstream_outputs = outputs
+    clone.pullable_xcoms = xcoms
     return clone
 
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from airloop.authoring.xcom import (
+    NO_XCOMS,
+    XCOM_RETURN_KEY,
+    TaskXComs,
+    resolve_subscript,
+)
 
 if TYPE_CHECKING:
     from airloop.authoring.operator import AbstractOperator
@@ -14,13 +22,30 @@ class XComArg:
     """The return value of ``operator``, resolved when a downstream task runs.
 
     Calling a ``@task`` returns one; ``op.output`` gives one for a classic operator.
-    Using it as an argument makes the consumer depend on ``operator``.
+    Using it as an argument makes the consumer depend on ``operator``. Subscripted
+    (``order["total"]``) it is the XCom of that key (multiple_outputs, ``xcom_push``),
+    or else that item of the return value; ``path`` holds the subscripts.
     """
 
-    __slots__ = ("operator",)
+    __slots__ = ("operator", "path")
 
-    def __init__(self, operator: AbstractOperator) -> None:
+    def __init__(self, operator: AbstractOperator, path: tuple[Any, ...] = ()) -> None:
         self.operator = operator
+        self.path = path
+
+    @property
+    def key(self) -> str:
+        """The XCom key this argument reads first (Airflow's ``XComArg.key``)."""
+        head = self.path[0] if self.path else XCOM_RETURN_KEY
+        return head if isinstance(head, str) else XCOM_RETURN_KEY
+
+    def __getitem__(self, item: str | int) -> XComArg:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise TypeError(
+                f"the output of task {self.operator.task_id!r} can be subscripted with a str "
+                f"or an int, not {type(item).__name__}"
+            )
+        return XComArg(self.operator, (*self.path, item))
 
     # Dependencies written with XComArgs read like the ones written with operators.
     def __rshift__(self, other: Any) -> Any:
@@ -44,7 +69,8 @@ class XComArg:
         self.operator.set_upstream(other, edge_modifier)
 
     def __repr__(self) -> str:
-        return f"XComArg({self.operator.task_id!r})"
+        subscripts = "".join(f"[{p!r}]" for p in self.path)
+        return f"XComArg({self.operator.task_id!r}){subscripts}"
 
     def __iter__(self) -> Iterator[Any]:
         raise TypeError(
@@ -71,10 +97,13 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
             yield from iter_xcom_args(item)
 
 
-def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:  # an OutputLookup
+def resolve_xcom_args(value: Any, lookup: OutputLookup) -> Any:
     """``value`` with each XComArg replaced by ``lookup(task_id)``."""
     if isinstance(value, XComArg):
-        return lookup(value.operator.task_id)
+        task_id = value.operator.task_id
+        if value.path:
+            return resolve_subscript(task_id, lookup.xcoms(task_id), value.path)
+        return lookup(task_id)
     if isinstance(value, list):
         return [resolve_xcom_args(v, lookup) for v in value]
     if isinstance(value, tuple):
@@ -101,6 +130,9 @@ class OutputLookup(Protocol):
 
     def item(self, task_id: str, index: int) -> Any:
         """Element ``index`` of the output (a ``(key, value)`` pair for a dict)."""
+
+    def xcoms(self, task_id: str) -> TaskXComs:
+        """Every XCom the task stored (JSON texts), for ``ti.xcom_pull`` and subscripts."""
 
 
 def as_sequence(task_id: str, value: Any) -> list[Any] | tuple[Any, ...]:
@@ -129,3 +161,9 @@ class ValuesLookup:
 
     def item(self, task_id: str, index: int) -> Any:
         return copy.deepcopy(as_sequence(task_id, self._values[task_id])[index])
+
+    def xcoms(self, task_id: str) -> TaskXComs:
+        value = self._values[task_id]
+        if value is None:
+            return NO_XCOMS
+        return TaskXComs(False, {-1: {XCOM_RETURN_KEY: json.dumps(value)}})

@@ -40,6 +40,9 @@ class TaskFinished:
     #: The return value, JSON-encoded and size-checked in the worker.
     xcom: str | None = None
     output_length: int | None = None
+    #: Other XComs of a successful try, (key, JSON text): ``ti.xcom_push`` and
+    #: multiple_outputs, encoded and size-checked in the worker too.
+    pushed: tuple[tuple[str, str], ...] = ()
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
 
 
