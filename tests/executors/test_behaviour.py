@@ -206,3 +206,43 @@ async def test_templates_and_context_render_in_the_worker(
         assert values[(name, -1)]["same"] is True
     assert values[("sync_context", -1)]["interval"] == "2026-05-03T00:00:00+00:00"
     assert values[("async_context", -1)]["interval"] == "2026-05-04T00:00:00+00:00"
+
+
+async def test_xcom_keys_pushed_and_pulled_across_tasks_and_map_indexes(
+    engine: Engine, dags: dict[str, DAG]
+) -> None:
+    result = await engine.run(dags["xcom_keys"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    stored = {
+        (x.task_id, x.map_index, x.key): json.loads(x.value)
+        for x in await engine.store.xcom_values(result.run_pk)
+    }
+    assert stored[("push_sync", -1, "sync_key")] == [1, 2]
+    assert stored[("push_async", -1, "async_key")] == "a"
+    assert [stored[("fan", i, "square")] for i in range(3)] == [1, 4, 9]
+    assert stored[("pusher", -1, "classic")] == {"from": "operator"}
+    assert stored[("split", -1, "a")] == 1
+    assert stored[("split", -1, "return_value")] == {"a": 1, "b": [2, 3]}
+    assert ("quiet", -1, "return_value") not in stored  # do_xcom_push=False
+    assert stored[("quiet", -1, "kept")] is True
+    pulled = stored[("pull_all", -1, "return_value")]
+    refused = pulled.pop("refused")
+    assert pulled == {
+        "sync_key": [1, 2],  # two hops upstream: pullable
+        "async_key": "a",
+        "square_1": 4,
+        "squares_0_2": [1, 9],
+        "squares": [1, 4, 9],
+        "returns": [1, [1, 2, 3]],
+        "classic": {"from": "operator"},
+        "quiet": "none",
+        "kept": True,
+        "split_a": 1,
+        "missing": "dflt",
+        "a": 1,
+        "b": [2, 3],
+    }
+    assert "task 'lonely' is not upstream of this task" in refused
+    templated = stored[("templated_pull", -1, "return_value")]
+    assert templated["sql"] == "1-2"
+    assert templated["options"] == {"square": "9"}  # nested strings render as text

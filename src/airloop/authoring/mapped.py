@@ -140,6 +140,11 @@ class MappedOperator(AbstractOperator):
                 raise DagDefinitionError(
                     f"task {task_id!r}: {name!r} is given to both partial() and expand()"
                 )
+            if isinstance(value, XComArg) and value.path:
+                raise DagDefinitionError(
+                    f"task {task_id!r}: expand({name}=...) over a subscripted output "
+                    f"({value!r}) is not supported yet; return the list from a task instead"
+                )
             if not isinstance(value, (list, tuple, dict, XComArg)):
                 raise DagDefinitionError(
                     f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a task's "
