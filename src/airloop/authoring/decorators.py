@@ -8,7 +8,7 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from airloop.authoring.airflow_args import (
     TASK_ARGS,
@@ -78,6 +78,8 @@ class _WithOutputs:
 
 class PythonTaskOperator(BaseOperator):
     """Runs a Python callable; what ``@task`` creates."""
+
+    own_xcom_arg_fields: ClassVar[frozenset[str]] = frozenset({"op_args", "op_kwargs"})
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ from airloop.authoring.airflow_args import (
 )
 from airloop.authoring.dependency import DependencyMixin
 from airloop.authoring.xcom import capture_xcoms
+from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from airloop.authoring.mapped import OperatorPartial
     from airloop.authoring.taskgroup import TaskGroup
     from airloop.authoring.xcom import XComSnapshot
-    from airloop.authoring.xcom_arg import OutputLookup, XComArg
+    from airloop.authoring.xcom_arg import OutputLookup
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 WEIGHT_RULES = ("downstream", "upstream", "absolute")
@@ -242,6 +243,10 @@ class AbstractOperator(DependencyMixin):
         self.downstream_task_ids: set[str] = set()
         if self.dag is not None:
             self.dag.add_task(self)
+        # Template fields given XComArgs before this __init__ ran: link them now.
+        for name in sorted(self.__dict__.get("_xcom_fields", ())):
+            for arg in iter_xcom_args(self.__dict__[name]):
+                arg.operator.set_downstream(self)
 
     # -- settings, readable the Airflow way -------------------------------------------
 
@@ -390,11 +395,52 @@ class BaseOperator(AbstractOperator):
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.execute)
 
+    #: Attributes whose XComArgs the operator resolves itself (not template fields).
+    own_xcom_arg_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # As Airflow: an XComArg in a template field (nested in lists/dicts too) makes
+        # its task upstream and is resolved at run time; anywhere else it is an error.
+        if isinstance(value, _CONTAINERS) and not name.startswith("_"):
+            args = list(iter_xcom_args(value))
+            if args and name not in self.own_xcom_arg_fields:
+                self._note_xcom_field(name, args)
+        object.__setattr__(self, name, value)
+
+    def _note_xcom_field(self, name: str, args: list[XComArg]) -> None:
+        where = f"task {self.__dict__.get('task_id', type(self).__name__)!r}"
+        if name not in self.template_fields:
+            raise DagDefinitionError(
+                f"{where}: attribute {name!r} is not a template field but holds {args[0]!r}; "
+                f"task outputs are resolved in template_fields only (as in Airflow): add "
+                f"{name!r} to {type(self).__name__}.template_fields"
+            )
+        fields = self.__dict__.setdefault("_xcom_fields", set())
+        fields.add(name)
+        if "downstream_task_ids" in self.__dict__:  # set up: link now (else in __init__)
+            for arg in args:
+                arg.operator.set_downstream(self)
+
+    def xcom_dependencies(self) -> list[AbstractOperator]:
+        fields = sorted(self.__dict__.get("_xcom_fields", ()))
+        found = [arg.operator for n in fields for arg in iter_xcom_args(getattr(self, n))]
+        return list({id(op): op for op in found}.values())
+
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         # The upstream XComs, for ti.xcom_pull in execute() or in a template.
-        return capture_xcoms(self, lookup)
+        xcoms = capture_xcoms(self, lookup)
+        fields = self.__dict__.get("_xcom_fields")
+        if not fields:
+            return xcoms
+        resolved = {n: resolve_xcom_args(getattr(self, n), lookup) for n in sorted(fields)}
+        return _BoundFields(xcoms, resolved)
 
     def rebuild(self, bound: Any) -> BaseOperator:
+        if isinstance(bound, _BoundFields):
+            clone = copy.copy(self)
+            for name, value in bound.fields.items():
+                object.__setattr__(clone, name, value)
+            return with_xcoms(clone, bound.xcoms, copied=True)
         return with_xcoms(self, bound)
 
     @classmethod
@@ -405,12 +451,25 @@ class BaseOperator(AbstractOperator):
         return OperatorPartial(operator_factory(cls), kwargs)
 
 
-def with_xcoms(op: BaseOperator, xcoms: XComSnapshot | None) -> BaseOperator:
+_CONTAINERS = (XComArg, list, tuple, dict, set, frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class _BoundFields:
+    """What ``bind`` returns for an operator with XComArgs in its template fields."""
+
+    xcoms: XComSnapshot | None
+    fields: dict[str, Any]
+
+
+def with_xcoms(
+    op: BaseOperator, xcoms: XComSnapshot | None, *, copied: bool = False
+) -> BaseOperator:
     """``op`` (a copy of it) holding the XComs it may pull."""
     if xcoms is None:
         return op
-    clone = copy.copy(op)
-    clone.pullable_xcoms = xcoms
+    clone = op if copied else copy.copy(op)
+    object.__setattr__(clone, "pullable_xcoms", xcoms)
     return clone
 
 
