@@ -243,6 +243,9 @@ async def test_xcom_keys_pushed_and_pulled_across_tasks_and_map_indexes(
         "b": [2, 3],
     }
     assert "task 'lonely' is not upstream of this task" in refused
+    # Mapped instances pull too.
+    assert stored[("mapped_pull", 0, "return_value")] == [[1, 2], 1]
+    assert stored[("mapped_pull", 1, "return_value")] == [[1, 2], 9]
     templated = stored[("templated_pull", -1, "return_value")]
     assert templated["sql"] == "1-2"
     assert templated["options"] == {"square": "9"}  # nested strings render as text

@@ -175,6 +175,10 @@ class _FunctionFactory:
         self.operator_name = PythonTaskOperator.__name__
         self._prototypes: dict[str, PythonTaskOperator] = {}
 
+    @property
+    def may_pull(self) -> bool:
+        return _signature(self.fn).may_pull
+
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from airloop.authoring.airflow_args import split_task_args
@@ -12,7 +13,9 @@ from airloop.authoring.operator import (
     SETTING_NAMES,
     AbstractOperator,
     BaseOperator,
+    with_xcoms,
 )
+from airloop.authoring.xcom import XComSnapshot, capture_xcoms
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -189,6 +192,8 @@ class MappedOperator(AbstractOperator):
         return tuple(out)
 
     def rebuild(self, bound: Any) -> BaseOperator:
+        if isinstance(bound, _WithXComs):
+            return with_xcoms(self.factory(self.task_id, dict(bound.kwargs)), bound.xcoms)
         return self.factory(self.task_id, dict(bound))
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
@@ -216,4 +221,17 @@ class MappedOperator(AbstractOperator):
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
         kwargs = resolve_xcom_args(self.partial_kwargs, lookup)
         kwargs.update(chosen)
+        # The upstream XComs travel along when the code may pull them (ti.xcom_pull).
+        if getattr(self.factory, "may_pull", True):
+            xcoms = capture_xcoms(self, lookup)
+            if xcoms is not None:
+                return _WithXComs(kwargs, xcoms)
         return kwargs
+
+
+@dataclass(frozen=True, slots=True)
+class _WithXComs:
+    """What ``bind`` returns for a mapped instance that may pull XComs."""
+
+    kwargs: dict[str, Any]
+    xcoms: XComSnapshot

@@ -308,8 +308,16 @@ with DAG("xcom_keys") as xcom_keys:
         options={"square": "{{ ti.xcom_pull(task_ids='fan', key='square', map_indexes=2) }}"},
     )
 
+    @task
+    def mapped_pull(x: int, ti: Any) -> list[Any]:
+        return [
+            ti.xcom_pull(task_ids="push_sync", key="sync_key"),
+            ti.xcom_pull(task_ids="fan", key="square", map_indexes=x),
+        ]
+
     lonely()
     hop = middle()
+    hop >> mapped_pull.expand(x=[0, 2])
     [push_sync(), push_async(), fan.expand(x=[1, 2, 3]), Pusher(task_id="pusher"), quiet()] >> hop
     parts = split()
     hop >> [pull_all(a=parts["a"], b=parts["b"]), templated_pull]
