@@ -109,6 +109,8 @@ def task_test_command(
                 ("success", "bold green"), f" in {finished.duration or 0:.3f}s, returned: ", value
             )
         )
+        for key, text in finished.pushed:
+            out.print(f"  XCom {key!r}: {text}")
         raise typer.Exit(EXIT_OK)
     shown = "failed" if not finished.outcome.ok else str(finished.outcome)
     out.print(Text.assemble((shown, "bold red"), ": ", finished.reason or ""))

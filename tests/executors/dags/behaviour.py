@@ -302,10 +302,14 @@ with DAG("xcom_keys") as xcom_keys:
             "refused": refused,
         }
 
+    parts = split()
     templated_pull = Rendered(
         task_id="templated_pull",
         sql="{{ ti.xcom_pull(task_ids='push_sync', key='sync_key') | join('-') }}",
-        options={"square": "{{ ti.xcom_pull(task_ids='fan', key='square', map_indexes=2) }}"},
+        options={
+            "square": "{{ ti.xcom_pull(task_ids='fan', key='square', map_indexes=2) }}",
+            "nested": [parts["b"], {"a": parts["a"]}],
+        },
     )
 
     @task
@@ -319,5 +323,4 @@ with DAG("xcom_keys") as xcom_keys:
     hop = middle()
     hop >> mapped_pull.expand(x=[0, 2])
     [push_sync(), push_async(), fan.expand(x=[1, 2, 3]), Pusher(task_id="pusher"), quiet()] >> hop
-    parts = split()
     hop >> [pull_all(a=parts["a"], b=parts["b"]), templated_pull]
