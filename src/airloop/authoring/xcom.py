@@ -218,12 +218,11 @@ def pull(
     )
     if task_ids is None and map_indexes is None and map_index >= 0:
         map_indexes = map_index  # this task's own instance, as Airflow
-    one_index = map_indexes is None or isinstance(map_indexes, int)
-    indexes: list[int | None] = (
-        [map_indexes]  # type: ignore[list-item]
-        if one_index
-        else list(map_indexes)  # type: ignore[arg-type]
-    )
+    indexes: list[int | None]
+    if map_indexes is None or isinstance(map_indexes, int):
+        one_index, indexes = True, [map_indexes]
+    else:
+        one_index, indexes = False, list(map_indexes)
     values = []
     for tid, index in itertools.product(ids, indexes):
         value = _pull_one(where, task_id, snapshot, pushed, tid, key, index)
