@@ -227,12 +227,16 @@ async def test_xcom_args_nested_in_template_fields_are_edges_and_values(engine: 
             return 1
 
         @task
-        def b() -> dict[str, int]:
-            return {"k": 2}
+        def b() -> dict[str, Any]:
+            return {"k": 2, "text": "{{ not a template }}"}
 
         report = Report(
             task_id="report",
-            inputs={"list": [a(), {"deep": b()["k"]}], "literal": "{{ ds_nodash | length }}"},
+            inputs={
+                "list": [a(), {"deep": (out := b())["k"]}],
+                "literal": "{{ ds_nodash | length }}",
+                "text": out["text"],  # a value: never rendered
+            },
             title="{{ ti.xcom_pull(task_ids='a') }}",
         )
         assert report.upstream_task_ids == {"a", "b"}
@@ -241,7 +245,7 @@ async def test_xcom_args_nested_in_template_fields_are_edges_and_values(engine: 
     assert result.state is DagRunState.SUCCESS, result.failed
     stored = await keyed_xcoms(engine, result.run_pk)
     assert stored["report", -1, "return_value"] == {
-        "inputs": {"list": [1, {"deep": 2}], "literal": "8"},
+        "inputs": {"list": [1, {"deep": 2}], "literal": "8", "text": "{{ not a template }}"},
         "title": "1",
     }
 

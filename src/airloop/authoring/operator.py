@@ -18,7 +18,7 @@ from airloop.authoring.airflow_args import (
     unknown_argument,
 )
 from airloop.authoring.dependency import DependencyMixin
-from airloop.authoring.xcom import capture_xcoms
+from airloop.authoring.xcom import Resolved, capture_xcoms
 from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
@@ -432,7 +432,9 @@ class BaseOperator(AbstractOperator):
         fields = self.__dict__.get("_xcom_fields")
         if not fields:
             return xcoms
-        resolved = {n: resolve_xcom_args(getattr(self, n), lookup) for n in sorted(fields)}
+        resolved = {
+            n: resolve_xcom_args(getattr(self, n), lookup, Resolved) for n in sorted(fields)
+        }
         return _BoundFields(xcoms, resolved)
 
     def rebuild(self, bound: Any) -> BaseOperator:

@@ -260,6 +260,14 @@ def _decode(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A task output put into a template field: rendering unwraps it, never renders
+    it (as Airflow: a value that happens to contain ``{{`` stays as it is)."""
+
+    value: Any
+
+
 # -- subscripted outputs (``order["total"]``) --------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airloop.authoring.xcom import (
@@ -97,21 +97,25 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
             yield from iter_xcom_args(item)
 
 
-def resolve_xcom_args(value: Any, lookup: OutputLookup) -> Any:
-    """``value`` with each XComArg replaced by ``lookup(task_id)``."""
+def resolve_xcom_args(
+    value: Any, lookup: OutputLookup, wrap: Callable[[Any], Any] | None = None
+) -> Any:
+    """``value`` with each XComArg replaced by its value (passed through ``wrap``)."""
     if isinstance(value, XComArg):
         task_id = value.operator.task_id
         if value.path:
-            return resolve_subscript(task_id, lookup.xcoms(task_id), value.path)
-        return lookup(task_id)
+            found = resolve_subscript(task_id, lookup.xcoms(task_id), value.path)
+        else:
+            found = lookup(task_id)
+        return found if wrap is None else wrap(found)
     if isinstance(value, list):
-        return [resolve_xcom_args(v, lookup) for v in value]
+        return [resolve_xcom_args(v, lookup, wrap) for v in value]
     if isinstance(value, tuple):
-        return tuple(resolve_xcom_args(v, lookup) for v in value)
+        return tuple(resolve_xcom_args(v, lookup, wrap) for v in value)
     if isinstance(value, (set, frozenset)):
-        return type(value)(resolve_xcom_args(v, lookup) for v in value)
+        return type(value)(resolve_xcom_args(v, lookup, wrap) for v in value)
     if isinstance(value, dict):
-        return {k: resolve_xcom_args(v, lookup) for k, v in value.items()}
+        return {k: resolve_xcom_args(v, lookup, wrap) for k, v in value.items()}
     return value
 
 
