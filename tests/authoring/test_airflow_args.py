@@ -45,8 +45,6 @@ UNSUPPORTED_TASK_ARGS: list[tuple[str, Any]] = [
     ("sla", 60),
     ("run_as_user", "etl"),
     ("executor_config", {"KubernetesExecutor": {}}),
-    ("do_xcom_push", False),
-    ("multiple_outputs", True),
     ("outlets", ["s3://bucket/key"]),
     ("inlets", ["s3://bucket/key"]),
     ("pre_execute", alert),
@@ -72,8 +70,6 @@ NOOP_TASK_ARGS: dict[str, Any] = {
     "sla": None,
     "run_as_user": None,
     "executor_config": {},
-    "do_xcom_push": True,
-    "multiple_outputs": False,
     "outlets": [],
     "start_date": None,
 }

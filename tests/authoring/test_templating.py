@@ -19,6 +19,8 @@ from airloop.authoring.context import (
     get_current_context,
 )
 from airloop.authoring.templating import TemplateRenderError, render_task
+from airloop.authoring.xcom import NO_XCOMS, Pushed, TaskXComs
+from airloop.authoring.xcom_arg import ValuesLookup
 from airloop.exceptions import AirloopError, DagDefinitionError
 
 LOGICAL = datetime(2026, 3, 9, 6, 30, tzinfo=UTC)
@@ -44,6 +46,7 @@ def context_for(
     logical_date: datetime | None = LOGICAL,
     params: dict[str, Any] | None = None,
     outputs: dict[str, Any] | None = None,
+    xcoms: dict[str, TaskXComs] | None = None,
     map_index: int = -1,
 ) -> Context:
     assert op.dag is not None
@@ -54,8 +57,19 @@ def context_for(
         "manual",
         params or {},
     )
+    if outputs is not None:
+        lookup = ValuesLookup(outputs)
+        xcoms = {task_id: lookup.xcoms(task_id) for task_id in outputs}
     ti = TaskInstanceInfo(
-        op.dag.dag_id, "manual__1", op.task_id, map_index, 1, 1, None, upstream_outputs=outputs
+        op.dag.dag_id,
+        "manual__1",
+        op.task_id,
+        map_index,
+        1,
+        1,
+        None,
+        xcoms=xcoms,
+        pushed=Pushed(op.task_id, 1 << 20),
     )
     return Context(dag=op.dag, task=op, ti=ti, dag_run=run, log=logging.getLogger("t"))
 
@@ -242,25 +256,39 @@ def test_a_mapped_instance_without_its_count_has_no_expanded_ti_count() -> None:
     assert "expanded_ti_count" not in context_for(op, map_index=2)
 
 
-def test_xcom_pull_reads_upstream_outputs_and_says_what_it_cannot() -> None:
+def test_xcom_pull_reads_upstream_xcoms_and_says_what_it_cannot() -> None:
     with DAG("d"):
         op = Query(task_id="q", sql="")
-    ti = context_for(op, outputs={"a": [1], "b": None, "m": [0, 2]})["ti"]
+    m = TaskXComs(
+        True,
+        {0: {"return_value": "0", "k": '"k0"'}, 1: {}, 2: {"return_value": "2", "k": '"k2"'}},
+    )
+    a = TaskXComs(False, {-1: {"return_value": "[1]", "k": '{"v":1}'}})
+    ti = context_for(op, xcoms={"a": a, "b": NO_XCOMS, "m": m})["ti"]
     assert ti.xcom_pull(task_ids="a") == [1]
-    assert ti.xcom_pull(task_ids=["a", "m"]) == [[1], [0, 2]]
+    assert ti.xcom_pull(task_ids="a", key="k") == {"v": 1}
+    assert ti.xcom_pull(task_ids=["a", "m"]) == [[1], [0, None, 2]]
     assert ti.xcom_pull(task_ids="b", default="dflt") == "dflt"
     assert ti.xcom_pull(task_ids="a", key="return_value") == [1]
+    assert ti.xcom_pull(task_ids="a", key="nope", default=5) == 5
+    assert ti.xcom_pull(task_ids="m", key="k", map_indexes=2) == "k2"
+    assert ti.xcom_pull(task_ids="m", key="k", map_indexes=[2, 1, 0]) == ["k2", None, "k0"]
+    assert ti.xcom_pull(task_ids="m", key="k", map_indexes=7, default="d") == "d"
+    assert ti.xcom_pull(task_ids=["a", "m"], key="k", map_indexes=[-1, 0]) == [
+        {"v": 1},
+        None,
+        None,
+        "k0",
+    ]
     assert ti.xcom_pull() is None  # its own return value (Airflow 3's default): none yet
-    with pytest.raises(
-        XComPullError, match=r"the output of task 'zz' is not available; .* upstream tasks"
-    ):
+    ti.xcom_push("mine", [1, 2])
+    assert ti.xcom_pull(key="mine") == [1, 2]  # what this try pushed so far
+    with pytest.raises(XComPullError, match=r"task 'zz' is not upstream of this task"):
         ti.xcom_pull(task_ids="zz")
-    with pytest.raises(XComPullError, match="key='other': only return values"):
-        ti.xcom_pull(task_ids="a", key="other")
-    with pytest.raises(XComPullError, match="map_indexes is not supported yet"):
-        ti.xcom_pull(task_ids="m", map_indexes=1)
+    with pytest.raises(XComPullError, match="only XComs of the same DAG run"):
+        ti.xcom_pull(task_ids="a", include_prior_dates=True)
     no_outputs = context_for(op)["ti"]
-    with pytest.raises(XComPullError, match="upstream outputs are not available"):
+    with pytest.raises(XComPullError, match="XComs are not available to this task"):
         no_outputs.xcom_pull(task_ids="a")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +33,13 @@ async def ti_states(engine: Engine, run_pk: int) -> dict[str, str]:
 async def xcom_map(engine: Engine, run_pk: int) -> dict[tuple[str, int], str]:
     """The run's stored return values (raw JSON text) keyed by (task_id, map_index)."""
     rows = await engine.store.xcom_values(run_pk)
-    assert all(r.key == "return_value" for r in rows)
-    return {(r.task_id, r.map_index): r.value for r in rows}
+    return {(r.task_id, r.map_index): r.value for r in rows if r.key == "return_value"}
+
+
+async def keyed_xcoms(engine: Engine, run_pk: int) -> dict[tuple[str, int, str], Any]:
+    """Every stored XCom, decoded, keyed by (task_id, map_index, key)."""
+    rows = await engine.store.xcom_values(run_pk)
+    return {(r.task_id, r.map_index, r.key): json.loads(r.value) for r in rows}
 
 
 def state_of(run: ActiveRun, task_id: str, map_index: int = -1) -> TaskState | None:

@@ -33,6 +33,7 @@ async def xcoms(engine: Engine, run_pk: int) -> dict[tuple[str, int], Any]:
     return {
         (x.task_id, x.map_index): json.loads(x.value)
         for x in await engine.store.xcom_values(run_pk)
+        if x.key == "return_value"
     }
 
 
@@ -377,3 +378,47 @@ async def test_dag_success_callback(engine: Engine, dags: dict[str, DAG], tmp_pa
     assert result.state is DagRunState.SUCCESS, result.failed
     expected = ["success only 1", "dag_success callbacks_ok success"]
     assert sorted(await lines_once(out, *expected)) == sorted(expected)
+
+
+async def test_xcom_keys_pushed_and_pulled_across_tasks_and_map_indexes(
+    engine: Engine, dags: dict[str, DAG]
+) -> None:
+    result = await engine.run(dags["xcom_keys"])
+    assert result.state is DagRunState.SUCCESS, result.failed
+    stored = {
+        (x.task_id, x.map_index, x.key): json.loads(x.value)
+        for x in await engine.store.xcom_values(result.run_pk)
+    }
+    assert stored[("push_sync", -1, "sync_key")] == [1, 2]
+    assert stored[("push_async", -1, "async_key")] == "a"
+    assert [stored[("fan", i, "square")] for i in range(3)] == [1, 4, 9]
+    assert stored[("pusher", -1, "classic")] == {"from": "operator"}
+    assert stored[("split", -1, "a")] == 1
+    assert stored[("split", -1, "return_value")] == {"a": 1, "b": [2, 3]}
+    assert ("quiet", -1, "return_value") not in stored  # do_xcom_push=False
+    assert stored[("quiet", -1, "kept")] is True
+    pulled = stored[("pull_all", -1, "return_value")]
+    refused = pulled.pop("refused")
+    assert pulled == {
+        "sync_key": [1, 2],  # two hops upstream: pullable
+        "async_key": "a",
+        "square_1": 4,
+        "squares_0_2": [1, 9],
+        "squares": [1, 4, 9],
+        "returns": [1, [1, 2, 3]],
+        "classic": {"from": "operator"},
+        "quiet": "none",
+        "kept": True,
+        "split_a": 1,
+        "missing": "dflt",
+        "a": 1,
+        "b": [2, 3],
+    }
+    assert "task 'lonely' is not upstream of this task" in refused
+    # Mapped instances pull too.
+    assert stored[("mapped_pull", 0, "return_value")] == [[1, 2], 1]
+    assert stored[("mapped_pull", 1, "return_value")] == [[1, 2], 9]
+    templated = stored[("templated_pull", -1, "return_value")]
+    assert templated["sql"] == "1-2"
+    # Nested strings render as text; task outputs nested in a template field resolve.
+    assert templated["options"] == {"square": "9", "nested": [[2, 3], {"a": 1}]}

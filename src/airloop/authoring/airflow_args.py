@@ -57,8 +57,6 @@ TASK_ARGS: dict[str, Unsupported] = {
     "run_as_user": _u("run_as_user"),
     "executor_config": _u("executor_config"),
     "resources": _u("operator resources"),
-    "do_xcom_push": _u("do_xcom_push=False", _is(True), "True"),
-    "multiple_outputs": _u("multiple_outputs", _is(False), "False"),
     "inlets": _u("lineage and assets"),
     "outlets": _u("lineage and assets"),
     "start_date": _u("per-task start_date"),

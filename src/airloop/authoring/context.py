@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airloop.authoring.xcom import XCOM_RETURN_KEY, Pushed, XComPullError, XComSnapshot, pull
 from airloop.exceptions import AirloopError
 
 if TYPE_CHECKING:
@@ -16,14 +17,6 @@ if TYPE_CHECKING:
 
     from airloop.authoring.dag import DAG
     from airloop.authoring.operator import BaseOperator
-
-
-#: The key of a task's return value among its XComs (Airflow's name).
-XCOM_RETURN_KEY = "return_value"
-
-
-class XComPullError(AirloopError):
-    """``ti.xcom_pull`` asked for something this task cannot read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +53,23 @@ class TaskInstanceInfo:
     try_number: int
     max_tries: int
     log_path: str | None
-    #: Outputs of the task's upstream tasks, for ``xcom_pull`` (None: not captured).
-    upstream_outputs: Mapping[str, Any] | None = None
+    #: The XComs of the task's upstream tasks, for ``xcom_pull`` (None: not captured).
+    xcoms: XComSnapshot | None = None
+    #: What this try pushes (None: pushing is not possible here, e.g. a bare context).
+    pushed: Pushed | None = None
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON, size-checked now) as this task instance's XCom ``key``.
+
+        It is stored when the try succeeds; downstream tasks pull it with
+        ``ti.xcom_pull(task_ids=..., key=...)``.
+        """
+        if self.pushed is None:
+            raise XComPullError(
+                f"ti.xcom_push in task {self.task_id!r}: pushing is only possible in a task "
+                "instance run by airloop"
+            )
+        self.pushed.push(key, value)
 
     def xcom_pull(
         self,
@@ -72,47 +80,28 @@ class TaskInstanceInfo:
         map_indexes: int | Iterable[int] | None = None,
         default: Any = None,
     ) -> Any:
-        """The return value of an upstream task (a list of values for several ids).
+        """The XCom ``key`` (the return value by default) of upstream task(s).
 
-        A mapped upstream gives the list of its instances' values. Only the outputs
-        of this task's upstream tasks are at hand (they travel with the task to any
-        executor); reading other tasks' or other runs' XComs needs the metadata store.
+        A str ``task_ids`` gives a value, a list gives a list; ``map_indexes`` likewise,
+        and a mapped task without ``map_indexes`` gives the list of its instances'
+        values. Only the XComs of this task's upstream tasks (direct or transitive) are
+        at hand: they travel with the task to any executor (ADR 0025).
         """
-        where = f"ti.xcom_pull in task {self.task_id!r}"
-        if key not in (None, XCOM_RETURN_KEY):
-            raise XComPullError(
-                f"{where}: key={key!r}: only return values can be pulled "
-                "(XComs with other keys come with a later issue)"
-            )
         if dag_id not in (None, self.dag_id) or include_prior_dates:
-            raise XComPullError(f"{where}: only XComs of the same DAG run can be pulled")
-        if map_indexes is not None:
             raise XComPullError(
-                f"{where}: map_indexes is not supported yet; without it a mapped "
-                "upstream gives the list of all its values"
+                f"ti.xcom_pull in task {self.task_id!r}: only XComs of the same DAG run "
+                "can be pulled"
             )
-        if task_ids is None:
-            task_ids = self.task_id  # as Airflow 3: this task's own (not pushed yet)
-        if isinstance(task_ids, str):
-            return self._pull_one(where, task_ids, default)
-        return [self._pull_one(where, t, default) for t in task_ids]
-
-    def _pull_one(self, where: str, task_id: str, default: Any) -> Any:
-        if task_id == self.task_id:
-            return default
-        outputs = self.upstream_outputs
-        if outputs is None:
-            raise XComPullError(
-                f"{where}: upstream outputs are not available to this kind of task "
-                "(mapped task instances: pass the output as an argument instead)"
-            )
-        if task_id not in outputs:
-            raise XComPullError(
-                f"{where}: the output of task {task_id!r} is not available; a task can "
-                f"pull the outputs of its upstream tasks (is {task_id} >> {self.task_id} set?)"
-            )
-        value = outputs[task_id]
-        return default if value is None else value
+        return pull(
+            task_id=self.task_id,
+            map_index=self.map_index,
+            snapshot=self.xcoms,
+            pushed=self.pushed,
+            task_ids=task_ids,
+            key=key,
+            map_indexes=map_indexes,
+            default=default,
+        )
 
     def __str__(self) -> str:
         idx = "" if self.map_index < 0 else f"[{self.map_index}]"

@@ -8,7 +8,7 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from airloop.authoring.airflow_args import (
     TASK_ARGS,
@@ -24,10 +24,10 @@ from airloop.authoring.operator import (
     SETTING_NAMES,
     AbstractOperator,
     BaseOperator,
-    capture_upstream_outputs,
-    with_upstream_outputs,
+    with_xcoms,
 )
 from airloop.authoring.templating import has_template_strings
+from airloop.authoring.xcom import XComSnapshot, capture_xcoms, infer_multiple_outputs
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -76,11 +76,15 @@ class _WithOutputs:
     """What ``bind`` returns for a function that may call ti.xcom_pull."""
 
     arguments: tuple[tuple[Any, ...], dict[str, Any]] | None
-    outputs: dict[str, Any]
+    xcoms: XComSnapshot
 
 
 class PythonTaskOperator(BaseOperator):
     """Runs a Python callable; what ``@task`` creates."""
+
+    own_xcom_arg_fields: ClassVar[frozenset[str]] = frozenset(
+        {"op_args", "op_kwargs", "argument_templates"}
+    )
 
     def __init__(
         self,
@@ -111,27 +115,27 @@ class PythonTaskOperator(BaseOperator):
         return list(self._deps)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        outputs = capture_upstream_outputs(self, lookup) if self._sig.may_pull else None
+        xcoms = capture_xcoms(self, lookup) if self._sig.may_pull else None
         # Without XComArgs the arguments are in the DAG file already.
         args = (
             (resolve_xcom_args(self.op_args, lookup), resolve_xcom_args(self.op_kwargs, lookup))
             if self._deps
             else None
         )
-        if outputs is not None:
-            return _WithOutputs(args, outputs)
+        if xcoms is not None:
+            return _WithOutputs(args, xcoms)
         return args
 
     def rebuild(self, bound: Any) -> BaseOperator:
         if bound is None:
             return self
-        outputs = None
+        xcoms = None
         if isinstance(bound, _WithOutputs):
-            bound, outputs = bound.arguments, bound.outputs
+            bound, xcoms = bound.arguments, bound.xcoms
         op = copy.copy(self)
         if bound is not None:
             op.op_args, op.op_kwargs = bound
-        return with_upstream_outputs(op, outputs)
+        return with_xcoms(op, xcoms)
 
     def execute(self, context: Context) -> Any:
         """Call the function (for an ``async def`` this returns the coroutine to await)."""
@@ -186,6 +190,10 @@ class _FunctionFactory:
         self._prototypes: dict[str, PythonTaskOperator] = {}
         #: ``partial()`` arguments as written, when one of them is a template.
         self.argument_templates: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    @property
+    def may_pull(self) -> bool:
+        return _signature(self.fn).may_pull
 
     def check_names(self, names: Iterable[str]) -> None:
         _signature(self.fn).check_names(names)
@@ -267,7 +275,7 @@ class TaskDecorator:
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
         self._check_context()
         _signature(self.function).check_call(args, kwargs)
-        settings = {k: v for k, v in self.settings.items() if k != "task_id"}
+        settings = self._settings()
         op = self.operator_class(
             task_id=self._task_id(),
             python_callable=self.function,
@@ -276,6 +284,14 @@ class TaskDecorator:
             **settings,
         )
         return XComArg(op)
+
+    def _settings(self) -> dict[str, Any]:
+        """The task settings, ``multiple_outputs`` inferred from a dict return annotation
+        unless given (as Airflow)."""
+        settings = {k: v for k, v in self.settings.items() if k != "task_id"}
+        if "multiple_outputs" not in settings and infer_multiple_outputs(self.function):
+            settings["multiple_outputs"] = True
+        return settings
 
     def override(self, **settings: Any) -> TaskDecorator:
         return type(self)(self.function, {**self.settings, **settings})
@@ -314,7 +330,7 @@ class _TaskPartial:
 
         fn_kwargs = {k: v for k, v in self.kwargs.items() if not is_setting(k)}
         sig.check_names([*fn_kwargs, *mapped])
-        settings = {k: v for k, v in deco.settings.items() if k != "task_id"}
+        settings = deco._settings()
         settings.update({k: v for k, v in self.kwargs.items() if is_setting(k)})
         factory = _FunctionFactory(deco.function)
         if has_template_strings(fn_kwargs):

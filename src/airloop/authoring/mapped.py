@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from airloop.authoring.airflow_args import split_task_args
@@ -23,7 +24,9 @@ from airloop.authoring.operator import (
     SETTING_NAMES,
     AbstractOperator,
     BaseOperator,
+    with_xcoms,
 )
+from airloop.authoring.xcom import XComSnapshot, capture_xcoms
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -187,6 +190,11 @@ class MappedOperator(AbstractOperator):
                     raise DagDefinitionError(
                         f"task {task_id!r}: {name!r} is given to both partial() and expand()"
                     )
+                if isinstance(value, XComArg) and value.path:
+                    raise DagDefinitionError(
+                        f"task {task_id!r}: expand({name}=...) over a subscripted output "
+                        f"({value!r}) is not supported yet; return the list from a task instead"
+                    )
                 if not isinstance(value, (list, tuple, dict, XComArg)):
                     raise DagDefinitionError(
                         f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a "
@@ -273,9 +281,15 @@ class MappedOperator(AbstractOperator):
         return item
 
     def rebuild(self, bound: Any) -> BaseOperator:
+        xcoms = None
+        if isinstance(bound, _WithXComs):
+            bound, xcoms = bound.bound, bound.xcoms
+        op: BaseOperator
         if isinstance(bound, PendingBound):
-            return PendingOperator(node=self, bound=bound, is_async=self.factory.is_async)
-        return self.factory(self.task_id, dict(bound))
+            op = PendingOperator(node=self, bound=bound, is_async=self.factory.is_async)
+        else:
+            op = self.factory(self.task_id, dict(bound))
+        return with_xcoms(op, xcoms, copied=True)
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         # Only the chosen element of each expand() argument is fetched (and copied):
@@ -293,9 +307,17 @@ class MappedOperator(AbstractOperator):
         if rest_index:
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
         partial = resolve_xcom_args(self.partial_kwargs, lookup)
-        if self._lazy:
-            return PendingBound(map_index, raw, partial)
-        return self._arguments(map_index, raw, partial)
+        bound: Any = (
+            PendingBound(map_index, raw, partial)
+            if self._lazy
+            else self._arguments(map_index, raw, partial)
+        )
+        # The upstream XComs travel along when the code may pull them (ti.xcom_pull).
+        if getattr(self.factory, "may_pull", True):
+            xcoms = capture_xcoms(self, lookup)
+            if xcoms is not None:
+                return _WithXComs(bound, xcoms)
+        return bound
 
     def _arguments(
         self, map_index: int, raw: Mapping[str, Any], partial: dict[str, Any]
@@ -320,3 +342,11 @@ class MappedOperator(AbstractOperator):
         code: the runner calls it off the loop."""
         kwargs = self._arguments(bound.map_index, bound.raw, dict(bound.partial))
         return self.factory(self.task_id, kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _WithXComs:
+    """What ``bind`` returns for a mapped instance that may pull XComs."""
+
+    bound: Any
+    xcoms: XComSnapshot

@@ -27,6 +27,8 @@ from airloop.authoring.callbacks import (
 from airloop.authoring.dependency import DependencyMixin
 from airloop.authoring.params import task_params
 from airloop.authoring.setup_teardown import SetupTeardownMixin
+from airloop.authoring.xcom import Resolved, capture_xcoms
+from airloop.authoring.xcom_arg import XComArg, iter_xcom_args, resolve_xcom_args
 from airloop.core.executor_names import EXECUTOR_NAMES
 from airloop.core.pools import DEFAULT_POOL
 from airloop.core.retry import RetryPolicy
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
     from airloop.authoring.dag import DAG
     from airloop.authoring.mapped import OperatorPartial
     from airloop.authoring.taskgroup import TaskGroup
-    from airloop.authoring.xcom_arg import OutputLookup, XComArg
+    from airloop.authoring.xcom import XComSnapshot
+    from airloop.authoring.xcom_arg import OutputLookup
 
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,250}$")
 WEIGHT_RULES = ("downstream", "upstream", "absolute")
@@ -107,6 +110,10 @@ class TaskSettings:
     on_failure_callback: tuple[Callback, ...] = ()
     on_retry_callback: tuple[Callback, ...] = ()
     on_skipped_callback: tuple[Callback, ...] = ()
+    #: Store the return value as XCom (False: it is dropped; pushes are still stored).
+    do_xcom_push: bool = True
+    #: Store each key of a returned dict as its own XCom too (besides the return value).
+    multiple_outputs: bool = False
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -217,6 +224,13 @@ def resolve_settings(
     for name in ("retry_exponential_backoff", "retry_jitter"):
         if name in merged:
             values[name] = bool(merged[name])
+    for name in ("do_xcom_push", "multiple_outputs"):
+        if name in merged:
+            if not isinstance(merged[name], bool):
+                raise DagDefinitionError(
+                    f"{where}: {name} must be True or False, got {merged[name]!r}"
+                )
+            values[name] = merged[name]
     if "pool" in merged:
         values["pool"] = check_id(f"pool name for {where}", merged["pool"])
     if merged.get("executor") is not None:
@@ -261,6 +275,8 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     upstream_outputs: Mapping[str, Any] | None = None
     #: The task's own ``params`` (checked values), merged over the DAG's for it.
     task_params: Mapping[str, Any] | None = None
+    #: The XComs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
+    pullable_xcoms: XComSnapshot | None = None
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
     #: ``@task`` arguments as written, when a string among them is a template (else
@@ -325,6 +341,10 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
         self.downstream_task_ids: set[str] = set()
         if self.dag is not None:
             self.dag.add_task(self)
+        # Template fields given XComArgs before this __init__ ran: link them now.
+        for name in sorted(self.__dict__.get("_xcom_fields", ())):
+            for arg in iter_xcom_args(self.__dict__[name]):
+                arg.operator.set_downstream(self)
 
     # -- settings, readable the Airflow way -------------------------------------------
 
@@ -348,6 +368,14 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     @property
     def execution_timeout(self) -> float | None:
         return self.settings.execution_timeout
+
+    @property
+    def do_xcom_push(self) -> bool:
+        return self.settings.do_xcom_push
+
+    @property
+    def multiple_outputs(self) -> bool:
+        return self.settings.multiple_outputs
 
     @property
     def is_async(self) -> bool:
@@ -439,6 +467,8 @@ class BaseOperator(AbstractOperator):
         on_failure_callback: Any = NOTSET,
         on_retry_callback: Any = NOTSET,
         on_skipped_callback: Any = NOTSET,
+        do_xcom_push: bool = NOTSET,
+        multiple_outputs: bool = NOTSET,
         doc: str | None = None,
         task_group: TaskGroup | None = None,
         params: Mapping[str, Any] | None = None,
@@ -483,6 +513,8 @@ class BaseOperator(AbstractOperator):
                 "on_failure_callback": on_failure_callback,
                 "on_retry_callback": on_retry_callback,
                 "on_skipped_callback": on_skipped_callback,
+                "do_xcom_push": do_xcom_push,
+                "multiple_outputs": multiple_outputs,
             },
         )
 
@@ -493,12 +525,55 @@ class BaseOperator(AbstractOperator):
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.execute)
 
+    #: Attributes whose XComArgs the operator resolves itself (not template fields).
+    own_xcom_arg_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # As Airflow: an XComArg in a template field (nested in lists/dicts too) makes
+        # its task upstream and is resolved at run time; anywhere else it is an error.
+        if isinstance(value, _CONTAINERS) and not name.startswith("_"):
+            args = list(iter_xcom_args(value))
+            if args and name not in self.own_xcom_arg_fields:
+                self._note_xcom_field(name, args)
+        object.__setattr__(self, name, value)
+
+    def _note_xcom_field(self, name: str, args: list[XComArg]) -> None:
+        where = f"task {self.__dict__.get('task_id', type(self).__name__)!r}"
+        if name not in self.template_fields:
+            raise DagDefinitionError(
+                f"{where}: attribute {name!r} is not a template field but holds {args[0]!r}; "
+                f"task outputs are resolved in template_fields only (as in Airflow): add "
+                f"{name!r} to {type(self).__name__}.template_fields"
+            )
+        fields = self.__dict__.setdefault("_xcom_fields", set())
+        fields.add(name)
+        if "downstream_task_ids" in self.__dict__:  # set up: link now (else in __init__)
+            for arg in args:
+                arg.operator.set_downstream(self)
+
+    def xcom_dependencies(self) -> list[AbstractOperator]:
+        fields = sorted(self.__dict__.get("_xcom_fields", ()))
+        found = [arg.operator for n in fields for arg in iter_xcom_args(getattr(self, n))]
+        return list({id(op): op for op in found}.values())
+
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
-        # The upstream outputs, for ti.xcom_pull in execute() or in a template.
-        return capture_upstream_outputs(self, lookup)
+        # The upstream XComs, for ti.xcom_pull in execute() or in a template.
+        xcoms = capture_xcoms(self, lookup)
+        fields = self.__dict__.get("_xcom_fields")
+        if not fields:
+            return xcoms
+        resolved = {
+            n: resolve_xcom_args(getattr(self, n), lookup, Resolved) for n in sorted(fields)
+        }
+        return _BoundFields(xcoms, resolved)
 
     def rebuild(self, bound: Any) -> BaseOperator:
-        return with_upstream_outputs(self, bound)
+        if isinstance(bound, _BoundFields):
+            clone = copy.copy(self)
+            for name, value in bound.fields.items():
+                object.__setattr__(clone, name, value)
+            return with_xcoms(clone, bound.xcoms, copied=True)
+        return with_xcoms(self, bound)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> OperatorPartial:
@@ -508,28 +583,25 @@ class BaseOperator(AbstractOperator):
         return OperatorPartial(operator_factory(cls), kwargs)
 
 
-def capture_upstream_outputs(op: AbstractOperator, lookup: OutputLookup) -> Any:
-    """The outputs of ``op``'s upstream tasks (plain values, shipped with the task).
-
-    None when it has no upstream task: nothing to copy, the operator is used as is.
-    """
-    if not op.upstream_task_ids:
-        return None
-    outputs: dict[str, Any] = {}
-    for task_id in sorted(op.upstream_task_ids):
-        try:
-            outputs[task_id] = lookup(task_id)
-        except KeyError:  # not given (``airloop tasks test`` without --upstream)
-            continue
-    return outputs
+_CONTAINERS = (XComArg, list, tuple, dict, set, frozenset)
 
 
-def with_upstream_outputs(op: BaseOperator, outputs: Mapping[str, Any] | None) -> BaseOperator:
-    """``op`` (a copy of it) holding ``outputs`` for ti.xcom_pull."""
-    if outputs is None:
+@dataclass(frozen=True, slots=True)
+class _BoundFields:
+    """What ``bind`` returns for an operator with XComArgs in its template fields."""
+
+    xcoms: XComSnapshot | None
+    fields: dict[str, Any]
+
+
+def with_xcoms(
+    op: BaseOperator, xcoms: XComSnapshot | None, *, copied: bool = False
+) -> BaseOperator:
+    """``op`` (a copy of it) holding the XComs it may pull."""
+    if xcoms is None:
         return op
-    clone = copy.copy(op)
-    clone.upstream_outputs = outputs
+    clone = op if copied else copy.copy(op)
+    object.__setattr__(clone, "pullable_xcoms", xcoms)
     return clone
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from airloop.authoring.xcom import Resolved
 from airloop.exceptions import AirloopError, DagDefinitionError
 
 # Jinja is imported when something is rendered (or a DAG sets Jinja options), not when
@@ -190,6 +191,8 @@ class _Renderer:
         self._seen: set[int] = set()
 
     def render(self, value: Any) -> Any:
+        if isinstance(value, Resolved):  # a task's output: a value, not a template
+            return value.value
         if isinstance(value, str):
             if self.ext and value.endswith(self.ext):
                 template = self.env.get_template(value)

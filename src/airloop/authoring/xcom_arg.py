@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from airloop.authoring.xcom import (
+    NO_XCOMS,
+    XCOM_RETURN_KEY,
+    TaskXComs,
+    resolve_subscript,
+)
 
 if TYPE_CHECKING:
     from airloop.authoring.operator import AbstractOperator
@@ -17,13 +25,30 @@ class XComArg:
     """The return value of ``operator``, resolved when a downstream task runs.
 
     Calling a ``@task`` returns one; ``op.output`` gives one for a classic operator.
-    Using it as an argument makes the consumer depend on ``operator``.
+    Using it as an argument makes the consumer depend on ``operator``. Subscripted
+    (``order["total"]``) it is the XCom of that key (multiple_outputs, ``xcom_push``),
+    or else that item of the return value; ``path`` holds the subscripts.
     """
 
-    __slots__ = ("operator",)
+    __slots__ = ("operator", "path")
 
-    def __init__(self, operator: AbstractOperator) -> None:
+    def __init__(self, operator: AbstractOperator, path: tuple[Any, ...] = ()) -> None:
         self.operator = operator
+        self.path = path
+
+    @property
+    def key(self) -> str:
+        """The XCom key this argument reads first (Airflow's ``XComArg.key``)."""
+        head = self.path[0] if self.path else XCOM_RETURN_KEY
+        return head if isinstance(head, str) else XCOM_RETURN_KEY
+
+    def __getitem__(self, item: str | int) -> XComArg:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise TypeError(
+                f"the output of task {self.operator.task_id!r} can be subscripted with a str "
+                f"or an int, not {type(item).__name__}"
+            )
+        return XComArg(self.operator, (*self.path, item))
 
     # Dependencies written with XComArgs read like the ones written with operators.
     def __rshift__(self, other: Any) -> Any:
@@ -58,7 +83,8 @@ class XComArg:
         return self
 
     def __repr__(self) -> str:
-        return f"XComArg({self.operator.task_id!r})"
+        subscripts = "".join(f"[{p!r}]" for p in self.path)
+        return f"XComArg({self.operator.task_id!r}){subscripts}"
 
     # Mapping helpers (see expand_input.py): usable as expand()/expand_kwargs() sources.
     def zip(self, *others: XComArg, fillvalue: Any = _NOFILL) -> XComArg:
@@ -99,18 +125,25 @@ def iter_xcom_args(value: Any) -> Iterator[XComArg]:
             yield from iter_xcom_args(item)
 
 
-def resolve_xcom_args(value: Any, lookup: Callable[[str], Any]) -> Any:  # an OutputLookup
-    """``value`` with each XComArg replaced by ``lookup(task_id)``."""
+def resolve_xcom_args(
+    value: Any, lookup: OutputLookup, wrap: Callable[[Any], Any] | None = None
+) -> Any:
+    """``value`` with each XComArg replaced by its value (passed through ``wrap``)."""
     if isinstance(value, XComArg):
-        return lookup(value.operator.task_id)
+        task_id = value.operator.task_id
+        if value.path:
+            found = resolve_subscript(task_id, lookup.xcoms(task_id), value.path)
+        else:
+            found = lookup(task_id)
+        return found if wrap is None else wrap(found)
     if isinstance(value, list):
-        return [resolve_xcom_args(v, lookup) for v in value]
+        return [resolve_xcom_args(v, lookup, wrap) for v in value]
     if isinstance(value, tuple):
-        return tuple(resolve_xcom_args(v, lookup) for v in value)
+        return tuple(resolve_xcom_args(v, lookup, wrap) for v in value)
     if isinstance(value, (set, frozenset)):
-        return type(value)(resolve_xcom_args(v, lookup) for v in value)
+        return type(value)(resolve_xcom_args(v, lookup, wrap) for v in value)
     if isinstance(value, dict):
-        return {k: resolve_xcom_args(v, lookup) for k, v in value.items()}
+        return {k: resolve_xcom_args(v, lookup, wrap) for k, v in value.items()}
     return value
 
 
@@ -129,6 +162,9 @@ class OutputLookup(Protocol):
 
     def item(self, task_id: str, index: int) -> Any:
         """Element ``index`` of the output (a ``(key, value)`` pair for a dict)."""
+
+    def xcoms(self, task_id: str) -> TaskXComs:
+        """Every XCom the task stored (JSON texts), for ``ti.xcom_pull`` and subscripts."""
 
 
 def as_sequence(task_id: str, value: Any) -> list[Any] | tuple[Any, ...]:
@@ -157,3 +193,9 @@ class ValuesLookup:
 
     def item(self, task_id: str, index: int) -> Any:
         return copy.deepcopy(as_sequence(task_id, self._values[task_id])[index])
+
+    def xcoms(self, task_id: str) -> TaskXComs:
+        value = self._values[task_id]
+        if value is None:
+            return NO_XCOMS
+        return TaskXComs(False, {-1: {XCOM_RETURN_KEY: json.dumps(value)}})

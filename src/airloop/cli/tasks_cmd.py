@@ -111,6 +111,8 @@ def task_test_command(
                 ("success", "bold green"), f" in {finished.duration or 0:.3f}s, returned: ", value
             )
         )
+        for key, text in finished.pushed:
+            out.print(f"  XCom {key!r}: {text}")
         if finished.skip_downstream:  # a branch or a short circuit decided
             out.print(f"skips downstream: {', '.join(finished.skip_downstream)}")
         raise typer.Exit(EXIT_OK)

@@ -18,6 +18,7 @@ from typing import Any
 
 from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
+from airloop.authoring.xcom import XCOM_RETURN_KEY
 from airloop.core.outcomes import Outcome
 from airloop.core.plan import Plan, StoredTI
 from airloop.core.planner import RunPlanner
@@ -167,7 +168,7 @@ class ActiveRun:
         xcom_max_bytes: int,
         started_at: float,
         task_instances: Iterable[TaskInstanceRow],
-        xcoms: Iterable[tuple[TIKey, str]],
+        xcoms: Iterable[tuple[TIKey, str, str]],
         logged: Iterable[tuple[TIKey, int]],
         now: float,
         now_dt: datetime,
@@ -453,17 +454,15 @@ class ActiveRun:
             )
         outcome = event.outcome
         if outcome is Outcome.SUCCESS:
+            task_id, map_index = event.key.task_id, event.key.map_index
             if event.xcom is not None:
-                self.outputs.record(event.key, event.xcom)
+                self.outputs.record(event.key, XCOM_RETURN_KEY, event.xcom)
                 batch.xcoms.append(
-                    XComRow(
-                        self.run_pk,
-                        event.key.task_id,
-                        event.key.map_index,
-                        "return_value",
-                        event.xcom,
-                    )
+                    XComRow(self.run_pk, task_id, map_index, XCOM_RETURN_KEY, event.xcom)
                 )
+            for name, text in event.pushed:
+                self.outputs.record(event.key, name, text)
+                batch.xcoms.append(XComRow(self.run_pk, task_id, map_index, name, text))
             return Succeeded(
                 event.key,
                 event.output_length,

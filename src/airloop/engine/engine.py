@@ -383,7 +383,7 @@ class Engine:
             started_at=now,
             task_instances=tis,
             xcoms=[
-                (TIKey(x.task_id, x.map_index), x.value)
+                (TIKey(x.task_id, x.map_index), x.key, x.value)
                 for x in await self.store.xcom_values(row.id)
             ],
             logged=[

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from airloop.authoring.dag import DAG
+from airloop.authoring.xcom import XCOM_RETURN_KEY
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.engine import Engine
 from airloop.runtime import in_thread
@@ -56,6 +57,8 @@ class DagTestResult:
     tasks: tuple[TaskTestResult, ...]
     #: Return values by (task_id, map_index), decoded from their JSON.
     xcoms: Mapping[tuple[str, int], Any] = field(default_factory=dict)
+    #: Every XCom (pushed ones and multiple_outputs' keys too) by (task_id, map_index, key).
+    keyed_xcoms: Mapping[tuple[str, int, str], Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,9 +69,9 @@ class DagTestResult:
         """``{"task": state, "mapped[0]": state, ...}``."""
         return {t.label: t.state for t in self.tasks}
 
-    def xcom(self, task_id: str, map_index: int = -1) -> Any:
-        """A task instance's return value (None if it returned nothing)."""
-        return self.xcoms.get((task_id, map_index))
+    def xcom(self, task_id: str, map_index: int = -1, key: str = XCOM_RETURN_KEY) -> Any:
+        """A task instance's return value, or the XCom ``key`` it pushed (None if none)."""
+        return self.keyed_xcoms.get((task_id, map_index, key))
 
 
 def _check_no_loop(what: str) -> None:
@@ -127,8 +130,8 @@ async def arun_dag_test(
             )
             result = await asyncio.shield(run.done)
             rows = await engine.store.task_instances(result.run_pk)
-            xcoms = {
-                (x.task_id, x.map_index): json.loads(x.value)
+            keyed = {
+                (x.task_id, x.map_index, x.key): json.loads(x.value)
                 for x in await engine.store.xcom_values(result.run_pk)
             }
             failed = {
@@ -157,8 +160,9 @@ async def arun_dag_test(
             key=lambda t: (order.get(t.task_id, len(order)), t.map_index),
         )
     )
+    xcoms = {(t, i): v for (t, i, k), v in keyed.items() if k == XCOM_RETURN_KEY}
     outcome = DagTestResult(
-        dag.dag_id, result.run_id, when, result.state, result.duration, tasks, xcoms
+        dag.dag_id, result.run_id, when, result.state, result.duration, tasks, xcoms, keyed
     )
     if not quiet:
         stream = output or sys.stdout

@@ -17,6 +17,7 @@ from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInsta
 from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import merge_task_params
+from airloop.authoring.xcom import Pushed
 from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
 
@@ -101,7 +102,8 @@ class WorkItem:
             try_number=try_number,
             max_tries=settings.retries + 1,
             log_path=log_path,
-            upstream_outputs=operator.upstream_outputs,
+            xcoms=operator.pullable_xcoms,
+            pushed=Pushed(operator.task_id, xcom_max_bytes),
         )
         return cls(
             run_pk=run_pk,

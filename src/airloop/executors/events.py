@@ -45,6 +45,9 @@ class TaskFinished:
     rendered: str | None = None
     #: A mapped instance's label, from its map_index_template (rendered after the try).
     rendered_map_index: str | None = None
+    #: Other XComs of a successful try, (key, JSON text): ``ti.xcom_push`` and
+    #: multiple_outputs, encoded and size-checked in the worker too.
+    pushed: tuple[tuple[str, str], ...] = ()
     stimulus_id: str = field(default_factory=lambda: new_stimulus_id("finished"), compare=False)
     #: Tasks this successful try decided to skip (a branch, a short circuit: see
     #: ``DownstreamTasksSkipped``). Data, so every executor carries it the same way.

@@ -10,7 +10,6 @@ failed with retry (anything else).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import sys
@@ -21,11 +20,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from airloop.authoring import xcom
 from airloop.authoring.callbacks import CallbackContext
 from airloop.authoring.context import set_current_context
 from airloop.authoring.expand_input import PendingOperator
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
-from airloop.core.jsonsafe import non_string_key
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
     DownstreamTasksSkipped,
@@ -62,33 +61,23 @@ def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | No
     """JSON for the database, and len() of a list/tuple/dict for mapping downstream."""
     if value is None:
         return None, None
-    try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise XComError(
-            f"task {task!r} returned a {type(value).__name__} that cannot be stored as XCom "
-            f"(JSON): {exc}"
-        ) from None
-    _check_keys(task, value)
-    size = len(text.encode())
-    if size > limit:
-        raise XComError(
-            f"task {task!r} returned {size:,} bytes of XCom, over the limit of {limit:,} "
-            "(setting xcom_max_bytes); store large data elsewhere and return a reference"
-        )
+    text = xcom.encode(f"task {task!r} returned", value, limit)
     length = len(value) if isinstance(value, (list, tuple, dict)) else None
     return text, length
 
 
-def _check_keys(task: str, value: Any) -> None:
-    found = non_string_key(value)
-    if found is not None:
-        key, path = found
-        raise XComError(
-            f"task {task!r} returned a dict with the non-string key {key!r} "
-            f"({type(key).__name__}) at {path or 'the top level'}; XCom is JSON, whose "
-            "keys are strings: use string keys"
-        )
+def xcoms_of(item: WorkItem, result: Any) -> tuple[str | None, int | None, tuple[Any, ...]]:
+    """What a successful try stores: its return value (unless do_xcom_push=False),
+    its length, and the other XComs (pushed; multiple_outputs' keys)."""
+    task_id = item.key.task_id
+    settings = item.context.dag.get_task(task_id).settings
+    pushed = dict(item.context.ti.pushed.items()) if item.context.ti.pushed else {}
+    if not settings.do_xcom_push:
+        return None, None, tuple(pushed.items())
+    text, length = encode_xcom(task_id, result, item.xcom_max_bytes)
+    if settings.multiple_outputs:
+        pushed.update(xcom.multiple_outputs(task_id, result, item.xcom_max_bytes))
+    return text, length, tuple(pushed.items())
 
 
 def first_line(exc: BaseException) -> str:
@@ -274,11 +263,11 @@ class Runner:
 
                 # The timeout starts when a thread picks the call up, not while it queues.
                 result = await self.run_sync(call, lambda: started(True), item)
-            xcom, length = encode_xcom(item.key.task_id, result, item.xcom_max_bytes)
+            text, length, pushed = xcoms_of(item, result)
         except DownstreamTasksSkipped as decided:
             # A success that skips some tasks downstream (branch, short circuit).
             try:
-                xcom, length = encode_xcom(item.key.task_id, decided.value, item.xcom_max_bytes)
+                text, length, pushed = xcoms_of(item, decided.value)
             except XComError as exc:
                 sink.line("ERROR", f"failed without retry: {first_line(exc)}")
                 finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
@@ -287,8 +276,9 @@ class Runner:
                 sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
                 finish(
                     Outcome.SUCCESS,
-                    xcom=xcom,
+                    xcom=text,
                     output_length=length,
+                    pushed=pushed,
                     retryable=False,
                     skip_downstream=decided.tasks,
                 )
@@ -333,7 +323,7 @@ class Runner:
             finish(Outcome.FAILED, reason=message, retryable=False)
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            finish(Outcome.SUCCESS, xcom=xcom, output_length=length, retryable=False)
+            finish(Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False)
         try:
             label = await self._map_index_label(item, sink)
         except asyncio.CancelledError:

@@ -459,3 +459,93 @@ with DAG("callbacks_ok", params={"out": ""}, on_success_callback=dag_success) as
         return 3
 
     only()
+
+
+class Pusher(BaseOperator):
+    """A classic operator pushing a keyed XCom besides its return value."""
+
+    def execute(self, context: Context) -> str:
+        context["ti"].xcom_push("classic", {"from": "operator"})
+        return "returned"
+
+
+with DAG("xcom_keys") as xcom_keys:
+
+    @task
+    def push_sync(ti: Any) -> int:
+        ti.xcom_push("sync_key", [1, 2])
+        return 1
+
+    @task
+    async def push_async(ti: Any) -> None:
+        await asyncio.sleep(0)
+        ti.xcom_push("async_key", "a")
+
+    @task
+    def fan(x: int, ti: Any) -> int:
+        ti.xcom_push("square", x * x)
+        return x
+
+    @task(multiple_outputs=True)
+    def split() -> Any:
+        return {"a": 1, "b": [2, 3]}
+
+    @task(do_xcom_push=False)
+    def quiet(ti: Any) -> str:
+        ti.xcom_push("kept", True)
+        return "dropped"
+
+    @task
+    def middle() -> None:
+        return None
+
+    @task
+    def lonely() -> int:
+        return 0
+
+    @task
+    async def pull_all(ti: Any, a: int, b: list[int]) -> dict[str, Any]:
+        try:
+            ti.xcom_pull(task_ids="lonely")
+            refused = ""
+        except Exception as exc:  # noqa: BLE001 - the message is what the test checks
+            refused = str(exc)
+        return {
+            "sync_key": ti.xcom_pull(task_ids="push_sync", key="sync_key"),
+            "async_key": ti.xcom_pull(task_ids="push_async", key="async_key"),
+            "square_1": ti.xcom_pull(task_ids="fan", key="square", map_indexes=1),
+            "squares_0_2": ti.xcom_pull(task_ids="fan", key="square", map_indexes=[0, 2]),
+            "squares": ti.xcom_pull(task_ids="fan", key="square"),
+            "returns": ti.xcom_pull(task_ids=["push_sync", "fan"]),
+            "classic": ti.xcom_pull(task_ids="pusher", key="classic"),
+            "quiet": ti.xcom_pull(task_ids="quiet", default="none"),
+            "kept": ti.xcom_pull(task_ids="quiet", key="kept"),
+            "split_a": ti.xcom_pull(task_ids="split", key="a"),
+            "missing": ti.xcom_pull(task_ids="split", key="nope", default="dflt"),
+            "a": a,
+            "b": b,
+            "refused": refused,
+        }
+
+    parts = split()
+    templated_pull = Rendered(
+        task_id="templated_pull",
+        sql="{{ ti.xcom_pull(task_ids='push_sync', key='sync_key') | join('-') }}",
+        options={
+            "square": "{{ ti.xcom_pull(task_ids='fan', key='square', map_indexes=2) }}",
+            "nested": [parts["b"], {"a": parts["a"]}],
+        },
+    )
+
+    @task
+    def mapped_pull(x: int, ti: Any) -> list[Any]:
+        return [
+            ti.xcom_pull(task_ids="push_sync", key="sync_key"),
+            ti.xcom_pull(task_ids="fan", key="square", map_indexes=x),
+        ]
+
+    lonely()
+    hop = middle()
+    hop >> mapped_pull.expand(x=[0, 2])
+    [push_sync(), push_async(), fan.expand(x=[1, 2, 3]), Pusher(task_id="pusher"), quiet()] >> hop
+    hop >> [pull_all(a=parts["a"], b=parts["b"]), templated_pull]
