@@ -891,8 +891,9 @@ class RunPlanner:
         if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
             return  # already decided (or expanded)
         placeholder = tis[UNMAPPED]
-        if spec.per_index_upstream and self._per_index_expandable(spec) is not None:
-            if self._per_index_expandable(spec) and self._sources_done(spec):
+        expandable = self._per_index_expandable(spec) if spec.per_index_upstream else None
+        if expandable is not None:
+            if expandable and self._sources_done(spec):
                 self._expand(spec, plan)
             return
         verdict = self._verdict(task_id)
