@@ -129,6 +129,19 @@ class RunPlanner:
                         raise PlanningError(
                             f"task {spec.task_id!r} maps over {source!r} but does not depend on it"
                         )
+            for up in spec.per_index_upstream:
+                other = self._specs.get(up)
+                if (
+                    up not in spec.upstream
+                    or other is None
+                    or not spec.is_mapped
+                    or other.map_sources != spec.map_sources
+                    or other.is_setup
+                ):
+                    raise PlanningError(
+                        f"task {spec.task_id!r}: per-index upstream {up!r} must be a direct "
+                        "upstream, not a setup, mapped over the same sources"
+                    )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
         #: The tasks that decide the run's state (teardowns aside: ``effective_leaves``).
         self._leaves = effective_leaves(self._specs, self._downstream)
@@ -194,6 +207,19 @@ class RunPlanner:
             t: Counter({TaskState.NONE: len(spec.upstream)}) for t, spec in self._specs.items()
         }
         self._up_total: dict[str, int] = {t: len(s.upstream) for t, s in self._specs.items()}
+        #: Tasks with per-index upstreams: the states of their other upstreams'
+        #: instances, and (once expanded) per map index the states of the same-index
+        #: instances of their per-index upstreams.
+        self._ext_counts: dict[str, Counter[TaskState]] = {}
+        self._ext_total: dict[str, int] = {}
+        self._idx_counts: dict[str, dict[int, Counter[TaskState]]] = {}
+        for t, s in self._specs.items():
+            if s.per_index_upstream:
+                ext = len(s.upstream) - len(s.per_index_upstream)
+                self._ext_counts[t] = Counter({TaskState.NONE: ext})
+                self._ext_total[t] = ext
+        self._pending_keys: deque[TIKey] = deque()
+        self._pending_key_set: dict[TIKey, str] = {}
         # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
         # a 10,000-task chain does not exhaust the stack.
         # Each with the stimulus that queued it, so a cascade carries the cause's id.
@@ -335,6 +361,17 @@ class RunPlanner:
                         f"upstream setup counts of {task_id!r}: kept "
                         f"{dict(+self._up_setup[task_id])}, are {dict(+setup)}"
                     )
+            if spec.per_index_upstream:
+                ext_ups = [u for u in spec.upstream if u not in spec.per_index_upstream]
+                ext: Counter[TaskState] = sum((counts[u] for u in ext_ups), Counter())
+                if +self._ext_counts[task_id] != +ext:
+                    problems.append(f"other upstream counts of {task_id!r} drifted")
+                if self._ext_total[task_id] != sum(len(self._tis[u]) for u in ext_ups):
+                    problems.append(f"other upstream total of {task_id!r} drifted")
+                if task_id in self._idx_counts:
+                    for i, kept in self._idx_counts[task_id].items():
+                        if +kept != +self._index_counts(spec, i):
+                            problems.append(f"per-index counts of {task_id}[{i}] drifted")
             up_total = sum(len(self._tis[u]) for u in spec.upstream)
             if self._up_total[task_id] != up_total:
                 problems.append(
@@ -472,8 +509,8 @@ class RunPlanner:
         """An expanded task with some instances back at ``none`` (cleared one by one):
         they follow the task's trigger rule like a task that was never run."""
         tis = self._tis[task_id]
-        if UNMAPPED in tis:
-            return
+        if UNMAPPED in tis or task_id in self._idx_counts:
+            return  # per-index instances are evaluated one by one (``_evaluate``)
         waiting = [ti for ti in tis.values() if ti.state is TaskState.NONE]
         if not waiting:
             return
@@ -510,6 +547,16 @@ class RunPlanner:
                 setups = [u for u in spec.upstream if self._specs[u].is_setup]
                 self._up_setup[task_id] = sum((self._counts[u] for u in setups), Counter())
                 self._up_setup_total[task_id] = sum(len(self._tis[u]) for u in setups)
+            if spec.per_index_upstream:
+                ext_ups = [u for u in spec.upstream if u not in spec.per_index_upstream]
+                self._ext_counts[task_id] = sum((self._counts[u] for u in ext_ups), Counter())
+                self._ext_total[task_id] = sum(len(self._tis[u]) for u in ext_ups)
+                if UNMAPPED in self._tis[task_id]:
+                    self._idx_counts.pop(task_id, None)
+                else:
+                    self._idx_counts[task_id] = {
+                        i: self._index_counts(spec, i) for i in self._tis[task_id]
+                    }
 
     def handle(
         self, events: Iterable[Stimulus], now: float, stimulus_id: str = "", *, admit: bool = True
@@ -766,6 +813,10 @@ class RunPlanner:
                 setup = self._up_setup[down]
                 setup[old] -= 1
                 setup[new] += 1
+            if down in self._ext_counts:
+                self._track_per_index(ti.key, down, old, new)
+                if down in self._idx_counts and task_id in self._specs[down].per_index_upstream:
+                    continue  # its same-index instance is queued instead
             if terminal:
                 self._queue_evaluation(down)
         stimulus = self._stimulus
@@ -778,6 +829,26 @@ class RunPlanner:
             heapq.heappush(
                 self._ready[spec.pool], (-spec.priority_weight, self._admission.next_seq(), ti.key)
             )
+
+    def _track_per_index(self, key: TIKey, down: str, old: TaskState, new: TaskState) -> None:
+        """Keep ``down``'s per-index counters (it has per-index upstreams) after
+        ``key`` went from ``old`` to ``new``; queue ``down[i]`` when ``key`` is done."""
+        if key.task_id not in self._specs[down].per_index_upstream:
+            ext = self._ext_counts[down]
+            ext[old] -= 1
+            ext[new] += 1
+            return
+        by_index = self._idx_counts.get(down)
+        if by_index is None or key.map_index not in by_index:
+            return  # not expanded yet: it is counted when it expands
+        counts = by_index[key.map_index]
+        counts[old] -= 1
+        counts[new] += 1
+        if new in TERMINAL:
+            down_key = TIKey(down, key.map_index)
+            if down_key not in self._pending_key_set:
+                self._pending_key_set[down_key] = self._stimulus
+                self._pending_keys.append(down_key)
 
     def _impossible(self, ti: _TI, new: TaskState) -> None:
         """A transition the table forbids: a bug. Say which report asked for it and
@@ -798,19 +869,34 @@ class RunPlanner:
 
     def _drain(self, plan: Plan) -> None:
         caller = self._stimulus
-        while self._pending:
-            task_id = self._pending.popleft()
-            self._stimulus = self._pending_set.pop(task_id)
-            self._evaluate(task_id, plan)
+        while self._pending or self._pending_keys:
+            while self._pending:
+                task_id = self._pending.popleft()
+                self._stimulus = self._pending_set.pop(task_id)
+                self._evaluate(task_id, plan)
+            if self._pending_keys:
+                key = self._pending_keys.popleft()
+                self._stimulus = self._pending_key_set.pop(key)
+                self._evaluate_index(key, plan)
         self._stimulus = caller
 
     def _evaluate(self, task_id: str, plan: Plan) -> None:
         tis = self._tis[task_id]
+        spec = self._specs[task_id]
+        if spec.per_index_upstream and not self._aborted and task_id in self._idx_counts:
+            for i, ti in list(tis.items()):
+                if ti.state is TaskState.NONE:
+                    self._evaluate_index(TIKey(task_id, i), plan)
+            return
         if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
             return  # already decided (or expanded)
-        spec = self._specs[task_id]
-        verdict = self._verdict(task_id)
         placeholder = tis[UNMAPPED]
+        expandable = self._per_index_expandable(spec) if spec.per_index_upstream else None
+        if expandable is not None:
+            if expandable and self._sources_done(spec):
+                self._expand(spec, plan)
+            return
+        verdict = self._verdict(task_id)
         if verdict is Verdict.WAIT:
             return
         if verdict is Verdict.READY and spec.is_mapped and not self._sources_done(spec):
@@ -825,6 +911,49 @@ class RunPlanner:
             self._schedule(placeholder, plan)
         else:
             self._expand(spec, plan)
+
+    def _per_index_expandable(self, spec: TaskSpec) -> bool | None:
+        """For a task with per-index upstreams: None when one of them ended without
+        expanding (then the task is planned like any mapped task, over every
+        upstream), else whether it can expand now (every per-index upstream expanded,
+        every other upstream done)."""
+        for up in spec.per_index_upstream:
+            placeholder = self._tis[up].get(UNMAPPED)
+            if placeholder is not None:
+                return None if placeholder.state in TERMINAL else False
+        ext = self._ext_counts[spec.task_id]
+        return sum(ext[s] for s in TERMINAL) == self._ext_total[spec.task_id]
+
+    def _evaluate_index(self, key: TIKey, plan: Plan) -> None:
+        """Instance ``key`` of a task with per-index upstreams: its trigger rule over
+        its other upstreams and the same-index instances of its per-index ones."""
+        ti = self._tis[key.task_id].get(key.map_index)
+        if self._aborted or ti is None or ti.state is not TaskState.NONE:
+            return
+        task_id = key.task_id
+        mine = self._idx_counts[task_id][key.map_index]
+        verdict = evaluate(
+            self._specs[task_id].trigger_rule,
+            self._ext_counts[task_id] + mine,
+            self._ext_total[task_id] + sum(mine.values()),
+            self._up_setup.get(task_id),
+            self._up_setup_total.get(task_id, 0),
+        )
+        if verdict is Verdict.READY:
+            self._schedule(ti, plan)
+        elif verdict is Verdict.SKIP:
+            self._set(ti, TaskState.SKIPPED, plan, reason="skipped by trigger rule")
+        elif verdict is Verdict.UPSTREAM_FAILED:
+            self._set(ti, TaskState.UPSTREAM_FAILED, plan, reason="an upstream task failed")
+
+    def _index_counts(self, spec: TaskSpec, index: int) -> Counter[TaskState]:
+        """The states of the same-index instances of ``spec``'s per-index upstreams."""
+        counts: Counter[TaskState] = Counter()
+        for up in spec.per_index_upstream:
+            ti = self._tis[up].get(index)
+            if ti is not None:
+                counts[ti.state] += 1
+        return counts
 
     def _verdict(self, task_id: str) -> Verdict:
         return evaluate(
@@ -926,14 +1055,27 @@ class RunPlanner:
         for down in self._downstream[spec.task_id]:
             self._up_counts[down][TaskState.NONE] += count - 1
             self._up_total[down] += count - 1
+            if down in self._ext_counts:
+                if spec.task_id in self._specs[down].per_index_upstream:
+                    self._queue_evaluation(down)
+                else:
+                    self._ext_counts[down][TaskState.NONE] += count - 1
+                    self._ext_total[down] += count - 1
             if spec.is_setup:
                 self._up_setup[down][TaskState.NONE] += count - 1
                 self._up_setup_total[down] += count - 1
+        per_index = bool(spec.per_index_upstream)
+        if per_index:
+            self._idx_counts[spec.task_id] = {}
         for i in range(count):
             ti = _TI(TIKey(spec.task_id, i))
             tis[i] = ti
             counts[TaskState.NONE] += 1
-            self._schedule(ti, plan)
+            if per_index:
+                self._idx_counts[spec.task_id][i] = self._index_counts(spec, i)
+                self._evaluate_index(ti.key, plan)
+            else:
+                self._schedule(ti, plan)
 
     def _release_retries(self, now: float, plan: Plan) -> None:
         heap = self._retry_heap

@@ -74,6 +74,10 @@ class TaskSpec:
     #: At most this many instances queued or running within one run (mapped
     #: instances count; Airflow's max_active_tis_per_dagrun; None: no limit).
     max_active_tis_per_dagrun: int | None = None
+    #: Upstream tasks matched map index by map index (a mapped task group's inner
+    #: edges): instance ``i`` waits only for their instance ``i``. Each must be in
+    #: ``upstream`` and map over the same ``map_sources``.
+    per_index_upstream: tuple[str, ...] = ()
 
     @property
     def is_mapped(self) -> bool:
