@@ -50,6 +50,18 @@ class _Signature:
         #: The function may call ti.xcom_pull: its upstream outputs travel with it.
         self.may_pull = self.var_keyword or bool(self.context_names & {"ti", "task_instance"})
         self.is_coroutine = inspect.iscoroutinefunction(fn)
+        # Weakly: this object is cached in a WeakKeyDictionary keyed by ``fn``.
+        try:
+            self._fn: Callable[[], Callable[..., Any] | None] = weakref.ref(fn)
+        except TypeError:  # not weak-referenceable (and so never cached)
+            self._fn = lambda: fn
+
+    @functools.cached_property
+    def multiple_outputs(self) -> bool:
+        """Airflow's inference from the return annotation, made once per function (on
+        first use, so an annotation naming something defined later still resolves)."""
+        fn = self._fn()
+        return fn is not None and infer_multiple_outputs(fn)
 
     def check_call(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         try:
@@ -289,7 +301,7 @@ class TaskDecorator:
         """The task settings, ``multiple_outputs`` inferred from a dict return annotation
         unless given (as Airflow)."""
         settings = {k: v for k, v in self.settings.items() if k != "task_id"}
-        if "multiple_outputs" not in settings and infer_multiple_outputs(self.function):
+        if "multiple_outputs" not in settings and _signature(self.function).multiple_outputs:
             settings["multiple_outputs"] = True
         return settings
 

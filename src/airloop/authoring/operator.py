@@ -531,9 +531,13 @@ class BaseOperator(AbstractOperator):
     def __setattr__(self, name: str, value: Any) -> None:
         # As Airflow: an XComArg in a template field (nested in lists/dicts too) makes
         # its task upstream and is resolved at run time; anywhere else it is an error.
-        if isinstance(value, _CONTAINERS) and not name.startswith("_"):
+        if (
+            isinstance(value, _CONTAINERS)
+            and not name.startswith("_")
+            and name not in self.own_xcom_arg_fields
+        ):
             args = list(iter_xcom_args(value))
-            if args and name not in self.own_xcom_arg_fields:
+            if args:
                 self._note_xcom_field(name, args)
         object.__setattr__(self, name, value)
 

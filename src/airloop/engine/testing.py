@@ -55,10 +55,13 @@ class DagTestResult:
     state: DagRunState
     duration: float
     tasks: tuple[TaskTestResult, ...]
-    #: Return values by (task_id, map_index), decoded from their JSON.
-    xcoms: Mapping[tuple[str, int], Any] = field(default_factory=dict)
     #: Every XCom (pushed ones and multiple_outputs' keys too) by (task_id, map_index, key).
     keyed_xcoms: Mapping[tuple[str, int, str], Any] = field(default_factory=dict)
+
+    @property
+    def xcoms(self) -> dict[tuple[str, int], Any]:
+        """Return values by (task_id, map_index), decoded from their JSON."""
+        return {(t, i): v for (t, i, k), v in self.keyed_xcoms.items() if k == XCOM_RETURN_KEY}
 
     @property
     def ok(self) -> bool:
@@ -160,9 +163,8 @@ async def arun_dag_test(
             key=lambda t: (order.get(t.task_id, len(order)), t.map_index),
         )
     )
-    xcoms = {(t, i): v for (t, i, k), v in keyed.items() if k == XCOM_RETURN_KEY}
     outcome = DagTestResult(
-        dag.dag_id, result.run_id, when, result.state, result.duration, tasks, xcoms, keyed
+        dag.dag_id, result.run_id, when, result.state, result.duration, tasks, keyed
     )
     if not quiet:
         stream = output or sys.stdout
