@@ -1,0 +1,1 @@
+"""Async hooks: clients for external systems, shared per connection id within a process."""

@@ -1,0 +1,1 @@
+"""Notifiers usable as callbacks: email (SMTP), Slack incoming webhook, generic JSON webhook."""
