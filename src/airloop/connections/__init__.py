@@ -1,1 +1,17 @@
-"""Connections and Variables: Airflow's model, looked up in the environment, a secrets backend, then the metadata database (encrypted at rest)."""
+"""Connections and Variables: Airflow's model, looked up in the environment, a secrets
+backend, then the metadata database (encrypted at rest)."""
+
+from airloop.connections.lookup import aget_connection, configured_sources, set_sources
+from airloop.connections.model import Connection, ConnectionNotFound, InvalidConnection
+from airloop.connections.sources import EnvironmentSource, SecretsSource
+
+__all__ = [
+    "Connection",
+    "ConnectionNotFound",
+    "EnvironmentSource",
+    "InvalidConnection",
+    "SecretsSource",
+    "aget_connection",
+    "configured_sources",
+    "set_sources",
+]

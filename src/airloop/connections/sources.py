@@ -1,0 +1,79 @@
+"""Where connections and variables come from, and the order they are looked up in.
+
+Airflow's order: the environment (``AIRLOOP_CONN_<ID>``, ``AIRLOOP_VAR_<KEY>``), then
+a secrets backend when one is configured, then the metadata database. The first
+source that holds the id wins. Sources are async: a backend or the database is a
+network call, and a lookup must never block the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from airloop.connections.model import Connection, ConnectionNotFound
+
+CONN_PREFIX = "AIRLOOP_CONN_"
+VAR_PREFIX = "AIRLOOP_VAR_"
+
+
+@runtime_checkable
+class SecretsSource(Protocol):
+    """One place connections and variables are kept."""
+
+    name: str
+
+    async def get_connection(self, conn_id: str) -> Connection | None: ...
+
+    async def get_variable(self, key: str) -> str | None: ...
+
+
+class EnvironmentSource:
+    """``AIRLOOP_CONN_<ID>`` (URI or JSON form) and ``AIRLOOP_VAR_<KEY>``; ids upper-cased."""
+
+    name = "environment"
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ
+
+    def _env(self) -> Mapping[str, str]:
+        return os.environ if self._environ is None else self._environ
+
+    async def get_connection(self, conn_id: str) -> Connection | None:
+        text = self._env().get(CONN_PREFIX + conn_id.upper())
+        if text is None:
+            return None
+        return Connection.parse(conn_id, text)
+
+    async def get_variable(self, key: str) -> str | None:
+        return self._env().get(VAR_PREFIX + key.upper())
+
+    def connection_ids(self) -> list[str]:
+        return sorted(
+            k[len(CONN_PREFIX) :].lower() for k in self._env() if k.startswith(CONN_PREFIX)
+        )
+
+
+async def find_connection(conn_id: str, sources: Sequence[SecretsSource]) -> Connection:
+    """The connection from the first source that holds it; else a clear error naming them."""
+    for source in sources:
+        found = await source.get_connection(conn_id)
+        if found is not None:
+            return found
+    raise ConnectionNotFound(conn_id, [_where(s, conn_id) for s in sources])
+
+
+async def find_variable(key: str, sources: Sequence[SecretsSource]) -> str | None:
+    """The variable's text from the first source that holds it, or None."""
+    for source in sources:
+        found = await source.get_variable(key)
+        if found is not None:
+            return found
+    return None
+
+
+def _where(source: SecretsSource, conn_id: str) -> str:
+    if isinstance(source, EnvironmentSource):
+        return f"environment variable {CONN_PREFIX}{conn_id.upper()}"
+    return source.name

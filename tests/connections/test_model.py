@@ -1,0 +1,61 @@
+"""The connection model's URI and JSON forms, and the environment source."""
+
+from __future__ import annotations
+
+import pytest
+
+from airloop.connections import Connection, ConnectionNotFound, InvalidConnection
+from airloop.connections.sources import EnvironmentSource, find_connection
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "postgres://us%40er:p%2Fw@db.example:5432/mydb?sslmode=require",
+        "http://h?__extra__=%7B%22a%22%3A+%7B%22b%22%3A+1%7D%7D",
+        "aws://",
+        "mysql://root@127.0.0.1:3306/test",
+    ],
+)
+def test_uri_round_trips(uri: str) -> None:
+    conn = Connection.from_uri("c", uri)
+    assert Connection.from_uri("c", conn.get_uri()) == conn
+
+
+def test_uri_parts_are_decoded() -> None:
+    conn = Connection.from_uri("c", "google-cloud-platform://us%40er:p%2Fw@host:1/db?k=v")
+    assert conn.conn_type == "google_cloud_platform"
+    assert (conn.login, conn.password, conn.host, conn.port, conn.schema) == (
+        "us@er",
+        "p/w",
+        "host",
+        1,
+        "db",
+    )
+    assert conn.extra_dejson == {"k": "v"}
+
+
+def test_json_form_and_bad_input() -> None:
+    conn = Connection.parse("c", '{"conn_type": "http", "host": "h", "extra": {"k": 1}}')
+    assert conn.extra_dejson == {"k": 1}
+    assert Connection.parse("c", conn.as_json()) == conn
+    with pytest.raises(InvalidConnection, match="unknown field"):
+        Connection.parse("c", '{"hots": "h"}')
+    with pytest.raises(InvalidConnection, match="not a connection URI"):
+        Connection.parse("c", "just-text")
+    with pytest.raises(InvalidConnection, match="port"):
+        Connection.parse("c", "http://h:notaport")
+    with pytest.raises(InvalidConnection, match="extra is not JSON"):
+        Connection(conn_id="c", extra="{nope")
+
+
+def test_password_is_not_in_repr() -> None:
+    assert "s3cret" not in repr(Connection(conn_id="c", password="s3cret"))
+
+
+async def test_environment_source_and_not_found() -> None:
+    env = {"AIRLOOP_CONN_MY_DB": "postgres://u@h/db"}
+    sources = [EnvironmentSource(env)]
+    assert (await find_connection("my_db", sources)).host == "h"
+    with pytest.raises(ConnectionNotFound, match="AIRLOOP_CONN_OTHER"):
+        await find_connection("other", sources)
