@@ -30,6 +30,12 @@ class Resources:
         self._items: dict[Any, Closeable] = {}
         self._locks: dict[Any, asyncio.Lock] = {}
         self._closed = False
+        #: The loop the engine runs on (None if made outside one): loop-bound clients
+        #: (aiohttp sessions) are shared only on it, not on a task's own loop.
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
 
     async def get(self, key: Any, factory: Callable[[Settings], Awaitable[R]]) -> R:
         item = self._items.get(key)

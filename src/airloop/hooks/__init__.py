@@ -2,4 +2,9 @@
 
 from airloop.hooks.base import BaseHook
 
+# HTTP (issue 12)
+from airloop.hooks.http import HttpError, HttpHook, HttpResponse
+
 __all__ = ["BaseHook"]
+# HTTP (issue 12)
+__all__ += ["HttpError", "HttpHook", "HttpResponse"]
