@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,8 +22,9 @@ class SlackWebhookNotifier(BaseNotifier):
     """Post to a Slack incoming webhook (Airflow's Slack provider's notifier).
 
     The webhook is ``webhook_url``, or the connection ``slack_webhook_conn_id``
-    (default ``slack_default``): its password is the whole webhook URL or the token
-    after ``https://hooks.slack.com/services/`` (with a host, after that host).
+    (default ``slack_default``): its password is the whole webhook URL, or the token
+    after ``https://hooks.slack.com/services/`` (after the connection's base URL when
+    it has a host).
     ``text``, ``blocks`` and ``attachments`` are templates.
     """
 
@@ -76,8 +76,6 @@ class SlackWebhookNotifier(BaseNotifier):
         if "://" in token:
             return token
         base = base_url_of(conn) if conn.host else SLACK_WEBHOOK_BASE
-        if conn.host and not conn.schema and "://" not in conn.host and conn.conn_type != "http":
-            base = base.replace("http://", "https://", 1)  # Slack's hosts are https only
         return join_url(base, token.lstrip("/")) if token else base
 
     def payload(self) -> dict[str, Any]:
@@ -85,14 +83,7 @@ class SlackWebhookNotifier(BaseNotifier):
         for name in ("blocks", "attachments", "unfurl_links", "unfurl_media"):
             value = getattr(self, name)
             if value is not None:
-                body[name] = (
-                    json.loads(value)
-                    if isinstance(value, str)
-                    and name
-                    in (
-                        "blocks",
-                        "attachments",
-                    )
+                body[name] = value
                     else value
                 )
         return body
