@@ -84,8 +84,6 @@ class SlackWebhookNotifier(BaseNotifier):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
-                    else value
-                )
         return body
 
     async def notify(self, context: Mapping[str, Any]) -> None:
