@@ -16,6 +16,7 @@ for every method (nothing was sent). POST and PATCH are otherwise never sent twi
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import inspect
 import json as jsonlib
@@ -280,9 +281,7 @@ class HttpHook(BaseHook):
 
     # -- the connection -------------------------------------------------------------
 
-    async def get_conn_config(
-        self,
-    ) -> tuple[str, dict[str, str], aiohttp.BasicAuth | None, dict[str, Any]]:
+    async def get_conn_config(self) -> tuple[str, dict[str, str], str | None, dict[str, Any]]:
         """(base URL, headers, auth, request options) from the connection (None: no
         connection, every endpoint is a whole URL)."""
         if self.http_conn_id is None:
@@ -293,7 +292,8 @@ class HttpHook(BaseHook):
         headers, options = split_extra(conn)
         auth = None
         if conn.login:
-            auth = aiohttp.BasicAuth(conn.login, conn.password or "")
+            pair = f"{conn.login}:{conn.password or ''}".encode()
+            auth = "Basic " + base64.b64encode(pair).decode("ascii")
         return base_url, headers, auth, options
 
     def url_from_endpoint(self, endpoint: str | None) -> str:
@@ -329,8 +329,8 @@ class HttpHook(BaseHook):
         if "://" not in url:
             raise AirloopError(f"{where}: {url!r} is not a whole URL (http://... or https://...)")
         request: dict[str, Any] = {"headers": {**conn_headers, **dict(headers or {})}}
-        if auth is not None:
-            request["auth"] = auth
+        if auth is not None and not any(k.lower() == "authorization" for k in request["headers"]):
+            request["headers"]["Authorization"] = auth
         if data is not None and json is not None:
             raise AirloopError(f"{where}: give data or json, not both")
         query = dict(params or {})
