@@ -140,6 +140,10 @@ async def test_bad_input_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         HttpHook("FETCH")
     with pytest.raises(AirloopError, match="extra_options 'proxies' is not supported"):
         await HttpHook("GET", "http_test").run("x", extra_options={"proxies": {}})
+    with pytest.raises(AirloopError, match="timeout must be a positive number of seconds"):
+        await HttpHook("GET", "http_test").run("x", extra_options={"timeout": "soon"})
+    with pytest.raises(AirloopError, match="verify must be true or false, got 'maybe'"):
+        await HttpHook("GET", "http_test").run("x", extra_options={"verify": "maybe"})
     monkeypatch.setenv("AIRLOOP_CONN_BADX", '{"host": "h", "extra": {"stream": true}}')
     with pytest.raises(InvalidConnection, match="extra 'stream' is not supported"):
         await HttpHook("GET", "badx").run("x")

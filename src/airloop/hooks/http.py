@@ -235,6 +235,34 @@ def check_extra_options(where: str, options: Mapping[str, Any]) -> None:
             )
 
 
+def option_values(where: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The request options with their values checked and converted (text from a
+    connection's extra included: ``"30"``, ``"false"``)."""
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        if key == "timeout":
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                seconds = -1.0
+            if isinstance(value, bool) or seconds <= 0:
+                raise AirloopError(
+                    f"{where}: timeout must be a positive number of seconds, got {value!r}"
+                )
+            values[key] = seconds
+        elif key == "max_redirects":
+            if isinstance(value, bool) or not str(value).isdigit():
+                raise AirloopError(f"{where}: max_redirects must be an integer >= 0, got {value!r}")
+            values[key] = int(value)
+        elif isinstance(value, bool):
+            values[key] = value
+        elif isinstance(value, str) and value.lower() in ("true", "false"):
+            values[key] = value.lower() == "true"
+        else:
+            raise AirloopError(f"{where}: {key} must be true or false, got {value!r}")
+    return values
+
+
 class HttpHook(BaseHook):
     """Airflow's ``HttpHook`` on aiohttp: ``await HttpHook(method="GET").run("api/items")``.
 
@@ -322,8 +350,9 @@ class HttpHook(BaseHook):
         where = f"HttpHook({self.http_conn_id!r})"
         options = dict(extra_options or {})
         check_extra_options(where, options)
+        options = option_values(where, options)
         base_url, conn_headers, auth, conn_options = await self.get_conn_config()
-        merged = {**conn_options, **options}
+        merged = option_values(where, {**conn_options, **options})
         check_response = bool(merged.pop("check_response", True))
         url = join_url(base_url, endpoint)
         if "://" not in url:
@@ -348,13 +377,13 @@ class HttpHook(BaseHook):
         if query:
             request["params"] = {k: str(v) for k, v in query.items()}
         if "timeout" in merged:
-            request["timeout"] = aiohttp.ClientTimeout(total=float(merged["timeout"]))
+            request["timeout"] = aiohttp.ClientTimeout(total=merged["timeout"])
         if merged.get("verify") is False:
             request["ssl"] = False
         if "allow_redirects" in merged:
-            request["allow_redirects"] = bool(merged["allow_redirects"])
+            request["allow_redirects"] = merged["allow_redirects"]
         if "max_redirects" in merged:
-            request["max_redirects"] = int(merged["max_redirects"])
+            request["max_redirects"] = merged["max_redirects"]
         response = await self._send(url, request)
         if check_response:
             response.raise_for_status()
