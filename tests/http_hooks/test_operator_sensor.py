@@ -177,3 +177,39 @@ def test_definition_errors_are_clear() -> None:
         assert SimpleHttpOperator is HttpOperator
         op = HttpOperator(task_id="e", deferrable=False, tcp_keep_alive=True)
         assert op.method == "POST"
+
+
+DAG_FILE = """
+from airloop import DAG
+from airloop.operators import HttpOperator
+from airloop.sensors import HttpSensor
+
+with DAG("in_a_worker") as dag:
+    ready = HttpSensor(
+        task_id="ready", http_conn_id="http_test", endpoint="ready", poke_interval=0,
+        executor="process",
+    )
+    get = HttpOperator(
+        task_id="get", http_conn_id="http_test", method="GET", endpoint="flaky",
+        response_filter=lambda response, ti: f"{ti.task_id}: {response.text}",
+        executor="process",
+    )
+    ready >> get
+"""
+
+
+async def test_operator_and_sensor_in_a_worker_process(
+    http_server: LocalHttp, tmp_path: Path
+) -> None:
+    from airloop.dagbag.loader import load_dag_file
+
+    path = tmp_path / "dags" / "in_a_worker.py"
+    path.parent.mkdir()
+    path.write_text(DAG_FILE)
+    dag = load_dag_file(path).dags["in_a_worker"]
+    settings = Settings(home=tmp_path / "home", process_workers=1)
+    async with Engine(settings) as engine:
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        assert (await _xcoms(engine, result.run_pk))["get"] == "get: done after 3 tries"
+    assert http_server.state.hits["ready"] == 3
