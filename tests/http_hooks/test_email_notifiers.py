@@ -151,6 +151,14 @@ async def test_webhook_notifier_posts_the_dag_failure(
     assert body["task_id"] is None
 
 
+async def test_a_failed_slack_post_never_shows_the_webhook_token(http_server: LocalHttp) -> None:
+    notifier = SlackWebhookNotifier(webhook_url=f"{http_server.url}/nowhere/T1/B1/SECRET")
+    with pytest.raises(AirloopError) as raised:
+        await notifier.notify({})
+    assert "SECRET" not in str(raised.value)
+    assert f"POST {http_server.url}/*** failed: HTTP 404 Not Found" in str(raised.value)
+
+
 def test_notifier_definition_errors() -> None:
     with pytest.raises(DagDefinitionError, match="exactly one of url and http_conn_id"):
         WebhookNotifier()

@@ -24,8 +24,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -141,6 +142,8 @@ class HttpResponse:
     headers: Mapping[str, str]
     content: bytes
     encoding: str | None = None
+    #: The URL as error messages show it (without a secret path).
+    shown_url: str | None = field(default=None, repr=False)
 
     @property
     def status(self) -> int:
@@ -159,10 +162,12 @@ class HttpResponse:
 
     def raise_for_status(self) -> None:
         if not self.ok:
-            raise HttpError(self.method, self.url, self.status_code, self.reason, self.text)
+            shown = self.url if self.shown_url is None else self.shown_url
+            raise HttpError(self.method, shown, self.status_code, self.reason, self.text)
 
     def __repr__(self) -> str:
-        return f"<HttpResponse [{self.status_code}] {self.method} {self.url}>"
+        shown = self.url if self.shown_url is None else self.shown_url
+        return f"<HttpResponse [{self.status_code}] {self.method} {shown}>"
 
 
 class HttpSessions:
@@ -182,7 +187,10 @@ class HttpSessions:
         res = current_resources.get()
         if res is None or getattr(res, "loop", None) is not asyncio.get_running_loop():
             return None
-        registry: HttpSessions = await res.get("http", cls.create)
+        try:
+            registry: HttpSessions = await res.get("http", cls.create)
+        except RuntimeError:  # the engine is closing: a call of its own, then
+            return None
         return registry
 
     def session(self, conn_id: str) -> aiohttp.ClientSession:
@@ -269,6 +277,7 @@ class HttpHook(BaseHook):
     ``retry_limit`` is how many times a retryable failure is tried again (0: never);
     waits grow from ``retry_delay`` (doubling, with jitter) up to ``max_retry_delay``.
     A ``Retry-After`` longer than ``max_retry_delay`` fails the call instead of waiting.
+    ``secret_path=True`` keeps the URL's path out of errors and logs (a webhook token).
     """
 
     conn_name_attr = "http_conn_id"
@@ -286,6 +295,7 @@ class HttpHook(BaseHook):
         retry_limit: int = 3,
         retry_delay: float = 1.0,
         max_retry_delay: float = 60.0,
+        secret_path: bool = False,
     ) -> None:
         upper = str(method).upper()
         if upper not in METHODS:
@@ -306,6 +316,15 @@ class HttpHook(BaseHook):
         self.base_url = ""
         #: Tries sent by this hook (each retry counts): for logs and tests.
         self.attempts = 0
+        #: The URL's path is a secret (a Slack webhook's token): never in messages.
+        self.secret_path = secret_path
+
+    def shown(self, url: str) -> str:
+        """The URL as messages and logs show it."""
+        if not self.secret_path:
+            return url
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}/***"
 
     # -- the connection -------------------------------------------------------------
 
@@ -356,7 +375,9 @@ class HttpHook(BaseHook):
         check_response = bool(merged.pop("check_response", True))
         url = join_url(base_url, endpoint)
         if "://" not in url:
-            raise AirloopError(f"{where}: {url!r} is not a whole URL (http://... or https://...)")
+            raise AirloopError(
+                f"{where}: {self.shown(url)!r} is not a whole URL (http://... or https://...)"
+            )
         request: dict[str, Any] = {"headers": {**conn_headers, **dict(headers or {})}}
         if auth is not None and not any(k.lower() == "authorization" for k in request["headers"]):
             request["headers"]["Authorization"] = auth
@@ -401,6 +422,7 @@ class HttpHook(BaseHook):
         self, session: aiohttp.ClientSession, url: str, request: dict[str, Any]
     ) -> HttpResponse:
         idempotent = self.method in IDEMPOTENT_METHODS
+        shown = self.shown(url)
         rng = random.Random()
         attempt = 0
         while True:
@@ -413,9 +435,10 @@ class HttpHook(BaseHook):
                     response = HttpResponse(
                         method=self.method,
                         url=str(answer.url),
+                        shown_url=self.shown(str(answer.url)),
                         status_code=answer.status,
                         reason=answer.reason or "",
-                        headers=dict(answer.headers),
+                        headers=answer.headers.copy(),  # case-insensitive
                         content=body,
                         encoding=answer.get_encoding() if body else None,
                     )
@@ -432,7 +455,7 @@ class HttpHook(BaseHook):
                 if response.status_code not in self.retryable_statuses or not idempotent:
                     return response
                 failure = HttpError(
-                    self.method, url, response.status_code, response.reason, response.text
+                    self.method, shown, response.status_code, response.reason, response.text
                 )
                 cause = f"HTTP {response.status_code}"
                 retryable = True
@@ -442,7 +465,7 @@ class HttpHook(BaseHook):
                         return response
                     raise HttpError(
                         self.method,
-                        url,
+                        shown,
                         response.status_code,
                         f"{response.reason} (Retry-After {wait:g}s is longer than "
                         f"max_retry_delay {self.max_retry_delay:g}s)",
@@ -454,14 +477,14 @@ class HttpHook(BaseHook):
                 what = f"{cause} after {attempt} tr{'y' if attempt == 1 else 'ies'}"
                 if not retryable:
                     what += f" ({self.method} is not retried: it may have taken effect)"
-                raise HttpError(self.method, url, None, what) from failure
+                raise HttpError(self.method, shown, None, what) from failure
             if wait is None:
                 ceiling = min(self.max_retry_delay, self.retry_delay * 2.0 ** min(attempt - 1, 30))
                 wait = ceiling / 2 + rng.uniform(0, ceiling / 2)
             log.info(
                 "%s %s attempt %d/%d failed (%s); retrying in %.2fs",
                 self.method,
-                url,
+                shown,
                 attempt,
                 self.retry_limit + 1,
                 cause,

@@ -88,7 +88,7 @@ class SlackWebhookNotifier(BaseNotifier):
 
     async def notify(self, context: Mapping[str, Any]) -> None:
         options = {} if self.timeout is None else {"timeout": self.timeout}
-        hook = HttpHook("POST", http_conn_id=None)
+        hook = HttpHook("POST", http_conn_id=None, secret_path=True)
         await hook.run(await self.url(), json=self.payload(), extra_options=options)
 
 
