@@ -25,6 +25,8 @@ class EmailOperator(BaseOperator):
         "subject",
         "html_content",
         "files",
+        "cc",
+        "bcc",
     )
     template_fields_renderers: ClassVar[Mapping[str, str]] = {"html_content": "html"}
     template_ext: ClassVar[tuple[str, ...]] = (".html",)

@@ -15,13 +15,13 @@ from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator
 from airloop.exceptions import AirloopError, DagDefinitionError, FailTask
 from airloop.hooks.http import (
-    EXTRA_OPTION_NAMES,
     HTTP_ARGS,
     REQUEST_KWARGS,
     HttpHook,
     HttpResponse,
     call_with_context,
     check_extra_options,
+    option_values,
 )
 
 
@@ -78,6 +78,7 @@ class HttpOperator(BaseOperator):
             )
         try:
             check_extra_options(where, extra_options or {})
+            option_values(where, extra_options or {})
             # Checks the method now rather than at run time.
             HttpHook(method, http_conn_id)
         except Exception as exc:  # noqa: BLE001 - re-raised as a DAG definition error
@@ -93,9 +94,6 @@ class HttpOperator(BaseOperator):
         self.request_kwargs = request_kwargs or {}
         self.http_conn_id = http_conn_id
         self.log_response = log_response
-
-    #: The options HttpHook understands in extra_options (Airflow's names).
-    extra_option_names: ClassVar[frozenset[str]] = EXTRA_OPTION_NAMES
 
     @property
     def hook(self) -> HttpHook:

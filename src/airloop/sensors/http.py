@@ -16,6 +16,7 @@ from airloop.hooks.http import (
     HttpHook,
     call_with_context,
     check_extra_options,
+    option_values,
 )
 
 
@@ -57,6 +58,7 @@ class HttpSensor(BaseSensor):
             )
         try:
             check_extra_options(where, extra_options or {})
+            option_values(where, extra_options or {})
             HttpHook(method, http_conn_id)
         except Exception as exc:  # noqa: BLE001 - re-raised as a DAG definition error
             raise DagDefinitionError(str(exc).replace("HttpHook", where)) from None
