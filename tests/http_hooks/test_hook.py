@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airloop import DAG, DagRunState, task
 from airloop.connections import Connection, InvalidConnection
+from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError
-from airloop.hooks import HttpError, HttpHook
+from airloop.hooks import HttpError, HttpHook, HttpResponse
 from airloop.hooks.http import base_url_of, join_url, retry_after_seconds
+from airloop.runtime import BlockingOnLoopError
+from airloop.settings import Settings
 
 from .conftest import LocalHttp, free_port
 
@@ -147,3 +153,29 @@ async def test_bad_input_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("AIRLOOP_CONN_BADX", '{"host": "h", "extra": {"stream": true}}')
     with pytest.raises(InvalidConnection, match="extra 'stream' is not supported"):
         await HttpHook("GET", "badx").run("x")
+
+
+async def test_run_blocks_in_a_sync_task_and_refuses_on_the_loop(
+    http_server: LocalHttp, tmp_path: Path
+) -> None:
+    with DAG("sync_hook") as dag:
+
+        @task
+        def fetch() -> str:
+            response: HttpResponse = HttpHook("GET", "http_test").run("flaky")
+            return response.text
+
+        fetch()
+
+    async with Engine(Settings(home=tmp_path)) as engine:
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        rows = await engine.store.xcom_values(result.run_pk)
+    assert json.loads(rows[0].value) == "done after 3 tries"
+
+    def sync_on_the_loop() -> Any:
+        return HttpHook("GET", "http_test").run("echo")
+
+    with pytest.raises(BlockingOnLoopError, match=r"HttpHook.run\(\) was called from sync code"):
+        sync_on_the_loop()
+    assert http_server.state.hits.get("echo") is None

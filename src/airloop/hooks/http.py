@@ -22,6 +22,7 @@ import inspect
 import json as jsonlib
 import logging
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from airloop.authoring.airflow_args import Unsupported
 from airloop.connections import Connection, InvalidConnection
 from airloop.exceptions import AirloopError
 from airloop.hooks.base import BaseHook
-from airloop.runtime import current_resources, run_sync
+from airloop.runtime import BlockingOnLoopError, current_resources, run_sync
 
 log = logging.getLogger("airloop.task.http")
 
@@ -43,6 +44,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
 #: Connections per shared session (one session per connection id and engine).
 POOL_LIMIT = 100
+_ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
 #: How much of an error answer's body an HttpError message shows.
 BODY_SNIPPET = 200
 
@@ -349,7 +351,36 @@ class HttpHook(BaseHook):
 
     # -- calls ----------------------------------------------------------------------
 
-    async def run(
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: Mapping[str, Any] | str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra_options: Mapping[str, Any] | None = None,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """``arun`` the way the caller can use it: in async code, the coroutine to
+        await (``await hook.run(...)``); in sync code off the event loop (a sync task in
+        a worker thread or process), the response, as Airflow's sync ``run``. Sync code
+        on the loop's thread gets an error instead of blocking every task."""
+        call = self.arun(endpoint, data, headers, extra_options, json=json, params=params)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(call)
+        caller = sys._getframe(1)
+        if caller.f_code.co_flags & _ASYNC_CODE:
+            return call
+        call.close()
+        raise BlockingOnLoopError(
+            f"HttpHook.run() was called from sync code ({caller.f_code.co_name} at "
+            f"{caller.f_code.co_filename}:{caller.f_lineno}) on the event loop's thread: "
+            "'await hook.run(...)' from async code, or make the task a sync task"
+        )
+
+    async def arun(
         self,
         endpoint: str | None = None,
         data: Mapping[str, Any] | str | bytes | None = None,

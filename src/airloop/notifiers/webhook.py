@@ -89,7 +89,7 @@ class SlackWebhookNotifier(BaseNotifier):
     async def notify(self, context: Mapping[str, Any]) -> None:
         options = {} if self.timeout is None else {"timeout": self.timeout}
         hook = HttpHook("POST", http_conn_id=None, secret_path=True)
-        await hook.run(await self.url(), json=self.payload(), extra_options=options)
+        await hook.arun(await self.url(), json=self.payload(), extra_options=options)
 
 
 class WebhookNotifier(BaseNotifier):
@@ -134,7 +134,7 @@ class WebhookNotifier(BaseNotifier):
         body = default_payload(context) if self.payload is None else self.payload
         options = {} if self.timeout is None else {"timeout": self.timeout}
         hook = HttpHook(self.method, http_conn_id=self.http_conn_id)
-        await hook.run(
+        await hook.arun(
             self.url if self.url is not None else self.endpoint,
             json=body,
             headers=self.headers,

@@ -102,7 +102,7 @@ class HttpOperator(BaseOperator):
     async def execute(self, context: Context) -> Any:
         hook = self.hook
         context.log.info("calling HTTP %s %s (%s)", hook.method, self.endpoint, self.http_conn_id)
-        response = await hook.run(
+        response = await hook.arun(
             self.endpoint, self.data, self.headers, self.extra_options, **self.request_kwargs
         )
         result: HttpResponse | list[HttpResponse] = response
@@ -132,7 +132,7 @@ class HttpOperator(BaseOperator):
                     f"task {self.task_id!r}: pagination_function returned unknown key "
                     f"{unknown[0]!r} (expected endpoint, data, headers, extra_options, json, params)"
                 )
-            response = await hook.run(**self._next_request(changes))
+            response = await hook.arun(**self._next_request(changes))
             responses.append(response)
             context.log.info("fetched page %d", len(responses))
         return responses[0] if len(responses) == 1 else responses

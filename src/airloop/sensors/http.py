@@ -79,7 +79,7 @@ class HttpSensor(BaseSensor):
         hook = HttpHook(self.method, http_conn_id=self.http_conn_id)
         context.log.info("poking %s", self.endpoint)
         try:
-            response = await hook.run(
+            response = await hook.arun(
                 self.endpoint,
                 data=self.request_params,
                 headers=self.headers,
