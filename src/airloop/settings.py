@@ -99,6 +99,30 @@ class AwsSettings(BaseModel):
     )
 
 
+class SqlSettings(BaseModel):
+    """The ``[sql]`` section (env: ``AIRLOOP_SQL__POOL_SIZE`` ...): the SQL hooks and
+    operators (``airloop.hooks.sql``, ``airloop.operators.sql``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Connections per SQL connection id in the engine's shared pool (a connection's "
+            "extra pool_size or a hook's pool_size argument overrides it)."
+        ),
+    )
+    xcom_max_rows: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Most rows an SQL operator pushes as XCom; past it the task fails, naming the "
+            "count (the operator's max_xcom_rows argument overrides it)."
+        ),
+    )
+
+
 class Settings(BaseSettings):
     """airloop's settings. Precedence: arguments > AIRLOOP_* env > settings file > defaults.
 
@@ -180,6 +204,7 @@ class Settings(BaseSettings):
         description="dask: tasks ask for their pool's slots as Dask worker resources.",
     )
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    sql: SqlSettings = Field(default_factory=SqlSettings)
     min_tick_interval: float = Field(
         default=0.01,
         ge=0,

@@ -27,6 +27,13 @@ R = TypeVar("R", bound=Closeable)
 class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The loop the owner runs on (None when made before one runs: then its first
+        #: user's). Loop-bound objects (driver connections) are only shared on it.
+        self.loop: asyncio.AbstractEventLoop | None
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
         self._items: dict[Any, Closeable] = {}
         self._locks: dict[Any, asyncio.Lock] = {}
         self._closed = False
