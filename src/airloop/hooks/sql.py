@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import decimal
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -651,3 +654,34 @@ def parameters_kind(parameters: Any) -> str:
     raise TypeError(
         f"parameters must be a list, a tuple or a dict, got {type(parameters).__name__}"
     )
+
+
+# -- results as XCom -------------------------------------------------------------------
+
+
+def json_safe(value: Any) -> Any:
+    """A query result as JSON keeps it: tuples become lists; NUMERIC an int when whole,
+    a float when one holds it exactly, else its text; dates and times ISO 8601 text;
+    intervals seconds; UUIDs text; bytes hex text; NaN and infinities their text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return str(value)
+        if value == value.to_integral_value():
+            return int(value)
+        as_float = float(value)
+        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    return str(value)  # UUID, IP addresses, ranges...
