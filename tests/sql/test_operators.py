@@ -217,7 +217,9 @@ async def test_sensor_turns_true_after_a_row_appears(engine: Engine, db: Db) -> 
 
         @task
         async def add_row() -> None:
-            while not seen:  # the sensor has looked (and found nothing) at least once
+            # Until the sensor has looked (and found nothing) at least once; a list, not an
+            # asyncio.Event: on the thread executor the two tasks run on different loops.
+            while not seen:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0)
             from airloop.hooks import DbApiHook
