@@ -285,3 +285,12 @@ def test_json_safe_values() -> None:
         ]
     ]
     json.dumps(value, allow_nan=False)
+
+
+def test_connection_variables_are_not_reported_as_unknown_settings() -> None:
+    from airloop.settings import unknown_variables
+
+    assert (
+        unknown_variables({"AIRLOOP_CONN_WAREHOUSE": "postgres://h/db", "AIRLOOP_VAR_X": "1"}) == []
+    )
+    assert unknown_variables({"AIRLOOP_SQL__POOL_SIZE": "3"}) == []
