@@ -76,3 +76,38 @@ async def test_the_pool_is_shared_and_closed_with_the_engine(server_db: Db, tmp_
         assert 1 <= len(ids) <= 2  # 8 tasks, at most pool_size connections
         assert await db.alive(ids) == ids  # kept open for the next task
     assert await db.alive(ids) == set()  # the engine closed them when it stopped
+
+
+async def test_a_timed_out_query_does_not_poison_the_pool(engine: Engine, server_db: Db) -> None:
+    db = server_db
+    sleep = "SELECT pg_sleep(30)" if db.backend == "postgres" else "SELECT SLEEP(30)"
+    with DAG(f"sql_timeout_{db.backend}", schedule=None) as dag:
+        slow = SQLExecuteQueryOperator(
+            task_id="slow",
+            conn_id="db",
+            sql=sleep,
+            execution_timeout=0.5,
+            hook_params={"pool_size": 1},
+        )
+        after = SQLExecuteQueryOperator(
+            task_id="after", conn_id="db", sql="SELECT 42", trigger_rule="all_done"
+        )
+        slow >> after
+    result = await engine.run(dag)
+    failed = dict(result.failed)
+    assert set(failed) == {"slow"}
+    assert "execution_timeout" in failed["slow"]
+    values = await xcom_map(engine, result.run_pk)
+    assert json.loads(values[("after", -1)]) == [[42]]
+
+
+async def test_a_mapped_sql_task(engine: Engine, server_db: Db) -> None:
+    db = server_db
+    with DAG(f"sql_mapped_{db.backend}", schedule=None) as dag:
+        SQLExecuteQueryOperator.partial(task_id="each", conn_id="db").expand(
+            sql=["SELECT 1", "SELECT 2", "SELECT 3"]
+        )
+    result = await engine.run(dag)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcom_map(engine, result.run_pk)
+    assert [json.loads(values[("each", i)]) for i in range(3)] == [[[1]], [[2]], [[3]]]

@@ -59,6 +59,9 @@ class MySqlHook(DbApiHook):
     async def _close(self, raw: Any) -> None:
         await raw.ensure_closed()
 
+    def _abort(self, raw: Any) -> None:
+        raw.close()
+
     async def _set_autocommit(self, raw: Any, autocommit: bool) -> None:
         if raw.get_autocommit() != autocommit:
             await raw.autocommit(autocommit)

@@ -115,6 +115,9 @@ class PostgresHook(DbApiHook):
     async def _close(self, raw: Any) -> None:
         await raw.close(timeout=5)
 
+    def _abort(self, raw: Any) -> None:
+        raw.terminate()
+
     async def _begin(self, raw: Any) -> None:
         await raw.execute("BEGIN")
 

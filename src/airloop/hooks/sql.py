@@ -34,6 +34,8 @@ log = logging.getLogger("airloop.task.sql")
 
 #: The key of the pools in the engine's resources.
 RESOURCE_KEY = "sql"
+#: Seconds a connection gets to close politely before its socket is dropped.
+CLOSE_TIMEOUT = 5.0
 
 
 class SqlError(AirloopError):
@@ -215,11 +217,13 @@ class ConnectionPool:
         size: int,
         connect: Callable[[], Awaitable[Any]],
         close: Callable[[Any], Awaitable[None]],
+        abort: Callable[[Any], None],
     ) -> None:
         self.name = name
         self.size = size
         self._connect = connect
         self._close = close
+        self._abort = abort
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
@@ -241,22 +245,33 @@ class ConnectionPool:
                 raw = await self._connect()
                 self.opened += 1
             self._busy.add(raw)
-            reusable = False
+            ended: BaseException | None = None
             try:
                 yield raw
-                reusable = True
+            except BaseException as exc:
+                ended = exc
+                raise
             finally:
                 self._busy.discard(raw)
-                if reusable and not self._closed:
+                if ended is None and not self._closed:
                     self._idle.append(raw)
                 else:
-                    await self._discard(raw)
+                    # After an error the connection's state is unknown; after a
+                    # cancellation it may be mid-statement: abort it, do not wait.
+                    await self._discard(raw, graceful=isinstance(ended, Exception | None))
 
-    async def _discard(self, raw: Any) -> None:
+    async def _discard(self, raw: Any, graceful: bool = True) -> None:
+        if graceful:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await self._close(raw)
+                return
+            except Exception as exc:  # noqa: BLE001 - a broken connection: abort it below
+                log.debug("closing a connection of %s: %s", self.name, exc)
         try:
-            await self._close(raw)
-        except Exception as exc:  # noqa: BLE001 - a broken connection: closing is best effort
-            log.debug("closing a connection of %s: %s", self.name, exc)
+            self._abort(raw)
+        except Exception as exc:  # noqa: BLE001 - best effort: the socket is dropped anyway
+            log.debug("aborting a connection of %s: %s", self.name, exc)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -288,6 +303,8 @@ async def engine_pools() -> SqlPools | None:
         return None
     loop = asyncio.get_running_loop()
     home = getattr(resources, "loop", None) or loop
+    if home is not loop:
+        return None  # another loop's code (the thread executor): not the engine's pools
 
     async def create(settings: Any) -> SqlPools:
         return SqlPools(settings.sql, home)
@@ -394,6 +411,10 @@ class DbApiHook(BaseHook):
     async def _close(self, raw: Any) -> None:
         raise NotImplementedError
 
+    def _abort(self, raw: Any) -> None:
+        """Drop the connection at once (no round trip): after a cancellation."""
+        raise NotImplementedError
+
     async def _begin(self, raw: Any) -> None:
         raise NotImplementedError
 
@@ -469,7 +490,11 @@ class DbApiHook(BaseHook):
             found = pools.pools.get(key)  # another task may have made it meanwhile
             if found is None:
                 found = ConnectionPool(
-                    f"{type(self).__name__}({self.conn_id!r})", size, self._open, self._close
+                    f"{type(self).__name__}({self.conn_id!r})",
+                    size,
+                    self._open,
+                    self._close,
+                    self._abort,
                 )
                 pools.pools[key] = found
         return found
@@ -485,8 +510,12 @@ class DbApiHook(BaseHook):
         raw = await self._open()
         try:
             yield raw
-        finally:
+        except BaseException:
             with contextlib.suppress(Exception):
+                self._abort(raw)
+            raise
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._close(raw)
 
     # -- Airflow's API ----------------------------------------------------------------

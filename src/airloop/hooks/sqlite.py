@@ -64,6 +64,9 @@ class SqliteHook(DbApiHook):
     async def _close(self, raw: Any) -> None:
         await raw.close()
 
+    def _abort(self, raw: Any) -> None:
+        raw.stop()  # closes the database in aiosqlite's thread and ends the thread
+
     async def _begin(self, raw: Any) -> None:
         await raw.execute("BEGIN")
 

@@ -66,9 +66,13 @@ class SqlSensor(BaseSensor):
         self.selector = selector
         self.fail_on_empty = fail_on_empty
         self.hook_params = dict(hook_params or {})
+        self._hook: DbApiHook | None = None
 
     async def _get_hook(self) -> DbApiHook:
-        return await DbApiHook.for_connection(self.conn_id, **self.hook_params)
+        """Looked up once per try (the connection too), then reused at every poke."""
+        if self._hook is None:
+            self._hook = await DbApiHook.for_connection(self.conn_id, **self.hook_params)
+        return self._hook
 
     async def poke(self, context: Context) -> bool:  # type: ignore[override]  # async poke: BaseSensor awaits it
         hook = await self._get_hook()
