@@ -8,6 +8,7 @@ test with a one-line reason; under CI (CI=true) it fails it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -100,6 +101,17 @@ class Db:
                 f"SELECT id FROM information_schema.processlist WHERE id IN ({marks})"
             )
         return {int(r[0]) for r in rows}
+
+    async def gone(self, ids: set[int], within: float = 20.0) -> set[int]:
+        """Wait (polling) until none of these connections is listed by the server; the
+        ones still listed after ``within`` seconds. A server drops a closed connection
+        from its list a moment after the client has closed it."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            left = await self.alive(ids)
+            if not left or asyncio.get_running_loop().time() > deadline:
+                return left
+            await asyncio.sleep(0.05)
 
     @property
     def connection_id_sql(self) -> str:

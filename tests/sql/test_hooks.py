@@ -189,7 +189,7 @@ async def test_pool_is_shared_bounded_and_closed(db: Db, tmp_path: Path) -> None
         await resources.aclose()
     assert pool.open_count == 0
     if db.backend != "sqlite":
-        assert await db.alive(ids) == set()
+        assert await db.gone(ids) == set()
     token = current_resources.set(resources)
     try:
         hook = await DbApiHook.for_connection(db.conn_id)
@@ -204,7 +204,7 @@ async def test_outside_an_engine_each_call_closes_its_connection(server_db: Db) 
     first = (await hook.get_first(server_db.connection_id_sql))[0]
     second = (await hook.get_first(server_db.connection_id_sql))[0]
     assert first != second
-    assert await server_db.alive({first, second}) == set()
+    assert await server_db.gone({first, second}) == set()
 
 
 async def test_a_connection_extra_sets_the_pool_size(

@@ -217,7 +217,7 @@ class ConnectionPool:
         size: int,
         connect: Callable[[], Awaitable[Any]],
         close: Callable[[Any], Awaitable[None]],
-        abort: Callable[[Any], None],
+        abort: Callable[[Any], None] | None = None,
     ) -> None:
         self.name = name
         self.size = size
@@ -261,13 +261,15 @@ class ConnectionPool:
                     await self._discard(raw, graceful=isinstance(ended, Exception | None))
 
     async def _discard(self, raw: Any, graceful: bool = True) -> None:
-        if graceful:
+        if graceful or self._abort is None:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await self._close(raw)
                 return
             except Exception as exc:  # noqa: BLE001 - a broken connection: abort it below
                 log.debug("closing a connection of %s: %s", self.name, exc)
+            if self._abort is None:
+                return
         try:
             self._abort(raw)
         except Exception as exc:  # noqa: BLE001 - best effort: the socket is dropped anyway
@@ -411,6 +413,9 @@ class DbApiHook(BaseHook):
     async def _close(self, raw: Any) -> None:
         raise NotImplementedError
 
+    #: Whether ``_abort`` drops a connection at once (else it is always closed politely).
+    can_abort: ClassVar[bool] = True
+
     def _abort(self, raw: Any) -> None:
         """Drop the connection at once (no round trip): after a cancellation."""
         raise NotImplementedError
@@ -494,7 +499,7 @@ class DbApiHook(BaseHook):
                     size,
                     self._open,
                     self._close,
-                    self._abort,
+                    self._abort if self.can_abort else None,
                 )
                 pools.pools[key] = found
         return found
@@ -510,13 +515,24 @@ class DbApiHook(BaseHook):
         raw = await self._open()
         try:
             yield raw
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._abort(raw)
+        except BaseException as exc:
+            if self.can_abort and not isinstance(exc, Exception):
+                with contextlib.suppress(Exception):
+                    self._abort(raw)
+                raise
+            await self._close_quietly(raw)
             raise
-        with contextlib.suppress(Exception):
+        await self._close_quietly(raw)
+
+    async def _close_quietly(self, raw: Any) -> None:
+        try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._close(raw)
+        except Exception as exc:  # noqa: BLE001 - a broken connection: dropped anyway
+            log.debug("closing a connection of %s: %s", self.conn_id, exc)
+            if self.can_abort:
+                with contextlib.suppress(Exception):
+                    self._abort(raw)
 
     # -- Airflow's API ----------------------------------------------------------------
 

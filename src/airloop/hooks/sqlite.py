@@ -64,8 +64,8 @@ class SqliteHook(DbApiHook):
     async def _close(self, raw: Any) -> None:
         await raw.close()
 
-    def _abort(self, raw: Any) -> None:
-        raw.stop()  # closes the database in aiosqlite's thread and ends the thread
+    #: aiosqlite's connection is a thread: it is always closed (and joined) politely.
+    can_abort: ClassVar[bool] = False
 
     async def _begin(self, raw: Any) -> None:
         await raw.execute("BEGIN")
