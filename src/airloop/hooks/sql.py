@@ -640,11 +640,13 @@ class DbApiHook(BaseHook):
         replace: bool = False,
         *,
         replace_index: Sequence[str] | str | None = None,
+        executemany: bool = True,
     ) -> int:
         """Insert ``rows`` into ``table`` (one executemany per ``commit_every`` rows, each
         committed); ``replace`` overwrites rows with the same key (MySQL's REPLACE,
         SQLite's INSERT OR REPLACE, PostgreSQL's ON CONFLICT (``replace_index``) DO
-        UPDATE). Returns the number of rows written."""
+        UPDATE). Returns the number of rows written. ``executemany`` is accepted for
+        Airflow's sake and changes nothing: rows always go in executemany batches."""
         if commit_every < 1:
             raise ValueError(f"insert_rows: commit_every must be >= 1, got {commit_every}")
         index = [replace_index] if isinstance(replace_index, str) else replace_index
