@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from airloop import DAG, DagRunState
+from airloop import DAG, DagRunState, task
 from airloop.engine.engine import Engine
 from airloop.operators import SQLCheckOperator, SQLExecuteQueryOperator
 from airloop.sensors import SqlSensor
@@ -111,3 +111,30 @@ async def test_a_mapped_sql_task(engine: Engine, server_db: Db) -> None:
     assert result.state is DagRunState.SUCCESS, result.failed
     values = await xcom_map(engine, result.run_pk)
     assert [json.loads(values[("each", i)]) for i in range(3)] == [[[1]], [[2]], [[3]]]
+
+
+async def test_a_sync_task_uses_a_hook_through_asyncio_run(engine: Engine, server_db: Db) -> None:
+    """Off the loop (a worker thread), asyncio.run gives the hook a loop of its own:
+    a connection of its own for the call, closed at its end."""
+    db = server_db
+
+    with DAG(f"sql_sync_{db.backend}", schedule=None) as dag:
+
+        @task
+        def sync_query() -> list[list[int]]:
+            import asyncio
+
+            from airloop.hooks import DbApiHook
+
+            async def query() -> list[list[int]]:
+                hook = await DbApiHook.for_connection("db")
+                rows = await hook.get_records(f"SELECT 6 * {db.ph}", [7])
+                return [list(r) for r in rows]
+
+            return asyncio.run(query())
+
+        sync_query()
+    result = await engine.run(dag)
+    assert result.state is DagRunState.SUCCESS, result.failed
+    values = await xcom_map(engine, result.run_pk)
+    assert json.loads(values[("sync_query", -1)]) == [[42]]

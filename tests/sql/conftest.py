@@ -32,6 +32,13 @@ async def server_db(
         yield opened
 
 
+@pytest_asyncio.fixture
+async def pg_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[Db]:
+    """PostgreSQL only, as the connection ``db``."""
+    async for opened in open_db("postgres", monkeypatch, tmp_path):
+        yield opened
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home")

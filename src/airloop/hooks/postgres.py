@@ -4,6 +4,9 @@ Parameters: asyncpg's own ``$1, $2`` with a list or tuple; for Airflow's (psycop
 styles, ``%s`` with a list or tuple and ``%(name)s`` with a dict are rewritten to
 ``$n`` before the statement is sent (``%%`` then stands for ``%``). Placeholders
 inside strings, quoted identifiers, ``$tag$`` quotes and comments are left alone.
+Values are typed parameters (never spliced into the text); a text value (a rendered
+template) for a number, bool, date, time, timestamp or uuid parameter is parsed into
+that type first, as the server would parse the literal.
 
 Connection: host, port (5432), login, password, schema (the database); extra
 ``sslmode`` (disable/allow/prefer/require/verify-ca/verify-full), ``connect_timeout``
@@ -12,14 +15,24 @@ Connection: host, port (5432), login, password, schema (the database); extra
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import re
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import asyncpg  # type: ignore[import-untyped]
 
 from airloop.connections import Connection, InvalidConnection
-from airloop.hooks.sql import DbApiHook, QueryResult, code_mask, one_line, parameters_kind
+from airloop.hooks.sql import (
+    DbApiHook,
+    QueryResult,
+    SqlError,
+    code_mask,
+    one_line,
+    parameters_kind,
+)
 
 _PYFORMAT = re.compile(r"%(?:\((?P<name>[^)]+)\))?s|%%")
 _STATUS_COUNT = re.compile(r"(\d+)$")
@@ -135,6 +148,8 @@ class PostgresHook(DbApiHook):
             status = await raw.execute(text)
             return QueryResult(statement, None, [], _count(status))
         prepared = await raw.prepare(text)
+        if args:
+            args = self._typed(statement, prepared.get_parameters(), args)
         records = await prepared.fetch(*args)
         attributes = prepared.get_attributes()
         columns = [a.name for a in attributes] if attributes else None
@@ -144,6 +159,24 @@ class PostgresHook(DbApiHook):
             [tuple(r) for r in records],
             _count(prepared.get_statusmsg()),
         )
+
+    def _typed(self, statement: str, types: Sequence[Any], args: Sequence[Any]) -> list[Any]:
+        """Text values for typed parameters parsed as the server would parse them (as
+        psycopg2's client-side quoting lets Airflow users pass "{{ ds }}" for a date)."""
+        typed = list(args)
+        for i, (value, kind) in enumerate(zip(typed, types, strict=False)):
+            parse = _FROM_TEXT.get(kind.name) if isinstance(value, str) else None
+            if parse is None:
+                continue
+            try:
+                typed[i] = parse(value.strip())
+            except ValueError:
+                raise SqlError(
+                    self.conn_id,
+                    statement,
+                    f"parameter ${i + 1} ({kind.name}): {value!r} is not a valid {kind.name}",
+                ) from None
+        return typed
 
     async def _executemany(self, raw: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
         await raw.executemany(statement, rows)
@@ -183,6 +216,40 @@ class PostgresHook(DbApiHook):
         if isinstance(exc, asyncpg.InterfaceError):
             return one_line(str(exc))
         return None
+
+
+def _decimal(text: str) -> decimal.Decimal:
+    try:
+        return decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("t", "true", "y", "yes", "on", "1"):
+        return True
+    if lowered in ("f", "false", "n", "no", "off", "0"):
+        return False
+    raise ValueError(text)
+
+
+#: How a text value becomes the Python value asyncpg sends for a parameter's type.
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+    "int2": int,
+    "int4": int,
+    "int8": int,
+    "oid": int,
+    "float4": float,
+    "float8": float,
+    "numeric": _decimal,
+    "bool": _bool,
+    "date": datetime.date.fromisoformat,
+    "time": datetime.time.fromisoformat,
+    "timestamp": datetime.datetime.fromisoformat,
+    "timestamptz": datetime.datetime.fromisoformat,
+    "uuid": uuid.UUID,
+}
 
 
 def _count(status: str | None) -> int:

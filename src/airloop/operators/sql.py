@@ -23,6 +23,7 @@ from airloop.hooks.sql import (
     Handler,
     SqlError,
     fetch_all_handler,
+    fetch_one_handler,
     json_safe,
     statement_head,
 )
@@ -224,7 +225,9 @@ class SQLCheckOperator(BaseSQLOperator):
 
     async def execute(self, context: Context) -> None:
         hook = await self.get_db_hook()
-        record = await self._run(hook, sql=self.sql, parameters=self.parameters, handler=_one_row)
+        record = await self._run(
+            hook, sql=self.sql, parameters=self.parameters, handler=fetch_one_handler
+        )
         values = _first_row(self.sql, record)
         falsy = [i for i, v in enumerate(values) if not v]
         if falsy:
@@ -234,10 +237,6 @@ class SQLCheckOperator(BaseSQLOperator):
                 f"{', '.join(str(i + 1) for i in falsy)})"
             )
         log.info("check passed: %s", json_safe(list(values)))
-
-
-def _one_row(cursor: Any) -> Any:
-    return cursor.fetchone() if cursor.description is not None else None
 
 
 class SQLValueCheckOperator(BaseSQLOperator):
@@ -285,7 +284,9 @@ class SQLValueCheckOperator(BaseSQLOperator):
 
     async def execute(self, context: Context) -> None:
         hook = await self.get_db_hook()
-        record = await self._run(hook, sql=self.sql, parameters=self.parameters, handler=_one_row)
+        record = await self._run(
+            hook, sql=self.sql, parameters=self.parameters, handler=fetch_one_handler
+        )
         values = _first_row(self.sql, record)
         try:
             expected: float | None = float(self.pass_value)
