@@ -233,6 +233,12 @@ def test_split_sql_keeps_quoted_semicolons() -> None:
     ]
     assert split_sql("SELECT 'it''s; fine'") == ["SELECT 'it''s; fine'"]
     assert split_sql(r"SELECT 'a\'; b'", backslash_escapes=True) == [r"SELECT 'a\'; b'"]
+    mysql = {"dollar_quotes": False, "backslash_escapes": True, "hash_comments": True}
+    assert split_sql("SELECT 1; # a; comment\nSELECT 2", **mysql) == [
+        "SELECT 1",
+        "# a; comment\nSELECT 2",
+    ]
+    assert split_sql("SELECT a$b$; SELECT 2") == ["SELECT a$b$", "SELECT 2"]
 
 
 def test_airflow_parameter_styles_become_dollar_parameters() -> None:

@@ -29,7 +29,11 @@ class MySqlHook(DbApiHook):
     hook_name = "MySQL"
     conn_types: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     placeholder: ClassVar[str] = "%s"
-    backslash_escapes: ClassVar[bool] = True
+    text_rules: ClassVar[dict[str, bool]] = {
+        "dollar_quotes": False,
+        "backslash_escapes": True,
+        "hash_comments": True,
+    }
 
     async def _connect(self, conn: Connection) -> Any:
         extra = conn.extra_dejson

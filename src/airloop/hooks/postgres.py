@@ -100,7 +100,7 @@ class PostgresHook(DbApiHook):
     hook_name = "Postgres"
     conn_types: ClassVar[tuple[str, ...]] = ("postgres", "postgresql")
     placeholder: ClassVar[str] = "$"
-    dollar_quotes: ClassVar[bool] = True
+    text_rules: ClassVar[dict[str, bool]] = {"dollar_quotes": True}
 
     async def _connect(self, conn: Connection) -> Any:
         extra = conn.extra_dejson

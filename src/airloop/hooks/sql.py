@@ -69,14 +69,20 @@ def one_line(message: str) -> str:
 # -- reading SQL text: what is code, what is quoted -----------------------------------
 
 _DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_WORD = re.compile(r"[\w$]")
 
 
 def code_mask(
-    sql: str, *, dollar_quotes: bool = False, backslash_escapes: bool = False
+    sql: str,
+    *,
+    dollar_quotes: bool = False,
+    backslash_escapes: bool = False,
+    hash_comments: bool = False,
 ) -> list[bool]:
     """For each character of ``sql``: True when it is code, False inside a string
     literal, a quoted identifier or a comment (``--``, ``/* */``; PostgreSQL's
-    ``$tag$...$tag$`` with ``dollar_quotes``; ``\\'`` escapes with ``backslash_escapes``)."""
+    ``$tag$...$tag$`` with ``dollar_quotes``; MySQL's ``\\'`` escapes with
+    ``backslash_escapes`` and ``#`` comments with ``hash_comments``)."""
     code = [True] * len(sql)
     i, n = 0, len(sql)
     while i < n:
@@ -95,13 +101,13 @@ def code_mask(
                     break
                 j += 1
             end = min(j + 1, n)
-        elif c == "-" and sql.startswith("--", i):
+        elif (c == "-" and sql.startswith("--", i)) or (c == "#" and hash_comments):
             j = sql.find("\n", i)
             end = n if j < 0 else j
         elif c == "/" and sql.startswith("/*", i):
             j = sql.find("*/", i + 2)
             end = n if j < 0 else j + 2
-        elif c == "$" and dollar_quotes:
+        elif c == "$" and dollar_quotes and not (i and _WORD.match(sql[i - 1])):
             match = _DOLLAR_TAG.match(sql, i)
             if match is not None:
                 j = sql.find(match.group(0), match.end())
@@ -115,12 +121,12 @@ def code_mask(
     return code
 
 
-def split_sql(
-    sql: str, *, dollar_quotes: bool = True, backslash_escapes: bool = False
-) -> list[str]:
-    """The statements of a script: split on ``;`` outside strings and comments; pieces
-    with nothing but whitespace and comments are dropped."""
-    mask = code_mask(sql, dollar_quotes=dollar_quotes, backslash_escapes=backslash_escapes)
+def split_sql(sql: str, **rules: bool) -> list[str]:
+    """The statements of a script: split on ``;`` outside strings and comments (the
+    dialect's ``rules``: see ``code_mask``; PostgreSQL's by default); pieces with
+    nothing but whitespace and comments are dropped."""
+    rules.setdefault("dollar_quotes", True)
+    mask = code_mask(sql, **rules)
     statements: list[str] = []
     start = 0
     for i, c in enumerate(sql):
@@ -133,9 +139,7 @@ def split_sql(
         body = piece.strip()
         if not body:
             continue
-        piece_mask = code_mask(
-            piece, dollar_quotes=dollar_quotes, backslash_escapes=backslash_escapes
-        )
+        piece_mask = code_mask(piece, **rules)
         if any(m and not ch.isspace() for m, ch in zip(piece_mask, piece, strict=True)):
             kept.append(body)
     return kept
@@ -331,9 +335,8 @@ class DbApiHook(BaseHook):
     conn_types: ClassVar[tuple[str, ...]] = ()
     #: The placeholder ``insert_rows`` writes.
     placeholder: ClassVar[str] = "%s"
-    #: Whether the text of this dialect uses PostgreSQL's ``$tag$`` quotes / ``\\'``.
-    dollar_quotes: ClassVar[bool] = False
-    backslash_escapes: ClassVar[bool] = False
+    #: How this dialect's text quotes and comments (see ``code_mask``).
+    text_rules: ClassVar[dict[str, bool]] = {"dollar_quotes": False}
     #: The driver's errors that are a statement's failure (wrapped into SqlError).
     _hooks: ClassVar[dict[str, type[DbApiHook]]] = {}
 
@@ -540,9 +543,7 @@ class DbApiHook(BaseHook):
         if isinstance(sql, str):
             if split_statements is False:
                 return [sql.strip()] if sql.strip() else []
-            return split_sql(
-                sql, dollar_quotes=self.dollar_quotes, backslash_escapes=self.backslash_escapes
-            )
+            return split_sql(sql, **self.text_rules)
         statements = []
         for item in sql:
             if not isinstance(item, str):
