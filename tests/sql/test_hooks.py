@@ -295,3 +295,32 @@ def test_connection_variables_are_not_reported_as_unknown_settings() -> None:
         unknown_variables({"AIRLOOP_CONN_WAREHOUSE": "postgres://h/db", "AIRLOOP_VAR_X": "1"}) == []
     )
     assert unknown_variables({"AIRLOOP_SQL__POOL_SIZE": "3"}) == []
+
+
+def test_the_hooks_import_without_the_optional_drivers() -> None:
+    """asyncpg and asyncmy are extras: importing the SQL modules must not need them;
+    using a hook whose driver is missing names the extra to install."""
+    import subprocess
+    import sys
+
+    script = """
+import asyncio, sys
+sys.modules["asyncpg"] = None  # as if not installed
+sys.modules["asyncmy"] = None
+import airloop.hooks, airloop.operators, airloop.sensors
+from airloop.hooks import PostgresHook
+from airloop.hooks.sql import DriverMissing
+import os
+os.environ["AIRLOOP_CONN_PG"] = "postgres://root@127.0.0.1:5432/test"
+try:
+    asyncio.run(PostgresHook("pg").get_first("SELECT 1"))
+except DriverMissing as exc:
+    print(exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "PostgresHook needs the asyncpg driver: pip install 'airloop[postgres]'"
+    )

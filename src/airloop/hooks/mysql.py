@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import asyncmy
-from asyncmy import errors as asyncmy_errors
-
 from airloop.connections import Connection, InvalidConnection
-from airloop.hooks.sql import DbApiHook, QueryResult, one_line, parameters_kind
+from airloop.hooks.sql import (
+    DbApiHook,
+    QueryResult,
+    import_driver,
+    loaded_driver,
+    one_line,
+    parameters_kind,
+)
 
 
 class MySqlHook(DbApiHook):
@@ -50,6 +54,7 @@ class MySqlHook(DbApiHook):
                     f"connection {self.conn_id!r}: extra connect_timeout must be seconds, "
                     f"got {extra['connect_timeout']!r}"
                 ) from None
+        asyncmy = import_driver("asyncmy", "MySqlHook", "mysql")
         return await asyncmy.connect(
             host=conn.host or "localhost",
             port=conn.port or 3306,
@@ -97,7 +102,10 @@ class MySqlHook(DbApiHook):
             await cursor.executemany(statement, rows)
 
     def _driver_message(self, exc: BaseException) -> str | None:
-        if isinstance(exc, asyncmy_errors.MySQLError):
+        errors = loaded_driver("asyncmy.errors")
+        if errors is None:
+            return None
+        if isinstance(exc, errors.MySQLError):
             args = exc.args
             if len(args) >= 2 and isinstance(args[0], int):
                 return f"({args[0]}) {one_line(str(args[1]))}"

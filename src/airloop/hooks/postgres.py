@@ -22,14 +22,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-import asyncpg  # type: ignore[import-untyped]
-
 from airloop.connections import Connection, InvalidConnection
 from airloop.hooks.sql import (
     DbApiHook,
     QueryResult,
     SqlError,
     code_mask,
+    import_driver,
+    loaded_driver,
     one_line,
     parameters_kind,
 )
@@ -115,6 +115,7 @@ class PostgresHook(DbApiHook):
                     f"connection {self.conn_id!r}: extra connect_timeout must be seconds, "
                     f"got {extra['connect_timeout']!r}"
                 ) from None
+        asyncpg = import_driver("asyncpg", "PostgresHook", "postgres")
         return await asyncpg.connect(
             host=conn.host or "localhost",
             port=conn.port or 5432,
@@ -207,6 +208,9 @@ class PostgresHook(DbApiHook):
         return f"{base} ON CONFLICT ({', '.join(replace_index)}) {action}"
 
     def _driver_message(self, exc: BaseException) -> str | None:
+        asyncpg = loaded_driver("asyncpg")
+        if asyncpg is None:
+            return None
         if isinstance(exc, asyncpg.PostgresError):
             message = one_line(str(exc))
             detail = getattr(exc, "detail", None)

@@ -18,9 +18,11 @@ import asyncio
 import contextlib
 import datetime
 import decimal
+import importlib
 import logging
 import math
 import re
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -64,6 +66,26 @@ def statement_head(statement: str, width: int = 120) -> str:
 
 def one_line(message: str) -> str:
     return " ".join(str(message).split())
+
+
+class DriverMissing(AirloopError):
+    """A hook's driver is not installed (an optional extra)."""
+
+
+def import_driver(module: str, hook: str, extra: str) -> Any:
+    """The driver module, imported when first needed (asyncpg and asyncmy are extras)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DriverMissing(
+            f"{hook} needs the {module} driver: pip install 'airloop[{extra}]'"
+        ) from None
+
+
+def loaded_driver(module: str) -> Any:
+    """The driver module if something imported it already, else None (then none of
+    its exceptions can exist)."""
+    return sys.modules.get(module)
 
 
 # -- reading SQL text: what is code, what is quoted -----------------------------------
