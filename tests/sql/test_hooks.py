@@ -324,3 +324,26 @@ except DriverMissing as exc:
     assert done.stdout.strip() == (
         "PostgresHook needs the asyncpg driver: pip install 'airloop[postgres]'"
     )
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced(
+    server_db: Db, tmp_path: Path
+) -> None:
+    db = server_db
+    resources = Resources(Settings(home=tmp_path / "home", sql={"pool_size": 1}))
+    token = current_resources.set(resources)
+    try:
+        hook = await DbApiHook.for_connection(db.conn_id)
+        (first,) = await hook.get_first(db.connection_id_sql)
+        kill = (
+            f"SELECT pg_terminate_backend({int(first)})"
+            if db.backend == "postgres"
+            else f"KILL {int(first)}"
+        )
+        await db.raw(kill)
+        assert await db.gone({first}) == set()
+        (second,) = await hook.get_first(db.connection_id_sql)
+        assert second != first
+    finally:
+        current_resources.reset(token)
+        await resources.aclose()

@@ -71,6 +71,9 @@ class MySqlHook(DbApiHook):
     def _abort(self, raw: Any) -> None:
         raw.close()
 
+    def _usable(self, raw: Any) -> bool:
+        return bool(raw.connected) and not getattr(raw, "_stream_broken", False)
+
     async def _set_autocommit(self, raw: Any, autocommit: bool) -> None:
         if raw.get_autocommit() != autocommit:
             await raw.autocommit(autocommit)

@@ -132,6 +132,9 @@ class PostgresHook(DbApiHook):
     def _abort(self, raw: Any) -> None:
         raw.terminate()
 
+    def _usable(self, raw: Any) -> bool:
+        return not raw.is_closed()
+
     async def _begin(self, raw: Any) -> None:
         await raw.execute("BEGIN")
 

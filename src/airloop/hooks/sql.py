@@ -244,12 +244,14 @@ class ConnectionPool:
         connect: Callable[[], Awaitable[Any]],
         close: Callable[[Any], Awaitable[None]],
         abort: Callable[[Any], None] | None = None,
+        usable: Callable[[Any], bool] | None = None,
     ) -> None:
         self.name = name
         self.size = size
         self._connect = connect
         self._close = close
         self._abort = abort
+        self._usable = usable
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Any] = []
         self._busy: set[Any] = set()
@@ -266,7 +268,14 @@ class ConnectionPool:
         if self._closed:
             raise AirloopError(f"the SQL pool of {self.name} is closed (the engine stopped)")
         async with self._slots:
-            raw = self._idle.pop() if self._idle else None
+            raw = None
+            while self._idle and raw is None:
+                raw = self._idle.pop()
+                if self._usable is not None and not self._usable(raw):
+                    # The server or the network closed it while idle (a restart, an
+                    # idle timeout): drop it, take another or open a new one.
+                    await self._discard(raw)
+                    raw = None
             if raw is None:
                 raw = await self._connect()
                 self.opened += 1
@@ -445,6 +454,10 @@ class DbApiHook(BaseHook):
         """Drop the connection at once (no round trip): after a cancellation."""
         raise NotImplementedError
 
+    def _usable(self, raw: Any) -> bool:
+        """Whether an idle pooled connection is still open (checked before reuse)."""
+        return True
+
     async def _begin(self, raw: Any) -> None:
         raise NotImplementedError
 
@@ -525,6 +538,7 @@ class DbApiHook(BaseHook):
                     self._open,
                     self._close,
                     self._abort if self.can_abort else None,
+                    self._usable,
                 )
                 pools.pools[key] = found
         return found
