@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 PREFIX = "AIRLOOP_"
 
+#: Prefixes of AIRLOOP_* variables that are connections and variables, not settings
+#: (airloop.connections.sources reads them).
+SOURCE_PREFIXES = ("AIRLOOP_CONN_", "AIRLOOP_VAR_")
+
 #: AIRLOOP_* variables that are not settings but are used on purpose: the settings file,
 #: the test suite's database servers and expected default executor, the Batch
 #: emulator's job environment.
@@ -51,6 +55,8 @@ OTHER_VARIABLES = frozenset(
         "AIRLOOP_CONFIG",
         "AIRLOOP_TEST_PG",
         "AIRLOOP_TEST_MYSQL",
+        "AIRLOOP_TEST_SQL_PG",
+        "AIRLOOP_TEST_SQL_MYSQL",
         "AIRLOOP_TEST_DEFAULT_EXECUTOR",
         "AIRLOOP_EMULATOR_SECONDS",
         "AIRLOOP_EMULATOR_EXIT_CODE",
@@ -96,6 +102,30 @@ class AwsSettings(BaseModel):
     )
     batch_missing_rounds: int = Field(
         default=3, ge=1, description="Rounds a job id may be missing before its task fails."
+    )
+
+
+class SqlSettings(BaseModel):
+    """The ``[sql]`` section (env: ``AIRLOOP_SQL__POOL_SIZE`` ...): the SQL hooks and
+    operators (``airloop.hooks.sql``, ``airloop.operators.sql``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Connections per SQL connection id in the engine's shared pool (a connection's "
+            "extra pool_size or a hook's pool_size argument overrides it)."
+        ),
+    )
+    xcom_max_rows: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Most rows an SQL operator pushes as XCom; past it the task fails, naming the "
+            "count (the operator's max_xcom_rows argument overrides it)."
+        ),
     )
 
 
@@ -180,6 +210,7 @@ class Settings(BaseSettings):
         description="dask: tasks ask for their pool's slots as Dask worker resources.",
     )
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    sql: SqlSettings = Field(default_factory=SqlSettings)
     min_tick_interval: float = Field(
         default=0.01,
         ge=0,
@@ -331,12 +362,17 @@ def _origin(name: str) -> str:
     return f"from {_env_name(name)}" if _in_environ(name) else f"setting {name!r}"
 
 
+#: The sections of the settings (``[aws]``, ``[sql]``): their settings are dotted.
+SECTIONS: dict[str, type[BaseModel]] = {"aws": AwsSettings, "sql": SqlSettings}
+
+
 def setting_names() -> list[str]:
-    """Every setting, ``aws.*`` ones dotted."""
+    """Every setting, those of a section (``aws.*``, ``sql.*``) dotted."""
     names: list[str] = []
-    for name, field in Settings.model_fields.items():
-        if field.annotation is AwsSettings:
-            names.extend(f"{name}.{sub}" for sub in AwsSettings.model_fields)
+    for name in Settings.model_fields:
+        section = SECTIONS.get(name)
+        if section is not None:
+            names.extend(f"{name}.{sub}" for sub in section.model_fields)
         else:
             names.append(name)
     return names
@@ -358,6 +394,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         upper = key.upper()
         if not upper.startswith(PREFIX) or upper in OTHER_VARIABLES:
             continue
+        if upper.startswith(SOURCE_PREFIXES):
+            continue  # a connection or a variable (the environment source)
         rest = upper[len(PREFIX) :]
         if rest.split("__", 1)[0].lower() in fields:
             continue  # nested keys (AIRLOOP_AWS__REGOIN) are validated by the model
@@ -461,10 +499,12 @@ def settings_reference() -> str:
     ]
     for name in setting_names():
         section, _, key = name.rpartition(".")
-        model: type[BaseModel] = AwsSettings if section else Settings
+        model: type[BaseModel] = SECTIONS[section] if section else Settings
         field = model.model_fields[key]
         meaning = field.description or (
-            f"AWS {key.replace('_', ' ')}; unset: the standard AWS chain" if section else ""
+            f"AWS {key.replace('_', ' ')}; unset: the standard AWS chain"
+            if section == "aws"
+            else ""
         )
         if not meaning:
             raise ValueError(f"setting {name} has no description")

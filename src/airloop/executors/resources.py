@@ -27,15 +27,17 @@ R = TypeVar("R", bound=Closeable)
 class Resources:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The loop the owner runs on (None when made before one runs: then its first
+        #: user's). Loop-bound objects (driver connections, aiohttp sessions) are
+        #: only shared on it, not on a task's own loop.
+        self.loop: asyncio.AbstractEventLoop | None
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
         self._items: dict[Any, Closeable] = {}
         self._locks: dict[Any, asyncio.Lock] = {}
         self._closed = False
-        #: The loop the engine runs on (None if made outside one): loop-bound clients
-        #: (aiohttp sessions) are shared only on it, not on a task's own loop.
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
 
     async def get(self, key: Any, factory: Callable[[Settings], Awaitable[R]]) -> R:
         item = self._items.get(key)

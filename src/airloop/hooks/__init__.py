@@ -1,11 +1,33 @@
 """Async hooks: clients for external systems, shared per connection id within a process."""
 
 from airloop.hooks.base import BaseHook
-
-# HTTP (issue 12)
 from airloop.hooks.http import HttpError, HttpHook, HttpResponse
+from airloop.hooks.mysql import MySqlHook
+from airloop.hooks.postgres import PostgresHook
 from airloop.hooks.smtp import SmtpHook
+from airloop.hooks.sql import (
+    DbApiHook,
+    QueryResult,
+    SqlConnectionError,
+    SqlError,
+    fetch_all_handler,
+    fetch_one_handler,
+)
+from airloop.hooks.sqlite import SqliteHook
 
-__all__ = ["BaseHook"]
-# HTTP (issue 12)
-__all__ += ["HttpError", "HttpHook", "HttpResponse", "SmtpHook"]
+__all__ = [
+    "BaseHook",
+    "DbApiHook",
+    "HttpError",
+    "HttpHook",
+    "HttpResponse",
+    "MySqlHook",
+    "PostgresHook",
+    "QueryResult",
+    "SmtpHook",
+    "SqlConnectionError",
+    "SqlError",
+    "SqliteHook",
+    "fetch_all_handler",
+    "fetch_one_handler",
+]

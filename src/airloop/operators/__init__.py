@@ -1,9 +1,22 @@
 """The everyday operators, async from the ground up (Airflow's class and argument names)."""
 
-# HTTP and email (issue 12)
 from airloop.operators.email import EmailOperator
 from airloop.operators.http import HttpOperator, SimpleHttpOperator
+from airloop.operators.sql import (
+    BaseSQLOperator,
+    SqlCheckFailed,
+    SQLCheckOperator,
+    SQLExecuteQueryOperator,
+    SQLValueCheckOperator,
+)
 
-__all__: list[str] = []
-# HTTP and email (issue 12)
-__all__ += ["EmailOperator", "HttpOperator", "SimpleHttpOperator"]
+__all__ = [
+    "BaseSQLOperator",
+    "EmailOperator",
+    "HttpOperator",
+    "SQLCheckOperator",
+    "SQLExecuteQueryOperator",
+    "SQLValueCheckOperator",
+    "SimpleHttpOperator",
+    "SqlCheckFailed",
+]

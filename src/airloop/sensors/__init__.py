@@ -1,8 +1,10 @@
 """The everyday sensors: each waits as a coroutine, never holding a thread or a process."""
 
-# HTTP (issue 12)
 from airloop.sensors.http import HttpSensor
+from airloop.sensors.sql import SqlSensor, SqlSensorFailure
 
-__all__: list[str] = []
-# HTTP (issue 12)
-__all__ += ["HttpSensor"]
+__all__ = [
+    "HttpSensor",
+    "SqlSensor",
+    "SqlSensorFailure",
+]
