@@ -324,6 +324,13 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
         self.dag: DAG | None = dag if dag is not None else current_dag()
         #: The group the task is drawn in (None outside a DAG); its id prefixes the task's.
         self.task_group = group_for(self.dag, task_group, f"task {task_id!r}")
+        mapping = self.task_group.mapping if self.task_group is not None else None
+        if mapping is not None and not self.is_mapped:
+            raise DagDefinitionError(
+                f"task {task_id!r}: only @task functions can be made inside the mapped "
+                f"task group {mapping.group_id!r} ({type(self).__name__} instances are "
+                "not supported there yet)"
+            )
         if self.task_group is not None:
             task_id = self.task_group.child_id(task_id)
         self.task_id = check_id("task_id", task_id)
