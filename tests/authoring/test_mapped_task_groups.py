@@ -288,3 +288,59 @@ def test_a_group_argument_from_another_group_is_rejected() -> None:
         first.expand(x=[1])
         with pytest.raises(DagDefinitionError, match="belongs to another mapped task group"):
             second.expand(x=[2])
+
+
+def test_setup_and_teardown_tasks_inside_a_mapped_group_are_rejected() -> None:
+    from airloop import setup, teardown
+
+    @setup
+    def create(x: int) -> int:
+        return x
+
+    @teardown
+    def delete(x: int) -> None:
+        return None
+
+    @task_group
+    def with_setup(x: int) -> None:
+        create(x)
+
+    @task_group
+    def with_teardown(x: int) -> None:
+        delete(x)
+
+    @task_group
+    def marked(x: int) -> None:
+        double(x).as_setup()
+
+    for group, role in ((with_setup, "setup"), (with_teardown, "teardown"), (marked, "setup")):
+        with DAG("d"), pytest.raises(DagDefinitionError, match=f"{role} tasks inside the mapped"):
+            group.expand(x=[1])
+
+
+def test_same_group_outputs_subscripted_and_nested_bind_per_index() -> None:
+    with DAG("d") as dag:
+
+        @task(multiple_outputs=True)
+        def parts(x: int) -> Any:
+            return {"left": x, "right": -x}
+
+        @task
+        def show(values: list[Any], text: str) -> str:
+            return text
+
+        @task_group
+        def grp(x: int) -> None:
+            p = parts(x)
+            show([p["left"], {"r": p["right"]}, x], "at {{ ti.map_index }}")
+
+        grp.expand(x=[1, 2])
+    node = dag.task_dict["grp.parts"]
+    assert node.settings.multiple_outputs
+    lookup = ValuesLookup({"grp.parts": {"left": 2, "right": -2}})
+    op = dag.task_dict["grp.show"].materialize(1, lookup)
+    assert op.op_kwargs == {  # type: ignore[attr-defined]
+        "values": [2, {"r": -2}, 2],
+        "text": "at {{ ti.map_index }}",
+    }
+    assert op.argument_templates is not None
