@@ -222,10 +222,6 @@ def test_definition_errors_name_the_group_and_what_is_wrong() -> None:
         double(x)
 
     @task_group
-    def classic(x: int) -> None:
-        Echo(task_id="e", value=x)
-
-    @task_group
     def empty(x: int) -> None:
         return None
 
@@ -261,7 +257,6 @@ def test_definition_errors_name_the_group_and_what_is_wrong() -> None:
         (lambda: grp.expand_kwargs([1]), "map index 0: expand_kwargs.. needs a dict"),
         (lambda: grp.expand_kwargs([{"q": 1}]), "gave 'q', not a parameter"),
         (lambda: grp.expand_kwargs([{"x": nums()}]), "not task outputs inside the list"),
-        (lambda: classic.expand(x=[1]), "only @task functions.*Echo"),
         (lambda: empty.expand(x=[1]), "made no tasks"),
         (lambda: double(leaks.expand(x=[1])), "only tasks made inside that group"),
         (lambda: branches.expand(x=[1]), "BranchPythonOperator|cannot be made inside"),
@@ -344,3 +339,38 @@ def test_same_group_outputs_subscripted_and_nested_bind_per_index() -> None:
         "text": "at {{ ti.map_index }}",
     }
     assert op.argument_templates is not None
+
+
+def test_classic_operators_made_inside_are_mapped_with_the_group() -> None:
+    from airloop.authoring.branch import BranchPythonOperator
+
+    with DAG("d") as dag:
+        start = Echo(task_id="start", value=[5, 6])
+
+        @task_group
+        def grp(x: dict[str, int]) -> Any:
+            first = Echo(task_id="first", value=x["v"])
+            second = Echo(task_id="second", value=[first.output, x])
+            return first >> second
+
+        after = total(grp.expand(x=[{"v": 1}, {"v": 2}]).output).operator
+        plain = Echo(task_id="plain")
+        start >> plain
+    first = dag.task_dict["grp.first"]
+    assert isinstance(first, MappedOperator)
+    assert first.group is dag.task_group_dict["grp"]
+    assert isinstance(plain, Echo)
+    lookup = ValuesLookup({"grp.first": 2})
+    op = dag.task_dict["grp.second"].materialize(1, lookup)
+    assert isinstance(op, Echo)
+    assert op.value == [2, {"v": 2}]
+    specs = {s.task_id: s for s in build_specs(dag)}
+    assert specs["grp.second"].per_index_upstream == ("grp.first",)
+    assert after.upstream_task_ids == {"grp.second"}
+
+    @task_group
+    def branches(x: int) -> None:
+        BranchPythonOperator(task_id="b", python_callable=lambda: "x")
+
+    with DAG("d"), pytest.raises(DagDefinitionError, match="BranchPythonOperator cannot be made"):
+        branches.expand(x=[1])

@@ -443,6 +443,8 @@ async def test_mapped_task_groups(engine: Engine, dags: dict[str, DAG]) -> None:
         "orders.taxed[2]": "success",
         "summary": "success",
         "strict": "upstream_failed",
+        "labels.greet[0]": "success",
+        "labels.greet[1]": "success",
         "labels.label[0]": "success",
         "labels.label[1]": "success",
     }
@@ -451,3 +453,4 @@ async def test_mapped_task_groups(engine: Engine, dags: dict[str, DAG]) -> None:
     assert values[("orders.taxed", 2)] == {"total": 99, "map_index": 2, "pulled": 90}
     assert values[("summary", -1)] == [11, 99]
     assert [values[("labels.label", i)] for i in (0, 1)] == ["a:ann", "b:bob"]
+    assert [values[("labels.greet", i)] for i in (0, 1)] == ["hi ann", "hi bob"]

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from airloop.authoring.airflow_args import (
     TASK_ARGS,
@@ -327,9 +327,8 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
         mapping = self.task_group.mapping if self.task_group is not None else None
         if mapping is not None and not self.is_mapped:
             raise DagDefinitionError(
-                f"task {task_id!r}: only @task functions can be made inside the mapped "
-                f"task group {mapping.group_id!r} ({type(self).__name__} instances are "
-                "not supported there yet)"
+                f"task {task_id!r}: a {type(self).__name__} cannot be made inside the "
+                f"mapped task group {mapping.group_id!r}"
             )
         if self.task_group is not None:
             task_id = self.task_group.child_id(task_id)
@@ -444,6 +443,16 @@ class BaseOperator(AbstractOperator):
 
     #: Airflow arguments of this kind of operator, beyond the common ones, not supported yet.
     unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Made inside a mapped task group, an operator is a task mapped over the group's
+        # expansion (ADR 0029): ``Op(task_id=..., x=arg)`` gives the MappedOperator that
+        # ``Op.partial(task_id=..., x=arg)`` would, with the group's sources.
+        if "task_id" in kwargs:
+            mapping = _mapping_group(cls, kwargs)
+            if mapping is not None:
+                return cls.partial(**kwargs).in_group(mapping)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -595,6 +604,35 @@ class BaseOperator(AbstractOperator):
 
 
 _CONTAINERS = (XComArg, list, tuple, dict, set, frozenset)
+
+
+def _mapping_group(cls: type[BaseOperator], kwargs: Mapping[str, Any]) -> Any:
+    """The mapped task group an operator made now with ``kwargs`` would belong to."""
+    from airloop.authoring import taskgroup
+
+    explicit = kwargs.get("task_group")
+    if explicit is None and taskgroup.open_group() is None:
+        return None  # no group's ``with`` block is open: the common case, kept cheap
+    from airloop.authoring.dag import current_dag
+
+    dag = kwargs.get("dag") or getattr(explicit, "dag", None) or current_dag()
+    if dag is None:
+        return None
+    group = taskgroup.group_for(dag, explicit, f"task {kwargs['task_id']!r}")
+    mapping = None if group is None else group.mapping
+    if mapping is not None:
+        from airloop.authoring.branch import (
+            BaseBranchOperator,
+            BranchPythonOperator,
+            ShortCircuitOperator,
+        )
+
+        if issubclass(cls, (BaseBranchOperator, BranchPythonOperator, ShortCircuitOperator)):
+            raise DagDefinitionError(
+                f"task {kwargs['task_id']!r}: a {cls.__name__} cannot be made inside the "
+                f"mapped task group {mapping.group_id!r} yet (branching per map index)"
+            )
+    return mapping
 
 
 @dataclass(frozen=True, slots=True)

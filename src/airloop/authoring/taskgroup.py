@@ -43,6 +43,11 @@ _current: contextvars.ContextVar[TaskGroup | None] = contextvars.ContextVar(
 )
 
 
+def open_group() -> TaskGroup | None:
+    """The group whose ``with`` block is open (of any DAG), if any."""
+    return _current.get()
+
+
 def current_group(dag: DAG) -> TaskGroup:
     """The group whose ``with`` block is open for ``dag``, else the DAG's root group."""
     group = _current.get()

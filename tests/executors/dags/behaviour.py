@@ -598,7 +598,9 @@ with DAG("mapped_groups") as mapped_groups:
 
     @task_group
     def labels(pair: dict[str, str]) -> Any:
-        return label(pair["name"], pair["first"])
+        # A classic operator made inside a mapped group is mapped with it too.
+        greet = Greet(task_id="greet", name=pair["name"], greeting="hi")
+        return greet >> label(pair["name"], pair["first"])
 
     out = orders.partial(rate=10).expand(order=counts().map(as_order))
     summary(out)
