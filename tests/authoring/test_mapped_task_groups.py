@@ -105,6 +105,9 @@ def test_an_upstream_output_as_source_and_edges_written_with_shift() -> None:
     assert kwargs_of(dag, "grp.inner.add", 1, {"nums": [5, 6, 7]}) == {"x": 6, "y": 1}
     # A group whose function returns nothing is returned itself.
     assert isinstance(dag.task_group_dict["grp"], MappedTaskGroup)
+    described = dag.task_group_dict["grp"].describe()
+    assert described["mapped_over"] == ["x"]
+    assert described["children"][0] == {"task_id": "grp.double"}
 
 
 def test_expand_kwargs_subscripts_defaults_and_outside_outputs() -> None:

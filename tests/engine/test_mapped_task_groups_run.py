@@ -163,7 +163,8 @@ async def test_an_empty_expansion_skips_the_group(engine: Engine) -> None:
     assert states["after"] == "success"
 
 
-async def test_resume_restores_the_per_index_instances(tmp_path: Path) -> None:
+async def test_resume_restores_the_per_index_instances(tmp_path: Path, database_url: str) -> None:
+    """On each backend (SQLite, PostgreSQL, MariaDB)."""
     phase = {"first": True}
     calls: list[tuple[str, int]] = []
 
@@ -195,7 +196,7 @@ async def test_resume_restores_the_per_index_instances(tmp_path: Path) -> None:
 
         total(grp.expand(x=numbers()))
 
-    settings = Settings(home=tmp_path, shutdown_grace_seconds=0.5)
+    settings = Settings(home=tmp_path, database_url=database_url, shutdown_grace_seconds=0.5)
     async with Engine(settings) as engine:
         run = await engine.start_run(dag, run_id="r1")
         await wait_until(

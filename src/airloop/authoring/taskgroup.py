@@ -545,6 +545,10 @@ class MappedTaskGroup(TaskGroup):
             return self.expand_input
         return {KWARGS_SOURCE: self.kwargs_source}
 
+    def describe(self) -> dict[str, Any]:
+        """As a group's, plus what it maps over (for a UI)."""
+        return {**super().describe(), "mapped_over": sorted(self.sources())}
+
     def task_ids(self) -> frozenset[str]:
         """The ids of the tasks mapped with the group (worked out once, when first asked
         for: after the DAG is defined)."""
