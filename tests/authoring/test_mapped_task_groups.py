@@ -377,3 +377,30 @@ def test_classic_operators_made_inside_are_mapped_with_the_group() -> None:
 
     with DAG("d"), pytest.raises(DagDefinitionError, match="BranchPythonOperator cannot be made"):
         branches.expand(x=[1])
+
+
+def test_what_bind_returns_crosses_to_a_worker_intact() -> None:
+    import pickle
+
+    with DAG("d") as dag:
+
+        @task_group
+        def grp(x: int, y: int = 7) -> None:
+            add(x, y)
+
+        grp.expand_kwargs(nums().map(lambda d: d))
+    pending = dag.task_dict["grp.add"].materialize(0, ValuesLookup({"nums": [{"x": 1}]}))
+    assert isinstance(pending, PendingOperator)
+    # The process and Dask executors pickle the bound values; a Slot keeps "no default".
+    bound = pickle.loads(pickle.dumps(pending.bound))
+    again = PendingOperator(node=pending.node, bound=bound, is_async=False)
+    assert again.finish().op_kwargs == {"x": 1, "y": 7}  # type: ignore[attr-defined]
+    missing = PendingOperator(
+        node=pending.node,
+        bound=pickle.loads(
+            pickle.dumps(dag.task_dict["grp.add"].bind(0, ValuesLookup({"nums": [{}]})))
+        ),
+        is_async=False,
+    )
+    with pytest.raises(FailTask, match="the group's argument 'x' is missing"):
+        missing.finish()

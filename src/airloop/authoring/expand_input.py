@@ -34,6 +34,10 @@ class _NoFill:
     def __repr__(self) -> str:
         return "NOFILL"
 
+    def __reduce__(self) -> str:
+        # One marker in every process: a Slot without a default crosses to a worker.
+        return "NOFILL"
+
 
 #: ``zip()`` without a fillvalue: as long as the shortest input.
 NOFILL: Any = _NoFill()
