@@ -218,6 +218,13 @@ def test_nested_mapping_is_rejected() -> None:
         with pytest.raises(DagDefinitionError, match="nested mapping"):
             over_argument.expand(x=[[1]])
 
+        @task_group
+        def classic_partial(x: int) -> None:
+            Echo.partial(task_id="e", value=x).expand(retries=[1])
+
+        with pytest.raises(DagDefinitionError, match=r"task 'e'.*'classic_partial' is nested"):
+            classic_partial.expand(x=[1])
+
 
 def test_definition_errors_name_the_group_and_what_is_wrong() -> None:
     @task_group

@@ -197,6 +197,16 @@ class MappedOperator(AbstractOperator):
         kwargs_source: Any = NOTSET,
         group: MappedTaskGroup | None = None,
     ) -> None:
+        if group is None:
+            from airloop.authoring.taskgroup import mapping_for
+
+            enclosing = mapping_for(task_id, dag, task_group)
+            if enclosing is not None:
+                raise DagDefinitionError(
+                    f"task {task_id!r}: a mapped task (.expand(), .expand_kwargs()) inside "
+                    f"the mapped task group {enclosing.group_id!r} is nested mapping, which "
+                    "is not supported; make it a plain task of the group"
+                )
         settings, display, rest = _split(task_id, partial_kwargs, factory)
         if group is not None:
             rest = to_slots(f"task {task_id!r}", rest, group)
@@ -247,13 +257,8 @@ class MappedOperator(AbstractOperator):
             display=display,
             task_group=task_group,
         )
-        mapping = self.task_group.mapping if self.task_group is not None else None
-        if mapping is not group:
-            raise DagDefinitionError(
-                f"task {task_id!r}: a mapped task (.expand(), .expand_kwargs()) inside the "
-                f"mapped task group {mapping.group_id if mapping else None!r} is nested "
-                "mapping, which is not supported; make it a plain task of the group"
-            )
+        if (self.task_group.mapping if self.task_group is not None else None) is not group:
+            raise DagDefinitionError(f"task {task_id!r}: not made in its mapped task group")
         #: The mapped task group the task was made in (None: mapped by its own expand()).
         self.group = group
         self.factory = factory

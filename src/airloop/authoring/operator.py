@@ -608,18 +608,9 @@ _CONTAINERS = (XComArg, list, tuple, dict, set, frozenset)
 
 def _mapping_group(cls: type[BaseOperator], kwargs: Mapping[str, Any]) -> Any:
     """The mapped task group an operator made now with ``kwargs`` would belong to."""
-    from airloop.authoring import taskgroup
+    from airloop.authoring.taskgroup import mapping_for
 
-    explicit = kwargs.get("task_group")
-    if explicit is None and taskgroup.open_group() is None:
-        return None  # no group's ``with`` block is open: the common case, kept cheap
-    from airloop.authoring.dag import current_dag
-
-    dag = kwargs.get("dag") or getattr(explicit, "dag", None) or current_dag()
-    if dag is None:
-        return None
-    group = taskgroup.group_for(dag, explicit, f"task {kwargs['task_id']!r}")
-    mapping = None if group is None else group.mapping
+    mapping = mapping_for(kwargs["task_id"], kwargs.get("dag"), kwargs.get("task_group"))
     if mapping is not None:
         from airloop.authoring.branch import (
             BaseBranchOperator,

@@ -43,9 +43,18 @@ _current: contextvars.ContextVar[TaskGroup | None] = contextvars.ContextVar(
 )
 
 
-def open_group() -> TaskGroup | None:
-    """The group whose ``with`` block is open (of any DAG), if any."""
-    return _current.get()
+def mapping_for(task_id: str, dag: Any, explicit: Any) -> MappedTaskGroup | None:
+    """The mapped task group a task made now (with these ``dag=`` and ``task_group=``)
+    would be in; cheap when no group's ``with`` block is open and none is given."""
+    if explicit is None and _current.get() is None:
+        return None
+    from airloop.authoring.dag import current_dag
+
+    dag = dag or getattr(explicit, "dag", None) or current_dag()
+    if dag is None:
+        return None
+    group = group_for(dag, explicit, f"task {task_id!r}")
+    return None if group is None else group.mapping
 
 
 def current_group(dag: DAG) -> TaskGroup:
