@@ -223,3 +223,45 @@ async def test_resume_restores_the_per_index_instances(tmp_path: Path, database_
     assert sorted(calls) == [("slow", 1), ("then", 1)]
     assert [stored["grp.then", i, "return_value"] for i in range(3)] == [200, 400, 600]
     assert stored["total", -1, "return_value"] == 1200
+
+
+async def test_a_group_over_a_mapped_tasks_outputs_and_over_a_failed_source(
+    engine: Engine,
+) -> None:
+    with DAG("mtg_sources") as dag:
+
+        @task
+        def square(x: int) -> int:
+            return x * x
+
+        @task
+        def broken() -> list[int]:
+            raise RuntimeError("no list today")
+
+        @task
+        def shift(v: int, by: int) -> int:
+            return v + by
+
+        @task_group
+        def grp(v: int) -> XComArg:
+            return shift(shift.override(task_id="first")(v, 1), 100)
+
+        @task_group
+        def never(v: int) -> XComArg:
+            return shift(v, 0)
+
+        @task(trigger_rule="all_done")
+        def seen(values: list[int]) -> list[int]:
+            return values
+
+        seen(grp.expand(v=square.expand(x=[1, 2, 3])))
+        never.expand(v=broken())
+
+    result = await engine.run(dag)
+    assert result.state is DagRunState.FAILED
+    stored = await keyed_xcoms(engine, result.run_pk)
+    assert [stored["grp.shift", i, "return_value"] for i in range(3)] == [102, 105, 110]
+    assert stored["seen", -1, "return_value"] == [102, 105, 110]
+    states = await ti_states(engine, result.run_pk)
+    assert states["broken"] == "failed"
+    assert states["never.shift"] == "upstream_failed"
