@@ -545,6 +545,7 @@ class MappedTaskGroup(TaskGroup):
         #: The expand_kwargs() source (NOTSET: the group uses expand()).
         self.kwargs_source: Any = kwargs_source
         self._task_ids: frozenset[str] | None = None
+        self._counted = 0
 
     def sources(self) -> dict[str, Any]:
         """What the group expands over, by the name the planner knows each source by."""
@@ -559,10 +560,12 @@ class MappedTaskGroup(TaskGroup):
         return {**super().describe(), "mapped_over": sorted(self.sources())}
 
     def task_ids(self) -> frozenset[str]:
-        """The ids of the tasks mapped with the group (worked out once, when first asked
-        for: after the DAG is defined)."""
-        if self._task_ids is None:
+        """The ids of the tasks mapped with the group (worked out again only when the
+        DAG has gained tasks since: binding asks once per instance)."""
+        size = len(self.dag.task_dict)
+        if self._task_ids is None or self._counted != size:
             self._task_ids = frozenset(t.task_id for t in self)
+            self._counted = size
         return self._task_ids
 
 
