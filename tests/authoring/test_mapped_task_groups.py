@@ -411,3 +411,27 @@ def test_what_bind_returns_crosses_to_a_worker_intact() -> None:
     )
     with pytest.raises(FailTask, match="the group's argument 'x' is missing"):
         missing.finish()
+
+
+def test_several_expand_arguments_give_the_cross_product() -> None:
+    with DAG("d") as dag:
+
+        @task_group
+        def grp(a: int, b: str) -> None:
+            add(a, b)
+
+        grp.expand(a=[1, 2], b=["x", "y", "z"])
+    node = dag.task_dict["grp.add"]
+    assert node.map_sources() == (  # type: ignore[attr-defined]
+        MapSource("a", literal_length=2),
+        MapSource("b", literal_length=3),
+    )
+    combos = [kwargs_of(dag, "grp.add", i, {}) for i in range(6)]
+    assert [(c["x"], c["y"]) for c in combos] == [
+        (1, "x"),
+        (1, "y"),
+        (1, "z"),
+        (2, "x"),
+        (2, "y"),
+        (2, "z"),
+    ]
