@@ -18,8 +18,15 @@ from airloop.settings import Settings
 from .support import keyed_xcoms, state_of, ti_states, wait_until
 
 
-async def test_a_failure_in_one_index_fails_only_that_indexs_downstream(engine: Engine) -> None:
+@pytest.mark.parametrize("source", ["literal", "upstream"])
+async def test_a_failure_in_one_index_fails_only_that_indexs_downstream(
+    engine: Engine, source: str
+) -> None:
     with DAG("mtg_literal") as dag:
+
+        @task
+        def elements() -> list[int]:
+            return [1, 2, 3]
 
         @task
         def check(x: int) -> int:
@@ -49,13 +56,17 @@ async def test_a_failure_in_one_index_fails_only_that_indexs_downstream(engine: 
         def strict(values: list[Any]) -> None:
             raise AssertionError("never runs: an instance of the group failed")
 
-        out = grp.expand(x=[1, 2, 3])
+        # A literal list, or a task's output: the length is then decided at run time.
+        out = grp.expand(x=[1, 2, 3] if source == "literal" else elements())
         collect(out)
         strict(out)
 
     result = await engine.run(dag)
     assert result.state is DagRunState.FAILED
-    assert await ti_states(engine, result.run_pk) == {
+    states = await ti_states(engine, result.run_pk)
+    if source == "upstream":
+        assert states.pop("elements") == "success"
+    assert states == {
         "grp.check[0]": "success",
         "grp.check[1]": "failed",
         "grp.check[2]": "success",
