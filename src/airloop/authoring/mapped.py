@@ -406,7 +406,7 @@ class MappedOperator(AbstractOperator):
             if unknown is not None:
                 raise FailTask(
                     f"{where}: the group's expand_kwargs() gave {unknown!r}, which is not "
-                    f"one of its function's parameters ({', '.join(sorted(group.kwargs_names))})"
+                    f"one of its mapped parameters ({', '.join(sorted(group.kwargs_names))})"
                 )
         if not self._slots:
             return partial
