@@ -11,7 +11,7 @@ from .support import Call, CliResult, airloop, query, run_many, write
 pytestmark = pytest.mark.slow
 
 DAG_FILE = """
-from airloop import DAG, Param, task
+from airloop import DAG, Param, task, task_group
 
 with DAG("tasks_cli", params={"n": Param(3, type=int), "word": Param("hi", type=str)}) as dag:
 
@@ -52,6 +52,16 @@ with DAG("tasks_cli", params={"n": Param(3, type=int), "word": Param("hi", type=
     pick() >> targets
     total(double.partial(factor=10).expand(x=numbers()))
     explode()
+
+    @task
+    def scaled(v: int, k: int, ti) -> list[int]:
+        return [v, k, ti.map_index, ti.xcom_pull(task_ids="grp.double")]
+
+    @task_group
+    def grp(k: int):
+        return scaled(double(k, 2), k)
+
+    grp.expand(k=[3, 4])
 """
 
 TABLES = ("dag_run", "task_instance", "xcom", "task_log")
@@ -87,6 +97,9 @@ def results(dag_file: Path) -> dict[str, CliResult]:
             "pull_given": call("pull_given", "pulls", "-u", 'show="given"'),
             "upstream_without_value": call("upstream_without_value", "double", "-u", "numbers"),
             "branch": call("branch", "pick"),
+            "in_mapped_group": call(
+                "in_mapped_group", "grp.scaled", "--map-index", "1", "-u", "grp.double=8"
+            ),
         }
     )
 
@@ -180,3 +193,12 @@ def test_upstream_without_value_is_bad_input(results: dict[str, CliResult]) -> N
     assert len(result.err_lines) == 1, result.transcript
     assert "numbers" in result.err_lines[0]
     assert "--upstream" in result.err_lines[0]
+
+
+def test_a_task_of_a_mapped_group_takes_its_same_index_upstream_value(
+    results: dict[str, CliResult],
+) -> None:
+    result = results["in_mapped_group"]
+    assert result.code == 0, result.transcript
+    # k is element 1 of the group's list; grp.double's value is that instance's own.
+    assert "returned: [8,4,1,8]" in result.stdout, result.transcript

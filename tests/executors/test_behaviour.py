@@ -422,3 +422,35 @@ async def test_xcom_keys_pushed_and_pulled_across_tasks_and_map_indexes(
     assert templated["sql"] == "1-2"
     # Nested strings render as text; task outputs nested in a template field resolve.
     assert templated["options"] == {"square": "9", "nested": [[2, 3], {"a": 1}]}
+
+
+async def test_mapped_task_groups(engine: Engine, dags: dict[str, DAG]) -> None:
+    """A mapped task group (ADR 0029) gives the same instances, states and outputs on
+    every executor: the group's .map() source is applied in the worker, instance i
+    gets element i and its group's same-index outputs, a failed index fails only its
+    own downstream, and a task after the group sees all instances."""
+    result = await engine.run(dags["mapped_groups"])
+    assert result.state is DagRunState.FAILED
+    table = await rows(engine, result.run_pk)
+    states = {f"{t}[{i}]" if i >= 0 else t: r.state for (t, i), r in table.items()}
+    assert states == {
+        "counts": "success",
+        "orders.priced[0]": "success",
+        "orders.priced[1]": "failed",
+        "orders.priced[2]": "success",
+        "orders.taxed[0]": "success",
+        "orders.taxed[1]": "upstream_failed",
+        "orders.taxed[2]": "success",
+        "summary": "success",
+        "strict": "upstream_failed",
+        "labels.greet[0]": "success",
+        "labels.greet[1]": "success",
+        "labels.label[0]": "success",
+        "labels.label[1]": "success",
+    }
+    values = await xcoms(engine, result.run_pk)
+    assert values[("orders.taxed", 0)] == {"total": 11, "map_index": 0, "pulled": 10}
+    assert values[("orders.taxed", 2)] == {"total": 99, "map_index": 2, "pulled": 90}
+    assert values[("summary", -1)] == [11, 99]
+    assert [values[("labels.label", i)] for i in (0, 1)] == ["a:ann", "b:bob"]
+    assert [values[("labels.greet", i)] for i in (0, 1)] == ["hi ann", "hi bob"]

@@ -8,7 +8,7 @@ import inspect
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from airloop.authoring.airflow_args import (
     TASK_ARGS,
@@ -35,6 +35,9 @@ from airloop.authoring.xcom_arg import (
     resolve_xcom_args,
 )
 from airloop.exceptions import DagDefinitionError
+
+if TYPE_CHECKING:
+    from airloop.authoring.taskgroup import MappedTaskGroup
 
 
 class _Signature:
@@ -287,6 +290,9 @@ class TaskDecorator:
     def __call__(self, *args: Any, **kwargs: Any) -> XComArg:
         self._check_context()
         _signature(self.function).check_call(args, kwargs)
+        group = self._mapped_group()
+        if group is not None:
+            return self._in_mapped_group(group, args, kwargs)
         settings = self._settings()
         op = self.operator_class(
             task_id=self._task_id(),
@@ -296,6 +302,48 @@ class TaskDecorator:
             **settings,
         )
         return XComArg(op)
+
+    def _mapped_group(self) -> MappedTaskGroup | None:
+        """The mapped task group a call now would make its task in (None: not mapped)."""
+        from airloop.authoring.dag import current_dag
+        from airloop.authoring.taskgroup import group_for
+
+        where = f"@task {self.function.__name__!r}"
+        group = group_for(current_dag(), self.settings.get("task_group"), where)
+        return None if group is None else group.mapping
+
+    def _in_mapped_group(
+        self, group: MappedTaskGroup, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> XComArg:
+        """A call inside a mapped task group: a task mapped over the group's expansion."""
+        name = self.function.__name__
+        if self.operator_class is not PythonTaskOperator:
+            raise DagDefinitionError(
+                f"@task {name!r}: a {self.operator_class.__name__} cannot be made inside the "
+                f"mapped task group {group.group_id!r} yet (only plain @task functions)"
+            )
+        sig = _signature(self.function)
+        bound = sig.signature.bind_partial(*args, **kwargs).arguments
+        arguments: dict[str, Any] = {}
+        for param_name, value in bound.items():
+            kind = sig.signature.parameters[param_name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    raise DagDefinitionError(
+                        f"{name}(): inside the mapped task group {group.group_id!r} pass "
+                        f"arguments by name (*{param_name} cannot be mapped)"
+                    )
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                arguments.update(value)
+            else:
+                arguments[param_name] = value
+        for key in arguments:
+            if key in SETTING_NAMES or key in ("task_id", "dag", "doc", "task_group"):
+                raise DagDefinitionError(
+                    f"{name}(): argument {key!r} inside the mapped task group "
+                    f"{group.group_id!r} would be read as a task setting; rename the parameter"
+                )
+        return _TaskPartial(self, arguments)._mapped({}, NOTSET, group)
 
     def _settings(self) -> dict[str, Any]:
         """The task settings, ``multiple_outputs`` inferred from a dict return annotation
@@ -330,7 +378,9 @@ class _TaskPartial:
         """One instance per dict of ``source``: a list of dicts, or a task's output."""
         return self._mapped({}, source)
 
-    def _mapped(self, mapped: dict[str, Any], kwargs_source: Any) -> XComArg:
+    def _mapped(
+        self, mapped: dict[str, Any], kwargs_source: Any, group: MappedTaskGroup | None = None
+    ) -> XComArg:
         deco = self.decorator
         deco._check_context()
         sig = _signature(deco.function)
@@ -352,7 +402,9 @@ class _TaskPartial:
             {"task_id": deco._task_id(), **settings, **fn_kwargs},
         )
         op: MappedOperator = (
-            partial.expand(**mapped)
+            partial.in_group(group)
+            if group is not None
+            else partial.expand(**mapped)
             if kwargs_source is NOTSET
             else partial.expand_kwargs(kwargs_source)
         )

@@ -16,7 +16,7 @@ the runner finishes it off the loop (``finish``), in whichever worker runs the t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 class _NoFill:
     def __repr__(self) -> str:
+        return "NOFILL"
+
+    def __reduce__(self) -> str:
+        # One marker in every process: a Slot without a default crosses to a worker.
         return "NOFILL"
 
 
@@ -144,12 +148,152 @@ def _upstream_id(arg: XComArg) -> str:
 
 
 def reject_in_plain_arguments(where: str, value: Any) -> None:
-    """``.map()``/``.zip()`` results only mean something to expand() and expand_kwargs()."""
+    """``.map()``/``.zip()`` results only mean something to expand() and expand_kwargs();
+    a mapped task group's argument only to the tasks made inside that group."""
+    found = next(iter_mapped_arguments(value), None)
+    if found is not None:
+        raise DagDefinitionError(
+            f"{where}: {found!r} stands for the argument of mapped task group "
+            f"{found.group_id!r}; only tasks made inside that group can use it"
+        )
     for arg in iter_xcom_args(value):
         if isinstance(arg, (MapXComArg, ZipXComArg)):
             raise DagDefinitionError(
                 f"{where}: {arg!r} can only be given to .expand() or .expand_kwargs()"
             )
+
+
+# -- a mapped task group's arguments ---------------------------------------------------
+
+
+class MappedArgument:
+    """A parameter of a mapped task group's function (ADR 0029): instance ``i`` of each
+    task made in the group gets element ``i`` of the group's expansion in its place.
+
+    Subscripted (``arg["key"]``, ``arg[0]``) it is that item of the element.
+    """
+
+    __slots__ = ("default", "group_id", "name", "owner", "path")
+
+    def __init__(
+        self,
+        owner: object,
+        group_id: str,
+        name: str,
+        path: tuple[Any, ...] = (),
+        default: Any = NOFILL,
+    ) -> None:
+        #: The MappedTaskGroup it belongs to (compared by identity).
+        self.owner = owner
+        self.group_id = group_id
+        self.name = name
+        self.path = path
+        #: The parameter's default: used when an expand_kwargs() dict lacks the name.
+        self.default = default
+
+    def __getitem__(self, item: str | int) -> MappedArgument:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise TypeError(
+                f"{self!r} can be subscripted with a str or an int, not {type(item).__name__}"
+            )
+        return MappedArgument(self.owner, self.group_id, self.name, (*self.path, item))
+
+    def __repr__(self) -> str:
+        subscripts = "".join(f"[{p!r}]" for p in self.path)
+        return f"MappedArgument({self.group_id!r}, {self.name!r}){subscripts}"
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(
+            f"{self!r} is not known while the DAG is defined (each map index gets its own "
+            "element); pass it to a task inside the group"
+        )
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"{self!r} has no truth value while the DAG is defined; branch inside a task instead"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A ``MappedArgument`` as a task made in the group keeps it (plain, picklable)."""
+
+    name: str
+    path: tuple[Any, ...] = ()
+    default: Any = NOFILL
+
+
+def iter_mapped_arguments(value: Any) -> Iterator[MappedArgument]:
+    if isinstance(value, MappedArgument):
+        yield value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from iter_mapped_arguments(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_mapped_arguments(item)
+
+
+def to_slots(where: str, value: Any, owner: object) -> Any:
+    """``value`` with each MappedArgument of ``owner`` (a group) made a ``Slot``."""
+    if isinstance(value, MappedArgument):
+        if value.owner is not owner:
+            raise DagDefinitionError(
+                f"{where}: {value!r} belongs to another mapped task group; only tasks made "
+                f"inside {value.group_id!r} can use it"
+            )
+        return Slot(value.name, value.path, value.default)
+    if isinstance(value, list):
+        return [to_slots(where, v, owner) for v in value]
+    if isinstance(value, tuple):
+        return tuple(to_slots(where, v, owner) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(to_slots(where, v, owner) for v in value)
+    if isinstance(value, dict):
+        return {k: to_slots(where, v, owner) for k, v in value.items()}
+    return value
+
+
+def has_slots(value: Any) -> bool:
+    if isinstance(value, Slot):
+        return True
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(has_slots(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_slots(v) for v in value.values())
+    return False
+
+
+def fill_slots(where: str, value: Any, element: Mapping[str, Any]) -> Any:
+    """``value`` with each ``Slot`` replaced by its item of ``element`` (the group's
+    arguments for one map index, by parameter name). Errors are ``LookupError``s."""
+    if isinstance(value, Slot):
+        if value.name in element:
+            found = element[value.name]
+        elif value.default is not NOFILL:
+            found = value.default
+        else:
+            raise LookupError(f"{where}: the group's argument {value.name!r} is missing")
+        done = value.name
+        for step in value.path:
+            try:
+                found = found[step]
+            except (KeyError, IndexError, TypeError):
+                raise LookupError(
+                    f"{where}: the group's argument {done} has no item [{step!r}] "
+                    f"(it is a {type(found).__name__})"
+                ) from None
+            done += f"[{step!r}]"
+        return found
+    if isinstance(value, list):
+        return [fill_slots(where, v, element) for v in value]
+    if isinstance(value, tuple):
+        return tuple(fill_slots(where, v, element) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return type(value)(fill_slots(where, v, element) for v in value)
+    if isinstance(value, dict):
+        return {k: fill_slots(where, v, element) for k, v in value.items()}
+    return value
 
 
 # -- binding one map index -----------------------------------------------------------

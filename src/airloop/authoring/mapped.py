@@ -5,19 +5,23 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airloop.authoring.airflow_args import split_task_args
 from airloop.authoring.expand_input import (
+    MappedArgument,
     PendingBound,
     PendingOperator,
     dependencies,
+    fill_slots,
     finish,
+    has_slots,
     is_lazy,
     length,
     map_source,
     raw_item,
     reject_in_plain_arguments,
+    to_slots,
 )
 from airloop.authoring.operator import (
     NOTSET,
@@ -26,7 +30,12 @@ from airloop.authoring.operator import (
     BaseOperator,
     with_xcoms,
 )
-from airloop.authoring.xcom import XComSnapshot, capture_xcoms
+from airloop.authoring.xcom import (
+    XCOM_RETURN_KEY,
+    TaskXComs,
+    XComSnapshot,
+    capture_xcoms,
+)
 from airloop.authoring.xcom_arg import (
     OutputLookup,
     XComArg,
@@ -35,6 +44,9 @@ from airloop.authoring.xcom_arg import (
 )
 from airloop.core.specs import MapSource
 from airloop.exceptions import DagDefinitionError, FailTask
+
+if TYPE_CHECKING:
+    from airloop.authoring.taskgroup import MappedTaskGroup
 
 
 class MapFunctionError(Exception):
@@ -130,7 +142,9 @@ class OperatorPartial:
         self.factory = factory
         self.kwargs = dict(kwargs)
 
-    def _build(self, mapped: Mapping[str, Any], kwargs_source: Any) -> MappedOperator:
+    def _build(
+        self, mapped: Mapping[str, Any], kwargs_source: Any, group: Any = None
+    ) -> MappedOperator:
         kwargs = dict(self.kwargs)
         task_id = kwargs.pop("task_id", NOTSET)
         if task_id is NOTSET:
@@ -144,6 +158,7 @@ class OperatorPartial:
             partial_kwargs=kwargs,
             expand_input=mapped,
             kwargs_source=kwargs_source,
+            group=group,
         )
 
     def expand(self, **mapped: Any) -> MappedOperator:
@@ -153,6 +168,10 @@ class OperatorPartial:
         """One instance per dict of ``source`` (a list of dicts, or a task's output)."""
         return self._build({}, source)
 
+    def in_group(self, group: MappedTaskGroup) -> MappedOperator:
+        """The task made inside mapped task group ``group``: mapped over its sources."""
+        return self._build({}, NOTSET, group)
+
 
 #: The name the planner knows an expand_kwargs() source by.
 KWARGS_SOURCE = "expand_kwargs"
@@ -160,7 +179,8 @@ KWARGS_SOURCE = "expand_kwargs"
 
 class MappedOperator(AbstractOperator):
     """A task that runs once per element (or combination of elements) of its expand() input,
-    or once per dict of its expand_kwargs() source."""
+    or once per dict of its expand_kwargs() source; or a task made inside a mapped task
+    group (``group``), run once per element of the group's expansion (ADR 0029)."""
 
     is_mapped: ClassVar[bool] = True
 
@@ -175,10 +195,25 @@ class MappedOperator(AbstractOperator):
         expand_input: Mapping[str, Any],
         task_group: Any = None,
         kwargs_source: Any = NOTSET,
+        group: MappedTaskGroup | None = None,
     ) -> None:
+        if group is None:
+            from airloop.authoring.taskgroup import mapping_for
+
+            enclosing = mapping_for(task_id, dag, task_group)
+            if enclosing is not None:
+                raise DagDefinitionError(
+                    f"task {task_id!r}: a mapped task (.expand(), .expand_kwargs()) inside "
+                    f"the mapped task group {enclosing.group_id!r} is nested mapping, which "
+                    "is not supported; make it a plain task of the group"
+                )
         settings, display, rest = _split(task_id, partial_kwargs, factory)
-        reject_in_plain_arguments(f"task {task_id!r}: partial()", rest)
-        if kwargs_source is NOTSET:
+        if group is not None:
+            rest = to_slots(f"task {task_id!r}", rest, group)
+            reject_in_plain_arguments(f"task {task_id!r}", rest)
+            factory.check_names(rest)
+        elif kwargs_source is NOTSET:
+            reject_in_plain_arguments(f"task {task_id!r}: partial()", rest)
             if not expand_input:
                 raise DagDefinitionError(f"task {task_id!r}: expand() needs at least one argument")
             for name, value in expand_input.items():
@@ -195,6 +230,11 @@ class MappedOperator(AbstractOperator):
                         f"task {task_id!r}: expand({name}=...) over a subscripted output "
                         f"({value!r}) is not supported yet; return the list from a task instead"
                     )
+                if isinstance(value, MappedArgument):
+                    raise DagDefinitionError(
+                        f"task {task_id!r}: expand({name}=...) over {value!r} is nested "
+                        "mapping (a mapped task inside a mapped task group): not supported"
+                    )
                 if not isinstance(value, (list, tuple, dict, XComArg)):
                     raise DagDefinitionError(
                         f"task {task_id!r}: expand({name}=...) needs a list, tuple, dict or a "
@@ -202,6 +242,7 @@ class MappedOperator(AbstractOperator):
                     )
             factory.check_names([*rest, *expand_input])
         else:
+            reject_in_plain_arguments(f"task {task_id!r}: partial()", rest)
             if not isinstance(kwargs_source, (list, tuple, XComArg)):
                 raise DagDefinitionError(
                     f"task {task_id!r}: expand_kwargs() needs a list of dicts or a task's "
@@ -216,6 +257,10 @@ class MappedOperator(AbstractOperator):
             display=display,
             task_group=task_group,
         )
+        if (self.task_group.mapping if self.task_group is not None else None) is not group:
+            raise DagDefinitionError(f"task {task_id!r}: not made in its mapped task group")
+        #: The mapped task group the task was made in (None: mapped by its own expand()).
+        self.group = group
         self.factory = factory
         self.partial_kwargs = rest
         self.expand_input = dict(expand_input)
@@ -230,11 +275,8 @@ class MappedOperator(AbstractOperator):
                         "outputs inside the list"
                     )
                 self._check_item(i, item, DagDefinitionError)
-        self._lazy = (
-            is_lazy(kwargs_source)
-            if kwargs_source is not NOTSET
-            else any(is_lazy(v) for v in self.expand_input.values())
-        )
+        self._lazy = any(is_lazy(v) for v in self._sources().values())
+        self._slots = group is not None and has_slots(rest)
         for dep in self.xcom_dependencies():
             dep.set_downstream(self)
 
@@ -253,6 +295,8 @@ class MappedOperator(AbstractOperator):
         return list({id(op): op for op in found}.values())
 
     def _sources(self) -> dict[str, Any]:
+        if self.group is not None:
+            return self.group.sources()
         if self.kwargs_source is NOTSET:
             return self.expand_input
         return {KWARGS_SOURCE: self.kwargs_source}
@@ -306,6 +350,9 @@ class MappedOperator(AbstractOperator):
             raw[name] = raw_item(self.task_id, sources[name], i, lookup)
         if rest_index:
             raise IndexError(f"map index {map_index} is out of range for {self.task_id!r}")
+        if self.group is not None:
+            # The group's tasks give this instance their same-index outputs.
+            lookup = SameIndexLookup(lookup, self.group.task_ids(), map_index)
         partial = resolve_xcom_args(self.partial_kwargs, lookup)
         bound: Any = (
             PendingBound(map_index, raw, partial)
@@ -333,9 +380,41 @@ class MappedOperator(AbstractOperator):
                 f"task {self.task_id!r}, map index {map_index}: its .map() function "
                 f"raised {type(exc).__name__}: {exc}"
             ) from exc
+        if self.group is not None:
+            return self._group_arguments(map_index, chosen, partial)
         if self.kwargs_source is not NOTSET:
             chosen = dict(self._check_item(map_index, chosen[KWARGS_SOURCE], FailTask))
         return {**partial, **chosen}
+
+    def _group_arguments(
+        self, map_index: int, chosen: dict[str, Any], partial: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The instance's arguments: the group's arguments for ``map_index`` in place of
+        the ``MappedArgument``s the task was given."""
+        group = self.group
+        assert group is not None
+        where = f"task {self.task_id!r}, map index {map_index}"
+        element = chosen
+        if group.kwargs_source is not NOTSET:
+            element = chosen[KWARGS_SOURCE]
+            if not isinstance(element, dict):
+                raise FailTask(
+                    f"{where}: the group's expand_kwargs() needs a dict, "
+                    f"got {type(element).__name__}"
+                )
+            unknown = next((n for n in element if n not in group.kwargs_names), None)
+            if unknown is not None:
+                raise FailTask(
+                    f"{where}: the group's expand_kwargs() gave {unknown!r}, which is not "
+                    f"one of its mapped parameters ({', '.join(sorted(group.kwargs_names))})"
+                )
+        if not self._slots:
+            return partial
+        try:
+            filled: dict[str, Any] = fill_slots(where, partial, element)
+        except LookupError as exc:
+            raise FailTask(str(exc.args[0])) from None
+        return filled
 
     def finish_pending(self, bound: PendingBound) -> BaseOperator:
         """The real operator of a PendingOperator: ``.map()`` functions applied. User
@@ -350,3 +429,35 @@ class _WithXComs:
 
     bound: Any
     xcoms: XComSnapshot
+
+
+class SameIndexLookup:
+    """An ``OutputLookup`` for instance ``map_index`` of a task in a mapped task group:
+    the group's tasks (``same``) give their instance ``map_index``'s output, not the list
+    of every instance's; other tasks are looked up as usual."""
+
+    __slots__ = ("_lookup", "_map_index", "_same")
+
+    def __init__(self, lookup: OutputLookup, same: frozenset[str], map_index: int) -> None:
+        self._lookup = lookup
+        self._same = same
+        self._map_index = map_index
+
+    def __call__(self, task_id: str) -> Any:
+        if task_id in self._same:
+            return self.xcoms(task_id).value(XCOM_RETURN_KEY, None)
+        return self._lookup(task_id)
+
+    def length(self, task_id: str) -> int:
+        return self._lookup.length(task_id)
+
+    def item(self, task_id: str, index: int) -> Any:
+        return self._lookup.item(task_id, index)
+
+    def xcoms(self, task_id: str) -> TaskXComs:
+        if task_id in self._same:
+            return self._lookup.instance_xcoms(task_id, self._map_index)
+        return self._lookup.xcoms(task_id)
+
+    def instance_xcoms(self, task_id: str, map_index: int) -> TaskXComs:
+        return self._lookup.instance_xcoms(task_id, map_index)

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from airloop.authoring.airflow_args import (
     TASK_ARGS,
@@ -324,6 +324,12 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
         self.dag: DAG | None = dag if dag is not None else current_dag()
         #: The group the task is drawn in (None outside a DAG); its id prefixes the task's.
         self.task_group = group_for(self.dag, task_group, f"task {task_id!r}")
+        mapping = self.task_group.mapping if self.task_group is not None else None
+        if mapping is not None and not self.is_mapped:
+            raise DagDefinitionError(
+                f"task {task_id!r}: a {type(self).__name__} cannot be made inside the "
+                f"mapped task group {mapping.group_id!r}"
+            )
         if self.task_group is not None:
             task_id = self.task_group.child_id(task_id)
         self.task_id = check_id("task_id", task_id)
@@ -437,6 +443,16 @@ class BaseOperator(AbstractOperator):
 
     #: Airflow arguments of this kind of operator, beyond the common ones, not supported yet.
     unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        # Made inside a mapped task group, an operator is a task mapped over the group's
+        # expansion (ADR 0029): ``Op(task_id=..., x=arg)`` gives the MappedOperator that
+        # ``Op.partial(task_id=..., x=arg)`` would, with the group's sources.
+        if "task_id" in kwargs:
+            mapping = _mapping_group(cls, kwargs)
+            if mapping is not None:
+                return cls.partial(**kwargs).in_group(mapping)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -588,6 +604,26 @@ class BaseOperator(AbstractOperator):
 
 
 _CONTAINERS = (XComArg, list, tuple, dict, set, frozenset)
+
+
+def _mapping_group(cls: type[BaseOperator], kwargs: Mapping[str, Any]) -> Any:
+    """The mapped task group an operator made now with ``kwargs`` would belong to."""
+    from airloop.authoring.taskgroup import mapping_for
+
+    mapping = mapping_for(kwargs["task_id"], kwargs.get("dag"), kwargs.get("task_group"))
+    if mapping is not None:
+        from airloop.authoring.branch import (
+            BaseBranchOperator,
+            BranchPythonOperator,
+            ShortCircuitOperator,
+        )
+
+        if issubclass(cls, (BaseBranchOperator, BranchPythonOperator, ShortCircuitOperator)):
+            raise DagDefinitionError(
+                f"task {kwargs['task_id']!r}: a {cls.__name__} cannot be made inside the "
+                f"mapped task group {mapping.group_id!r} yet (branching per map index)"
+            )
+    return mapping
 
 
 @dataclass(frozen=True, slots=True)

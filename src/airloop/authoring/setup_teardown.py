@@ -38,6 +38,7 @@ class SetupTeardownMixin:
         op = _operator(self)
         if op.is_teardown:
             raise DagDefinitionError(f"task {op.task_id!r} is a teardown: it cannot be a setup too")
+        _not_in_mapped_group(op, "setup")
         op.is_setup = True
         return self
 
@@ -103,10 +104,20 @@ def _operator(obj: Any) -> AbstractOperator:
     raise DagDefinitionError(f"expected a task, got {obj!r}")
 
 
+def _not_in_mapped_group(op: AbstractOperator, role: str) -> None:
+    mapping = op.task_group.mapping if op.task_group is not None else None
+    if mapping is not None:
+        raise DagDefinitionError(
+            f"task {op.task_id!r}: {role} tasks inside the mapped task group "
+            f"{mapping.group_id!r} are not supported yet; make the {role} outside the group"
+        )
+
+
 def make_teardown(op: AbstractOperator, *, on_failure_fail_dagrun: bool) -> None:
     """Mark ``op`` a teardown; its trigger rule becomes all_done_setup_success."""
     if op.is_setup:
         raise DagDefinitionError(f"task {op.task_id!r} is a setup: it cannot be a teardown too")
+    _not_in_mapped_group(op, "teardown")
     rule = op.settings.trigger_rule
     if rule not in (TriggerRule.ALL_SUCCESS, TriggerRule.ALL_DONE_SETUP_SUCCESS):
         raise DagDefinitionError(

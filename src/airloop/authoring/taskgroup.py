@@ -18,15 +18,18 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from airloop.authoring.airflow_args import unknown_argument
 from airloop.authoring.dependency import DependencyMixin
+from airloop.authoring.expand_input import NOFILL, MappedArgument
 from airloop.authoring.operator import (
     DAG_LEVEL_DEFAULT_ARGS,
+    NOTSET,
     AbstractOperator,
     check_default_args,
 )
+from airloop.authoring.xcom_arg import XComArg, iter_xcom_args
 from airloop.exceptions import DagDefinitionError, DuplicateTaskIdError
 
 if TYPE_CHECKING:
@@ -38,6 +41,20 @@ _GROUP_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
 _current: contextvars.ContextVar[TaskGroup | None] = contextvars.ContextVar(
     "airloop_current_task_group", default=None
 )
+
+
+def mapping_for(task_id: str, dag: Any, explicit: Any) -> MappedTaskGroup | None:
+    """The mapped task group a task made now (with these ``dag=`` and ``task_group=``)
+    would be in; cheap when no group's ``with`` block is open and none is given."""
+    if explicit is None and _current.get() is None:
+        return None
+    from airloop.authoring.dag import current_dag
+
+    dag = dag or getattr(explicit, "dag", None) or current_dag()
+    if dag is None:
+        return None
+    group = group_for(dag, explicit, f"task {task_id!r}")
+    return None if group is None else group.mapping
 
 
 def current_group(dag: DAG) -> TaskGroup:
@@ -136,6 +153,8 @@ class TaskGroup(DependencyMixin):
         self.display: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self.children: dict[str, AbstractOperator | TaskGroup] = {}
         self._tokens: list[contextvars.Token[TaskGroup | None]] = []
+        #: The mapped task group this group is (or is inside of); None: not mapped.
+        self.mapping: MappedTaskGroup | None = parent_group.mapping
         parent_group.children[full] = self
         dag.task_group_dict[full] = self
 
@@ -153,6 +172,7 @@ class TaskGroup(DependencyMixin):
         group.display = {}
         group.children = {}
         group._tokens = []
+        group.mapping = None
         return group
 
     def _free_label(self, label: str, add_suffix: bool) -> str:
@@ -339,21 +359,214 @@ class TaskGroupDecorator:
     def override(self, **kwargs: Any) -> TaskGroupDecorator:
         return TaskGroupDecorator(self.function, {**self.kwargs, **kwargs})
 
-    def _mapped(self) -> NoReturn:
+    # -- mapped task groups (ADR 0029) -------------------------------------------------
+
+    def partial(self, **kwargs: Any) -> TaskGroupPartial:
+        """``group.partial(fixed=...).expand(varying=[...])``: ``fixed`` is passed as is."""
+        return TaskGroupPartial(self, kwargs)
+
+    def expand(self, **mapped: Any) -> Any:
+        """Map the whole group: its function is called once, each parameter in ``mapped``
+        a ``MappedArgument``; every task made inside runs once per element."""
+        return self.partial().expand(**mapped)
+
+    def expand_kwargs(self, source: Any, /) -> Any:
+        """One group instance per dict of ``source`` (a list of dicts, or a task's output)."""
+        return self.partial().expand_kwargs(source)
+
+    def _call_mapped(
+        self, partial: Mapping[str, Any], mapped: Mapping[str, Any], kwargs_source: Any
+    ) -> Any:
+        from airloop.authoring.dag import current_dag
+
+        name = self.function.__name__
+        where = f"mapped task group {name!r}"
+        parent = self.kwargs.get("parent_group")
+        dag = self.kwargs.get("dag") or (parent.dag if parent is not None else current_dag())
+        if dag is None:
+            raise DagDefinitionError(
+                f"{name}.expand() was called outside a DAG: call task groups inside "
+                "'with DAG(...):'"
+            )
+        enclosing = parent if parent is not None else current_group(dag)
+        if enclosing.mapping is not None:
+            raise DagDefinitionError(
+                f"{where}: it is inside the mapped task group {enclosing.mapping.group_id!r}; "
+                "nested mapping (a mapped group in a mapped group) is not supported"
+            )
+        sig = inspect.signature(self.function)
+        params = {
+            p.name: p
+            for p in sig.parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        options: dict[str, Any] = {"add_suffix_on_collision": True, **self.kwargs}
+        options.setdefault("group_id", name)
+        options.setdefault("dag", dag)
+        if "tooltip" not in options:
+            options["tooltip"] = inspect.getdoc(self.function) or ""
+        arguments = dict(partial)
+        if kwargs_source is NOTSET:
+            _check_group_expand(where, mapped, partial, params, takes_any)
+            names = list(mapped)
+        else:
+            _check_group_kwargs_source(where, kwargs_source, partial, params)
+            names = [n for n in params if n not in partial]
+        try:
+            sig.bind(**arguments, **dict.fromkeys(names))
+        except TypeError as exc:
+            raise DagDefinitionError(f"{where}: {exc}") from None
+        # The group id is known only once the group exists (a suffix may be added).
+        group = MappedTaskGroup(
+            expand_input=mapped,
+            kwargs_source=kwargs_source,
+            kwargs_names=frozenset(names),
+            **options,
+        )
+        for arg in names:
+            default = params[arg].default if arg in params else inspect.Parameter.empty
+            arguments[arg] = MappedArgument(
+                group,
+                group.group_id or name,
+                arg,
+                default=NOFILL if default is inspect.Parameter.empty else default,
+            )
+        with group:
+            result = self.function(**arguments)
+        if not any(True for _ in group):
+            raise DagDefinitionError(f"{where} made no tasks: there is nothing to map")
+        return group if result is None else result
+
+
+class TaskGroupPartial:
+    """The fixed half of a mapped task group; ``.expand()`` or ``.expand_kwargs()`` maps it."""
+
+    def __init__(self, decorator: TaskGroupDecorator, kwargs: Mapping[str, Any]) -> None:
+        self.decorator = decorator
+        self.kwargs = dict(kwargs)
+
+    def expand(self, **mapped: Any) -> Any:
+        return self.decorator._call_mapped(self.kwargs, mapped, NOTSET)
+
+    def expand_kwargs(self, source: Any, /) -> Any:
+        return self.decorator._call_mapped(self.kwargs, {}, source)
+
+
+def _check_group_expand(
+    where: str,
+    mapped: Mapping[str, Any],
+    partial: Mapping[str, Any],
+    params: Mapping[str, inspect.Parameter],
+    takes_any: bool,
+) -> None:
+    if not mapped:
+        raise DagDefinitionError(f"{where}: expand() needs at least one argument")
+    for name, value in mapped.items():
+        if name not in params and not takes_any:
+            raise DagDefinitionError(f"{where}: the function has no parameter {name!r}")
+        if name in partial:
+            raise DagDefinitionError(f"{where}: {name!r} is given to both partial() and expand()")
+        _check_source(f"{where}: expand({name}=...)", value, (list, tuple, dict))
+
+
+def _check_group_kwargs_source(
+    where: str,
+    source: Any,
+    partial: Mapping[str, Any],
+    params: Mapping[str, inspect.Parameter],
+) -> None:
+    _check_source(f"{where}: expand_kwargs()", source, (list, tuple))
+    if isinstance(source, XComArg):
+        return
+    for i, item in enumerate(source):
+        at = f"{where}, map index {i}"
+        if not isinstance(item, dict):
+            raise DagDefinitionError(
+                f"{at}: expand_kwargs() needs a dict, got {type(item).__name__}"
+            )
+        if any(True for _ in iter_xcom_args(item)):
+            raise DagDefinitionError(
+                f"{at}: expand_kwargs() takes a list of literal dicts or one task's output "
+                "(a list of dicts), not task outputs inside the list"
+            )
+        for name in item:
+            if name not in params:
+                raise DagDefinitionError(
+                    f"{at}: expand_kwargs() gave {name!r}, not a parameter of the function"
+                )
+            if name in partial:
+                raise DagDefinitionError(
+                    f"{at}: {name!r} is given to both partial() and expand_kwargs()"
+                )
+
+
+def _check_source(where: str, value: Any, literal: tuple[type, ...]) -> None:
+    if isinstance(value, MappedArgument):
         raise DagDefinitionError(
-            f"@task_group {self.function.__name__!r}: mapped task groups (.partial(), "
-            ".expand(), .expand_kwargs()) are not supported yet; map the tasks inside the "
-            "group instead"
+            f"{where}: mapping over a mapped task group's argument is nested mapping, "
+            "which is not supported"
+        )
+    if isinstance(value, XComArg) and value.path:
+        raise DagDefinitionError(
+            f"{where}: mapping over a subscripted output ({value!r}) is not supported yet; "
+            "return the list from a task instead"
+        )
+    if not isinstance(value, (*literal, XComArg)):
+        kinds = " or ".join(t.__name__ for t in literal)
+        raise DagDefinitionError(
+            f"{where} needs a {kinds} or a task's output, got {type(value).__name__}"
         )
 
-    def partial(self, **kwargs: Any) -> NoReturn:
-        self._mapped()
 
-    def expand(self, **kwargs: Any) -> NoReturn:
-        self._mapped()
+class MappedTaskGroup(TaskGroup):
+    """A task group run once per element of its expansion (``@task_group``'s ``.expand()``,
+    ``.partial().expand()``, ``.expand_kwargs()``; ADR 0029).
 
-    def expand_kwargs(self, *args: Any, **kwargs: Any) -> NoReturn:
-        self._mapped()
+    Every task made inside is a mapped task over the group's sources; instance ``i`` of
+    each gets element ``i`` of the group's arguments, and waits only for instance ``i``
+    of the group's tasks upstream of it.
+    """
+
+    def __init__(
+        self,
+        *,
+        expand_input: Mapping[str, Any],
+        kwargs_source: Any,
+        kwargs_names: frozenset[str],
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.mapping = self
+        #: The names an expand_kwargs() dict may give (the function's other parameters).
+        self.kwargs_names = kwargs_names
+        #: The group's expand() arguments by parameter name (empty with expand_kwargs()).
+        self.expand_input: dict[str, Any] = dict(expand_input)
+        #: The expand_kwargs() source (NOTSET: the group uses expand()).
+        self.kwargs_source: Any = kwargs_source
+        self._task_ids: frozenset[str] | None = None
+        self._counted = 0
+
+    def sources(self) -> dict[str, Any]:
+        """What the group expands over, by the name the planner knows each source by."""
+        from airloop.authoring.mapped import KWARGS_SOURCE
+
+        if self.kwargs_source is NOTSET:
+            return self.expand_input
+        return {KWARGS_SOURCE: self.kwargs_source}
+
+    def describe(self) -> dict[str, Any]:
+        """As a group's, plus what it maps over (for a UI)."""
+        return {**super().describe(), "mapped_over": sorted(self.sources())}
+
+    def task_ids(self) -> frozenset[str]:
+        """The ids of the tasks mapped with the group (worked out again only when the
+        DAG has gained tasks since: binding asks once per instance)."""
+        size = len(self.dag.task_dict)
+        if self._task_ids is None or self._counted != size:
+            self._task_ids = frozenset(t.task_id for t in self)
+            self._counted = size
+        return self._task_ids
 
 
 def check_group_args(where: str, kwargs: Mapping[str, Any]) -> None:

@@ -166,6 +166,11 @@ class OutputLookup(Protocol):
     def xcoms(self, task_id: str) -> TaskXComs:
         """Every XCom the task stored (JSON texts), for ``ti.xcom_pull`` and subscripts."""
 
+    def instance_xcoms(self, task_id: str, map_index: int) -> TaskXComs:
+        """The XComs of one instance of a mapped task, read as an unmapped task's (map
+        index -1) and under ``map_index``: what a task of a mapped task group sees of
+        its group's tasks (their same-index outputs)."""
+
 
 def as_sequence(task_id: str, value: Any) -> list[Any] | tuple[Any, ...]:
     """What expand() iterates over: a list or tuple as is, a dict as its items."""
@@ -199,3 +204,11 @@ class ValuesLookup:
         if value is None:
             return NO_XCOMS
         return TaskXComs(False, {-1: {XCOM_RETURN_KEY: json.dumps(value)}})
+
+    def instance_xcoms(self, task_id: str, map_index: int) -> TaskXComs:
+        """The value given is the instance's own (a task of a mapped task group)."""
+        value = self._values[task_id]
+        if value is None:
+            return NO_XCOMS
+        keys = {XCOM_RETURN_KEY: json.dumps(value)}
+        return TaskXComs(False, {-1: keys, map_index: keys})

@@ -101,6 +101,12 @@ class RunOutputs:
             self._xcoms[task_id] = found
         return found
 
+    def instance_xcoms(self, task_id: str, map_index: int) -> TaskXComs:
+        # One instance's texts (shared, never changed once stored): a task of a mapped
+        # task group reads its group's tasks at its own map index, in O(1).
+        keys = self._instance(TIKey(task_id, map_index))
+        return TaskXComs(False, {-1: keys, map_index: keys})
+
     def __call__(self, task_id: str) -> Any:
         return copy.deepcopy(self._output(task_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airloop.authoring.dag import DAG
 from airloop.authoring.mapped import MappedOperator
+from airloop.authoring.operator import AbstractOperator
 from airloop.core.specs import TaskSpec
 from airloop.store.records import NewTaskInstance
 
@@ -31,9 +32,19 @@ def build_specs(dag: DAG, default_executor: str = "") -> list[TaskSpec]:
                 depends_on_past=s.depends_on_past,
                 max_active_tis_per_dag=s.max_active_tis_per_dag,
                 max_active_tis_per_dagrun=s.max_active_tis_per_dagrun,
+                per_index_upstream=_per_index_upstream(node),
             )
         )
     return specs
+
+
+def _per_index_upstream(node: AbstractOperator) -> tuple[str, ...]:
+    """A mapped task group's inner edges: the upstream tasks made in the same group."""
+    group = node.group if isinstance(node, MappedOperator) else None
+    if group is None:
+        return ()
+    inner = group.task_ids()
+    return tuple(sorted(u for u in node.upstream_task_ids if u in inner))
 
 
 def initial_rows(dag: DAG, specs: list[TaskSpec]) -> list[NewTaskInstance]:

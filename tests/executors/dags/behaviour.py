@@ -19,6 +19,7 @@ from airloop import (
     delay,
     get_current_context,
     task,
+    task_group,
 )
 
 
@@ -549,3 +550,59 @@ with DAG("xcom_keys") as xcom_keys:
     hop >> mapped_pull.expand(x=[0, 2])
     [push_sync(), push_async(), fan.expand(x=[1, 2, 3]), Pusher(task_id="pusher"), quiet()] >> hop
     hop >> [pull_all(a=parts["a"], b=parts["b"]), templated_pull]
+
+
+# -- mapped task groups (ADR 0029): per-index instances on every executor ------------
+
+
+def as_order(n: int) -> dict[str, int]:
+    """A .map() function over a mapped group's source (runs in the worker)."""
+    return {"qty": n, "price": 10 * n}
+
+
+with DAG("mapped_groups") as mapped_groups:
+
+    @task
+    def counts() -> list[int]:
+        return [1, 2, 3]
+
+    @task
+    def priced(order: dict[str, int], ti: Any = None) -> int:
+        if order["qty"] == 2:
+            raise ValueError("no stock for 2")
+        return order["qty"] * order["price"]
+
+    @task
+    async def taxed(amount: int, rate: int, ti: Any = None) -> Any:
+        return {
+            "total": amount + amount * rate // 100,
+            "map_index": ti.map_index,
+            "pulled": ti.xcom_pull(task_ids="orders.priced"),
+        }
+
+    @task(trigger_rule="all_done")
+    def summary(values: list[Any]) -> Any:
+        return [v["total"] for v in values]
+
+    @task
+    def strict(values: list[Any]) -> None:
+        raise AssertionError("never runs: one instance of the group failed")
+
+    @task_group
+    def orders(order: dict[str, int], rate: int) -> Any:
+        return taxed(priced(order), rate)
+
+    @task
+    def label(name: str, first: str) -> str:
+        return f"{first}:{name}"
+
+    @task_group
+    def labels(pair: dict[str, str]) -> Any:
+        # A classic operator made inside a mapped group is mapped with it too.
+        greet = Greet(task_id="greet", name=pair["name"], greeting="hi")
+        return greet >> label(pair["name"], pair["first"])
+
+    out = orders.partial(rate=10).expand(order=counts().map(as_order))
+    summary(out)
+    strict(out)
+    labels.expand(pair=[{"name": "ann", "first": "a"}, {"name": "bob", "first": "b"}])
