@@ -227,6 +227,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    fernet_key: str = Field(
+        default="",
+        repr=False,
+        description=(
+            "Fernet key(s) encrypting connection passwords/extras and variables in the "
+            "database; comma-separated for rotation (the first encrypts). Generate one "
+            "with 'airloop connections generate-fernet-key'."
+        ),
+    )
+    secrets_backend: str = Field(
+        default="",
+        description=(
+            "Class path of a secrets backend looked up after the environment and before "
+            "the database, e.g. airloop.providers.aws.secrets_manager.SecretsManagerBackend."
+        ),
+    )
+    secrets_backend_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='The backend\'s arguments (JSON), e.g. {"connections_prefix": "airloop/connections"}.',
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
