@@ -53,6 +53,12 @@ class SecretsBackendError(AirloopError):
     """The ``secrets_backend`` setting names a class that cannot be loaded or built."""
 
 
+def current_settings() -> Settings:
+    """The settings lookups use here: the running engine's in task code, else those a
+    script's ``load_settings()`` gives (read once)."""
+    return _settings()
+
+
 def _settings() -> Settings:
     resources = current_resources.get()
     if resources is not None:
