@@ -57,6 +57,10 @@ OTHER_VARIABLES = frozenset(
     }
 )
 
+#: AIRLOOP_CONN_<ID> and AIRLOOP_VAR_<KEY>: connections and variables given in the
+#: environment (airloop.connections.sources), not settings.
+NAMED_VALUE_PREFIXES = ("AIRLOOP_CONN_", "AIRLOOP_VAR_")
+
 #: The settings file chosen by load_settings(path) for the Settings it is building.
 _explicit_file: ContextVar[Path | None] = ContextVar("airloop_settings_file", default=None)
 
@@ -379,6 +383,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         upper = key.upper()
         if not upper.startswith(PREFIX) or upper in OTHER_VARIABLES:
             continue
+        if upper.startswith(NAMED_VALUE_PREFIXES):
+            continue  # a connection or variable (airloop.connections), not a setting
         rest = upper[len(PREFIX) :]
         if rest.split("__", 1)[0].lower() in fields:
             continue  # nested keys (AIRLOOP_AWS__REGOIN) are validated by the model

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airloop.connections.lookup import aget_variable_text, configured_sources, metastore, run_lookup
 from airloop.connections.sources import VAR_PREFIX, EnvironmentSource
 from airloop.exceptions import AirloopError
+
+if TYPE_CHECKING:
+    from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +42,12 @@ class InvalidVariable(AirloopError):
     """A variable's value is not what was asked (JSON) or cannot be stored."""
 
 
-def _looked_in(key: str) -> list[str]:
+def _looked_in(key: str, settings: Settings | None = None) -> list[str]:
     return [
         f"environment variable {VAR_PREFIX}{key.upper()}"
         if isinstance(s, EnvironmentSource)
         else s.name
-        for s in configured_sources()
+        for s in configured_sources(settings)
     ]
 
 
