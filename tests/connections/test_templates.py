@@ -77,3 +77,17 @@ def test_the_accessors_in_code() -> None:
     assert conn["my_db"].login == "etl"
     with pytest.raises(ConnectionNotFound):
         conn["absent"]
+
+
+def test_top_level_exports_do_not_import_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airloop\n"
+        "assert airloop.Variable.__name__ == 'Variable'\n"
+        "assert airloop.Connection.__name__ == 'Connection'\n"
+        "print('sqlalchemy' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
