@@ -167,3 +167,16 @@ async def test_the_store_sees_only_ciphertext_rows(database_url: str, fernet_key
     finally:
         await store.close()
         await source.aclose()
+
+
+async def test_many_first_lookups_at_once_open_the_database_once(tmp_path: Path) -> None:
+    import asyncio
+
+    source = MetastoreSource(f"sqlite+aiosqlite:///{tmp_path / 'herd.db'}")
+    try:
+        stores = await asyncio.gather(*(source.store() for _ in range(50)))
+        assert len({id(s) for s in stores}) == 1
+        found = await asyncio.gather(*(source.get_connection("x") for _ in range(50)))
+        assert found == [None] * 50
+    finally:
+        await source.aclose()

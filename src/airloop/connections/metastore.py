@@ -6,6 +6,8 @@ and decrypted here after it returns them (``crypto.Crypto``); the store keeps te
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -32,14 +34,23 @@ class MetastoreSource:
         self.database_url = database_url
         self.crypto = Crypto(fernet_key)
         self._store: ConnectionStore | None = None
+        #: One opener per event loop: 10,000 tasks looking up at once open it once.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def store(self) -> ConnectionStore:
         """The store, opened on first use (unpooled: usable from any event loop)."""
-        if self._store is None:
-            # Opened once per source; two first lookups at once on different loops may
-            # both open one (harmless: an unpooled engine holds no connection).
-            self._store = await ConnectionStore.open(self.database_url)
-        return self._store
+        store = self._store
+        if store is not None:
+            return store
+        # Two first lookups at once on different loops (rare) may both open one:
+        # harmless, an unpooled engine holds no connection.
+        lock = self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            if self._store is None:
+                self._store = await ConnectionStore.open(self.database_url)
+            return self._store
 
     async def aclose(self) -> None:
         if self._store is not None:
