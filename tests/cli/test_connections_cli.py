@@ -1,10 +1,15 @@
 """``airloop connections ...`` and ``airloop variables ...``: the installed script,
-real databases (SQLite, PostgreSQL, MariaDB), a real HTTP server on loopback."""
+real databases (SQLite, PostgreSQL, MariaDB), a real HTTP server on loopback.
+
+Each CLI start costs seconds of CPU on a loaded machine: tests stay small, and the
+timeout guard is wider than the suite's default (it is no assertion about speed).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,9 +20,11 @@ from airloop.connections.crypto import generate_key
 
 from .support import CliResult, airloop, query
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 KEY = generate_key()
+ENV = {"AIRLOOP_FERNET_KEY": KEY}
+PG_URI = "postgres://etl:s3cret@db.local:5432/wh?sslmode=require"
 
 
 def ok(result: CliResult) -> str:
@@ -33,71 +40,58 @@ def bad(result: CliResult, code: int = 2) -> str:
     return result.err_lines[0]
 
 
-def test_add_get_list_delete(home: Path) -> None:
-    env = {"AIRLOOP_FERNET_KEY": KEY}
-    out = ok(
-        airloop(
-            "connections", "add", "pg",
-            "--conn-uri", "postgres://etl:s3cret@db.local:5432/wh?sslmode=require",
-            "--conn-description", "the warehouse",
-            home=home, env=env,
-        )
-    )  # fmt: skip
-    assert "s3cret" not in out
-    assert "postgres://etl@db.local:5432/wh" in out
-    ok(
-        airloop(
-            "connections", "add", "api", "--conn-type", "http", "--conn-host", "api.local",
-            "--conn-port", "8080", "--conn-extra", '{"timeout": 5}',
-            home=home, env=env,
-        )
-    )  # fmt: skip
-    ok(
-        airloop(
-            "connections", "add", "js", "--conn-json", '{"conn_type": "s3"}', home=home, env=env
-        )
+def cli(*args: str | Path, home: Path, env: dict[str, str] | None = None) -> CliResult:
+    return airloop(*args, home=home, env=ENV if env is None else env)
+
+
+def test_add_and_get_with_the_password_masked(home: Path) -> None:
+    added = ok(
+        cli("connections", "add", "pg", "--conn-uri", PG_URI, "--conn-description", "wh", home=home)
     )
-    table = ok(airloop("connections", "get", "pg", home=home, env=env))
+    assert "s3cret" not in added
+    assert "postgres://etl@db.local:5432/wh" in added
+    table = ok(cli("connections", "get", "pg", home=home))
     assert "s3cret" not in table
     assert "***" in table
     assert "metadata database" in table
     shown = json.loads(
-        ok(airloop("connections", "get", "pg", "-o", "json", "--show-password", home=home, env=env))
+        ok(cli("connections", "get", "pg", "-o", "json", "--show-password", home=home))
     )
-    assert shown["password"] == "s3cret"
-    assert shown["extra"] == {"sslmode": "require"}
-    assert shown["description"] == "the warehouse"
-    uri = ok(airloop("connections", "get", "pg", "-o", "uri", home=home, env=env)).strip()
+    assert (shown["password"], shown["extra"], shown["description"]) == (
+        "s3cret",
+        {"sslmode": "require"},
+        "wh",
+    )
+    uri = ok(cli("connections", "get", "pg", "-o", "uri", home=home)).strip()
     assert uri == "postgres://etl:***@db.local:5432/wh?sslmode=require"
-    listed = ok(airloop("connections", "list", "-o", "json", home=home, env=env))
-    assert [c["conn_id"] for c in json.loads(listed)] == ["api", "js", "pg"]
-    assert "s3cret" not in listed
     # Encrypted at rest: the file holds no secret.
     rows = query(home / "airloop.db", "SELECT * FROM connection WHERE conn_id = 'pg'")
     assert rows[0]["is_encrypted"] == 1
     assert "s3cret" not in rows[0]["password"]
-    # The environment is looked up first.
-    env_first = ok(
-        airloop(
-            "connections", "get", "pg", "-o", "json",
-            home=home, env={**env, "AIRLOOP_CONN_PG": "http://from-env"},
+
+
+def test_add_forms_list_and_delete(home: Path) -> None:
+    ok(
+        cli(
+            "connections", "add", "api", "--conn-type", "http", "--conn-host", "api.local",
+            "--conn-port", "8080", "--conn-password", "pw", "--conn-extra", '{"timeout": 5}',
+            home=home,
         )
     )  # fmt: skip
-    assert json.loads(env_first)["source"] == "environment"
+    ok(cli("connections", "add", "js", "--conn-json", '{"conn_type": "s3"}', home=home))
+    listed = ok(cli("connections", "list", "-o", "json", home=home))
+    assert [c["conn_id"] for c in json.loads(listed)] == ["api", "js"]
+    assert json.loads(listed)[0]["password"] == "***"
     assert "already exists" in bad(
-        airloop("connections", "add", "pg", "--conn-uri", "http://x", home=home, env=env)
+        cli("connections", "add", "js", "--conn-uri", "http://x", home=home)
     )
-    ok(airloop("connections", "delete", "pg", home=home, env=env))
-    assert "'pg' is not in the metadata database" in bad(
-        airloop("connections", "delete", "pg", home=home, env=env)
-    )
-    assert "connection 'pg' not found (looked in: environment variable AIRLOOP_CONN_PG" in bad(
-        airloop("connections", "get", "pg", home=home, env=env)
+    ok(cli("connections", "delete", "js", home=home))
+    assert "'js' is not in the metadata database" in bad(
+        cli("connections", "delete", "js", home=home)
     )
 
 
 def test_bad_input_is_one_line_and_exit_2(home: Path, tmp_path: Path) -> None:
-    env = {"AIRLOOP_FERNET_KEY": KEY}
     cases = {
         ("connections", "add", "x"): "give exactly one of --conn-uri, --conn-json, --conn-type",
         ("connections", "add", "x", "--conn-uri", "a://b", "--conn-host", "h"): (
@@ -110,67 +104,51 @@ def test_bad_input_is_one_line_and_exit_2(home: Path, tmp_path: Path) -> None:
         ("connections", "import", str(tmp_path / "c.yaml")): "reads JSON only",
     }
     for args, expected in cases.items():
-        assert expected in bad(airloop(*args, home=home, env=env)), args
+        assert expected in bad(cli(*args, home=home)), args
+
+
+def test_a_missing_or_malformed_key(home: Path) -> None:
     assert "no fernet key to encrypt/decrypt connection 'x'" in bad(
-        airloop("connections", "add", "x", "--conn-uri", "http://u:pw@h", home=home)
+        cli("connections", "add", "x", "--conn-uri", "http://u:pw@h", home=home, env={})
     )
     assert "fernet_key (AIRLOOP_FERNET_KEY): key 1 is not a Fernet key" in bad(
-        airloop("variables", "list", home=home, env={"AIRLOOP_FERNET_KEY": "short"})
+        cli("variables", "list", home=home, env={"AIRLOOP_FERNET_KEY": "short"})
     )
 
 
-def test_variables_and_rotation(home: Path, tmp_path: Path) -> None:
-    old, new = KEY, generate_key()
-    env = {"AIRLOOP_FERNET_KEY": old}
-    ok(
-        airloop(
-            "variables", "set", "region", "eu-west-3", "--description", "where", home=home, env=env
-        )
-    )
-    ok(airloop("variables", "set", "cfg", '{"n": 2}', "-j", home=home, env=env))
-    ok(airloop("connections", "add", "c", "--conn-uri", "http://u:pw@h", home=home, env=env))
-    assert ok(airloop("variables", "get", "region", home=home, env=env)).strip() == "eu-west-3"
-    assert json.loads(ok(airloop("variables", "get", "cfg", "-j", home=home, env=env))) == {"n": 2}
-    assert ok(airloop("variables", "get", "nope", "--default", "d", home=home, env=env)) == "d\n"
-    assert "variable 'nope' not found" in bad(
-        airloop("variables", "get", "nope", home=home, env=env)
-    )
-    listed = ok(airloop("variables", "list", home=home, env=env))
+def test_variables(home: Path) -> None:
+    ok(cli("variables", "set", "region", "eu-west-3", "--description", "where", home=home))
+    ok(cli("variables", "set", "cfg", '{"n": 2}', "-j", home=home))
+    assert json.loads(ok(cli("variables", "get", "cfg", "-j", home=home))) == {"n": 2}
+    assert "variable 'nope' not found" in bad(cli("variables", "get", "nope", home=home))
+    listed = ok(cli("variables", "list", home=home))
     assert "region" in listed
     assert "eu-west-3" not in listed  # keys and descriptions, not values
-    rows = query(home / "airloop.db", "SELECT val FROM variable")
-    assert all("eu-west-3" not in r["val"] for r in rows)
-    # Rotation: NEW,OLD -> rotate -> NEW alone reads everything; OLD alone no more.
-    out = ok(
-        airloop(
-            "connections",
-            "rotate-fernet-key",
-            home=home,
-            env={"AIRLOOP_FERNET_KEY": f"{new},{old}"},
-        )
+    assert all(
+        "eu-west-3" not in r["val"] for r in query(home / "airloop.db", "SELECT val FROM variable")
     )
-    assert "re-encrypted 1 connection(s) and 2 variable(s)" in out
+    ok(cli("variables", "delete", "region", home=home))
+    assert ok(cli("variables", "get", "region", "--default", "d", home=home)) == "d\n"
+
+
+def test_key_rotation(home: Path) -> None:
+    old, new = KEY, generate_key()
+    ok(cli("variables", "set", "region", "eu-west-3", home=home))
+    ok(cli("connections", "add", "c", "--conn-uri", "http://u:pw@h", home=home))
+    both = {"AIRLOOP_FERNET_KEY": f"{new},{old}"}
+    out = ok(cli("connections", "rotate-fernet-key", home=home, env=both))
+    assert "re-encrypted 1 connection(s) and 1 variable(s)" in out
     only_new = {"AIRLOOP_FERNET_KEY": new}
-    assert ok(airloop("variables", "get", "region", home=home, env=only_new)).strip() == "eu-west-3"
     got = json.loads(
-        ok(
-            airloop(
-                "connections", "get", "c", "-o", "json", "--show-password", home=home, env=only_new
-            )
-        )
+        ok(cli("connections", "get", "c", "-o", "json", "--show-password", home=home, env=only_new))
     )
     assert got["password"] == "pw"
-    assert bad(airloop("variables", "get", "region", home=home, env=env)) == (
+    assert bad(cli("variables", "get", "region", home=home)) == (
         "error: the fernet key cannot decrypt variable 'region': wrong key?"
     )
-    ok(airloop("variables", "delete", "region", home=home, env=only_new))
-    assert "not in the metadata database" in bad(
-        airloop("variables", "delete", "region", home=home, env=only_new)
-    )
 
 
-def test_export_and_import_round_trip(home: Path, tmp_path: Path) -> None:
-    env = {"AIRLOOP_FERNET_KEY": KEY}
+def test_connections_export_and_import(home: Path, tmp_path: Path) -> None:
     conns = tmp_path / "conns.json"
     conns.write_text(
         json.dumps(
@@ -180,47 +158,58 @@ def test_export_and_import_round_trip(home: Path, tmp_path: Path) -> None:
             }
         )
     )
-    variables = tmp_path / "vars.json"
-    variables.write_text(json.dumps({"s": "text", "obj": {"k": [1, 2]}, "n": 3}))
-    assert "imported 2 connection(s)" in ok(
-        airloop("connections", "import", conns, home=home, env=env)
-    )
-    assert "already exists" in bad(airloop("connections", "import", conns, home=home, env=env))
-    ok(airloop("connections", "import", conns, "--overwrite", home=home, env=env))
-    assert "imported 3 variable(s)" in ok(
-        airloop("variables", "import", variables, home=home, env=env)
-    )
-    assert "0 variable(s)" in ok(
-        airloop("variables", "import", variables, "-a", "skip", home=home, env=env)
-    )
-    assert "already exists" in bad(
-        airloop("variables", "import", variables, "-a", "fail", home=home, env=env)
-    )
-    out_conns, out_vars = tmp_path / "out_c.json", tmp_path / "out_v.json"
-    ok(airloop("connections", "export", out_conns, home=home, env=env))
-    ok(airloop("variables", "export", out_vars, home=home, env=env))
-    exported = json.loads(out_conns.read_text())
+    assert "imported 2 connection(s)" in ok(cli("connections", "import", conns, home=home))
+    assert "already exists" in bad(cli("connections", "import", conns, home=home))
+    ok(cli("connections", "import", conns, "--overwrite", home=home))
+    exported_file = tmp_path / "out.json"
+    ok(cli("connections", "export", exported_file, home=home))
+    exported = json.loads(exported_file.read_text())
     assert exported["pg"] == {
         "conn_type": "postgres",
         "host": "db",
         "password": "pw",
         "extra": {"a": 1},
     }
-    assert exported["web"]["password"] == "tok"
-    assert exported["web"]["port"] == 8443
-    assert json.loads(out_vars.read_text()) == {"s": "text", "obj": {"k": [1, 2]}, "n": 3}
+    assert (exported["web"]["password"], exported["web"]["port"]) == ("tok", 8443)
+
+
+def test_variables_export_and_import(home: Path, tmp_path: Path) -> None:
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"s": "text", "obj": {"k": [1, 2]}, "n": 3}))
+    assert "imported 3 variable(s)" in ok(cli("variables", "import", variables, home=home))
+    assert "0 variable(s)" in ok(cli("variables", "import", variables, "-a", "skip", home=home))
+    assert "already exists" in bad(cli("variables", "import", variables, "-a", "fail", home=home))
+    exported = tmp_path / "out.json"
+    ok(cli("variables", "export", exported, home=home))
+    assert json.loads(exported.read_text()) == {"s": "text", "obj": {"k": [1, 2]}, "n": 3}
 
 
 def test_a_server_database(server_database_url: str, home: Path) -> None:
-    env = {"AIRLOOP_FERNET_KEY": KEY, "AIRLOOP_DATABASE_URL": server_database_url}
-    ok(airloop("connections", "add", "s", "--conn-uri", "http://u:pw@h:1", home=home, env=env))
-    ok(airloop("variables", "set", "v", "value", home=home, env=env))
+    env = {**ENV, "AIRLOOP_DATABASE_URL": server_database_url}
+    ok(cli("connections", "add", "s", "--conn-uri", "http://u:pw@h:1", home=home, env=env))
+    ok(cli("variables", "set", "v", "value", home=home, env=env))
     got = json.loads(
-        ok(airloop("connections", "get", "s", "-o", "json", "--show-password", home=home, env=env))
+        ok(cli("connections", "get", "s", "-o", "json", "--show-password", home=home, env=env))
     )
     assert got["password"] == "pw"
-    assert ok(airloop("variables", "get", "v", home=home, env=env)).strip() == "value"
+    assert ok(cli("variables", "get", "v", home=home, env=env)).strip() == "value"
     assert not (home / "airloop.db").exists()
+
+
+def test_connections_test_databases(home: Path) -> None:
+    env = {
+        **ENV,
+        "AIRLOOP_CONN_PG": "postgres://root@127.0.0.1:5432/test",
+        "AIRLOOP_CONN_MY": "mysql://root@127.0.0.1:3306/test",
+        "AIRLOOP_CONN_CLOSED": "postgres://root@127.0.0.1:1/test",
+    }
+    assert "works: connected to postgres" in ok(
+        cli("connections", "test", "pg", home=home, env=env)
+    )
+    assert "works: connected to mysql" in ok(cli("connections", "test", "my", home=home, env=env))
+    assert "connection 'closed': cannot connect" in bad(
+        cli("connections", "test", "closed", home=home, env=env), code=1
+    )
 
 
 @pytest.fixture
@@ -245,35 +234,30 @@ async def http_server() -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def test_connections_test(http_server: str, home: Path, tmp_path: Path) -> None:
-    import sqlite3
-
+async def test_connections_test_http_sqlite_and_others(
+    http_server: str, home: Path, tmp_path: Path
+) -> None:
     sqlite_file = tmp_path / "data.db"
     with sqlite3.connect(sqlite_file) as db:
         db.execute("CREATE TABLE t (x)")
     env = {
-        "AIRLOOP_FERNET_KEY": KEY,
+        **ENV,
         "AIRLOOP_CONN_WEB": f"http://{http_server}",
         "AIRLOOP_CONN_WEB_GONE": json.dumps(
             {"conn_type": "http", "host": f"http://{http_server}/gone"}
         ),
-        "AIRLOOP_CONN_PG": "postgres://root@127.0.0.1:5432/test",
-        "AIRLOOP_CONN_MY": "mysql://root@127.0.0.1:3306/test",
-        "AIRLOOP_CONN_CLOSED": "postgres://root@127.0.0.1:1/test",
         "AIRLOOP_CONN_LITE": json.dumps({"conn_type": "sqlite", "host": str(sqlite_file)}),
         "AIRLOOP_CONN_NOFILE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "no.db")}),
         "AIRLOOP_CONN_S3": "aws://",
     }
 
-    async def call(conn_id: str) -> CliResult:
-        return await asyncio.to_thread(airloop, "connections", "test", conn_id, home=home, env=env)
+    async def test(conn_id: str) -> CliResult:
+        # In a thread: this loop serves the HTTP server meanwhile.
+        return await asyncio.to_thread(cli, "connections", "test", conn_id, home=home, env=env)
 
-    assert "works: http://127.0.0.1" in ok(await call("web"))
-    assert "answered HTTP 404" in bad(await call("web_gone"), code=1)
-    assert "works: connected to postgres" in ok(await call("pg"))
-    assert "works: connected to mysql" in ok(await call("my"))
-    assert "connection 'closed': cannot connect" in bad(await call("closed"), code=1)
-    assert "works: opened SQLite database" in ok(await call("lite"))
-    assert "no SQLite database file" in bad(await call("nofile"), code=1)
+    assert "works: http://127.0.0.1" in ok(await test("web"))
+    assert "answered HTTP 404" in bad(await test("web_gone"), code=1)
+    assert "works: opened SQLite database" in ok(await test("lite"))
+    assert "no SQLite database file" in bad(await test("nofile"), code=1)
     assert not (tmp_path / "no.db").exists()
-    assert "connection type 'aws' has no test" in bad(await call("s3"), code=1)
+    assert "connection type 'aws' has no test" in bad(await test("s3"), code=1)
