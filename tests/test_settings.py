@@ -197,3 +197,16 @@ def test_the_fernet_key_is_not_in_the_settings_repr() -> None:
     from airloop.settings import Settings
 
     assert "secret-key" not in repr(Settings(fernet_key="secret-key"))
+
+
+def test_backend_arguments_without_a_backend_are_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airloop.exceptions import SettingsError
+    from airloop.settings import load_settings
+
+    monkeypatch.setenv("AIRLOOP_SECRETS_BACKEND_KWARGS", '{"connections_prefix": "x"}')
+    with pytest.raises(
+        SettingsError, match="secrets_backend_kwargs is set but secrets_backend is not"
+    ):
+        load_settings()

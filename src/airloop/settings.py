@@ -273,6 +273,8 @@ class Settings(BaseSettings):
         for name, slots in self.pools.items():
             if slots < 0:
                 raise ValueError(f"pool {name!r} cannot have {slots} slots")
+        if self.secrets_backend_kwargs and not self.secrets_backend:
+            raise ValueError("secrets_backend_kwargs is set but secrets_backend is not")
         return self
 
     @property
