@@ -181,3 +181,32 @@ def test_the_configuration_doc_lists_every_setting() -> None:
     assert block.strip() == settings_reference().strip(), "run 'make docs'"
     for name in setting_names():
         assert f"| `{name}` |" in block
+
+
+def test_connections_and_variables_in_the_environment_are_not_settings() -> None:
+    from airloop.settings import unknown_variables
+
+    environ = {"AIRLOOP_CONN_MY_DB": "postgres://h", "AIRLOOP_VAR_REGION": "x", "AIRLOOP_CONX": ""}
+    assert unknown_variables(environ) == [
+        "environment variable AIRLOOP_CONX is not an airloop setting (ignored); "
+        "did you mean AIRLOOP_CONFIG?"
+    ]
+
+
+def test_the_fernet_key_is_not_in_the_settings_repr() -> None:
+    from airloop.settings import Settings
+
+    assert "secret-key" not in repr(Settings(fernet_key="secret-key"))
+
+
+def test_backend_arguments_without_a_backend_are_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airloop.exceptions import SettingsError
+    from airloop.settings import load_settings
+
+    monkeypatch.setenv("AIRLOOP_SECRETS_BACKEND_KWARGS", '{"connections_prefix": "x"}')
+    with pytest.raises(
+        SettingsError, match="secrets_backend_kwargs is set but secrets_backend is not"
+    ):
+        load_settings()

@@ -35,6 +35,7 @@ from airloop.exceptions import (
 from airloop.runtime import delay, run_sync
 
 if TYPE_CHECKING:
+    from airloop.connections import Connection, Variable
     from airloop.engine.engine import Engine, run
 
 __version__ = "0.1.0"
@@ -64,6 +65,10 @@ def __getattr__(name: str) -> Any:
         from airloop.engine import engine
 
         return getattr(engine, name)
+    if name in ("Connection", "Variable"):  # imported when first used, as the engine
+        import airloop.connections
+
+        return getattr(airloop.connections, name)
     raise AttributeError(f"module 'airloop' has no attribute {name!r}")
 
 
@@ -75,6 +80,7 @@ __all__ = [
     "BaseOperator",
     "BaseSensor",
     "BranchPythonOperator",
+    "Connection",
     "Context",
     "DagDefinitionError",
     "DagRunState",
@@ -93,6 +99,7 @@ __all__ = [
     "TaskState",
     "TaskTimeout",
     "TriggerRule",
+    "Variable",
     "XComArg",
     "__version__",
     "chain",

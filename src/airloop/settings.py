@@ -43,10 +43,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "AIRLOOP_"
 
-#: Prefixes of AIRLOOP_* variables that are connections and variables, not settings
-#: (airloop.connections.sources reads them).
-SOURCE_PREFIXES = ("AIRLOOP_CONN_", "AIRLOOP_VAR_")
-
 #: AIRLOOP_* variables that are not settings but are used on purpose: the settings file,
 #: the test suite's database servers and expected default executor, the Batch
 #: emulator's job environment.
@@ -62,6 +58,10 @@ OTHER_VARIABLES = frozenset(
         "AIRLOOP_EMULATOR_EXIT_CODE",
     }
 )
+
+#: AIRLOOP_CONN_<ID> and AIRLOOP_VAR_<KEY>: connections and variables given in the
+#: environment (airloop.connections.sources), not settings.
+NAMED_VALUE_PREFIXES = ("AIRLOOP_CONN_", "AIRLOOP_VAR_")
 
 #: The settings file chosen by load_settings(path) for the Settings it is building.
 _explicit_file: ContextVar[Path | None] = ContextVar("airloop_settings_file", default=None)
@@ -258,6 +258,27 @@ class Settings(BaseSettings):
         ),
     )
 
+    fernet_key: str = Field(
+        default="",
+        repr=False,
+        description=(
+            "Fernet key(s) encrypting connection passwords/extras and variables in the "
+            "database; comma-separated for rotation (the first encrypts). Generate one "
+            "with 'airloop connections generate-fernet-key'."
+        ),
+    )
+    secrets_backend: str = Field(
+        default="",
+        description=(
+            "Class path of a secrets backend looked up after the environment and before "
+            "the database, e.g. airloop.providers.aws.secrets_manager.SecretsManagerBackend."
+        ),
+    )
+    secrets_backend_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='The backend\'s arguments (JSON), e.g. {"connections_prefix": "airloop/connections"}.',
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:
@@ -279,6 +300,8 @@ class Settings(BaseSettings):
         for name, slots in self.pools.items():
             if slots < 0:
                 raise ValueError(f"pool {name!r} cannot have {slots} slots")
+        if self.secrets_backend_kwargs and not self.secrets_backend:
+            raise ValueError("secrets_backend_kwargs is set but secrets_backend is not")
         return self
 
     @property
@@ -394,8 +417,8 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         upper = key.upper()
         if not upper.startswith(PREFIX) or upper in OTHER_VARIABLES:
             continue
-        if upper.startswith(SOURCE_PREFIXES):
-            continue  # a connection or a variable (the environment source)
+        if upper.startswith(NAMED_VALUE_PREFIXES):
+            continue  # a connection or variable (airloop.connections), not a setting
         rest = upper[len(PREFIX) :]
         if rest.split("__", 1)[0].lower() in fields:
             continue  # nested keys (AIRLOOP_AWS__REGOIN) are validated by the model

@@ -225,15 +225,21 @@ def test_context_keys_as_airflow() -> None:
     assert set(ctx) >= {"ds", "ts", "macros", "var", "conn", "params", "dag", "task"}
 
 
-def test_var_and_conn_say_they_come_later() -> None:
+def test_var_and_conn_without_an_executor_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before an executor installed the lookups (airloop.connections, a higher layer),
+    ``var``/``conn`` are present and fail with a clear error when used."""
+    from airloop.authoring import context as context_module
+
+    monkeypatch.setattr(context_module, "_VARIABLES", context_module._NotInstalled("Variables"))
+    monkeypatch.setattr(context_module, "_CONNECTIONS", context_module._NotInstalled("Connections"))
     with DAG("d"):
         op = Query(task_id="q", sql="{{ var.value.x }}")
     ctx = context_for(op)
-    with pytest.raises(AirloopError, match="Variables come with a later issue"):
+    with pytest.raises(AirloopError, match="Variables are only available in task code run by"):
         ctx["var"].value  # noqa: B018
-    with pytest.raises(AirloopError, match="Connections come with a later issue"):
+    with pytest.raises(AirloopError, match="Connections are only available in task code"):
         ctx["conn"].my_db  # noqa: B018
-    with pytest.raises(TemplateRenderError, match="Variables come with a later issue"):
+    with pytest.raises(TemplateRenderError, match="Variables are only available"):
         render_task(op, ctx)
 
 

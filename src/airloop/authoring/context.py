@@ -187,8 +187,9 @@ CONTEXT_KEYS: frozenset[str] = _DATED_KEYS | frozenset(
 )
 
 
-class _ComesLater:
-    """``var`` / ``conn`` in the context: present, and a clear error when used."""
+class _NotInstalled:
+    """``var`` / ``conn`` before an executor installed the real accessors (a context
+    built by hand, outside any airloop executor): present, and a clear error when used."""
 
     __slots__ = ("_what",)
 
@@ -196,7 +197,10 @@ class _ComesLater:
         self._what = what
 
     def _fail(self) -> Any:
-        raise AirloopError(f"{self._what} come with a later issue: not available yet")
+        raise AirloopError(
+            f"{self._what} are only available in task code run by airloop "
+            "(no executor installed the lookups in this process)"
+        )
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -210,8 +214,16 @@ class _ComesLater:
         return f"<{self._what}: not available yet>"
 
 
-_VARIABLES = _ComesLater("Variables")
-_CONNECTIONS = _ComesLater("Connections")
+_VARIABLES: Any = _NotInstalled("Variables")
+_CONNECTIONS: Any = _NotInstalled("Connections")
+
+
+def install_lookups(variables: Any, connections: Any) -> None:
+    """Make ``context["var"]`` / ``context["conn"]`` (and ``{{ var }}``, ``{{ conn }}``)
+    these accessors. Called by the executors' runner: the lookups live in a higher
+    layer (airloop.connections) than authoring."""
+    global _VARIABLES, _CONNECTIONS
+    _VARIABLES, _CONNECTIONS = variables, connections
 
 
 @dataclass(frozen=True, slots=True)

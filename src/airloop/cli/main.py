@@ -7,7 +7,15 @@ from typing import Annotated
 import typer
 
 from airloop import __version__
-from airloop.cli import dags_cmd, db_cmd, dev_cmd, service_cmd, tasks_cmd
+from airloop.cli import (
+    connections_cmd,
+    dags_cmd,
+    db_cmd,
+    dev_cmd,
+    service_cmd,
+    tasks_cmd,
+    variables_cmd,
+)
 from airloop.cli.common import out, setup_logging
 from airloop.cli.run_cmd import run_command
 
@@ -23,6 +31,8 @@ app.add_typer(dags_cmd.app, name="dags")
 app.add_typer(tasks_cmd.app, name="tasks")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(dev_cmd.app, name="dev")
+app.add_typer(connections_cmd.app, name="connections")
+app.add_typer(variables_cmd.app, name="variables")
 app.add_typer(service_cmd.scheduler_app, name="scheduler")
 app.add_typer(service_cmd.runs_app, name="runs")
 dags_cmd.app.command("trigger")(service_cmd.trigger)

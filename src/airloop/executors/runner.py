@@ -22,9 +22,11 @@ from typing import Any
 
 from airloop.authoring import xcom
 from airloop.authoring.callbacks import CallbackContext
-from airloop.authoring.context import set_current_context
+from airloop.authoring.context import install_lookups, set_current_context
 from airloop.authoring.expand_input import PendingOperator
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
+from airloop.connections.accessors import ConnectionAccessor, VariableAccessor
+from airloop.connections.lookup import lookup_loop
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
     DownstreamTasksSkipped,
@@ -55,6 +57,11 @@ SyncRunner = Callable[[Callable[..., Any], StartedHook, Any], Awaitable[Any]]
 #: each its own loop in a pool thread). Raises TaskTimeout(abandoned=False) when the
 #: task's own timeout cancelled it there.
 CoroutineRunner = Callable[[Any, StartedHook, Any], Awaitable[Any]]
+
+
+# ``context["var"]`` / ``context["conn"]`` and ``{{ var... }}`` / ``{{ conn... }}`` in
+# every process that runs tasks (authoring cannot import the connections layer).
+install_lookups(VariableAccessor(), ConnectionAccessor())
 
 
 def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | None]:
@@ -186,6 +193,9 @@ class Runner:
         current_task_label.set(item.label)
         current_offloader.set(self.offloader)
         current_resources.set(self.resources)
+        # Sync lookups (templates, Variable.get, get_connection in a sync task) made
+        # from this task's worker threads run on this loop while the thread waits.
+        lookup_loop.set(asyncio.get_running_loop())
         set_current_context(item.context)
         op = item.operator
         started_at = 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from airloop.connections import Connection, aget_connection
+from airloop.connections.lookup import run_lookup
 from airloop.exceptions import AirloopError
 
 
@@ -28,10 +29,12 @@ class BaseHook:
 
     @classmethod
     def get_connection(cls, conn_id: str) -> Connection:
+        """Off the loop only: in a worker thread the lookup runs on the engine's loop
+        (its database, its AWS clients) while the thread waits."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(aget_connection(conn_id))
+            return run_lookup(lambda: aget_connection(conn_id), f"get_connection({conn_id!r})")
         raise AirloopError(
             f"BaseHook.get_connection({conn_id!r}) called on the event loop: "
             "use 'await BaseHook.aget_connection(...)' in async code"

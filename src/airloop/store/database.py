@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from airloop.exceptions import DatabaseError
 from airloop.store.errors import driver_errors
@@ -24,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: The newest migration. Checked against Alembic's own idea of the head by the tests;
 #: kept here so that opening a current database does not import Alembic (~0.5 s).
-HEAD_REVISION = "0004_mapping"
+HEAD_REVISION = "0005_connections"
 
 __all__ = [
     "HEAD_REVISION",
@@ -51,10 +52,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 20, pooled: bool = True
+) -> AsyncEngine:
     """An async engine for ``url``; DatabaseError (one line) for a URL airloop cannot use:
     a sync or unknown driver, a driver that is not installed, a SQLite folder that
-    cannot be created."""
+    cannot be created.
+
+    ``pooled=False``: no connection is kept (NullPool), so the engine can be used from
+    any event loop (a lookup from a worker thread's own loop) and needs no closing.
+    """
     # Checked before SQLAlchemy sees it: its errors are a page of traceback.
     try:
         check_database_url(url)
@@ -75,9 +82,11 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
                 raise DatabaseError(
                     f"cannot create {folder}, the SQLite database's folder: {exc.strerror}"
                 ) from None
-        engine = create_async_engine(parsed)
+        engine = create_async_engine(parsed, **({} if pooled else {"poolclass": NullPool}))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if not pooled:
+        return create_async_engine(parsed, poolclass=NullPool)
     # pre_ping: a connection the server dropped (restart, idle timeout, KILL) is
     # replaced at checkout instead of failing the next write.
     return create_async_engine(
@@ -204,7 +213,12 @@ def _is_older(revision: str | None, head: str) -> bool:
 
 
 async def open_engine(
-    url: str, *, auto_migrate: bool = True, pool_size: int = 10, max_overflow: int = 20
+    url: str,
+    *,
+    auto_migrate: bool = True,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    pooled: bool = True,
 ) -> AsyncEngine:
     """An engine on a database whose schema is current, or DatabaseError (one line).
 
@@ -212,7 +226,7 @@ async def open_engine(
     older than this airloop is upgraded; an older server database is refused until
     'airloop db migrate' ran.
     """
-    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pooled=pooled)
     try:
         revision = await current_revision(engine)
         head = head_revision()

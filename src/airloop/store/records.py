@@ -238,3 +238,33 @@ __all__ = [
     "WriteBatch",
     "XComRow",
 ]
+
+
+# -- connections and variables (secrets stored as the connections layer encrypted them) --
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """A connection row. ``password`` and ``extra`` are ciphertext when the flags say so."""
+
+    conn_id: str
+    conn_type: str | None = None
+    description: str | None = None
+    host: str | None = None
+    schema: str | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int | None = None
+    extra: str | None = field(default=None, repr=False)
+    is_encrypted: bool = False
+    is_extra_encrypted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VariableRecord:
+    """A variable row. ``val`` is ciphertext when ``is_encrypted``."""
+
+    key: str
+    val: str | None = field(default=None, repr=False)
+    description: str | None = None
+    is_encrypted: bool = False

@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -163,4 +164,35 @@ scheduler_heartbeat = Table(
     Column("loop_lag", Float()),
     Column("running_tasks", Integer()),
     Column("active_runs", Integer()),
+)
+
+# Connections and variables (Airflow's columns). Secrets are Fernet tokens when the
+# is_*encrypted flags say so: the connections layer encrypts, the store keeps text.
+connection = Table(
+    "connection",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conn_id", String(ID_LEN), nullable=False),
+    Column("conn_type", String(500)),
+    Column("description", Text()),
+    Column("host", String(500)),
+    Column("schema", String(500)),
+    Column("login", LongText),
+    Column("password", LongText),
+    Column("port", Integer()),
+    Column("extra", LongText),
+    Column("is_encrypted", Boolean(), nullable=False),
+    Column("is_extra_encrypted", Boolean(), nullable=False),
+    UniqueConstraint("conn_id"),
+)
+
+variable = Table(
+    "variable",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(ID_LEN), nullable=False),
+    Column("val", LongText),
+    Column("description", Text()),
+    Column("is_encrypted", Boolean(), nullable=False),
+    UniqueConstraint("key"),
 )
