@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 TERMINATE_GRACE = 3.0
 #: How often the group is checked while it is given its grace.
 _GROUP_CHECK_INTERVAL = 0.05
-#: Output is read in pieces of this size; a line longer than MAX_LINE is cut into
-#: MAX_LINE-sized lines rather than held in memory whole.
-_CHUNK = 64 * 1024
+#: A line longer than this is cut into lines of this size rather than held whole.
 MAX_LINE = 1024 * 1024
 
 
@@ -55,11 +53,11 @@ def group_alive(pgid: int) -> bool:
     not count); elsewhere asks the kernel (zombies count). Blocking: off the loop.
     """
     if os.path.isdir("/proc/self"):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
+        with os.scandir("/proc") as entries:
+            names = [e.name for e in entries if e.name.isdigit()]
+        for name in names:
             try:
-                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                with open(f"/proc/{name}/stat", "rb") as fh:
                     stat = fh.read()
             except OSError:
                 continue  # gone meanwhile
@@ -103,6 +101,58 @@ async def terminate_group(pgid: int, grace: float = TERMINATE_GRACE) -> bool:
     return False
 
 
+class _LineSplitter:
+    """Cuts output into lines as it arrives (Airflow's decoding: ``backslashreplace``,
+    trailing whitespace stripped) and hands each over; keeps the last one."""
+
+    def __init__(self, encoding: str, on_line: Callable[[str], None] | None) -> None:
+        self.encoding = encoding
+        self.on_line = on_line
+        self.pending = b""
+        self.last = ""
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode(self.encoding, errors="backslashreplace").rstrip()
+        self.last = line
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for raw in lines:
+            self._emit(raw)
+        while len(self.pending) >= MAX_LINE:
+            self._emit(self.pending[:MAX_LINE])
+            self.pending = self.pending[MAX_LINE:]
+
+    def flush(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+
+
+class _CommandProtocol(asyncio.SubprocessProtocol):
+    """The command's output as it comes, and its exit (the child reaped) apart from
+    its output closing: a process it left behind may hold the output open."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, lines: _LineSplitter) -> None:
+        self.lines = lines
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.output_closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self.lines.feed(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.output_closed.done():
+            self.output_closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 class SubprocessHook(BaseHook):
     """Runs one command at a time; ``pid`` is the running command's (its group's id)."""
 
@@ -122,8 +172,12 @@ class SubprocessHook(BaseHook):
     ) -> SubprocessResult:
         """Run ``command`` (``["bash", "-c", "..."]``) until it ends; ``on_line`` gets
         each line of its output (stdout and stderr merged) as it comes."""
+        loop = asyncio.get_running_loop()
+        lines = _LineSplitter(output_encoding, on_line)
+        protocol = _CommandProtocol(loop, lines)
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, _ = await loop.subprocess_exec(
+                lambda: protocol,
                 *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -131,75 +185,41 @@ class SubprocessHook(BaseHook):
                 cwd=cwd,
                 env=dict(env) if env is not None else None,
                 start_new_session=True,  # its own process group: signalled as a whole
-                limit=_CHUNK,
             )
         except OSError as exc:
             raise SubprocessStartError(_start_problem(command, cwd, exc)) from None
-        self.pid = proc.pid
-        assert proc.stdout is not None
-        last: list[str] = [""]
-        reader = asyncio.create_task(
-            _read_lines(proc.stdout, output_encoding, last, on_line),
-            name=f"output of pid {proc.pid}",
-        )
+        pid = self.pid = transport.get_pid()
         try:
-            exit_code = await proc.wait()
+            # Shielded: the future stays usable below if this await is cancelled.
+            await asyncio.shield(protocol.exited)
+            exit_code = transport.get_returncode()
+            assert exit_code is not None
             # Whatever it left running in its group goes with it (it would hold the
             # output open, or be orphaned).
-            if await in_thread(group_alive, proc.pid):
+            if await in_thread(group_alive, pid):
                 log.warning("the command exited leaving processes in its group: terminating them")
-                await terminate_group(proc.pid)
-            done, _ = await asyncio.wait({reader}, timeout=TERMINATE_GRACE)
+                await terminate_group(pid)
+            done, _ = await asyncio.wait({protocol.output_closed}, timeout=TERMINATE_GRACE)
             if not done:
                 log.warning(
                     "a process outside the command's process group still holds its "
                     "output open: not waiting for it"
                 )
-            return SubprocessResult(exit_code, last[0])
+            lines.flush()
+            return SubprocessResult(exit_code, lines.last)
         except BaseException:
             # Cancelled (a timeout, a stop) or broken: the whole group goes, bounded.
-            if proc.returncode is None or await in_thread(group_alive, proc.pid):
+            if not protocol.exited.done() or await in_thread(group_alive, pid):
                 try:
-                    await terminate_group(proc.pid)
+                    await terminate_group(pid)
                 finally:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    with contextlib.suppress(ProcessLookupError):
-                        await asyncio.wait_for(proc.wait(), TERMINATE_GRACE)
+                    _signal_group(pid, signal.SIGKILL)
+                    # Reaped by asyncio's child watcher: wait for it (bounded).
+                    await asyncio.wait({protocol.exited}, timeout=TERMINATE_GRACE)
             raise
         finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+            transport.close()
             self.pid = None
-
-
-async def _read_lines(
-    stream: asyncio.StreamReader,
-    encoding: str,
-    last: list[str],
-    on_line: Callable[[str], None] | None,
-) -> None:
-    """Hand over each line as it arrives (Airflow's decoding: ``backslashreplace``,
-    trailing whitespace stripped); keep the last one in ``last[0]``."""
-    pending = b""
-
-    def emit(raw: bytes) -> None:
-        line = raw.decode(encoding, errors="backslashreplace").rstrip()
-        last[0] = line
-        if on_line is not None:
-            on_line(line)
-
-    while chunk := await stream.read(_CHUNK):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            emit(raw)
-        while len(pending) >= MAX_LINE:
-            emit(pending[:MAX_LINE])
-            pending = pending[MAX_LINE:]
-    if pending:
-        emit(pending)
 
 
 def _start_problem(command: Sequence[str], cwd: str | None, exc: OSError) -> str:

@@ -197,10 +197,7 @@ class BashDecoratedOperator(_BashOptions, PythonTaskOperator):
     ) -> None:
         super().__init__(**kwargs)
         where = f"@task.bash {self.task_id!r}"
-        if inspect.iscoroutinefunction(self.python_callable):
-            raise DagDefinitionError(
-                f"{where}: the function must be a plain def returning the command (not async)"
-            )
+        _check_plain_def(where, self.python_callable)
         if any(True for _ in iter_xcom_args((env, cwd))):
             raise DagDefinitionError(
                 f"{where}: env and cwd cannot hold task outputs here; pass them to the "
@@ -224,11 +221,22 @@ class BashDecoratedOperator(_BashOptions, PythonTaskOperator):
         return await self._run_bash(command, context)
 
 
+def _check_plain_def(where: str, fn: Callable[..., Any]) -> None:
+    if inspect.iscoroutinefunction(fn):
+        raise DagDefinitionError(
+            f"{where}: the function must be a plain def returning the command (not async)"
+        )
+
+
 class BashDecorator(TaskDecorator):
     operator_class = BashDecoratedOperator
     extra_settings = frozenset(
         {"env", "append_env", "output_encoding", "skip_on_exit_code", "cwd", "output_processor"}
     )
+
+    def __init__(self, fn: Callable[..., Any], settings: Mapping[str, Any]) -> None:
+        _check_plain_def(f"@task.bash {getattr(fn, '__name__', fn)!r}", fn)
+        super().__init__(fn, settings)
 
     def partial(self, **kwargs: Any) -> Any:
         raise DagDefinitionError(
