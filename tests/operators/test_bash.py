@@ -118,7 +118,7 @@ async def test_bash_outputs_xcoms_skips_and_failures(engine: Engine, dags: dict[
     result = await engine.run(
         dags["bash_basics"], params={"where": "there", "mark": mark}, logical_date=DAY
     )
-    assert result.state is DagRunState.FAILED  # "fails" and "no_cwd" fail
+    assert result.state is DagRunState.FAILED  # "fails", "no_cwd" and "no_bash" fail
     table = await rows(engine, result.run_pk)
     states = {t: r.state for t, r in table.items()}
     assert states == {
@@ -131,6 +131,7 @@ async def test_bash_outputs_xcoms_skips_and_failures(engine: Engine, dags: dict[
         "skips_on_list": "skipped",
         "fails": "failed",
         "no_cwd": "failed",
+        "no_bash": "failed",
         "processed": "success",
         "leaves_one": "success",
         "built": "success",
@@ -140,6 +141,9 @@ async def test_bash_outputs_xcoms_skips_and_failures(engine: Engine, dags: dict[
     assert table["fails"].error == "BashCommandError: bash command failed: exit code 1"
     assert table["no_cwd"].error == (
         "SubprocessStartError: cannot start bash: cwd '/nonexistent/airloop/dir' does not exist"
+    )
+    assert table["no_bash"].error == (
+        "SubprocessStartError: cannot start bash: 'bash' not found on PATH"
     )
     assert table["skips"].error == "bash command exited with code 99 (skip_on_exit_code)"
     values = await xcoms(engine, result.run_pk)

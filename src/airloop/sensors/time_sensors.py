@@ -187,6 +187,11 @@ class DayOfWeekSensor(_UntilSensor):
     def target(self, context: Context) -> datetime | None:
         zone = _zone(context)
         if self.use_task_logical_date:
+            if context.dag_run.logical_date is None:
+                raise ValueError(
+                    f"sensor {self.task_id!r}: use_task_logical_date=True needs a run with "
+                    "a logical date, and this run has none"
+                )
             day = context.logical_date.astimezone(zone)
             return datetime.now(UTC) if day.isoweekday() in self._days else None
         now = datetime.now(zone)

@@ -38,6 +38,7 @@ with DAG(
     BashOperator(task_id="skips_on_list", bash_command="exit 7", skip_on_exit_code=[3, 7])
     BashOperator(task_id="fails", bash_command="echo about to fail; exit 1", skip_on_exit_code=None)
     BashOperator(task_id="no_cwd", bash_command="true", cwd="/nonexistent/airloop/dir")
+    BashOperator(task_id="no_bash", bash_command="true", env={"PATH": "/nonexistent"})
     BashOperator(
         task_id="processed",
         bash_command="echo '[1, 2]'",
