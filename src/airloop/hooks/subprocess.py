@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 #: How long the process group gets to exit after SIGTERM before it is sent SIGKILL
 #: (kept under the runner's grace for a cancelled task, 5 s).
 TERMINATE_GRACE = 3.0
+#: How long processes sent SIGKILL get to die (they cannot refuse; this bounds a
+#: process stuck in the kernel).
+_KILL_WAIT = 1.0
 #: How often the group is checked while it is given its grace.
 _GROUP_CHECK_INTERVAL = 0.05
 #: A line longer than this is cut into lines of this size rather than held whole.
@@ -87,18 +90,32 @@ async def terminate_group(pgid: int, grace: float = TERMINATE_GRACE) -> bool:
     is killed at once and the cancellation goes on.
     """
     _signal_group(pgid, signal.SIGTERM)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
     try:
-        while await in_thread(group_alive, pgid):
-            if loop.time() >= deadline:
-                _signal_group(pgid, signal.SIGKILL)
-                return True
-            await asyncio.sleep(_GROUP_CHECK_INTERVAL)
+        if await _group_gone(pgid, grace):
+            return False
     except asyncio.CancelledError:
-        _signal_group(pgid, signal.SIGKILL)
+        await kill_group(pgid)
         raise
-    return False
+    await kill_group(pgid)
+    return True
+
+
+async def _group_gone(pgid: int, within: float) -> bool:
+    """Whether the group is empty of live processes within ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while await in_thread(group_alive, pgid):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(_GROUP_CHECK_INTERVAL)
+    return True
+
+
+async def kill_group(pgid: int) -> None:
+    """SIGKILL to the group, then wait (bounded) until its processes have died."""
+    _signal_group(pgid, signal.SIGKILL)
+    if not await _group_gone(pgid, _KILL_WAIT):
+        log.error("process group %s still has live processes after SIGKILL", pgid)
 
 
 class _LineSplitter:
@@ -112,19 +129,21 @@ class _LineSplitter:
         self.last = ""
 
     def _emit(self, raw: bytes) -> None:
-        line = raw.decode(self.encoding, errors="backslashreplace").rstrip()
-        self.last = line
-        if self.on_line is not None:
-            self.on_line(line)
+        for start in range(0, max(len(raw), 1), MAX_LINE):
+            line = raw[start : start + MAX_LINE].decode(self.encoding, "backslashreplace")
+            self.last = line.rstrip()
+            if self.on_line is not None:
+                self.on_line(self.last)
 
     def feed(self, data: bytes) -> None:
         self.pending += data
         *lines, self.pending = self.pending.split(b"\n")
         for raw in lines:
             self._emit(raw)
-        while len(self.pending) >= MAX_LINE:
-            self._emit(self.pending[:MAX_LINE])
-            self.pending = self.pending[MAX_LINE:]
+        if len(self.pending) >= MAX_LINE:  # a very long line: hand over what is whole
+            whole = len(self.pending) - len(self.pending) % MAX_LINE
+            self._emit(self.pending[:whole])
+            self.pending = self.pending[whole:]
 
     def flush(self) -> None:
         if self.pending:
@@ -213,7 +232,7 @@ class SubprocessHook(BaseHook):
                 try:
                     await terminate_group(pid)
                 finally:
-                    _signal_group(pid, signal.SIGKILL)
+                    _signal_group(pid, signal.SIGKILL)  # cancelled again: at once
                     # Reaped by asyncio's child watcher: wait for it (bounded).
                     await asyncio.wait({protocol.exited}, timeout=TERMINATE_GRACE)
             raise
