@@ -51,18 +51,6 @@ async def log_of(engine: Engine, run_pk: int, task_id: str, until: str) -> str:
             await asyncio.sleep(0.05)
 
 
-async def until_gone(mark: str) -> list[psutil.Process]:
-    """What still runs with MARK=mark once nothing does, or after 30 s. On the async,
-    process and Dask executors the group is gone when the try is reported; the thread
-    executor reports a cancelled coroutine while its clean-up still runs in its
-    thread (bounded by the grace), so this waits for it."""
-    async with asyncio.timeout(30):
-        # Processes ending: nothing to wait on but the process table, so look again.
-        while left := await asyncio.to_thread(marked, mark):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
-    return left
-
-
 def marked(mark: str) -> list[psutil.Process]:
     """Live processes (not zombies) whose environment carries MARK=mark."""
     found = []
@@ -180,7 +168,7 @@ async def test_timeout_terminates_the_whole_process_tree(
     log = await log_of(engine, result.run_pk, "tree", "execution_timeout")
     leader, children = pids_in(log)
     assert len(children) == 3
-    assert await until_gone(mark) == []
+    assert marked(mark) == []
     assert_gone(children)
     assert not psutil.pid_exists(leader), "bash itself is reaped"
 
@@ -195,7 +183,7 @@ async def test_sigkill_after_the_grace_for_a_command_ignoring_sigterm(
     assert "execution_timeout of 3s exceeded" in table["tree"].error
     log = await log_of(engine, result.run_pk, "tree", "execution_timeout")
     _, children = pids_in(log)
-    assert await until_gone(mark) == []
+    assert marked(mark) == []
     assert_gone(children)
 
 
@@ -220,7 +208,7 @@ async def test_cancellation_terminates_the_whole_process_tree(
     table = await rows(engine, result.run_pk)
     assert table["tree"].state == "failed"
     assert table["tree"].error == "interrupted: test cancel"
-    assert await until_gone(mark) == []
+    assert marked(mark) == []
     assert_gone(children)
     assert not psutil.pid_exists(leader), "bash itself is reaped"
 
