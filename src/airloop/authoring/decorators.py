@@ -451,5 +451,24 @@ class _TaskDecoratorCollection:
 
         return short_circuit_task
 
+    @property
+    def bash(self) -> BranchFactory:
+        """``@task.bash``: the function returns the bash command to run (see
+        airloop.operators.bash). Provided by a higher layer, as Airflow's providers
+        add ``task.<name>`` decorators: imported by name when first used (ADR 0033)."""
+        return _provided("bash")
+
+
+#: ``task.<name>`` decorators that a higher layer provides: "module:attribute".
+_PROVIDED_DECORATORS = {"bash": "airloop.operators.bash:bash_task"}
+
+
+def _provided(name: str) -> BranchFactory:
+    import importlib
+
+    module, _, attribute = _PROVIDED_DECORATORS[name].partition(":")
+    found: BranchFactory = getattr(importlib.import_module(module), attribute)
+    return found
+
 
 task = _TaskDecoratorCollection()

@@ -18,6 +18,7 @@ from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.runner import StartedHook
 from airloop.executors.threads import run_in_pool
+from airloop.runtime import in_thread
 
 
 class ThreadExecutor(AsyncExecutor):
@@ -83,4 +84,8 @@ class ThreadExecutor(AsyncExecutor):
             loop, task = inner.get("loop"), inner.get("task")
             if loop is not None and task is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(task.cancel)
+                if isinstance(exc, asyncio.CancelledError):
+                    # Its clean-up (finally blocks; a command's process group, ADR
+                    # 0033) runs in its thread: the try ends after it, bounded.
+                    await in_thread(finished.wait, runner.CANCEL_GRACE)
             raise

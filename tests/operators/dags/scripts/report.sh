@@ -1,0 +1,1 @@
+echo "script for {{ ds }} in {{ params.where }}"
