@@ -227,6 +227,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    sensitive_var_conn_names: str = Field(
+        default="",
+        description=(
+            "Comma-separated names added to the sensitive ones (password, secret, token, "
+            "api_key...): a connection extra, variable or dict key containing one has its "
+            "value masked as *** in logs, rendered fields and errors (Airflow's setting)."
+        ),
+    )
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

@@ -25,6 +25,7 @@ from airloop.authoring.callbacks import CallbackContext
 from airloop.authoring.context import set_current_context
 from airloop.authoring.expand_input import PendingOperator
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
+from airloop.core.masking import redact_text
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
     DownstreamTasksSkipped,
@@ -221,6 +222,8 @@ class Runner:
 
         def report_end(label: str | None = None) -> None:
             outcome, duration, kw, _ = ended[0]
+            if kw.get("reason"):  # the stored error: secrets masked where they are known
+                kw = {**kw, "reason": redact_text(kw["reason"])}
             self.report(
                 TaskFinished(
                     item.run_pk,
