@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
-from airloop.core.masking import MASKER, redact_text
+from airloop.core.masking import MASKER, parse_sensitive_names, redact_text, set_sensitive_names
 from airloop.core.pools import PoolError
 from airloop.exceptions import AirloopError, DagFileError, DatabaseError
 from airloop.executors.task_logs import NotInTaskFilter
@@ -84,7 +84,10 @@ def logical_date_from(text: str | None) -> datetime:
 
 def settings_from(config: Path | None) -> Settings:
     with bad_input():
-        return load_settings(config)
+        settings = load_settings(config)
+        # Every command masks with the same names (`tasks test` opens no Engine).
+        set_sensitive_names(parse_sensitive_names(settings.sensitive_var_conn_names))
+        return settings
     raise AssertionError("unreachable")  # pragma: no cover
 
 
