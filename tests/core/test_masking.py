@@ -211,3 +211,15 @@ def test_module_functions_use_the_process_masker(process_masker: None) -> None:
     assert masking.secrets() == ("module-level-secret",)
     masking.add_secrets(["another-secret"])
     assert masking.secrets() == ("module-level-secret", "another-secret")
+
+
+def test_numbers_are_registered_as_written(masker: SecretsMasker) -> None:
+    masker.mask_secret(123456)
+    masker.mask_secret(x for x in ("from-a-generator",))
+    assert masker.secrets() == ("123456", "from-a-generator")
+
+
+@pytest.mark.parametrize("value", [b"bytes-secret", True, object(), ["ok-secret", b"bytes"]])
+def test_what_cannot_be_masked_is_refused(masker: SecretsMasker, value: object) -> None:
+    with pytest.raises(TypeError, match=r"^mask_secret: cannot mask a (bytes|bool|object) "):
+        masker.mask_secret(value)

@@ -94,9 +94,10 @@ class SecretsMasker:
     # -- registration ---------------------------------------------------------------
 
     def mask_secret(self, secret: Any, name: str | None = None) -> None:
-        """Register ``secret``: a string (unless ``name`` is given and does not look
-        sensitive, as in Airflow), a mapping (values whose key looks sensitive,
-        recursively; all of them when ``name`` looks sensitive) or an iterable of them."""
+        """Register ``secret``: a string or number (unless ``name`` is given and does
+        not look sensitive, as in Airflow), a mapping (values whose key looks sensitive,
+        recursively; all of them when ``name`` looks sensitive) or an iterable of them.
+        Anything else (bytes, a bool, an object) is a TypeError naming its type."""
         found: list[str] = []
         self._collect(secret, name, found, 0)
         self.add(found)
@@ -104,9 +105,9 @@ class SecretsMasker:
     def _collect(self, value: Any, name: str | None, found: list[str], depth: int) -> None:
         if depth > MAX_DEPTH or value is None:
             return
-        if isinstance(value, str):
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             if name is None or self.should_hide_value_for_key(name):
-                found.append(value)
+                found.append(str(value))  # a number (a PIN) is masked as written
             return
         if isinstance(value, Mapping):
             hide_all = name is not None and self.should_hide_value_for_key(name)
@@ -116,9 +117,14 @@ class SecretsMasker:
                 elif isinstance(sub, (Mapping, list, tuple, set, frozenset)):
                     self._collect(sub, str(key), found, depth + 1)
             return
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray)):
             for sub in value:
                 self._collect(sub, name, found, depth + 1)
+            return
+        raise TypeError(
+            f"mask_secret: cannot mask a {type(value).__name__} "
+            "(give a str, a number, a mapping or an iterable of them)"
+        )
 
     def _collect_all(self, value: Any, found: list[str], depth: int) -> None:
         """Every leaf of a value under a sensitive key is a secret."""
