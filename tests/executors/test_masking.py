@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from airloop import DagRunState
 from airloop.authoring.dag import DAG
 from airloop.core import masking
 from airloop.dagbag.loader import load_dag_file
 from airloop.engine.engine import Engine
+
+from .conftest import executor_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -36,6 +39,19 @@ def clean_masker() -> Iterator[None]:
     masking.MASKER.reset()
     yield
     masking.MASKER.reset()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine(
+    executor_name: str, tmp_path_factory: pytest.TempPathFactory, clean_masker: None
+) -> AsyncIterator[Engine]:
+    """The suite's engine, with one more sensitive name (workers get it shipped)."""
+    home = tmp_path_factory.mktemp(f"home-{executor_name}")
+    settings = executor_settings(executor_name, home).model_copy(
+        update={"sensitive_var_conn_names": "pin_code"}
+    )
+    async with Engine(settings) as engine:
+        yield engine
 
 
 async def log_text(path: str, until: str) -> str:
@@ -80,6 +96,7 @@ async def test_secrets_are_masked_in_logs_rendered_fields_and_errors(
         assert json.loads(stored.fields) == {
             "command": "run --password ***",
             "env": {"api_key": "***", "plain": "visible-value"},
+            "pin_code": "***",
         }
 
     # What the tasks registered where they ran is known here too from now on.

@@ -25,12 +25,14 @@ def register(value: str) -> str:
 class Leaky(BaseOperator):
     """Renders the secret into its fields, prints it, logs it and fails with it."""
 
-    template_fields: ClassVar[tuple[str, ...]] = ("command", "env")
+    template_fields: ClassVar[tuple[str, ...]] = ("command", "env", "pin_code")
 
-    def __init__(self, *, command: str, env: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, command: str, env: dict[str, Any], pin_code: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.command = command
         self.env = env
+        #: Sensitive only through the sensitive_var_conn_names setting.
+        self.pin_code = pin_code
 
     def execute(self, context: Context) -> None:
         print(f"printed: {self.command} and {PARENT_SECRET}")
@@ -49,6 +51,7 @@ with DAG("masking", user_defined_macros={"register": register}) as masking:
             task_id=name,
             command="run --password {{ register('s3cr3t-value') }}",
             env={"api_key": "never-registered-key", "plain": "visible-{{ 'value' }}"},
+            pin_code="pin-{{ 1234 }}",
         )
 
     @task
