@@ -113,3 +113,33 @@ def test_secrets_are_masked_in_everything_the_cli_prints(tmp_path: Path) -> None
     for text in logs:
         for secret in SECRETS:
             assert secret not in text, text
+
+
+def test_console_log_records_are_masked() -> None:
+    """The CLI's console handler filter: message, arguments and traceback."""
+    import logging
+    import sys
+
+    from airloop.cli.common import RedactingFilter
+    from airloop.core import masking
+
+    masking.MASKER.reset()
+    try:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "plain %s", ("text",), None)
+        assert RedactingFilter().filter(record)
+        assert record.getMessage() == "plain text"  # nothing registered: untouched
+        masking.mask_secret("console-s3cr3t")
+        try:
+            raise ValueError("boom console-s3cr3t")
+        except ValueError:
+            exc_info = sys.exc_info()
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "with %s", ("console-s3cr3t",), exc_info
+        )
+        assert RedactingFilter().filter(record)
+        formatted = logging.Formatter().format(record)
+        assert "console-s3cr3t" not in formatted
+        assert formatted.startswith("with ***\nTraceback")
+        assert formatted.endswith("ValueError: boom ***")
+    finally:
+        masking.MASKER.reset()

@@ -145,7 +145,8 @@ class SecretsMasker:
         if not fresh:
             return
         with self._lock:
-            new = [s for s in dict.fromkeys(fresh) if s not in self._originals]
+            # Every original is among the variants (it is long enough): a set lookup.
+            new = [s for s in dict.fromkeys(fresh) if s not in self._secrets]
             if not new:
                 return
             originals = self._originals + tuple(new)
@@ -237,9 +238,11 @@ class SecretsMasker:
 MASKER = SecretsMasker()
 
 
-def mask_secret(secret: str | Mapping[str, Any] | Iterable[Any], name: str | None = None) -> None:
+def mask_secret(
+    secret: str | int | float | Mapping[str, Any] | Iterable[Any], name: str | None = None
+) -> None:
     """Register a secret to mask everywhere this process writes text (Airflow's
-    ``mask_secret``): a string; a mapping's values whose key looks sensitive
+    ``mask_secret``): a string or number; a mapping's values whose key looks sensitive
     (recursively; all of them when ``name`` does); an iterable of either."""
     MASKER.mask_secret(secret, name)
 
