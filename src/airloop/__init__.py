@@ -21,6 +21,7 @@ from airloop.authoring.sensor import BaseSensor, PokeReturnValue
 from airloop.authoring.setup_teardown import setup, teardown
 from airloop.authoring.taskgroup import TaskGroup, task_group
 from airloop.authoring.xcom_arg import XComArg
+from airloop.core.masking import mask_secret
 from airloop.core.states import DagRunState, TaskState
 from airloop.core.trigger_rules import TriggerRule
 from airloop.exceptions import (
@@ -108,6 +109,7 @@ __all__ = [
     "dag",
     "delay",
     "get_current_context",
+    "mask_secret",
     "run",
     "run_sync",
     "setup",

@@ -278,6 +278,14 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='The backend\'s arguments (JSON), e.g. {"connections_prefix": "airloop/connections"}.',
     )
+    sensitive_var_conn_names: str = Field(
+        default="",
+        description=(
+            "Comma-separated names added to the sensitive ones (password, secret, token, "
+            "api_key...): a connection extra, variable or dict key containing one has its "
+            "value masked as *** in logs, rendered fields and errors (Airflow's setting)."
+        ),
+    )
 
     @field_validator("database_url")
     @classmethod

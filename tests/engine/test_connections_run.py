@@ -4,6 +4,7 @@ worker thread waits), await Variable.aget in an async task."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -131,3 +132,53 @@ async def test_a_missing_variable_fails_the_task_with_one_line(
     result = await engine.run(dag)
     assert result.state is DagRunState.FAILED
     assert "variable 'absent' not found" in str(result.failed)
+
+
+async def test_loaded_secrets_are_masked_in_logs_rendered_fields_and_errors(
+    engine: Engine, source: ThreadRecordingSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection's password (database or environment), a secret-looking variable and
+    a sensitive extra, once looked up, never reach a log file, rendered field or error."""
+    from airloop.core import masking
+
+    monkeypatch.setenv(
+        "AIRLOOP_CONN_ENV_API",
+        json.dumps(
+            {"conn_type": "http", "password": "env-pass-4711", "extra": {"token": "tk-0815x"}}
+        ),
+    )
+    await source.set_variables([("service_api_key", "key-k3y-value", None)])
+    await source.add_connections([Connection("db_api", conn_type="http", password="db-pass-2024")])
+    with DAG("masked_lookups") as dag:
+        echo = Echo(task_id="echo", text="{{ var.value.service_api_key }}")
+
+        @task
+        def leak() -> None:
+            stored = BaseHook.get_connection("db_api").password
+            env = BaseHook.get_connection("env_api")
+            print(f"printed {stored}-pw {env.password} {env.extra_dejson['token']}")
+            raise ValueError(f"failed with {Variable.get('service_api_key')} and {env.password}")
+
+        echo >> leak()
+
+    try:
+        result = await engine.run(dag)
+        assert result.state is DagRunState.FAILED
+        error = str(result.failed)
+        assert "failed with ***" in error, error
+        assert "key-k3y-value" not in error
+        assert "env-pass-4711" not in error
+        rendered = await engine.store.rendered_fields(result.run_pk, "echo", -1)
+        assert rendered is not None
+        assert json.loads(rendered.fields) == {"text": "***"}
+        paths = {r.task_id: r.path for r in await engine.store.log_paths(result.run_pk)}
+        for _ in range(200):  # the log writer thread appends: read until the line is in
+            text = await asyncio.to_thread(Path(paths["leak"]).read_text)
+            if "printed" in text:
+                break
+            await asyncio.sleep(0.05)
+        assert "printed ***-pw *** ***" in text, text
+        for secret in ("db-pass-2024", "env-pass-4711", "tk-0815x", "key-k3y-value"):
+            assert secret not in text
+    finally:
+        masking.MASKER.reset()

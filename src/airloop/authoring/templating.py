@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airloop.authoring.xcom import Resolved
+from airloop.core.masking import redact
 from airloop.exceptions import AirloopError, DagDefinitionError
 
 # Jinja is imported when something is rendered (or a DAG sets Jinja options), not when
@@ -348,11 +349,11 @@ MAX_RENDERED_FIELD_LENGTH = 4096
 def mask_rendered(task_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Hide secrets in rendered values before they are stored or shown.
 
-    The hook every stored rendered value passes through (in the worker). Nothing is
-    secret yet: it returns the values unchanged until Connections and Variables come
-    with their secret masking.
+    The hook every stored rendered value passes through (in the worker): registered
+    secrets become ``***``, and so does the whole value of a field (or nested key)
+    whose name looks sensitive (ADR 0032).
     """
-    return fields
+    return {name: redact(value, name) for name, value in fields.items()}
 
 
 def _jsonable(value: Any) -> Any:
@@ -380,8 +381,9 @@ def stored_rendered_fields(task_id: str, fields: Mapping[str, Any] | None) -> st
     MAX_RENDERED_FIELD_LENGTH; None when nothing was rendered. Called in the worker."""
     if not fields:
         return None
-    masked = mask_rendered(task_id, dict(fields))
-    return json.dumps({name: _capped(_jsonable(value)) for name, value in masked.items()})
+    # Made JSON-able first (an object's str() may hold a secret), masked before the cut.
+    masked = mask_rendered(task_id, {name: _jsonable(value) for name, value in fields.items()})
+    return json.dumps({name: _capped(value) for name, value in masked.items()})
 
 
 #: Longest label a mapped instance gets from its map_index_template (the column's size).

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 
+from airloop.core.masking import MASKER, parse_sensitive_names, redact_text, set_sensitive_names
 from airloop.core.pools import PoolError
 from airloop.exceptions import AirloopError, DagFileError, DatabaseError
 from airloop.executors.task_logs import NotInTaskFilter
@@ -40,6 +41,7 @@ ConfigOption = Annotated[
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print one line naming what is wrong, and exit."""
     # The message is text, not markup: "airloop[postgres]" must print as written.
+    message = redact_text(message)
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
@@ -82,7 +84,10 @@ def logical_date_from(text: str | None) -> datetime:
 
 def settings_from(config: Path | None) -> Settings:
     with bad_input():
-        return load_settings(config)
+        settings = load_settings(config)
+        # Every command masks with the same names (`tasks test` opens no Engine).
+        set_sensitive_names(parse_sensitive_names(settings.sensitive_var_conn_names))
+        return settings
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -100,7 +105,24 @@ def setup_logging(verbose: bool) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     handler.addFilter(NotInTaskFilter())
+    handler.addFilter(RedactingFilter())
     root.addHandler(handler)
+
+
+class RedactingFilter(logging.Filter):
+    """Registered secrets become ``***`` in airloop's console messages (ADR 0032)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if MASKER.active:
+            message = record.getMessage()
+            masked = MASKER.redact_text(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+            if record.exc_info and record.exc_info[1] is not None:
+                record.exc_text = MASKER.redact_text(
+                    logging.Formatter().formatException(record.exc_info)
+                )
+        return True
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -8,11 +8,14 @@ network call, and a lookup must never block the event loop.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
+from urllib.parse import quote
 
 from airloop.connections.model import Connection, ConnectionNotFound
+from airloop.core.masking import mask_secret, should_hide_value_for_key
 
 CONN_PREFIX = "AIRLOOP_CONN_"
 VAR_PREFIX = "AIRLOOP_VAR_"
@@ -60,6 +63,7 @@ async def find_connection(conn_id: str, sources: Sequence[SecretsSource]) -> Con
     for source in sources:
         found = await source.get_connection(conn_id)
         if found is not None:
+            mask_connection(found)
             return found
     raise ConnectionNotFound(conn_id, [_where(s, conn_id) for s in sources])
 
@@ -69,8 +73,34 @@ async def find_variable(key: str, sources: Sequence[SecretsSource]) -> str | Non
     for source in sources:
         found = await source.get_variable(key)
         if found is not None:
+            mask_variable(key, found)
             return found
     return None
+
+
+def mask_connection(conn: Connection) -> None:
+    """Register a connection's secrets with the masker (ADR 0032): its password (also
+    as it appears URL-quoted in ``get_uri()``) and the extras whose key looks sensitive."""
+    if conn.password:
+        mask_secret(conn.password)
+        quoted = quote(conn.password, safe="")
+        if quoted != conn.password:
+            mask_secret(quoted)
+    if conn.extra:
+        mask_secret(conn.extra_dejson)
+
+
+def mask_variable(key: str, text: str) -> None:
+    """Register a variable's value when its key looks secret (``api_key``, ``token`` ...);
+    a JSON value's sensitive keys are registered whatever the variable's key."""
+    if should_hide_value_for_key(key):
+        mask_secret(text)
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(parsed, dict | list):
+        mask_secret(parsed, name=key)
 
 
 def _where(source: SecretsSource, conn_id: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from airloop.authoring.context import Checkpoint, DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.authoring.xcom import XCOM_RETURN_KEY
+from airloop.core.masking import add_secrets, redact_text
 from airloop.core.outcomes import Outcome
 from airloop.core.plan import Plan, StoredTI
 from airloop.core.planner import RunPlanner
@@ -399,6 +400,8 @@ class ActiveRun:
 
     def on_event(self, event: TaskEvent, batch: WriteBatch) -> Event | None:
         """Record what an executor reported; return the planner's view of it (None if stale)."""
+        if isinstance(event, TaskFinished) and event.secrets:
+            add_secrets(event.secrets)  # registered in a worker process (ADR 0032)
         rec = self._records.get(event.key)
         if rec is None:
             return None  # e.g. a mapped placeholder's late report
@@ -470,10 +473,10 @@ class ActiveRun:
                 skip_downstream=event.skip_downstream,
             )
         if outcome is Outcome.SKIPPED:
-            return Skipped(event.key, event.reason or "", event.stimulus_id)
+            return Skipped(event.key, redact_text(event.reason or ""), event.stimulus_id)
         return Failed(
             event.key,
-            event.reason or str(outcome),
+            redact_text(event.reason or str(outcome)),
             retryable=event.retryable,
             outcome=outcome,
             stimulus_id=event.stimulus_id,

@@ -13,6 +13,7 @@ from typing import Any
 from airloop.authoring.context import DagRunInfo
 from airloop.authoring.dag import DAG
 from airloop.core.admission import Admission
+from airloop.core.masking import parse_sensitive_names, set_sensitive_names
 from airloop.core.planner import RunPlanner
 from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
@@ -53,6 +54,8 @@ class Engine:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
+        # Process-wide, as the masker is (ADR 0032); workers apply the shipped settings.
+        set_sensitive_names(parse_sensitive_names(self.settings.sensitive_var_conn_names))
         self._hostname = socket.gethostname()
         self._store: Store | None = None
         self._logs: TaskLogWriter | None = None

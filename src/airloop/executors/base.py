@@ -18,6 +18,7 @@ from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import merge_task_params
 from airloop.authoring.xcom import Pushed
+from airloop.core import masking
 from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
 
@@ -58,6 +59,9 @@ class TaskCall:
         None,
     )
     test_mode: bool = False
+    #: The secrets registered in the scheduler's process, masked in the worker too
+    #: (ADR 0032).
+    secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,7 @@ class WorkItem:
                 run.prev_start_date_success,
             ),
             test_mode=run.test_mode,
+            secrets=masking.secrets(),
         )
 
 

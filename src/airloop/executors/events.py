@@ -52,6 +52,9 @@ class TaskFinished:
     #: Tasks this successful try decided to skip (a branch, a short circuit: see
     #: ``DownstreamTasksSkipped``). Data, so every executor carries it the same way.
     skip_downstream: tuple[str, ...] = ()
+    #: Secrets the try registered in another process (a worker process, a Dask
+    #: worker): the scheduler's process masks them too from then on (ADR 0032).
+    secrets: tuple[str, ...] = ()
 
 
 TaskEvent = TaskStarted | TaskFinished

@@ -27,6 +27,7 @@ from airloop.authoring.expand_input import PendingOperator
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
 from airloop.connections.accessors import ConnectionAccessor, VariableAccessor
 from airloop.connections.lookup import lookup_loop
+from airloop.core.masking import redact_text
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
     DownstreamTasksSkipped,
@@ -231,6 +232,8 @@ class Runner:
 
         def report_end(label: str | None = None) -> None:
             outcome, duration, kw, _ = ended[0]
+            if kw.get("reason"):  # the stored error: secrets masked where they are known
+                kw = {**kw, "reason": redact_text(kw["reason"])}
             self.report(
                 TaskFinished(
                     item.run_pk,

@@ -3,6 +3,7 @@
 ``logs/<dag>/<run>/<task>[/<map>]/<try>.log``. Log records from task code (any
 logger) reach the right file through a context variable set for each task
 instance; the file I/O happens on a writer thread, never on the event loop.
+Registered secrets are masked there too, per batch of writes (ADR 0032).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from airloop.core.masking import MASKER
 
 _FORMAT = logging.Formatter(
     "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s - %(message)s", "%Y-%m-%dT%H:%M:%S"
@@ -69,6 +72,7 @@ class StreamSink(LogSink):
         self._lock = threading.Lock()
 
     def raw(self, text: str) -> None:
+        text = MASKER.redact_text(text)
         with self._lock:
             self._stream.write(text)
             self._stream.flush()
@@ -250,7 +254,10 @@ class TaskLogWriter:
                         os.makedirs(folder, exist_ok=True)
                         self._made.add(folder)
                     with open(path, "a", encoding="utf-8") as fh:
-                        fh.writelines(lines)
+                        if MASKER.active:  # secrets masked here, off the loop (ADR 0032)
+                            fh.write(MASKER.redact_text("".join(lines)))
+                        else:
+                            fh.writelines(lines)
                 except OSError as exc:
                     self.errors += 1
                     log.error("cannot write task log %s: %s", path, exc)

@@ -19,11 +19,13 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from airloop.authoring.context import DagRunInfo
+from airloop.core import masking
 from airloop.core.outcomes import Outcome
 from airloop.core.specs import TIKey
 from airloop.dagbag.loader import DagFile, load_dag_file, pick_dag
@@ -61,6 +63,7 @@ class FileSink(LogSink):
         os.makedirs(os.path.dirname(path), exist_ok=True)
 
     def raw(self, text: str) -> None:
+        text = masking.redact_text(text)  # a secret split over two writes is missed
         with self._lock, open(self.path, "a", encoding="utf-8") as fh:
             fh.write(text)
 
@@ -278,14 +281,35 @@ def _runner(
 Reports = tuple[TaskStarted | None, TaskFinished]
 
 
-def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished]) -> Reports:
+def _outcome(call: TaskCall, events: list[TaskStarted | TaskFinished], since: int) -> Reports:
     """The start (if it got that far) and the end: the start report sent on the side
-    channel may arrive after the result, so the result carries it too."""
+    channel may arrive after the result, so the result carries it too, with the secrets
+    registered here since ``since`` that the scheduler did not ship (ADR 0032)."""
     started = next((e for e in events if isinstance(e, TaskStarted)), None)
     for event in reversed(events):
         if isinstance(event, TaskFinished):
-            return started, event
+            return started, _with_secrets(call, event, since)
     raise RuntimeError(f"{call.dag_id}/{call.task_id}: the runner reported no outcome")
+
+
+def _learn_secrets(call: TaskCall, settings: Settings) -> int:
+    """Before a task runs here: mask what the scheduler's process masks. Returns how
+    many secrets this process knows then (later ones were registered while it ran)."""
+    masking.set_sensitive_names(masking.parse_sensitive_names(settings.sensitive_var_conn_names))
+    if call.secrets:
+        masking.add_secrets(call.secrets)
+    return len(masking.secrets())
+
+
+def _with_secrets(call: TaskCall, event: TaskFinished, since: int) -> TaskFinished:
+    """Only what was registered while the task ran goes back: a shared Dask cluster does
+    not hand one scheduler's secrets to another."""
+    known = masking.secrets()
+    if len(known) <= since:
+        return event
+    shipped = set(call.secrets)
+    fresh = tuple(s for s in known[since:] if s not in shipped)
+    return replace(event, secrets=fresh) if fresh else event
 
 
 def _report_to_parent(event: TaskStarted) -> None:
@@ -313,11 +337,12 @@ def run_in_process(call: TaskCall) -> Reports:
     if _settings is None:
         raise RuntimeError("run_in_process runs in a pool started with init_process")
     calls = _MainThreadCalls() if in_main else None
+    since = _learn_secrets(call, _settings)
     runner, events = _runner(call, _settings, _report_to_parent, sink, pool, calls)
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return None, _load_failure(call, exc, sink)
+        return None, _with_secrets(call, _load_failure(call, exc, sink), since)
     try:
         with task_log_routing():
             if calls is not None and not item.operator.is_async:
@@ -331,7 +356,7 @@ def run_in_process(call: TaskCall) -> Reports:
     finally:
         if pool is not None:
             pool.shutdown()
-    return _outcome(call, events)
+    return _outcome(call, events, since)
 
 
 def _load_failure(call: TaskCall, exc: Exception, sink: LogSink) -> TaskFinished:
@@ -339,7 +364,7 @@ def _load_failure(call: TaskCall, exc: Exception, sink: LogSink) -> TaskFinished
 
     from airloop.executors.runner import first_line
 
-    message = f"cannot load the task in the worker: {first_line(exc)}"
+    message = masking.redact_text(f"cannot load the task in the worker: {first_line(exc)}")
     sink.line("ERROR", message)
     return TaskFinished(
         call.run_pk,
@@ -388,14 +413,15 @@ async def run_on_dask_async(call: TaskCall, settings: Settings) -> Reports:
     """
     sink = FileSink(call.log_path)
     pool = DaemonThreadPool(1, name="airloop-task")
+    since = _learn_secrets(call, settings)
     runner, events = _runner(call, settings, _report_to_dask, sink, pool)
     try:
         item = rebuild_item(call)
     except Exception as exc:  # noqa: BLE001 - reported as the task's failure
-        return None, _load_failure(call, exc, sink)
+        return None, _with_secrets(call, _load_failure(call, exc, sink), since)
     try:
         with task_log_routing():
             await _run_and_close(runner, item)
     finally:
         pool.shutdown()
-    return _outcome(call, events)
+    return _outcome(call, events, since)
