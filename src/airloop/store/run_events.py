@@ -1,0 +1,185 @@
+"""In-process notifications of run changes: what a cross-DAG wait is woken by (ADR 0036).
+
+Every ``Store`` has one ``RunEvents``. After each committed write that creates, queues,
+clears or ends a run, or changes its task instances, the store calls ``changed`` with
+the runs (primary keys) and DAGs concerned. A waiter (``TriggerDagRunOperator`` with
+``wait_for_completion``, ``ExternalTaskSensor``) opens a ``Watch`` on a DAG or a run
+*before* it reads the store, then awaits it: whatever is written after the read wakes
+it, so no change is missed and nothing polls.
+
+This only sees writes made through this process's store. ``scheduled_here`` says
+whether they are all the writes that matter: it is set while the scheduler service of
+this process holds the database (one scheduler per database, ADR 0013), so every run
+that starts, progresses or ends is written here. Otherwise a waiter polls.
+
+``local_store()`` is how task code finds the engine's store: the engine binds it in the
+context its scheduler (and so every task instance it starts in this process) runs in,
+as ``get_current_context`` is bound per task. A worker process has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airloop.runtime import current_resources
+
+if TYPE_CHECKING:
+    from airloop.store.runs import Store
+
+_local_store: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
+    "airloop_local_store", default=None
+)
+
+
+def local_store() -> Store | None:
+    """The store of the engine running this code in this process (None elsewhere)."""
+    return _local_store.get()
+
+
+def bind_local_store(store: Store | None) -> contextvars.Token[Store | None]:
+    """Make ``store`` what ``local_store()`` returns in the current context."""
+    return _local_store.set(store)
+
+
+class _OwnStore:
+    """A store opened for task code where the engine's is not at hand (a worker process)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def aclose(self) -> None:
+        await self.store.close()
+
+
+async def _open_own(settings: Any) -> _OwnStore:
+    from airloop.store.runs import Store
+
+    return _OwnStore(await Store.open(settings.database_url, pool_size=2, max_overflow=2))
+
+
+async def task_store() -> tuple[Store, bool]:
+    """The store task code reads and queues runs with, and whether its events see every
+    run change (True: wait on ``store.events``; False: poll).
+
+    In the engine's process: the engine's store. Elsewhere (a process or Dask worker):
+    one store per worker's resources, opened from the settings, polled.
+    """
+    store = local_store()
+    if store is not None:
+        return store, store.events.scheduled_here
+    resources = current_resources.get()
+    if resources is None:
+        raise RuntimeError("no airloop engine is running this code (task_store() is for tasks)")
+    own: _OwnStore = await resources.get("airloop.store", _open_own)
+    return own.store, False
+
+
+class Watch:
+    """A subscription to changes of some DAGs' runs and some runs: ``await wait()``.
+
+    Use it as a context manager (it unsubscribes on exit). A change made between two
+    waits is not lost: the watch stays set until the next ``wait`` returns.
+    """
+
+    def __init__(self, events: RunEvents) -> None:
+        self._events = events
+        self._set = asyncio.Event()
+        self.dag_ids: set[str] = set()
+        self.run_pks: set[int] = set()
+
+    def add_dag(self, dag_id: str) -> None:
+        self.dag_ids.add(dag_id)
+        self._events._by_dag.setdefault(dag_id, set()).add(self)
+
+    def add_run(self, run_pk: int) -> None:
+        self.run_pks.add(run_pk)
+        self._events._by_run.setdefault(run_pk, set()).add(self)
+
+    def fire(self) -> None:
+        self._set.set()
+
+    async def wait(self) -> None:
+        """Until something watched changed since the previous wait returned."""
+        await self._set.wait()
+        self._set.clear()
+
+    def close(self) -> None:
+        for dag_id in self.dag_ids:
+            watchers = self._events._by_dag.get(dag_id)
+            if watchers is not None:
+                watchers.discard(self)
+                if not watchers:
+                    del self._events._by_dag[dag_id]
+        for run_pk in self.run_pks:
+            watchers = self._events._by_run.get(run_pk)
+            if watchers is not None:
+                watchers.discard(self)
+                if not watchers:
+                    del self._events._by_run[run_pk]
+        self.dag_ids.clear()
+        self.run_pks.clear()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RunEvents:
+    """The changes written through one store, for waiters in this process."""
+
+    def __init__(self) -> None:
+        self._by_dag: dict[str, set[Watch]] = {}
+        self._by_run: dict[int, set[Watch]] = {}
+        #: True while this process's scheduler service holds the database: every run
+        #: change is then written (and announced) here.
+        self.scheduled_here = False
+        #: Set when a run is queued (or cleared) through this store: wakes the
+        #: scheduler service of this process at once instead of at its next poll.
+        self.queued = asyncio.Event()
+
+    def watch(self, *, dag_id: str | None = None, run_pk: int | None = None) -> Watch:
+        watch = Watch(self)
+        if dag_id is not None:
+            watch.add_dag(dag_id)
+        if run_pk is not None:
+            watch.add_run(run_pk)
+        return watch
+
+    @property
+    def active(self) -> bool:
+        """Is anyone watching? (Writers skip collecting what changed when not.)"""
+        return bool(self._by_dag or self._by_run)
+
+    @property
+    def watchers(self) -> int:
+        """Open watches (for tests: a waiter that returned has unsubscribed)."""
+        return len({w for ws in (*self._by_dag.values(), *self._by_run.values()) for w in ws})
+
+    def changed(self, *, run_pks: Iterable[int] = (), dag_ids: Iterable[str] = ()) -> None:
+        """Called by the store after a committed write concerning these runs and DAGs."""
+        if not self.active:
+            return  # the scheduler's hot path when nobody waits
+        for run_pk in run_pks:
+            for watch in self._by_run.get(run_pk, ()):
+                watch.fire()
+        for dag_id in dag_ids:
+            for watch in self._by_dag.get(dag_id, ()):
+                watch.fire()
+
+    def run_queued(self, dag_id: str, run_pk: int | None = None) -> None:
+        self.queued.set()
+        self.changed(run_pks=() if run_pk is None else (run_pk,), dag_ids=(dag_id,))
+
+
+__all__ = ["RunEvents", "Watch", "bind_local_store", "local_store", "task_store"]
