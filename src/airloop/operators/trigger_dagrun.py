@@ -139,8 +139,11 @@ class TriggerDagRunOperator(BaseOperator):
         self.skip_when_already_exists = skip_when_already_exists
 
     async def execute(self, context: Context) -> None:
+        async with task_store() as (store, events_see_all):
+            await self._trigger(store, events_see_all, context)
+
+    async def _trigger(self, store: Store, events_see_all: bool, context: Context) -> None:
         where = f"task {self.task_id!r}"
-        store, events_see_all = await task_store()
         service = ServiceStore(store)
         dag_id = self.trigger_dag_id
         known = await service.paused()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -160,8 +161,9 @@ class ExternalTaskSensor(BaseSensor):
         return dates
 
     async def poke(self, context: Context) -> bool:  # type: ignore[override]  # async poke
-        store, _ = await task_store()
-        return await self._check(store, context, None)
+        """One check (``execute`` does not call it: it keeps one store for its wait)."""
+        async with task_store() as (store, _):
+            return await self._check(store, context, None)
 
     async def _check(self, store: Store, context: Context, watch: Watch | None) -> bool:
         """Are the external tasks (or runs) there yet? Fails or skips the sensor when
@@ -181,8 +183,10 @@ class ExternalTaskSensor(BaseSensor):
                 states.append(row.state)
                 continue
             tis = await store.task_instances(row.id)
-            wanted = self._wanted(tis, when)
-            states.extend(ti.state for ti in wanted)
+            if not tis:
+                states.append(None)  # queued: its task instances come when it starts
+                continue
+            states.extend(ti.state for ti in self._wanted(tis, when))
         ids = self._what()
         context.log.info(
             "poking for %s of DAG %s at %s: %s",
@@ -242,18 +246,23 @@ class ExternalTaskSensor(BaseSensor):
     # -- waiting ---------------------------------------------------------------------
 
     async def execute(self, context: Context) -> Any:
-        store, events_see_all = await task_store()
-        if not events_see_all:
-            return await super().execute(context)  # poke every poke_interval
+        async with task_store() as (store, events_see_all):
+            await self._wait(store, events_see_all, context)
+
+    async def _wait(self, store: Store, events_see_all: bool, context: Context) -> None:
+        """Check; then wait for the external DAG's runs to change (when this process
+        writes them all) or for ``poke_interval`` (otherwise); until done or timeout."""
         started = time.monotonic()
         deadline = started + self.timeout
+        rng = random.Random()
         checks = 0
-        context.log.info("waiting on DAG %s (woken when its runs change)", self.external_dag_id)
+        if events_see_all:
+            context.log.info("waiting on DAG %s (woken when its runs change)", self.external_dag_id)
         with store.events.watch(dag_id=self.external_dag_id) as watch:
             while True:
                 checks += 1
                 if await self._check(store, context, watch):
-                    return None
+                    return
                 left = deadline - time.monotonic()
                 if left <= 0:
                     message = (
@@ -264,6 +273,9 @@ class ExternalTaskSensor(BaseSensor):
                     if self.soft_fail:
                         raise SkipTask(message)
                     raise SensorTimeout(message)
+                if not events_see_all:
+                    await asyncio.sleep(min(self._next_interval(checks, rng), left))
+                    continue
                 try:
                     async with asyncio.timeout(left):
                         await watch.wait()

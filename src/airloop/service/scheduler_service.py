@@ -71,6 +71,8 @@ class SchedulerService:
         #: for max_active_runs) is created at once, not at the next poll.
         self._run_ended = asyncio.Event()
         self.runs_created = 0
+        #: The engine while serving (None before and after).
+        self.engine: Engine | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -78,6 +80,7 @@ class SchedulerService:
             scheduler_lock(self.settings.database_url) as self._lock,
             Engine(self.settings) as engine,
         ):
+            self.engine = engine
             store = ServiceStore(engine.store)
             beat = await store.heartbeat(
                 None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
@@ -98,6 +101,7 @@ class SchedulerService:
                 await self._drain(engine, store, beat)
             finally:
                 store.events.scheduled_here = False
+                self.engine = None
 
     async def _loop(
         self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int

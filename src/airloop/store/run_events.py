@@ -20,62 +20,64 @@ as ``get_current_context`` is bound per task. A worker process has none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airloop.runtime import current_resources
 
 if TYPE_CHECKING:
     from airloop.store.runs import Store
 
-_local_store: contextvars.ContextVar[Store | None] = contextvars.ContextVar(
-    "airloop_local_store", default=None
+_local_store: contextvars.ContextVar[tuple[Store, asyncio.AbstractEventLoop] | None] = (
+    contextvars.ContextVar("airloop_local_store", default=None)
 )
 
 
 def local_store() -> Store | None:
-    """The store of the engine running this code in this process (None elsewhere)."""
-    return _local_store.get()
+    """The store of the engine running this code, when this code runs on the engine's
+    event loop (None elsewhere: another loop cannot use it)."""
+    bound = _local_store.get()
+    if bound is None:
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return bound[0] if bound[1] is loop else None
 
 
-def bind_local_store(store: Store | None) -> contextvars.Token[Store | None]:
-    """Make ``store`` what ``local_store()`` returns in the current context."""
-    return _local_store.set(store)
+def bind_local_store(store: Store) -> None:
+    """Make ``store`` what ``local_store()`` returns in the current context, on the
+    running loop (the engine calls it in the context its scheduler task runs in)."""
+    _local_store.set((store, asyncio.get_running_loop()))
 
 
-class _OwnStore:
-    """A store opened for task code where the engine's is not at hand (a worker process)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def aclose(self) -> None:
-        await self.store.close()
-
-
-async def _open_own(settings: Any) -> _OwnStore:
-    from airloop.store.runs import Store
-
-    return _OwnStore(await Store.open(settings.database_url, pool_size=2, max_overflow=2))
-
-
-async def task_store() -> tuple[Store, bool]:
+@contextlib.asynccontextmanager
+async def task_store() -> AsyncIterator[tuple[Store, bool]]:
     """The store task code reads and queues runs with, and whether its events see every
     run change (True: wait on ``store.events``; False: poll).
 
-    In the engine's process: the engine's store. Elsewhere (a process or Dask worker):
-    one store per worker's resources, opened from the settings, polled.
+    On the engine's loop: the engine's store. Anywhere else (a sync task's own loop in
+    the thread executor, a process or Dask worker) a store of its own, opened from the
+    settings for the duration of the block, whose events see nothing: poll it.
     """
-    store = local_store()
-    if store is not None:
-        return store, store.events.scheduled_here
+    bound = _local_store.get()
+    if bound is not None and bound[1] is asyncio.get_running_loop():
+        yield bound[0], bound[0].events.scheduled_here
+        return
     resources = current_resources.get()
     if resources is None:
         raise RuntimeError("no airloop engine is running this code (task_store() is for tasks)")
-    own: _OwnStore = await resources.get("airloop.store", _open_own)
-    return own.store, False
+    from airloop.store.runs import Store
+
+    store = await Store.open(resources.settings.database_url, pool_size=1, max_overflow=2)
+    try:
+        yield store, False
+    finally:
+        await store.close()
 
 
 class Watch:
