@@ -287,3 +287,42 @@ async def test_external_task_sensor_fails_on_failed_states(tmp_path: Path, dags:
     assert row.state is DagRunState.FAILED
     assert ti.error is not None
     assert "the external tasks ['work'] of DAG 'target' failed" in ti.error
+
+
+MARKED = """
+import pathlib
+from airloop import DAG, task
+from airloop.sensors import ExternalTaskMarker
+
+RAN = pathlib.Path({ran!r})
+
+with DAG("parent") as parent:
+    ExternalTaskMarker(task_id="mark", external_dag_id="child", external_task_id="work")
+
+with DAG("child") as child:
+    @task
+    def work() -> None:
+        with RAN.open("a") as f:
+            f.write("child\\n")
+    work()
+"""
+
+
+async def test_clearing_a_marker_clears_the_external_task(tmp_path: Path, dags: Path) -> None:
+    from airloop.service.markers import clear_following_markers
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'airloop.db'}"
+    write(dags, "marked.py", MARKED.format(ran=str(tmp_path / "child_ran")))
+    when = datetime(2026, 4, 1, tzinfo=UTC)
+    async with running(tmp_path, url) as (store, _):
+        service = ServiceStore(store)
+        await service.queue_run("parent", "p1", {}, when)
+        await service.queue_run("child", "c1", {}, when)
+        parent = await ended(store, "parent", "p1")
+        assert (await ended(store, "child", "c1")).state is DagRunState.SUCCESS
+        cleared = await clear_following_markers(service, parent, ["mark"], failed_only=False)
+        assert cleared.counts == {("parent", "p1"): 1, ("child", "c1"): 1}
+        assert cleared.notes == []
+        assert (await ended(store, "parent", "p1")).state is DagRunState.SUCCESS
+        assert (await ended(store, "child", "c1")).state is DagRunState.SUCCESS
+    assert (tmp_path / "child_ran").read_text().splitlines() == ["child", "child"]

@@ -300,13 +300,17 @@ class ExternalTaskMarker(BaseOperator):
 
     It does nothing when it runs. ``airloop tasks clear`` follows it: clearing the
     marker clears ``external_task_id`` in the external DAG's run at ``logical_date``
-    (rendered when the marker ran), recursively up to ``recursion_depth`` markers deep.
+    (as rendered when the marker ran), recursively up to ``recursion_depth`` levels
+    (see airloop.service.markers).
     """
 
+    #: recursion_depth is not a template: listed so that it is stored with the
+    #: rendered values, which ``airloop tasks clear`` reads to follow the marker.
     template_fields: ClassVar[Sequence[str]] = (
         "external_dag_id",
         "external_task_id",
         "logical_date",
+        "recursion_depth",
     )
 
     def __init__(

@@ -31,6 +31,7 @@ class ServiceStore:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self.store = store
         self.events = store.events
 
     async def sync_dags(
