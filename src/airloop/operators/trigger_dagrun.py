@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from airloop.authoring.airflow_args import Unsupported
 from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator, _seconds
 from airloop.core.states import DagRunState
@@ -79,6 +80,12 @@ class TriggerDagRunOperator(BaseOperator):
     used as it is; a running one is an error).
     """
 
+    unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = {
+        "execution_date": Unsupported(
+            "execution_date (Airflow 2's name): use logical_date", lambda v: v is None, "None"
+        ),
+        "deferrable": Unsupported("deferrable operators", lambda v: v is False, "False"),
+    }
     template_fields: ClassVar[Sequence[str]] = (
         "trigger_dag_id",
         "trigger_run_id",
