@@ -28,7 +28,11 @@ async def test_writes_wake_the_watches_of_their_runs_and_dags(database_url: str)
             assert events.queued.is_set()
             await on_dag.wait()  # returns at once: the change is not lost, then clears
             assert not fired(on_dag)
-            with events.watch(run_pk=pk) as on_run:
+            with (
+                events.watch(run_pk=pk) as on_run,
+                events.watch(run_pk=pk, task_ids=["other"]) as on_other,
+                events.watch(run_pk=pk, task_ids=()) as on_state,
+            ):
                 tis = [NewTaskInstance("t", "default_pool", 1, 1, 1)]
                 await store.create_run(
                     dag_id="b",
@@ -41,16 +45,19 @@ async def test_writes_wake_the_watches_of_their_runs_and_dags(database_url: str)
                 )
                 assert fired(on_run)
                 assert fired(on_dag)
-                await on_run.wait()
+                for watch in (on_run, on_other, on_state):
+                    await watch.wait()
                 now = datetime.now(UTC)
-                batch = WriteBatch(
-                    ti_updates=[TIUpdate(pk, "t", -1, TaskState.SUCCESS, 1, end_date=now)],
-                    run_updates=[RunUpdate(pk, DagRunState.SUCCESS, now)],
-                )
-                await store.write(batch)
+                ti = TIUpdate(pk, "t", -1, TaskState.SUCCESS, 1, end_date=now)
+                await store.write(WriteBatch(ti_updates=[ti]))
                 assert fired(on_run)
+                assert not fired(on_other)  # another task's change
+                assert not fired(on_state)  # a task's change, not the run's
+                await store.write(WriteBatch(run_updates=[RunUpdate(pk, DagRunState.SUCCESS, now)]))
+                assert fired(on_other)
+                assert fired(on_state)
                 assert not fired(elsewhere)
-            assert events.watchers == 2  # on_run unsubscribed on exit
+            assert events.watchers == 2  # the run's watches unsubscribed on exit
         assert not events.active
     finally:
         await store.close()

@@ -192,7 +192,8 @@ class TriggerDagRunOperator(BaseOperator):
         """Until the run is in an allowed or failed state: woken by the store's events
         when this process runs it, else reading the store every poke_interval."""
         done = {*self.allowed_states, *self.failed_states}
-        watch = store.events.watch(run_pk=run_pk) if events_see_all else None
+        # The run's state only: its task instances' changes do not wake this wait.
+        watch = store.events.watch(run_pk=run_pk, task_ids=()) if events_see_all else None
         with watch or contextlib.nullcontext():
             if watch is not None:
                 context.log.info("waiting for the run (woken when it changes)")

@@ -177,16 +177,22 @@ class ExternalTaskSensor(BaseSensor):
             if row is None:
                 states.append(None)
                 continue
-            if watch is not None:
-                watch.add_run(row.id)
-            if self.external_task_ids is None and self.external_task_group_id is None:
+            whole_run = self.external_task_ids is None and self.external_task_group_id is None
+            if watch is not None and row.id not in watch.run_pks:
+                # Woken by the run's state, and by its watched tasks' changes (a group's:
+                # any task's, its members are only known from the rows).
+                watch.add_run(row.id, () if whole_run else self.external_task_ids)
+            if whole_run:
                 states.append(row.state)
-                continue
-            tis = await store.task_instances(row.id)
-            if not tis:
-                states.append(None)  # queued: its task instances come when it starts
-                continue
-            states.extend(ti.state for ti in self._wanted(tis, when))
+            elif row.state is DagRunState.QUEUED:
+                states.append(None)  # not started (or cleared): its tasks are not there yet
+            elif self.external_task_ids is not None:
+                found = await store.task_states(row.id, self.external_task_ids)
+                states.extend(self._of_tasks(found, when))
+            else:
+                states.extend(
+                    ti.state for ti in self._of_group(await store.task_instances(row.id), when)
+                )
         ids = self._what()
         context.log.info(
             "poking for %s of DAG %s at %s: %s",
@@ -213,28 +219,29 @@ class ExternalTaskSensor(BaseSensor):
             return f"tasks {self.external_task_ids}"
         return "run"
 
-    def _wanted(self, tis: list[Any], when: datetime) -> list[Any]:
-        """The external run's task instances this sensor waits for (a None state stands
-        for a task the run does not have yet)."""
-        live = [ti for ti in tis if ti.state is not TaskState.REMOVED]
-        if self.external_task_group_id is not None:
-            prefix = f"{self.external_task_group_id}."
-            found = [ti for ti in live if ti.task_id.startswith(prefix)]
-            if not found:
-                raise AirloopError(
-                    f"{self._where()}: the run of DAG {self.external_dag_id!r} at "
-                    f"{when.isoformat()} has no task group {self.external_task_group_id!r}"
-                )
-            return found
+    def _of_group(self, tis: list[Any], when: datetime) -> list[Any]:
+        """The external run's task instances of the group (REMOVED ones aside)."""
+        prefix = f"{self.external_task_group_id}."
+        found = [
+            ti for ti in tis if ti.task_id.startswith(prefix) and ti.state is not TaskState.REMOVED
+        ]
+        if not found:
+            raise AirloopError(
+                f"{self._where()}: the run of DAG {self.external_dag_id!r} at "
+                f"{when.isoformat()} has no task group {self.external_task_group_id!r}"
+            )
+        return found
+
+    def _of_tasks(self, found: list[tuple[str, int, TaskState]], when: datetime) -> list[TaskState]:
+        """The states of the external tasks' instances (REMOVED ones aside)."""
         assert self.external_task_ids is not None
-        found = [ti for ti in live if ti.task_id in self.external_task_ids]
-        missing = set(self.external_task_ids) - {ti.task_id for ti in found}
+        missing = set(self.external_task_ids) - {task_id for task_id, _, _ in found}
         if missing:
             raise AirloopError(
                 f"{self._where()}: DAG {self.external_dag_id!r} has no task "
                 f"{', '.join(sorted(missing))} (in its run at {when.isoformat()})"
             )
-        return found
+        return [state for _, _, state in found if state is not TaskState.REMOVED]
 
     async def _check_existence(self, store: Store) -> None:
         if self.external_dag_id not in await ServiceStore(store).paused():

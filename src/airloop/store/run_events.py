@@ -92,14 +92,23 @@ class Watch:
         self._set = asyncio.Event()
         self.dag_ids: set[str] = set()
         self.run_pks: set[int] = set()
+        #: Per run: only changes of these tasks (or of the run itself) fire the watch.
+        self.task_ids: dict[int, frozenset[str]] = {}
 
     def add_dag(self, dag_id: str) -> None:
         self.dag_ids.add(dag_id)
         self._events._by_dag.setdefault(dag_id, set()).add(self)
 
-    def add_run(self, run_pk: int) -> None:
+    def add_run(self, run_pk: int, task_ids: Iterable[str] | None = None) -> None:
+        """Watch a run: its state, and its task instances (only ``task_ids``' if given)."""
         self.run_pks.add(run_pk)
+        if task_ids is not None:
+            self.task_ids[run_pk] = frozenset(task_ids)
         self._events._by_run.setdefault(run_pk, set()).add(self)
+
+    def _concerned(self, run_pk: int, tasks: set[str] | None) -> bool:
+        wanted = self.task_ids.get(run_pk)
+        return wanted is None or tasks is None or not wanted.isdisjoint(tasks)
 
     def fire(self) -> None:
         self._set.set()
@@ -124,6 +133,7 @@ class Watch:
                     del self._events._by_run[run_pk]
         self.dag_ids.clear()
         self.run_pks.clear()
+        self.task_ids.clear()
 
     def __enter__(self) -> Watch:
         return self
@@ -150,12 +160,20 @@ class RunEvents:
         #: scheduler service of this process at once instead of at its next poll.
         self.queued = asyncio.Event()
 
-    def watch(self, *, dag_id: str | None = None, run_pk: int | None = None) -> Watch:
+    def watch(
+        self,
+        *,
+        dag_id: str | None = None,
+        run_pk: int | None = None,
+        task_ids: Iterable[str] | None = None,
+    ) -> Watch:
+        """A watch on a DAG's runs (created, queued) and/or one run (see ``add_run``;
+        ``task_ids=()``: the run's state only)."""
         watch = Watch(self)
         if dag_id is not None:
             watch.add_dag(dag_id)
         if run_pk is not None:
-            watch.add_run(run_pk)
+            watch.add_run(run_pk, task_ids)
         return watch
 
     @property
@@ -168,13 +186,28 @@ class RunEvents:
         """Open watches (for tests: a waiter that returned has unsubscribed)."""
         return len({w for ws in (*self._by_dag.values(), *self._by_run.values()) for w in ws})
 
-    def changed(self, *, run_pks: Iterable[int] = (), dag_ids: Iterable[str] = ()) -> None:
-        """Called by the store after a committed write concerning these runs and DAGs."""
+    def changed(
+        self,
+        *,
+        run_pks: Iterable[int] = (),
+        dag_ids: Iterable[str] = (),
+        tasks: dict[int, set[str]] | None = None,
+    ) -> None:
+        """Called by the store after a committed write concerning these runs and DAGs.
+
+        ``run_pks``: runs changed as a whole (created, queued, cleared, ended): every
+        watch on them fires. ``tasks``: runs whose task instances of these ids changed:
+        a watch limited to other tasks of the run does not fire.
+        """
         if not self.active:
             return  # the scheduler's hot path when nobody waits
         for run_pk in run_pks:
             for watch in self._by_run.get(run_pk, ()):
                 watch.fire()
+        for run_pk, changed in (tasks or {}).items():
+            for watch in self._by_run.get(run_pk, ()):
+                if watch._concerned(run_pk, changed):
+                    watch.fire()
         for dag_id in dag_ids:
             for watch in self._by_dag.get(dag_id, ()):
                 watch.fire()

@@ -106,12 +106,19 @@ _UPDATE_RUN = (
 )
 
 
-def _runs_in(batch: WriteBatch) -> set[int]:
-    """The runs a batch changes (their task instances or their state)."""
-    runs = {u.run_pk for u in batch.ti_updates}
-    runs.update(u.run_pk for u in batch.run_updates)
-    runs.update(e.run_pk for e in batch.expansions)
-    return runs
+def _ended_in(batch: WriteBatch) -> set[int]:
+    """The runs whose state a batch changes."""
+    return {u.run_pk for u in batch.run_updates}
+
+
+def _tasks_in(batch: WriteBatch) -> dict[int, set[str]]:
+    """The task ids whose instances a batch changes, per run."""
+    tasks: dict[int, set[str]] = {}
+    for u in batch.ti_updates:
+        tasks.setdefault(u.run_pk, set()).add(u.task_id)
+    for e in batch.expansions:
+        tasks.setdefault(e.run_pk, set()).add(e.task_id)
+    return tasks
 
 
 class Store:
@@ -240,7 +247,7 @@ class Store:
                     ],
                 )
         if self.events.active:
-            self.events.changed(run_pks=_runs_in(batch))
+            self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
 
     @staticmethod
     async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:
