@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -162,6 +163,12 @@ class TriggerDagRunOperator(BaseOperator):
         when = parse_logical_date(where, self.logical_date) or datetime.now(UTC)
         run_id = self.trigger_run_id or f"manual__{when.isoformat()}"
         conf = dict(self.conf or {})
+        try:
+            json.dumps(conf)
+        except (TypeError, ValueError) as exc:
+            raise AirloopError(
+                f"{where}: conf must be JSON (it is the run's params): {exc}"
+            ) from None
         try:
             run_pk = await service.queue_run(dag_id, run_id, conf, when)
             context.log.info("queued run %s of DAG %s", run_id, dag_id)
