@@ -33,7 +33,7 @@ GATE = pathlib.Path({gate!r})
 RAN = pathlib.Path({ran!r})
 
 with DAG("target", params={{"fail": False}}) as dag:
-    @task
+    @task(retries=1, retry_delay=0.1)  # a try lost to a restart runs again
     async def work(params) -> str:
         import asyncio
         while not GATE.exists():
@@ -83,7 +83,9 @@ def write(folder: Path, name: str, text: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Store, Path]]:
+async def running(
+    tmp_path: Path, database_url: str, **settings: Any
+) -> AsyncIterator[tuple[Store, Path]]:
     """The service (polling the database only every 5 minutes) and its store: a run
     queued through it wakes the service at once, as a TriggerDagRunOperator's does."""
     cfg = Settings(
@@ -91,6 +93,7 @@ async def running(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[Stor
         dags_folder=tmp_path / "dags",
         database_url=database_url,
         scheduler_poll_interval=300,
+        **settings,
     )
     service = SchedulerService(cfg)
     stop = asyncio.Event()
@@ -326,3 +329,20 @@ async def test_clearing_a_marker_clears_the_external_task(tmp_path: Path, dags: 
         assert (await ended(store, "parent", "p1")).state is DagRunState.SUCCESS
         assert (await ended(store, "child", "c1")).state is DagRunState.SUCCESS
     assert (tmp_path / "child_ran").read_text().splitlines() == ["child", "child"]
+
+
+async def test_a_resumed_trigger_waits_for_the_run_it_queued(tmp_path: Path, dags: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'airloop.db'}"
+    write(dags, "controller.py", TRIGGER.format(run_id="t1", conf={}, extra=""))
+    async with running(tmp_path, url, shutdown_grace_seconds=0.2) as (store, gate):
+        await ServiceStore(store).queue_run("controller", "c1", {}, datetime.now(UTC))
+        await eventually(lambda: _state_is(store, "target", "t1", DagRunState.RUNNING))
+    # The service stopped while both ran (left for the next start); it starts again.
+    async with running(tmp_path, url) as (store, gate):
+        gate.touch()
+        row = await ended(store, "controller", "c1")
+        (ti,) = await store.task_instances(row.id)
+        targets = await ServiceStore(store).runs(dag_id="target")
+    assert row.state is DagRunState.SUCCESS
+    assert ti.try_number == 1  # the same try, resumed through its checkpoint
+    assert [(r.run_id, r.state) for r in targets] == [("t1", DagRunState.SUCCESS)]

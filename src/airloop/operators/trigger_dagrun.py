@@ -7,7 +7,8 @@ logical date as ``trigger_logical_date_iso``), as in Airflow. With
 (success) or ``failed_states`` (failure). When this process's scheduler service runs
 the target (it holds the database: ADR 0013), the wait is woken by the store's run
 events the moment the run changes; otherwise the store is read every ``poke_interval``
-(ADR 0036).
+(ADR 0036). The run is checkpointed before the wait: a try resumed after a restart
+waits for it again instead of queueing another.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from airloop.authoring.operator import BaseOperator, _seconds
 from airloop.core.states import DagRunState
 from airloop.exceptions import AirloopError, DagDefinitionError, RunExistsError, SkipTask
 from airloop.store.records import DagRunRow
-from airloop.store.run_events import task_store
+from airloop.store.run_events import local_store, task_store
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 
@@ -169,9 +170,15 @@ class TriggerDagRunOperator(BaseOperator):
             raise AirloopError(
                 f"{where}: conf must be JSON (it is the run's params): {exc}"
             ) from None
+        attached = await _attached(store, context, dag_id)
         try:
-            run_pk = await service.queue_run(dag_id, run_id, conf, when)
-            context.log.info("queued run %s of DAG %s", run_id, dag_id)
+            if attached is not None:
+                run_pk, run_id = attached.id, attached.run_id
+                when = attached.logical_date or when
+                context.log.info("re-attaching to run %s of DAG %s (checkpoint)", run_id, dag_id)
+            else:
+                run_pk = await service.queue_run(dag_id, run_id, conf, when)
+                context.log.info("queued run %s of DAG %s", run_id, dag_id)
         except RunExistsError as exc:
             if self.skip_when_already_exists:
                 raise SkipTask(f"{where}: {exc} (skip_when_already_exists)") from None
@@ -188,6 +195,10 @@ class TriggerDagRunOperator(BaseOperator):
             context.ti.xcom_push(XCOM_LOGICAL_DATE_ISO, when.isoformat())
         if not self.wait_for_completion:
             return
+        if attached is None and local_store() is store:
+            # Durable before waiting: a try resumed after a restart waits for this run
+            # instead of queueing another (one on the engine's loop: its saver's).
+            await context.checkpoint.save({"run_pk": run_pk, "dag_id": dag_id})
         state = await self._wait(store, run_pk, events_see_all, context)
         if state in self.failed_states:
             raise DagRunFailed(f"{dag_id} failed with failed state {state.value} (run {run_id})")
@@ -219,6 +230,14 @@ class TriggerDagRunOperator(BaseOperator):
                     await watch.wait()
                 else:
                     await asyncio.sleep(self.poke_interval)
+
+
+async def _attached(store: Store, context: Context, dag_id: str) -> DagRunRow | None:
+    """The run this try queued before airloop restarted (its checkpoint), if any."""
+    saved = context.checkpoint.value
+    if not isinstance(saved, dict) or saved.get("dag_id") != dag_id:
+        return None
+    return await store.get_run(int(saved["run_pk"]))
 
 
 async def _existing(store: Store, dag_id: str, run_id: str, when: datetime) -> DagRunRow | None:
