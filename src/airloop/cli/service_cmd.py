@@ -20,6 +20,7 @@ from airloop.cli.common import (
     ConfigOption,
     LogicalDateOption,
     bad_input,
+    err,
     fail,
     logical_date_from,
     out,
@@ -252,16 +253,30 @@ def clear(
     dag_id: Annotated[str | None, typer.Option("--dag-id")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run task instances again: they are reset and the scheduler service resumes the run."""
+    """Run task instances again: they are reset and the scheduler service resumes the run.
+
+    Clearing an ExternalTaskMarker clears the external task it names too (recursively).
+    """
+    from airloop.service.markers import Cleared, clear_following_markers
+
     settings = settings_from(config)
 
-    async def go(store: ServiceStore) -> int:
+    async def go(store: ServiceStore) -> Cleared:
         runs = [r for r in await store.runs(dag_id=dag_id) if r.run_id == run_id]
         if not runs:
             fail(f"no DAG run {run_id!r}")
         if len(runs) > 1:
             fail(f"run id {run_id!r} exists in several DAGs; add --dag-id")
-        return await store.clear(runs[0].id, task, failed_only)
+        return await clear_following_markers(store, runs[0], task, failed_only)
 
-    count = asyncio.run(_with_store(settings, go))
-    out.print(f"cleared {count} task instances of {run_id}; the scheduler service will run them")
+    with bad_input():
+        cleared = asyncio.run(_with_store(settings, go))
+    for i, ((dag, run), count) in enumerate(cleared.counts.items()):
+        if i == 0:  # the run asked for, then the markers' runs
+            out.print(
+                f"cleared {count} task instances of {run_id}; the scheduler service will run them"
+            )
+        else:
+            out.print(f"cleared {count} task instances of {run} of {dag} (ExternalTaskMarker)")
+    for note in cleared.notes:
+        err.print(f"note: {note}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from airloop.runtime import in_thread
 from airloop.settings import Settings, load_settings
 from airloop.store.checkpoints import CheckpointWriter
 from airloop.store.records import DagRunRow
+from airloop.store.run_events import bind_local_store
 from airloop.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,13 @@ class Engine:
                 past_gate_recheck=self.settings.depends_on_past_recheck_interval,
                 on_run_finished=self._run_finished,
             )
-            self._serve = asyncio.create_task(self._scheduler.serve(), name="airloop-scheduler")
+            # Task code started by this scheduler finds the store (cross-DAG waits,
+            # ADR 0036) in the context the scheduler's task runs in.
+            serving = contextvars.copy_context()
+            serving.run(bind_local_store, self._store)
+            self._serve = asyncio.create_task(
+                self._scheduler.serve(), name="airloop-scheduler", context=serving
+            )
             self.watchdog = LoopWatchdog(
                 asyncio.get_running_loop(), self.settings.loop_block_threshold
             )

@@ -4,6 +4,7 @@ from airloop.hooks.base import BaseHook
 from airloop.hooks.http import HttpError, HttpHook, HttpResponse
 from airloop.hooks.mysql import MySqlHook
 from airloop.hooks.postgres import PostgresHook
+from airloop.hooks.s3 import S3Hook
 from airloop.hooks.smtp import SmtpHook
 from airloop.hooks.sql import (
     DbApiHook,
@@ -24,6 +25,7 @@ __all__ = [
     "MySqlHook",
     "PostgresHook",
     "QueryResult",
+    "S3Hook",
     "SmtpHook",
     "SqlConnectionError",
     "SqlError",

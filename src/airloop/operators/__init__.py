@@ -17,6 +17,7 @@ from airloop.operators.sql import (
     SQLExecuteQueryOperator,
     SQLValueCheckOperator,
 )
+from airloop.operators.trigger_dagrun import TriggerDagRunOperator
 
 __all__ = [
     "BaseBranchOperator",
@@ -35,4 +36,5 @@ __all__ = [
     "ShortCircuitOperator",
     "SimpleHttpOperator",
     "SqlCheckFailed",
+    "TriggerDagRunOperator",
 ]

@@ -71,6 +71,8 @@ class SchedulerService:
         #: for max_active_runs) is created at once, not at the next poll.
         self._run_ended = asyncio.Event()
         self.runs_created = 0
+        #: The engine while serving (None before and after).
+        self.engine: Engine | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -78,20 +80,28 @@ class SchedulerService:
             scheduler_lock(self.settings.database_url) as self._lock,
             Engine(self.settings) as engine,
         ):
+            self.engine = engine
             store = ServiceStore(engine.store)
             beat = await store.heartbeat(
                 None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
             )
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._watch(stop))
-                # Parsing is a task of its own: a pass never waits for a DAG file.
-                parser = group.create_task(self.folder.serve())
-                try:
-                    await self._loop(engine, store, stop, beat)
-                finally:
-                    stop.set()  # ends the watcher too
-                    parser.cancel()  # kills and reaps the parser processes
-            await self._drain(engine, store, beat)
+            # This process writes every run change now: cross-DAG waits in it are
+            # woken by the store's events instead of polling (ADR 0036).
+            store.events.scheduled_here = True
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._watch(stop))
+                    # Parsing is a task of its own: a pass never waits for a DAG file.
+                    parser = group.create_task(self.folder.serve())
+                    try:
+                        await self._loop(engine, store, stop, beat)
+                    finally:
+                        stop.set()  # ends the watcher too
+                        parser.cancel()  # kills and reaps the parser processes
+                await self._drain(engine, store, beat)
+            finally:
+                store.events.scheduled_here = False
+                self.engine = None
 
     async def _loop(
         self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int
@@ -107,6 +117,8 @@ class SchedulerService:
                 asyncio.ensure_future(stop.wait()),
                 asyncio.ensure_future(self.folder.updated.wait()),
                 asyncio.ensure_future(self._run_ended.wait()),
+                # A run queued in this process (TriggerDagRunOperator): start it now.
+                asyncio.ensure_future(store.events.queued.wait()),
             }
             await asyncio.wait(
                 waiters,
@@ -121,6 +133,7 @@ class SchedulerService:
         """One round: DAGs parsed since the last, DAG records, resumes, due runs,
         triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
         self._run_ended.clear()
+        store.events.queued.clear()
         if not await self._check_lock(engine):
             return  # nothing starts without the lock (and no heartbeat: not alive)
         fresh = self.folder.updated.is_set()
@@ -157,6 +170,7 @@ class SchedulerService:
             self._lock_missing = True
             log.error("lost the scheduler lock (its database connection ended): starting nothing")
             engine.scheduler.hold_starts()
+            engine.store.events.scheduled_here = False  # another may write runs now
         try:
             got = await lock.acquire()
         except Exception as exc:  # noqa: BLE001 - unreachable: tried again next heartbeat
@@ -169,6 +183,7 @@ class SchedulerService:
             return False
         log.warning("took the scheduler lock again: carrying on")
         self._lock_missing = False
+        engine.store.events.scheduled_here = True
         engine.scheduler.release_starts()
         return True
 

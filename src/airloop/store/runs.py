@@ -25,6 +25,7 @@ from airloop.store.records import (
     WriteBatch,
     XComRow,
 )
+from airloop.store.run_events import RunEvents
 from airloop.store.schema import (
     dag_run,
     rendered_task_instance_fields,
@@ -105,6 +106,21 @@ _UPDATE_RUN = (
 )
 
 
+def _ended_in(batch: WriteBatch) -> set[int]:
+    """The runs whose state a batch changes."""
+    return {u.run_pk for u in batch.run_updates}
+
+
+def _tasks_in(batch: WriteBatch) -> dict[int, set[str]]:
+    """The task ids whose instances a batch changes, per run."""
+    tasks: dict[int, set[str]] = {}
+    for u in batch.ti_updates:
+        tasks.setdefault(u.run_pk, set()).add(u.task_id)
+    for e in batch.expansions:
+        tasks.setdefault(e.run_pk, set()).add(e.task_id)
+    return tasks
+
+
 class Store:
     """The scheduler's only door to the database: runs, their task instances, XComs
     and log rows. Takes and returns records (airloop.store.records)."""
@@ -112,6 +128,8 @@ class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._lean: LeanWriter | None = None
+        #: Changes written through this store, for waiters in this process (ADR 0036).
+        self.events = RunEvents()
 
     @classmethod
     async def open(
@@ -195,6 +213,7 @@ class Store:
                         for ti in task_instances
                     ],
                 )
+        self.events.changed(run_pks=(run_pk,), dag_ids=(dag_id,))
         return run_pk
 
     async def write(self, batch: WriteBatch) -> None:
@@ -227,6 +246,8 @@ class Store:
                         for r in batch.run_updates
                     ],
                 )
+        if self.events.active:
+            self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
 
     @staticmethod
     async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:
@@ -258,6 +279,13 @@ class Store:
             query = query.where(dag_run.c.dag_id == dag_id)
         async with connect(self.engine) as conn:
             return [run_row(r) for r in await conn.execute(query.order_by(dag_run.c.id))]
+
+    async def get_run(self, run_pk: int) -> DagRunRow | None:
+        """The run with this primary key, if it (still) exists."""
+        query = select(dag_run).where(dag_run.c.id == run_pk)
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else run_row(row)
 
     async def latest_runs(self, limit: int = 10, dag_id: str | None = None) -> list[DagRunRow]:
         query = select(dag_run).order_by(dag_run.c.id.desc()).limit(limit)

@@ -31,6 +31,8 @@ class ServiceStore:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
+        self.store = store
+        self.events = store.events
 
     async def sync_dags(
         self, dags: dict[str, tuple[str, str | None]], errors: Sequence[ImportErrorRow]
@@ -141,7 +143,7 @@ class ServiceStore:
             async with begin(
                 self.engine, RunExistsError, conflict(dag_id, run_id, logical_date)
             ) as conn:
-                return await insert_run(
+                run_pk = await insert_run(
                     conn,
                     dag_id=dag_id,
                     run_id=run_id,
@@ -156,6 +158,8 @@ class ServiceStore:
             raise RunExistsError(
                 await which_conflict(self.engine, dag_id, run_id, logical_date)
             ) from None
+        self.events.run_queued(dag_id, run_pk)
+        return run_pk
 
     async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
         """Make task instances run again: back to ``none`` (mapped ones to one
@@ -235,6 +239,8 @@ class ServiceStore:
                 .where(dag_run.c.id == run_pk)
                 .values(state=DagRunState.QUEUED.value, end_date=None, note=None)
             )
+        self.events.queued.set()
+        self.events.changed(run_pks=(run_pk,))
         return len(rows)
 
     async def set_run_state(self, run_pk: int, state: DagRunState) -> None:
@@ -242,6 +248,7 @@ class ServiceStore:
             await conn.execute(
                 update(dag_run).where(dag_run.c.id == run_pk).values(state=state.value)
             )
+        self.events.changed(run_pks=(run_pk,))
 
     async def has_task_instances(self, run_pk: int) -> bool:
         query = select(func.count()).where(task_instance.c.dag_run_id == run_pk)
@@ -262,6 +269,7 @@ class ServiceStore:
                 .where(and_(task_instance.c.dag_run_id == run_pk, task_instance.c.state.in_(_OPEN)))
                 .values(state=TaskState.FAILED.value, error=note, end_date=now, updated_at=now)
             )
+        self.events.changed(run_pks=(run_pk,))
 
     async def heartbeat(self, row_id: int | None, **values: Any) -> int:
         """Insert (``row_id`` None) or update this scheduler's heartbeat row. Values:

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiobotocore.session import get_session
@@ -43,7 +44,17 @@ from airloop.settings import AwsSettings, Settings
 # makes the call are routed to that task's log file.
 log = logging.getLogger("airloop.task.aws")
 
-ClientKey = tuple[str, str | None, str | None]
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    """Keys for a client other than the settings' (an ``aws_conn_id``'s login/password)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+
+ClientKey = tuple[str, str | None, str | None, AwsCredentials | None]
 #: Called after an ambiguous failure of a call that is not safe to repeat: the answer
 #: the first try would have given if it took effect (e.g. the job found by its name),
 #: or None when it did not (then the call is sent again).
@@ -150,12 +161,19 @@ class AwsHub:
     # -- clients --------------------------------------------------------------------
 
     async def client(
-        self, service: str, *, region: str | None = None, endpoint_url: str | None = None
+        self,
+        service: str,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: AwsCredentials | None = None,
     ) -> Any:
+        """The shared client for (service, region, endpoint, credentials); without
+        ``credentials`` the settings' keys (or profile, or botocore's default chain)."""
         s = self.settings
         region = region or s.region
         endpoint_url = endpoint_url or s.endpoint_url
-        key = (service, region, endpoint_url)
+        key = (service, region, endpoint_url, credentials)
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -168,14 +186,20 @@ class AwsHub:
                     retries={"total_max_attempts": 1, "mode": "standard"},
                 )
                 creds = {}
-                if s.access_key_id:
+                if credentials is not None:
+                    creds = {
+                        "aws_access_key_id": credentials.access_key_id,
+                        "aws_secret_access_key": credentials.secret_access_key,
+                        "aws_session_token": credentials.session_token,
+                    }
+                elif s.access_key_id:
                     creds = {
                         "aws_access_key_id": s.access_key_id,
                         "aws_secret_access_key": s.secret_access_key,
                         "aws_session_token": s.session_token,
                     }
                 session = self._session
-                if s.profile:
+                if s.profile and credentials is None:
                     from aiobotocore.session import AioSession
 
                     session = AioSession(profile=s.profile)
@@ -213,6 +237,7 @@ class AwsHub:
         safe_to_repeat: bool | None = None,
         reconcile: Reconcile | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        credentials: AwsCredentials | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """``action`` (e.g. "SubmitJob") with the limiter and retries applied.
@@ -226,8 +251,11 @@ class AwsHub:
         way (nothing was executed); other 4xx answers fail at once. ``before_send`` is
         awaited once, holding the limiter's slot, just before the first try goes out
         (an operator records there that it is about to start something).
+        ``credentials``: the client's keys, when not the settings' (see ``client``).
         """
-        client = await self.client(service, region=region, endpoint_url=endpoint_url)
+        client = await self.client(
+            service, region=region, endpoint_url=endpoint_url, credentials=credentials
+        )
         method = getattr(client, xform_name(action))
         limiter = self.limiter(service, action)
         has_token = pin_idempotency_tokens(client.meta.service_model, action, params)
