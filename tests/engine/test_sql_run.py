@@ -5,6 +5,7 @@ connection closed when the engine stops: the server no longer lists them)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -138,3 +139,43 @@ async def test_a_sync_task_uses_a_hook_through_asyncio_run(engine: Engine, serve
     assert result.state is DagRunState.SUCCESS, result.failed
     values = await xcom_map(engine, result.run_pk)
     assert json.loads(values[("sync_query", -1)]) == [[42]]
+
+
+async def test_a_connection_from_the_encrypted_table(server_db: Db, tmp_path: Path) -> None:
+    """The same SQL task with its connection in the metadata database (Fernet-encrypted
+    extra) instead of the environment: looked up by the run, never read in clear."""
+    from airloop import Connection
+    from airloop.connections.crypto import generate_key
+    from airloop.connections.metastore import MetastoreSource
+
+    db = server_db
+    settings = Settings(home=tmp_path / "home", fernet_key=generate_key())
+    stored = Connection.parse("stored_db", db.uri)
+    stored = Connection(
+        "stored_db",
+        conn_type=stored.conn_type,
+        host=stored.host,
+        schema=stored.schema,
+        login=stored.login,
+        port=stored.port,
+        extra=json.dumps({**stored.extra_dejson, "note": "from the table"}),
+    )
+    with DAG(f"sql_stored_conn_{db.backend}", schedule=None) as dag:
+        SQLExecuteQueryOperator(task_id="q", conn_id="stored_db", sql="SELECT 40 + 2")
+    async with Engine(settings) as engine:
+        source = MetastoreSource(settings.database_url, settings.fernet_key)
+        try:
+            await source.add_connections([stored])
+        finally:
+            await source.aclose()
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        values = await xcom_map(engine, result.run_pk)
+    assert json.loads(values[("q", -1)]) == [[42]]
+
+    def database_bytes() -> bytes:  # the file and its write-ahead log, if any
+        return b"".join(p.read_bytes() for p in settings.home.glob("airloop.db*"))
+
+    raw = await asyncio.to_thread(database_bytes)
+    assert b"sql_stored_conn" in raw  # the run is in these files ...
+    assert b"from the table" not in raw  # ... and the extra only encrypted
