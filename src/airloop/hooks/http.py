@@ -40,6 +40,9 @@ from airloop.runtime import BlockingOnLoopError, current_resources, run_sync
 log = logging.getLogger("airloop.task.http")
 
 #: Methods a retry may send again (RFC 9110's idempotent methods, minus TRACE).
+#: Jitter for retry backoff: one generator (seeding one per request costs a urandom call).
+_JITTER = random.Random()
+
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 METHODS = IDEMPOTENT_METHODS | {"POST", "PATCH"}
 #: Connections per shared session (one session per connection id and engine).
@@ -454,7 +457,7 @@ class HttpHook(BaseHook):
     ) -> HttpResponse:
         idempotent = self.method in IDEMPOTENT_METHODS
         shown = self.shown(url)
-        rng = random.Random()
+        rng = _JITTER
         attempt = 0
         while True:
             attempt += 1

@@ -36,8 +36,8 @@ class FileSensor(BaseSensor):
 
     ``filepath`` is joined to the ``path`` in the extra of connection ``fs_conn_id``
     (an absolute ``filepath`` ignores it); the default ``fs_default`` may be left
-    undefined (no base path). The file system is checked off the event loop, once per
-    ``poke_interval``.
+    undefined (no base path). The connection is looked up once per try, not per poke.
+    The file system is checked off the event loop, once per ``poke_interval``.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = ("filepath",)
@@ -54,6 +54,11 @@ class FileSensor(BaseSensor):
         self.filepath = filepath
         self.fs_conn_id = fs_conn_id
         self.recursive = bool(recursive)
+        self._base: str | None = None
+
+    async def execute(self, context: Context) -> Any:
+        self._base = None  # looked up again on each try
+        return await super().execute(context)
 
     async def _base_path(self) -> str:
         try:
@@ -67,7 +72,9 @@ class FileSensor(BaseSensor):
     async def poke(self, context: Context) -> bool:  # type: ignore[override]
         if not isinstance(self.filepath, str) or not self.filepath:
             raise TypeError(f"sensor {self.task_id!r}: filepath must be a non-empty string")
-        full = os.path.join(await self._base_path(), self.filepath)
+        if self._base is None:
+            self._base = await self._base_path()
+        full = os.path.join(self._base, self.filepath)
         context.log.info("poking for file %s", full)
         found = await run_sync(find_match, full, self.recursive)
         if found is None:
