@@ -349,19 +349,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _queue_when_parsed(svc: ServiceStore, dag_id: str, logical: datetime) -> None:
-    """Queue the run once the service has parsed the DAG (as ``dags trigger`` would)."""
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            await svc.queue_run(dag_id, "bench", {}, logical)
-            return
-        except Exception:  # noqa: BLE001 - not parsed yet: the dag row is missing
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.5)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sensors", type=int, default=10_000)
