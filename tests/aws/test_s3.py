@@ -172,3 +172,40 @@ async def test_s3_urls_and_sensor_arguments() -> None:
             S3KeySensor(task_id="r", bucket_key="k", bucket_name="b", use_regex=True)
         with pytest.raises(Exception, match="bucket_key must be a key or a list"):
             S3KeySensor(task_id="e", bucket_key=[])
+
+
+async def test_aws_base_hook_calls_any_service_with_the_connections_place(
+    emulator: BatchEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AwsBaseHook(client_type=...) in a task: a service other than S3 (Secrets
+    Manager), with region and endpoint from the connection; no client_type is an error."""
+    from airloop.hooks import AwsBaseHook, AwsHookError
+
+    monkeypatch.setenv(
+        "AIRLOOP_CONN_AWS_SM",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"region_name": "eu-west-1", "endpoint_url": emulator.endpoint_url},
+            }
+        ),
+    )
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    async with Engine(aws_settings(emulator, tmp_path)) as engine:
+        with DAG("aws_base") as dag:
+
+            @task
+            async def roundtrip() -> str:
+                hook = AwsBaseHook(aws_conn_id="aws_sm", client_type="secretsmanager")
+                await hook.call("CreateSecret", Name=name, SecretString="v4lue")
+                got = await hook.call("GetSecretValue", SecretId=name)
+                assert (await hook.target()).region == "eu-west-1"
+                with pytest.raises(AwsHookError, match="client_type"):
+                    await AwsBaseHook(aws_conn_id="aws_sm").call("ListSecrets")
+                return str(got["SecretString"])
+
+            roundtrip()
+        result = await engine.run(dag)
+    assert result.state is DagRunState.SUCCESS, result.failed

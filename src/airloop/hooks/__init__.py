@@ -1,5 +1,6 @@
 """Async hooks: clients for external systems, shared per connection id within a process."""
 
+from airloop.hooks.aws import AwsBaseHook, AwsHookError
 from airloop.hooks.base import BaseHook
 from airloop.hooks.http import HttpError, HttpHook, HttpResponse
 from airloop.hooks.mysql import MySqlHook
@@ -17,6 +18,8 @@ from airloop.hooks.sql import (
 from airloop.hooks.sqlite import SqliteHook
 
 __all__ = [
+    "AwsBaseHook",
+    "AwsHookError",
     "BaseHook",
     "DbApiHook",
     "HttpError",

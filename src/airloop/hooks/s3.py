@@ -18,23 +18,14 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from airloop.connections import ConnectionNotFound
 from airloop.exceptions import AirloopError
-from airloop.hooks.base import BaseHook
+from airloop.hooks.aws import AwsBaseHook, aws_module
 from airloop.runtime import resources
 
-if TYPE_CHECKING:
-    from airloop.providers.aws.hub import AwsCredentials
-
 log = logging.getLogger("airloop.task.aws")
-
-#: Connection extra keys the hook reads; any other key is an error (nothing ignored).
-EXTRA_KEYS = frozenset({"region_name", "endpoint_url", "aws_session_token"})
 
 Listing = list[dict[str, Any]]
 ListingKey = tuple[Any, ...]
@@ -44,29 +35,12 @@ class S3Error(AirloopError):
     """A bad S3 address or connection for S3Hook."""
 
 
-def _aws() -> ModuleType:
-    """The AWS hub module, imported on first use: ``import airloop.hooks`` works
-    without the ``aws`` extra; using S3 without it is one clear error."""
-    try:
-        from airloop.providers.aws import hub
-    except ImportError as exc:
-        raise S3Error(f"S3Hook needs the AWS extra: pip install 'airloop[aws]' ({exc})") from None
-    return hub
-
-
 def parse_s3_url(s3url: str) -> tuple[str, str]:
     """``s3://bucket/key`` (or ``s3a://``, ``s3n://``) -> (bucket, key)."""
     parts = urlsplit(s3url)
     if parts.scheme not in ("s3", "s3a", "s3n") or not parts.netloc:
         raise S3Error(f"{s3url!r} is not an S3 URL (s3://bucket/key): give bucket_name too")
     return parts.netloc, parts.path.lstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    region: str | None
-    endpoint_url: str | None
-    credentials: AwsCredentials | None
 
 
 class _Pending:
@@ -123,69 +97,16 @@ class SharedListings:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-class S3Hook(BaseHook):
+class S3Hook(AwsBaseHook):
     """Amazon S3 (Airflow's hook name and ``aws_conn_id``), async methods."""
 
-    conn_name_attr = "aws_conn_id"
-    default_conn_name = "aws_default"
-    conn_type = "aws"
     hook_name = "Amazon S3"
+    client_type = "s3"
 
     def __init__(self, aws_conn_id: str | None = "aws_default", region_name: str | None = None):
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self._target: _Target | None = None
+        super().__init__(aws_conn_id=aws_conn_id, region_name=region_name)
 
     parse_s3_url = staticmethod(parse_s3_url)
-
-    async def target(self) -> _Target:
-        """Region, endpoint and keys from the connection (looked up once per hook)."""
-        if self._target is not None:
-            return self._target
-        region, endpoint, credentials = self.region_name, None, None
-        conn = None
-        if self.aws_conn_id is not None:
-            try:
-                conn = await self.aget_connection(self.aws_conn_id)
-            except ConnectionNotFound:
-                if self.aws_conn_id != self.default_conn_name:
-                    raise
-                log.debug("no connection %r: using the [aws] settings", self.aws_conn_id)
-        if conn is not None:
-            extra = conn.extra_dejson
-            unknown = sorted(set(extra) - EXTRA_KEYS)
-            if unknown:
-                raise S3Error(
-                    f"connection {conn.conn_id!r}: extra {', '.join(unknown)} not supported "
-                    f"by S3Hook (it reads {', '.join(sorted(EXTRA_KEYS))})"
-                )
-            if bool(conn.login) != bool(conn.password):
-                raise S3Error(
-                    f"connection {conn.conn_id!r}: give both login (access key id) and "
-                    "password (secret access key), or neither"
-                )
-            if conn.login and conn.password:
-                credentials = _aws().AwsCredentials(
-                    conn.login, conn.password, extra.get("aws_session_token")
-                )
-            region = region or extra.get("region_name")
-            endpoint = extra.get("endpoint_url")
-        self._target = _Target(region, endpoint, credentials)
-        return self._target
-
-    async def call(self, action: str, **params: Any) -> dict[str, Any]:
-        """One S3 API call through the engine's hub (limiter and retries)."""
-        hub = await _aws().AwsHub.current()
-        t = await self.target()
-        response: dict[str, Any] = await hub.call(
-            "s3",
-            action,
-            region=t.region,
-            endpoint_url=t.endpoint_url,
-            credentials=t.credentials,
-            **params,
-        )
-        return response
 
     # -- reads ------------------------------------------------------------------------
 
@@ -221,7 +142,7 @@ class S3Hook(BaseHook):
 
     async def head_object(self, key: str, bucket_name: str) -> dict[str, Any] | None:
         """The object's metadata, or None when it does not exist."""
-        call_error = _aws().AwsCallError
+        call_error = aws_module().AwsCallError
         try:
             return await self.call("HeadObject", Bucket=bucket_name, Key=key)
         except call_error as exc:
