@@ -12,6 +12,7 @@ otherwise it reads the store every ``poke_interval`` like any sensor (ADR 0036).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import random
 import time
@@ -173,7 +174,12 @@ class ExternalTaskSensor(BaseSensor):
             await self._check_existence(store)
         states: list[Any] = []
         for when in dates:
-            row = await store.find_run_at(self.external_dag_id, when)
+            # Shared: many sensors on one DAG woken by one change make one read each.
+            reads = store.events.reads
+            dag_id = self.external_dag_id
+            row = await reads.read(
+                ("run_at", dag_id, when), functools.partial(store.find_run_at, dag_id, when)
+            )
             if row is None:
                 states.append(None)
                 continue
@@ -187,11 +193,22 @@ class ExternalTaskSensor(BaseSensor):
             elif row.state is DagRunState.QUEUED:
                 states.append(None)  # not started (or cleared): its tasks are not there yet
             elif self.external_task_ids is not None:
-                found = await store.task_states(row.id, self.external_task_ids)
+                task_ids = tuple(self.external_task_ids)
+                found = await reads.read(
+                    ("task_states", row.id, task_ids),
+                    functools.partial(store.task_states, row.id, task_ids),
+                )
                 states.extend(self._of_tasks(found, when))
             else:
                 states.extend(
-                    ti.state for ti in self._of_group(await store.task_instances(row.id), when)
+                    ti.state
+                    for ti in self._of_group(
+                        await reads.read(
+                            ("task_instances", row.id),
+                            functools.partial(store.task_instances, row.id),
+                        ),
+                        when,
+                    )
                 )
         ids = self._what()
         context.log.info(

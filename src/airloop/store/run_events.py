@@ -22,14 +22,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Iterable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airloop.runtime import current_resources
 
 if TYPE_CHECKING:
     from airloop.store.runs import Store
+
+T = TypeVar("T")
+
+#: Shared reads of one store running at once: waiters never crowd out the
+#: scheduler's own use of the connection pool.
+SHARED_READ_SLOTS = 4
 
 _local_store: contextvars.ContextVar[tuple[Store, asyncio.AbstractEventLoop] | None] = (
     contextvars.ContextVar("airloop_local_store", default=None)
@@ -159,6 +166,10 @@ class RunEvents:
         #: Set when a run is queued (or cleared) through this store: wakes the
         #: scheduler service of this process at once instead of at its next poll.
         self.queued = asyncio.Event()
+        #: Counts ``changed`` calls: a read started at generation g has seen every
+        #: change announced up to g (``SharedReads`` joins on it).
+        self.generation = 0
+        self.reads = SharedReads(self)
 
     def watch(
         self,
@@ -199,6 +210,7 @@ class RunEvents:
         watch on them fires. ``tasks``: runs whose task instances of these ids changed:
         a watch limited to other tasks of the run does not fire.
         """
+        self.generation += 1
         if not self.active:
             return  # the scheduler's hot path when nobody waits
         for run_pk in run_pks:
@@ -217,4 +229,55 @@ class RunEvents:
         self.changed(run_pks=() if run_pk is None else (run_pk,), dag_ids=(dag_id,))
 
 
-__all__ = ["RunEvents", "Watch", "bind_local_store", "local_store", "task_store"]
+class SharedReads:
+    """Identical reads by many waiters, made once (ADR 0036).
+
+    Thousands of ``ExternalTaskSensor``s on one DAG are woken by the same change and
+    would each ask the store the same question at once, exhausting its connection
+    pool. ``read(key, fetch)`` joins a read of the same key already in flight when
+    that read began after every change the caller knows of (its generation is at
+    least the current one), so the answer is as fresh as a read of its own; otherwise
+    it starts one. At most ``SHARED_READ_SLOTS`` reads run at once. Reads are tasks
+    owned here (a caller cancelled while waiting leaves the others their answer);
+    ``aclose`` cancels those still running.
+    """
+
+    def __init__(self, events: RunEvents) -> None:
+        self._events = events
+        self._inflight: dict[Hashable, tuple[int, asyncio.Task[Any]]] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self.started = 0  # reads made (for tests and benchmarks)
+
+    async def read(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+        need = self._events.generation
+        entry = self._inflight.get(key)
+        if entry is None or entry[0] < need:
+            task = asyncio.get_running_loop().create_task(self._run(fetch))
+            entry = (need, task)
+            self._inflight[key] = entry
+            task.add_done_callback(functools.partial(self._done, key))
+            self.started += 1
+        result: T = await asyncio.shield(entry[1])
+        return result
+
+    async def _run(self, fetch: Callable[[], Awaitable[T]]) -> T:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(SHARED_READ_SLOTS)
+        async with self._slots:
+            return await fetch()
+
+    def _done(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        entry = self._inflight.get(key)
+        if entry is not None and entry[1] is task:
+            del self._inflight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure reaches the callers, not the loop's log
+
+    async def aclose(self) -> None:
+        tasks = [task for _, task in self._inflight.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+__all__ = ["RunEvents", "SharedReads", "Watch", "bind_local_store", "local_store", "task_store"]

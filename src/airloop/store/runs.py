@@ -142,6 +142,7 @@ class Store:
         )
 
     async def close(self) -> None:
+        await self.events.reads.aclose()
         await self.engine.dispose()
 
     def _writer(self) -> LeanWriter:
