@@ -45,7 +45,7 @@ async def test_concurrent_identical_reads_share_one_fetch() -> None:
 async def test_a_change_after_a_read_began_starts_a_fresh_read() -> None:
     events, src = RunEvents(), Source()
     first = asyncio.create_task(events.reads.read("k", src.fetch))
-    while src.calls == 0:  # the first read has begun and seen v0
+    while src.calls == 0:  # noqa: ASYNC110 - until the first read has begun (seen v0)
         await asyncio.sleep(0)
     src.value = "v1"
     events.changed(run_pks=(1,))  # committed, then announced
