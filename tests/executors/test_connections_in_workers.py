@@ -62,3 +62,38 @@ async def test_workers_read_encrypted_secrets(executor: str, tmp_path: Path) -> 
         rows = await engine.store.xcom_values(result.run_pk)
     values = {r.task_id: json.loads(r.value) for r in rows}
     assert values == {"echo": "events@db.local", "read": ["events", "pw"]}
+
+
+ENV_DAG_FILE = """
+from airloop import DAG, Variable, task
+from airloop.hooks import BaseHook
+
+with DAG("env_in_workers") as dag:
+    @task
+    def read() -> list:
+        return [Variable.get("late_var"), BaseHook.get_connection("late_conn").host]
+
+    read()
+"""
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+async def test_workers_see_the_schedulers_environment_set_after_they_started(
+    executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AIRLOOP_CONN_* / AIRLOOP_VAR_* set in the scheduler's process after its workers
+    (or the forkserver) started still reach the task: shipped with it, so a task finds
+    the same connections on every executor."""
+    settings = executor_settings(executor, tmp_path).model_copy(update={"process_workers": 1})
+    path = tmp_path / "env_dag.py"
+    path.write_text(ENV_DAG_FILE)
+    dag = load_dag_file(path).dags["env_in_workers"]
+    async with Engine(settings) as engine:
+        first = await engine.run(dag)  # workers are up, without the variables
+        assert first.state is DagRunState.FAILED
+        monkeypatch.setenv("AIRLOOP_VAR_LATE_VAR", "late")
+        monkeypatch.setenv("AIRLOOP_CONN_LATE_CONN", "http://late.example")
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        rows = await engine.store.xcom_values(result.run_pk)
+    assert {r.task_id: json.loads(r.value) for r in rows} == {"read": ["late", "late.example"]}

@@ -32,8 +32,30 @@ class SecretsSource(Protocol):
     async def get_variable(self, key: str) -> str | None: ...
 
 
+#: ``AIRLOOP_CONN_*`` / ``AIRLOOP_VAR_*`` of the scheduler's process, shipped with each
+#: task to process and Dask workers (whose environment was fixed when they started):
+#: looked up after the worker's own environment, so a task finds the same
+#: connections on every executor.
+_shipped: dict[str, str] = {}
+
+
+def environment_to_ship() -> tuple[tuple[str, str], ...]:
+    """This process's connections and variables from the environment, to ship."""
+    return tuple((k, v) for k, v in os.environ.items() if k.startswith((CONN_PREFIX, VAR_PREFIX)))
+
+
+def receive_environment(items: tuple[tuple[str, str], ...]) -> None:
+    """In a worker: what the scheduler's process shipped (replaces what came before)."""
+    _shipped.clear()
+    _shipped.update(items)
+
+
 class EnvironmentSource:
-    """``AIRLOOP_CONN_<ID>`` (URI or JSON form) and ``AIRLOOP_VAR_<KEY>``; ids upper-cased."""
+    """``AIRLOOP_CONN_<ID>`` (URI or JSON form) and ``AIRLOOP_VAR_<KEY>``; ids upper-cased.
+
+    In a process or Dask worker, the scheduler's values (shipped with the task) are
+    looked up after the worker's own environment.
+    """
 
     name = "environment"
 
@@ -43,14 +65,20 @@ class EnvironmentSource:
     def _env(self) -> Mapping[str, str]:
         return os.environ if self._environ is None else self._environ
 
+    def _get(self, name: str) -> str | None:
+        found = self._env().get(name)
+        if found is None and self._environ is None:
+            return _shipped.get(name)
+        return found
+
     async def get_connection(self, conn_id: str) -> Connection | None:
-        text = self._env().get(CONN_PREFIX + conn_id.upper())
+        text = self._get(CONN_PREFIX + conn_id.upper())
         if text is None:
             return None
         return Connection.parse(conn_id, text)
 
     async def get_variable(self, key: str) -> str | None:
-        return self._env().get(VAR_PREFIX + key.upper())
+        return self._get(VAR_PREFIX + key.upper())
 
     def connection_ids(self) -> list[str]:
         return sorted(

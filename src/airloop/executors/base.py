@@ -18,6 +18,7 @@ from airloop.authoring.dag import DAG
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.params import merge_task_params
 from airloop.authoring.xcom import Pushed
+from airloop.connections.sources import environment_to_ship
 from airloop.core import masking
 from airloop.core.specs import TIKey
 from airloop.executors.events import OutcomeChannel
@@ -62,6 +63,9 @@ class TaskCall:
     #: The secrets registered in the scheduler's process, masked in the worker too
     #: (ADR 0032).
     secrets: tuple[str, ...] = ()
+    #: The scheduler's AIRLOOP_CONN_* / AIRLOOP_VAR_* (ADR 0031): a worker started
+    #: before they were set still finds the same connections.
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,7 @@ class WorkItem:
             ),
             test_mode=run.test_mode,
             secrets=masking.secrets(),
+            environment=environment_to_ship(),
         )
 
 

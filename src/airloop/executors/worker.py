@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 
 from airloop.authoring.context import DagRunInfo
+from airloop.connections.sources import receive_environment
 from airloop.core import masking
 from airloop.core.outcomes import Outcome
 from airloop.core.specs import TIKey
@@ -298,6 +299,7 @@ def _learn_secrets(call: TaskCall, settings: Settings) -> int:
     masking.set_sensitive_names(masking.parse_sensitive_names(settings.sensitive_var_conn_names))
     if call.secrets:
         masking.add_secrets(call.secrets)
+    receive_environment(call.environment)
     return len(masking.secrets())
 
 
