@@ -71,12 +71,16 @@ def xcoms_of(item: WorkItem, result: Any) -> tuple[str | None, int | None, tuple
     its length, and the other XComs (pushed; multiple_outputs' keys)."""
     task_id = item.key.task_id
     settings = item.context.dag.get_task(task_id).settings
-    pushed = dict(item.context.ti.pushed.items()) if item.context.ti.pushed else {}
+    found = item.context.ti.pushed
+    # Most tries push nothing: no copy then (this runs once per task instance).
+    texts = found.items() if found is not None else []
     if not settings.do_xcom_push:
-        return None, None, tuple(pushed.items())
+        return None, None, tuple(texts)
     text, length = encode_xcom(task_id, result, item.xcom_max_bytes)
-    if settings.multiple_outputs:
-        pushed.update(xcom.multiple_outputs(task_id, result, item.xcom_max_bytes))
+    if not settings.multiple_outputs:
+        return text, length, tuple(texts)
+    pushed = dict(texts)
+    pushed.update(xcom.multiple_outputs(task_id, result, item.xcom_max_bytes))
     return text, length, tuple(pushed.items())
 
 
@@ -324,16 +328,20 @@ class Runner:
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
             finish(Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False)
-        try:
-            label = await self._map_index_label(item, sink)
-        except asyncio.CancelledError:
-            report_end()  # the try is over: its outcome stands, without a label
-            raise
+        label = None
+        if item.key.map_index >= 0:  # only a mapped instance has a label to render
+            try:
+                label = await self._map_index_label(item, sink)
+            except asyncio.CancelledError:
+                report_end()  # the try is over: its outcome stands, without a label
+                raise
         report_end(label)
         outcome, _, kw, error = ended[0]
-        await self._after_try(
-            item, sink, outcome, kw.get("retryable", True), error, kw.get("reason")
-        )
+        retryable = kw.get("retryable", True)
+        kind = callback_kind(item, outcome, retryable)
+        callbacks = self._task_callbacks(item, kind)
+        if callbacks:  # most tasks have none: no coroutine for them
+            await self._after_try(item, sink, kind, callbacks, error, kw.get("reason"))
 
     async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
         """A mapped instance's ``map_index_template``, rendered after the try with its
@@ -366,16 +374,13 @@ class Runner:
         self,
         item: WorkItem,
         sink: LogSink,
-        outcome: Outcome,
-        retryable: bool,
+        kind: str,
+        callbacks: tuple[Any, ...],
         error: BaseException | None,
         reason: str | None,
     ) -> None:
-        """The callback this try's outcome fires: after the report, detached or awaited."""
-        kind = callback_kind(item, outcome, retryable)
-        callbacks = self._task_callbacks(item, kind)
-        if not callbacks:
-            return
+        """The ``callbacks`` this try's outcome fires (``kind``, from ``callback_kind``):
+        after the report, detached or awaited."""
         extra: dict[str, Any] = {"reason": reason}
         if kind in ("on_failure_callback", "on_retry_callback"):
             extra["exception"] = error if error is not None else reason
