@@ -96,6 +96,9 @@ def _render(op: Any, context: Any) -> tuple[Any, Any, str | None]:
     return op, context, stored_rendered_fields(op.task_id, op.rendered_fields)
 
 
+#: How a try ended: its outcome, duration, TaskFinished fields, the exception if any.
+_Ended = tuple[Outcome, float | None, dict[str, Any], BaseException | None]
+
 #: How long a task's coroutine gets to finish after its timeout cancelled it.
 CANCEL_GRACE = 5.0
 #: callback_timeout when a runner is not given one (settings.callback_timeout).
@@ -216,28 +219,10 @@ class Runner:
                 )
             )
 
-        #: How the try ended (outcome, duration, report fields, the exception if any).
-        ended: list[tuple[Outcome, float | None, dict[str, Any], BaseException | None]] = []
-
-        def finish(outcome: Outcome, **kw: Any) -> None:
+        def finish(outcome: Outcome, **kw: Any) -> _Ended:
+            """How the try ended: outcome, duration, report fields, the exception if any."""
             duration = time.monotonic() - started_at if reported_start else None
-            ended.append((outcome, duration, kw, sys.exc_info()[1]))
-
-        def report_end(label: str | None = None) -> None:
-            outcome, duration, kw, _ = ended[0]
-            self.report(
-                TaskFinished(
-                    item.run_pk,
-                    item.key,
-                    item.try_number,
-                    datetime.now(UTC),
-                    outcome,
-                    duration=duration,
-                    rendered=rendered,
-                    rendered_map_index=label,
-                    **kw,
-                )
-            )
+            return outcome, duration, kw, sys.exc_info()[1]
 
         try:
             if isinstance(op, PendingOperator):  # .map() functions are user code: off-loop
@@ -274,11 +259,11 @@ class Runner:
                 text, length, pushed = xcoms_of(item, decided.value)
             except XComError as exc:
                 sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-                finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+                end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
             else:
                 sink.line("INFO", f"{decided}")
                 sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-                finish(
+                end = finish(
                     Outcome.SUCCESS,
                     xcom=text,
                     output_length=length,
@@ -288,11 +273,11 @@ class Runner:
                 )
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
-            finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
+            end = finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
         except (FailTask, XComError) as exc:
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-            finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+            end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
@@ -304,44 +289,66 @@ class Runner:
                     )
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
-                finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
+                end = finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
             else:
                 sink.write(traceback.format_exc())
-                finish(Outcome.FAILED, reason=first_line(exc))
+                end = finish(Outcome.FAILED, reason=first_line(exc))
         except asyncio.CancelledError as exc:
             reason = str(exc.args[0]) if exc.args else "cancelled"
             sink.line("ERROR", f"interrupted: {reason}")
-            finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
-            report_end()
+            end = finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
+            self._report_end(item, end, rendered)
             raise
         except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
-            finish(Outcome.FAILED, reason=first_line(exc))
+            end = finish(Outcome.FAILED, reason=first_line(exc))
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised BY THE TASK's code (a real Ctrl-C reaches the CLI's signal handler,
             # not a task): it must fail this task, not stop the whole process.
             sink.write(traceback.format_exc())
             message = f"{first_line(exc)} (raised by the task)"
             sink.line("ERROR", f"failed without retry: {message}")
-            finish(Outcome.FAILED, reason=message, retryable=False)
+            end = finish(Outcome.FAILED, reason=message, retryable=False)
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            finish(Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False)
+            end = finish(
+                Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False
+            )
         label = None
         if item.key.map_index >= 0:  # only a mapped instance has a label to render
             try:
                 label = await self._map_index_label(item, sink)
             except asyncio.CancelledError:
-                report_end()  # the try is over: its outcome stands, without a label
+                self._report_end(item, end, rendered)  # the try is over: its outcome stands
                 raise
-        report_end(label)
-        outcome, _, kw, error = ended[0]
+        self._report_end(item, end, rendered, label)
+        outcome, _, kw, error = end
         retryable = kw.get("retryable", True)
         kind = callback_kind(item, outcome, retryable)
         callbacks = self._task_callbacks(item, kind)
         if callbacks:  # most tasks have none: no coroutine for them
             await self._after_try(item, sink, kind, callbacks, error, kw.get("reason"))
+
+    def _report_end(
+        self, item: WorkItem, end: _Ended, rendered: str | None, label: str | None = None
+    ) -> None:
+        """Report how the try ended (``rendered``: its template fields, as JSON text;
+        ``label``: a mapped instance's rendered map_index_template)."""
+        outcome, duration, kw, _ = end
+        self.report(
+            TaskFinished(
+                item.run_pk,
+                item.key,
+                item.try_number,
+                datetime.now(UTC),
+                outcome,
+                duration=duration,
+                rendered=rendered,
+                rendered_map_index=label,
+                **kw,
+            )
+        )
 
     async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
         """A mapped instance's ``map_index_template``, rendered after the try with its
