@@ -619,7 +619,7 @@ class ActiveRun:
         )
 
     def _take_resumed(self, key: TIKey) -> bool:
-        if key in self._resumed_keys:
+        if self._resumed_keys and key in self._resumed_keys:  # (empty unless restarted)
             self._resumed_keys.discard(key)
             return True
         return False

@@ -24,6 +24,7 @@ from airloop.authoring import xcom
 from airloop.authoring.callbacks import CallbackContext
 from airloop.authoring.context import set_current_context
 from airloop.authoring.expand_input import PendingOperator
+from airloop.authoring.operator import TaskSettings
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
 from airloop.core.outcomes import Outcome
 from airloop.exceptions import (
@@ -233,7 +234,8 @@ class Runner:
                 op, context, rendered = await self.offloader(_render, op, item.context)
                 item = replace(item, operator=op, context=context)
                 set_current_context(context)
-            on_execute = self._task_callbacks(item, "on_execute_callback")
+            settings = self._task_settings(item)  # once per try: callbacks, XCom options
+            on_execute = settings.on_execute_callback
             if on_execute:
                 started()  # Airflow: the task is running when on_execute_callback fires
                 await self._run_callbacks(item, sink, "on_execute_callback", on_execute)
@@ -326,7 +328,7 @@ class Runner:
         outcome, _, kw, error = end
         retryable = kw.get("retryable", True)
         kind = callback_kind(item, outcome, retryable)
-        callbacks = self._task_callbacks(item, kind)
+        callbacks: tuple[Any, ...] = getattr(self._task_settings(item), kind)
         if callbacks:  # most tasks have none: no coroutine for them
             await self._after_try(item, sink, kind, callbacks, error, kw.get("reason"))
 
@@ -370,12 +372,10 @@ class Runner:
     # -- callbacks (docs/adr/0024) --------------------------------------------------
 
     @staticmethod
-    def _task_callbacks(item: WorkItem, kind: str) -> tuple[Any, ...]:
+    def _task_settings(item: WorkItem) -> TaskSettings:
         # The DAG's node holds the resolved settings (a mapped instance's copy may not).
         node = item.context.dag.task_dict.get(item.key.task_id)
-        settings = node.settings if node is not None else item.operator.settings
-        found: tuple[Any, ...] = getattr(settings, kind)
-        return found
+        return node.settings if node is not None else item.operator.settings
 
     async def _after_try(
         self,
