@@ -996,12 +996,16 @@ class RunPlanner:
         return counts
 
     def _verdict(self, task_id: str) -> Verdict:
+        rule = self._specs[task_id].trigger_rule
+        setup = self._up_setup.get(task_id)
+        if setup is None:  # no upstream setup (most tasks): the plain counters only
+            return evaluate(rule, self._up_counts[task_id], self._up_total[task_id])
         return evaluate(
-            self._specs[task_id].trigger_rule,
+            rule,
             self._up_counts[task_id],
             self._up_total[task_id],
-            self._up_setup.get(task_id),
-            self._up_setup_total.get(task_id, 0),
+            setup,
+            self._up_setup_total[task_id],
         )
 
     def _schedule(self, ti: _TI, plan: Plan) -> None:

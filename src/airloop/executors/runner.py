@@ -200,6 +200,8 @@ class Runner:
         reported_start = False
         #: What the template fields rendered to (JSON text), sent with the try's end.
         rendered: str | None = None
+        #: The task's settings (callbacks), looked up once the operator is final.
+        settings: TaskSettings | None = None
 
         def started(in_thread: bool = False) -> None:
             nonlocal started_at, reported_start
@@ -328,7 +330,7 @@ class Runner:
         outcome, _, kw, error = end
         retryable = kw.get("retryable", True)
         kind = callback_kind(item, outcome, retryable)
-        callbacks: tuple[Any, ...] = getattr(self._task_settings(item), kind)
+        callbacks: tuple[Any, ...] = getattr(settings or self._task_settings(item), kind)
         if callbacks:  # most tasks have none: no coroutine for them
             await self._after_try(item, sink, kind, callbacks, error, kw.get("reason"))
 
