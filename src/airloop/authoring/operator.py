@@ -537,6 +537,7 @@ class BaseOperator(AbstractOperator):
         # its task upstream and is resolved at run time; anywhere else it is an error.
         if (
             isinstance(value, _CONTAINERS)
+            and (isinstance(value, XComArg) or value)  # an empty collection holds none
             and not name.startswith("_")
             and name not in self.own_xcom_arg_fields
         ):
