@@ -277,6 +277,10 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
     task_params: Mapping[str, Any] | None = None
     #: The XComs of the upstream tasks, captured by ``bind`` for ``ti.xcom_pull``.
     pullable_xcoms: XComSnapshot | None = None
+    #: The template fields holding XComArgs (a set of the instance's once it has one).
+    #: Read as an attribute, never through ``self.__dict__``: reading ``__dict__``
+    #: would give every operator a dict object of its own (memory, GC work).
+    _xcom_fields: frozenset[str] | set[str] = frozenset()
     #: The rendered template fields of the operator that ran (set on its copy).
     rendered_fields: dict[str, Any] | None = None
     #: ``@task`` arguments as written, when a string among them is a template (else
@@ -348,8 +352,8 @@ class AbstractOperator(DependencyMixin, SetupTeardownMixin):
         if self.dag is not None:
             self.dag.add_task(self)
         # Template fields given XComArgs before this __init__ ran: link them now.
-        for name in sorted(self.__dict__.get("_xcom_fields", ())):
-            for arg in iter_xcom_args(self.__dict__[name]):
+        for name in sorted(self._xcom_fields):
+            for arg in iter_xcom_args(getattr(self, name)):
                 arg.operator.set_downstream(self)
 
     # -- settings, readable the Airflow way -------------------------------------------
@@ -549,6 +553,7 @@ class BaseOperator(AbstractOperator):
         # its task upstream and is resolved at run time; anywhere else it is an error.
         if (
             isinstance(value, _CONTAINERS)
+            and (isinstance(value, XComArg) or value)  # an empty collection holds none
             and not name.startswith("_")
             and name not in self.own_xcom_arg_fields
         ):
@@ -558,28 +563,30 @@ class BaseOperator(AbstractOperator):
         object.__setattr__(self, name, value)
 
     def _note_xcom_field(self, name: str, args: list[XComArg]) -> None:
-        where = f"task {self.__dict__.get('task_id', type(self).__name__)!r}"
+        where = f"task {getattr(self, 'task_id', type(self).__name__)!r}"
         if name not in self.template_fields:
             raise DagDefinitionError(
                 f"{where}: attribute {name!r} is not a template field but holds {args[0]!r}; "
                 f"task outputs are resolved in template_fields only (as in Airflow): add "
                 f"{name!r} to {type(self).__name__}.template_fields"
             )
-        fields = self.__dict__.setdefault("_xcom_fields", set())
+        fields = self._xcom_fields
+        if not isinstance(fields, set):
+            fields = self._xcom_fields = set()
         fields.add(name)
-        if "downstream_task_ids" in self.__dict__:  # set up: link now (else in __init__)
+        if hasattr(self, "downstream_task_ids"):  # set up: link now (else in __init__)
             for arg in args:
                 arg.operator.set_downstream(self)
 
     def xcom_dependencies(self) -> list[AbstractOperator]:
-        fields = sorted(self.__dict__.get("_xcom_fields", ()))
+        fields = sorted(self._xcom_fields)
         found = [arg.operator for n in fields for arg in iter_xcom_args(getattr(self, n))]
         return list({id(op): op for op in found}.values())
 
     def bind(self, map_index: int, lookup: OutputLookup) -> Any:
         # The upstream XComs, for ti.xcom_pull in execute() or in a template.
         xcoms = capture_xcoms(self, lookup)
-        fields = self.__dict__.get("_xcom_fields")
+        fields = self._xcom_fields
         if not fields:
             return xcoms
         resolved = {

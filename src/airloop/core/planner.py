@@ -70,6 +70,9 @@ def _tick_id(kind: str) -> str:
     return f"{kind}-{next(_ticks)}"
 
 
+#: The events about one task instance's try (``_apply``).
+_TASK_EVENTS = (Started, Succeeded, Failed, Skipped)
+
 #: The default of the setting ``max_map_length``: most instances one expansion may make.
 DEFAULT_MAX_MAP_LENGTH = 100_000
 
@@ -152,19 +155,27 @@ class RunPlanner:
         #: all_done_setup_success), kept like ``_up_counts``; only tasks with some.
         self._up_setup: dict[str, Counter[TaskState]] = {}
         self._up_setup_total: dict[str, int] = {}
+        setup_ids = {s.task_id for s in specs if s.is_setup}
+        #: Each task's max_active_tis_per_dag counter (shared by the DAG's runs).
+        self._task_limits: dict[str, ActiveLimit] = {}
+        limited: list[str] = []
+        past_gated: list[str] = []
+        # One pass decides, once per task, which of the counters, limits and gates
+        # apply to it; a task with none of them never touches them afterwards.
         for spec in specs:
-            setups = sum(1 for u in spec.upstream if self._specs[u].is_setup)
+            setups = sum(1 for u in spec.upstream if u in setup_ids) if setup_ids else 0
             if setups:
                 self._up_setup[spec.task_id] = Counter({TaskState.NONE: setups})
                 self._up_setup_total[spec.task_id] = setups
-            if spec.max_active_tis_per_dagrun is not None and spec.max_active_tis_per_dagrun < 1:
-                raise PlanningError(
-                    f"task {spec.task_id!r}: max_active_tis_per_dagrun must be >= 1, "
-                    f"got {spec.max_active_tis_per_dagrun}"
-                )
-        #: Each task's max_active_tis_per_dag counter (shared by the DAG's runs).
-        self._task_limits: dict[str, ActiveLimit] = {}
-        for spec in specs:
+            if spec.depends_on_past:
+                past_gated.append(spec.task_id)
+            if spec.max_active_tis_per_dagrun is not None:
+                if spec.max_active_tis_per_dagrun < 1:
+                    raise PlanningError(
+                        f"task {spec.task_id!r}: max_active_tis_per_dagrun must be >= 1, "
+                        f"got {spec.max_active_tis_per_dagrun}"
+                    )
+                limited.append(spec.task_id)
             if spec.max_active_tis_per_dag is not None:
                 shared = (task_limits or {}).get(spec.task_id)
                 try:
@@ -174,12 +185,11 @@ class RunPlanner:
                     )
                 except ValueError as exc:
                     raise PlanningError(str(exc)) from None
+                limited.append(spec.task_id)
         #: Tasks with a per-task limit (checked when one of their instances is admitted).
-        self._limited: frozenset[str] = frozenset(
-            s.task_id
-            for s in specs
-            if s.max_active_tis_per_dag is not None or s.max_active_tis_per_dagrun is not None
-        )
+        self._limited: frozenset[str] = frozenset(limited)
+        #: Tasks with a depends_on_past gate (the others are scheduled without a look).
+        self._past_gated: frozenset[str] = frozenset(past_gated)
         #: Ready instances of a task at its per-task limit, set aside from the pool
         #: heaps (so they do not block other tasks) until the task has room again.
         self._capped: dict[str, list[tuple[int, int, TIKey]]] = {}
@@ -218,6 +228,18 @@ class RunPlanner:
                 ext = len(s.upstream) - len(s.per_index_upstream)
                 self._ext_counts[t] = Counter({TaskState.NONE: ext})
                 self._ext_total[t] = ext
+        #: Tasks whose transitions update only their downstream tasks' plain counters
+        #: (not a setup, no downstream task with per-index upstreams): decided once
+        #: here, so ``_set`` does no more for them than before those features.
+        self._plain_down: frozenset[str] = (
+            frozenset(
+                t
+                for t, s in self._specs.items()
+                if not s.is_setup and not any(d in self._ext_counts for d in self._downstream[t])
+            )
+            if self._ext_counts or self._up_setup
+            else frozenset(self._specs)
+        )
         self._pending_keys: deque[TIKey] = deque()
         self._pending_key_set: dict[TIKey, str] = {}
         # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
@@ -572,11 +594,13 @@ class RunPlanner:
         tick = stimulus_id or _tick_id("tick")
         for event in events:
             self._stimulus = event.stimulus_id or tick
-            if isinstance(event, StopRequested | AbortRequested | GraceExpired):
+            if isinstance(event, _TASK_EVENTS):  # the common case first: one check
+                self._apply(event, now, plan)
+            elif isinstance(event, StopRequested | AbortRequested | GraceExpired):
                 self._lifecycle(event, now, plan)
             elif isinstance(event, PastGateMet):
                 self._open_gate(event.key, plan)
-            else:
+            else:  # pragma: no cover - exhaustive
                 self._apply(event, now, plan)
         self._stimulus = tick
         self._finish_plan(plan, now, admit=admit)
@@ -781,12 +805,14 @@ class RunPlanner:
         old = ti.state
         if new not in TRANSITIONS[old]:
             self._impossible(ti, new)
-        spec = self._specs[ti.key.task_id]
+        task_id = ti.key.task_id
+        spec = self._specs[task_id]
         if old in ACTIVE and new not in ACTIVE:
             self._active -= 1
             self._limit.used -= 1
-            if ti.key.task_id in self._task_limits:
-                self._task_limits[ti.key.task_id].used -= 1
+            limits = self._task_limits
+            if limits and task_id in limits:
+                limits[task_id].used -= 1
             self._pools.release(spec.pool, spec.pool_slots)
             if spec.executor:
                 self._admission.release_executor(spec.executor)
@@ -797,28 +823,21 @@ class RunPlanner:
                 ti.try_number += 1
         ti.state = new
         ti.next_retry_at = retry_at
-        task_id = ti.key.task_id
         counts = self._counts[task_id]
         counts[old] -= 1
         counts[new] += 1
         self._total[old] -= 1
         self._total[new] += 1
         terminal = new in TERMINAL
-        is_setup = spec.is_setup
-        for down in self._downstream[task_id]:
-            up = self._up_counts[down]
-            up[old] -= 1
-            up[new] += 1
-            if is_setup:
-                setup = self._up_setup[down]
-                setup[old] -= 1
-                setup[new] += 1
-            if down in self._ext_counts:
-                self._track_per_index(ti.key, down, old, new)
-                if down in self._idx_counts and task_id in self._specs[down].per_index_upstream:
-                    continue  # its same-index instance is queued instead
-            if terminal:
-                self._queue_evaluation(down)
+        if task_id in self._plain_down:
+            for down in self._downstream[task_id]:
+                up = self._up_counts[down]
+                up[old] -= 1
+                up[new] += 1
+                if terminal:
+                    self._queue_evaluation(down)
+        else:
+            self._set_downstream(ti.key, spec.is_setup, old, new, terminal)
         stimulus = self._stimulus
         self._history.append((ti.key, old, new, stimulus))
         plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at, stimulus))
@@ -829,6 +848,27 @@ class RunPlanner:
             heapq.heappush(
                 self._ready[spec.pool], (-spec.priority_weight, self._admission.next_seq(), ti.key)
             )
+
+    def _set_downstream(
+        self, key: TIKey, is_setup: bool, old: TaskState, new: TaskState, terminal: bool
+    ) -> None:
+        """``_set`` for a setup task or one upstream of per-index tasks: its downstream
+        tasks' counters (setup and per-index ones too) after ``old`` -> ``new``."""
+        task_id = key.task_id
+        for down in self._downstream[task_id]:
+            up = self._up_counts[down]
+            up[old] -= 1
+            up[new] += 1
+            if is_setup:
+                setup = self._up_setup[down]
+                setup[old] -= 1
+                setup[new] += 1
+            if down in self._ext_counts:
+                self._track_per_index(key, down, old, new)
+                if down in self._idx_counts and task_id in self._specs[down].per_index_upstream:
+                    continue  # its same-index instance is queued instead
+            if terminal:
+                self._queue_evaluation(down)
 
     def _track_per_index(self, key: TIKey, down: str, old: TaskState, new: TaskState) -> None:
         """Keep ``down``'s per-index counters (it has per-index upstreams) after
@@ -956,18 +996,22 @@ class RunPlanner:
         return counts
 
     def _verdict(self, task_id: str) -> Verdict:
+        rule = self._specs[task_id].trigger_rule
+        setup = self._up_setup.get(task_id)
+        if setup is None:  # no upstream setup (most tasks): the plain counters only
+            return evaluate(rule, self._up_counts[task_id], self._up_total[task_id])
         return evaluate(
-            self._specs[task_id].trigger_rule,
+            rule,
             self._up_counts[task_id],
             self._up_total[task_id],
-            self._up_setup.get(task_id),
-            self._up_setup_total.get(task_id, 0),
+            setup,
+            self._up_setup_total[task_id],
         )
 
     def _schedule(self, ti: _TI, plan: Plan) -> None:
         """Ready to run: scheduled, unless its depends_on_past gate is not met yet
         (then it stays ``none``, held, and the plan asks about it: ``Plan.gated``)."""
-        if self._specs[ti.key.task_id].depends_on_past and ti.key not in self._gate_open:
+        if ti.key.task_id in self._past_gated and ti.key not in self._gate_open:
             if ti.key not in self._gated:
                 self._gated.add(ti.key)
                 plan.gated.append(ti.key)
@@ -1126,8 +1170,9 @@ class RunPlanner:
             self._admission.take_executor(spec.executor)
         self._active += 1
         self._limit.used += 1
-        if key.task_id in self._task_limits:
-            self._task_limits[key.task_id].used += 1
+        limits = self._task_limits
+        if limits and key.task_id in limits:
+            limits[key.task_id].used += 1
         target = self._admitted if plan is None else plan
         self._set(ti, TaskState.QUEUED, target)
         target.to_start.append(key)

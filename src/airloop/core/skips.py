@@ -28,6 +28,10 @@ def effective_leaves(
     teardowns is decided by its plain leaves.
     """
 
+    plain = [t for t, downs in downstream.items() if not downs]
+    if not any(s.is_teardown for s in specs.values()):
+        return plain  # no teardown to see through: the leaves are the plain ones
+
     def ignored(task_id: str) -> bool:
         spec = specs[task_id]
         return spec.is_teardown and not spec.on_failure_fail_dagrun
@@ -35,4 +39,4 @@ def effective_leaves(
     leaves = [
         t for t, downs in downstream.items() if not ignored(t) and all(ignored(d) for d in downs)
     ]
-    return leaves or [t for t, downs in downstream.items() if not downs]
+    return leaves or plain

@@ -506,12 +506,13 @@ class ActiveRun:
             for i in range(exp.count):
                 records[TIKey(exp.task_id, i)] = TIRecord(TIKey(exp.task_id, i))
         self._gated.extend(plan.gated)
+        notes = self._waiting_notes
         for change in plan.changes:
             rec = records[change.key]
             if change.new in TERMINAL:
                 self._settled = True
-            if change.key in self._waiting_notes:
-                self._waiting_notes.discard(change.key)
+            if notes and change.key in notes:  # (no hashing at all without held tasks)
+                notes.discard(change.key)
                 rec.error = None
             if change.new is TaskState.QUEUED:
                 rec.queued_at = now_dt
@@ -621,7 +622,7 @@ class ActiveRun:
         )
 
     def _take_resumed(self, key: TIKey) -> bool:
-        if key in self._resumed_keys:
+        if self._resumed_keys and key in self._resumed_keys:  # (empty unless restarted)
             self._resumed_keys.discard(key)
             return True
         return False

@@ -24,6 +24,7 @@ from airloop.authoring import xcom
 from airloop.authoring.callbacks import CallbackContext
 from airloop.authoring.context import install_lookups, set_current_context
 from airloop.authoring.expand_input import PendingOperator
+from airloop.authoring.operator import TaskSettings
 from airloop.authoring.templating import render_map_index, render_task, stored_rendered_fields
 from airloop.connections.accessors import ConnectionAccessor, VariableAccessor
 from airloop.connections.lookup import lookup_loop
@@ -79,12 +80,16 @@ def xcoms_of(item: WorkItem, result: Any) -> tuple[str | None, int | None, tuple
     its length, and the other XComs (pushed; multiple_outputs' keys)."""
     task_id = item.key.task_id
     settings = item.context.dag.get_task(task_id).settings
-    pushed = dict(item.context.ti.pushed.items()) if item.context.ti.pushed else {}
+    found = item.context.ti.pushed
+    # Most tries push nothing: no copy then (this runs once per task instance).
+    texts = found.items() if found is not None else []
     if not settings.do_xcom_push:
-        return None, None, tuple(pushed.items())
+        return None, None, tuple(texts)
     text, length = encode_xcom(task_id, result, item.xcom_max_bytes)
-    if settings.multiple_outputs:
-        pushed.update(xcom.multiple_outputs(task_id, result, item.xcom_max_bytes))
+    if not settings.multiple_outputs:
+        return text, length, tuple(texts)
+    pushed = dict(texts)
+    pushed.update(xcom.multiple_outputs(task_id, result, item.xcom_max_bytes))
     return text, length, tuple(pushed.items())
 
 
@@ -99,6 +104,9 @@ def _render(op: Any, context: Any) -> tuple[Any, Any, str | None]:
     op, context = render_task(op, context)
     return op, context, stored_rendered_fields(op.task_id, op.rendered_fields)
 
+
+#: How a try ended: its outcome, duration, TaskFinished fields, the exception if any.
+_Ended = tuple[Outcome, float | None, dict[str, Any], BaseException | None]
 
 #: How long a task's coroutine gets to finish after its timeout cancelled it.
 CANCEL_GRACE = 5.0
@@ -203,6 +211,8 @@ class Runner:
         reported_start = False
         #: What the template fields rendered to (JSON text), sent with the try's end.
         rendered: str | None = None
+        #: The task's settings (callbacks), looked up once the operator is final.
+        settings: TaskSettings | None = None
 
         def started(in_thread: bool = False) -> None:
             nonlocal started_at, reported_start
@@ -223,30 +233,10 @@ class Runner:
                 )
             )
 
-        #: How the try ended (outcome, duration, report fields, the exception if any).
-        ended: list[tuple[Outcome, float | None, dict[str, Any], BaseException | None]] = []
-
-        def finish(outcome: Outcome, **kw: Any) -> None:
+        def finish(outcome: Outcome, **kw: Any) -> _Ended:
+            """How the try ended: outcome, duration, report fields, the exception if any."""
             duration = time.monotonic() - started_at if reported_start else None
-            ended.append((outcome, duration, kw, sys.exc_info()[1]))
-
-        def report_end(label: str | None = None) -> None:
-            outcome, duration, kw, _ = ended[0]
-            if kw.get("reason"):  # the stored error: secrets masked where they are known
-                kw = {**kw, "reason": redact_text(kw["reason"])}
-            self.report(
-                TaskFinished(
-                    item.run_pk,
-                    item.key,
-                    item.try_number,
-                    datetime.now(UTC),
-                    outcome,
-                    duration=duration,
-                    rendered=rendered,
-                    rendered_map_index=label,
-                    **kw,
-                )
-            )
+            return outcome, duration, kw, sys.exc_info()[1]
 
         try:
             if isinstance(op, PendingOperator):  # .map() functions are user code: off-loop
@@ -257,7 +247,8 @@ class Runner:
                 op, context, rendered = await self.offloader(_render, op, item.context)
                 item = replace(item, operator=op, context=context)
                 set_current_context(context)
-            on_execute = self._task_callbacks(item, "on_execute_callback")
+            settings = self._task_settings(item)  # once per try: callbacks, XCom options
+            on_execute = settings.on_execute_callback
             if on_execute:
                 started()  # Airflow: the task is running when on_execute_callback fires
                 await self._run_callbacks(item, sink, "on_execute_callback", on_execute)
@@ -283,11 +274,11 @@ class Runner:
                 text, length, pushed = xcoms_of(item, decided.value)
             except XComError as exc:
                 sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-                finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+                end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
             else:
                 sink.line("INFO", f"{decided}")
                 sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-                finish(
+                end = finish(
                     Outcome.SUCCESS,
                     xcom=text,
                     output_length=length,
@@ -297,11 +288,11 @@ class Runner:
                 )
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
-            finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
+            end = finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
         except (FailTask, XComError) as exc:
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-            finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+            end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
@@ -313,39 +304,67 @@ class Runner:
                     )
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
-                finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
+                end = finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
             else:
                 sink.write(traceback.format_exc())
-                finish(Outcome.FAILED, reason=first_line(exc))
+                end = finish(Outcome.FAILED, reason=first_line(exc))
         except asyncio.CancelledError as exc:
             reason = str(exc.args[0]) if exc.args else "cancelled"
             sink.line("ERROR", f"interrupted: {reason}")
-            finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
-            report_end()
+            end = finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
+            self._report_end(item, end, rendered)
             raise
         except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
-            finish(Outcome.FAILED, reason=first_line(exc))
+            end = finish(Outcome.FAILED, reason=first_line(exc))
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised BY THE TASK's code (a real Ctrl-C reaches the CLI's signal handler,
             # not a task): it must fail this task, not stop the whole process.
             sink.write(traceback.format_exc())
             message = f"{first_line(exc)} (raised by the task)"
             sink.line("ERROR", f"failed without retry: {message}")
-            finish(Outcome.FAILED, reason=message, retryable=False)
+            end = finish(Outcome.FAILED, reason=message, retryable=False)
         else:
             sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            finish(Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False)
-        try:
-            label = await self._map_index_label(item, sink)
-        except asyncio.CancelledError:
-            report_end()  # the try is over: its outcome stands, without a label
-            raise
-        report_end(label)
-        outcome, _, kw, error = ended[0]
-        await self._after_try(
-            item, sink, outcome, kw.get("retryable", True), error, kw.get("reason")
+            end = finish(
+                Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False
+            )
+        label = None
+        if item.key.map_index >= 0:  # only a mapped instance has a label to render
+            try:
+                label = await self._map_index_label(item, sink)
+            except asyncio.CancelledError:
+                self._report_end(item, end, rendered)  # the try is over: its outcome stands
+                raise
+        self._report_end(item, end, rendered, label)
+        outcome, _, kw, error = end
+        retryable = kw.get("retryable", True)
+        kind = callback_kind(item, outcome, retryable)
+        callbacks: tuple[Any, ...] = getattr(settings or self._task_settings(item), kind)
+        if callbacks:  # most tasks have none: no coroutine for them
+            await self._after_try(item, sink, kind, callbacks, error, kw.get("reason"))
+
+    def _report_end(
+        self, item: WorkItem, end: _Ended, rendered: str | None, label: str | None = None
+    ) -> None:
+        """Report how the try ended (``rendered``: its template fields, as JSON text;
+        ``label``: a mapped instance's rendered map_index_template)."""
+        outcome, duration, kw, _ = end
+        if kw.get("reason"):  # the stored error: secrets masked where they are known
+            kw = {**kw, "reason": redact_text(kw["reason"])}
+        self.report(
+            TaskFinished(
+                item.run_pk,
+                item.key,
+                item.try_number,
+                datetime.now(UTC),
+                outcome,
+                duration=duration,
+                rendered=rendered,
+                rendered_map_index=label,
+                **kw,
+            )
         )
 
     async def _map_index_label(self, item: WorkItem, sink: LogSink) -> str | None:
@@ -368,27 +387,22 @@ class Runner:
     # -- callbacks (docs/adr/0024) --------------------------------------------------
 
     @staticmethod
-    def _task_callbacks(item: WorkItem, kind: str) -> tuple[Any, ...]:
+    def _task_settings(item: WorkItem) -> TaskSettings:
         # The DAG's node holds the resolved settings (a mapped instance's copy may not).
         node = item.context.dag.task_dict.get(item.key.task_id)
-        settings = node.settings if node is not None else item.operator.settings
-        found: tuple[Any, ...] = getattr(settings, kind)
-        return found
+        return node.settings if node is not None else item.operator.settings
 
     async def _after_try(
         self,
         item: WorkItem,
         sink: LogSink,
-        outcome: Outcome,
-        retryable: bool,
+        kind: str,
+        callbacks: tuple[Any, ...],
         error: BaseException | None,
         reason: str | None,
     ) -> None:
-        """The callback this try's outcome fires: after the report, detached or awaited."""
-        kind = callback_kind(item, outcome, retryable)
-        callbacks = self._task_callbacks(item, kind)
-        if not callbacks:
-            return
+        """The ``callbacks`` this try's outcome fires (``kind``, from ``callback_kind``):
+        after the report, detached or awaited."""
         extra: dict[str, Any] = {"reason": reason}
         if kind in ("on_failure_callback", "on_retry_callback"):
             extra["exception"] = error if error is not None else reason
