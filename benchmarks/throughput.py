@@ -3,6 +3,10 @@
     python benchmarks/throughput.py --tasks 10000 [--json] [--database URL]
 
 Prints {"tasks", "seconds", "tasks_per_s", "peak_rss_mb"} (and a few details with --json).
+``--build-only`` builds the DAG and exits: with ``valgrind --tool=callgrind`` at two
+sizes, the difference of the two (full run minus build only) gives the instructions
+per task of the timed part, a figure machine load does not move (docs/performance.md).
+
 "seconds" is end to end: creating the run's rows, scheduling, running every task,
 writing every state change, XCom row and log file, until the run is recorded as done.
 """
@@ -89,7 +93,17 @@ def main() -> None:
         default=0.2,
         help="report event-loop blocks longer than this (s)",
     )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="only build the DAG and exit (for instruction counts of the untimed part)",
+    )
     args = parser.parse_args()
+    if args.build_only:
+        t0 = time.perf_counter()
+        build_dag(args.tasks)
+        print(json.dumps({"tasks": args.tasks, "build_s": round(time.perf_counter() - t0, 3)}))
+        return
     with tempfile.TemporaryDirectory(prefix="airloop-bench-") as tmp:
         out = asyncio.run(measure(args.tasks, args.database, Path(tmp), args.block_threshold))
     if args.json:
