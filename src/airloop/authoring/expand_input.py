@@ -149,18 +149,26 @@ def _upstream_id(arg: XComArg) -> str:
 
 def reject_in_plain_arguments(where: str, value: Any) -> None:
     """``.map()``/``.zip()`` results only mean something to expand() and expand_kwargs();
-    a mapped task group's argument only to the tasks made inside that group."""
-    found = next(iter_mapped_arguments(value), None)
-    if found is not None:
+    a mapped task group's argument only to the tasks made inside that group.
+
+    One plain recursive walk (every task's arguments pass here when a DAG is built)."""
+    if isinstance(value, MappedArgument):
         raise DagDefinitionError(
-            f"{where}: {found!r} stands for the argument of mapped task group "
-            f"{found.group_id!r}; only tasks made inside that group can use it"
+            f"{where}: {value!r} stands for the argument of mapped task group "
+            f"{value.group_id!r}; only tasks made inside that group can use it"
         )
-    for arg in iter_xcom_args(value):
-        if isinstance(arg, (MapXComArg, ZipXComArg)):
-            raise DagDefinitionError(
-                f"{where}: {arg!r} can only be given to .expand() or .expand_kwargs()"
-            )
+    if isinstance(value, (MapXComArg, ZipXComArg)):
+        raise DagDefinitionError(
+            f"{where}: {value!r} can only be given to .expand() or .expand_kwargs()"
+        )
+    if isinstance(value, XComArg):
+        return  # a plain XComArg, or a subscript of one: searched no deeper, as before
+    if isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            reject_in_plain_arguments(where, item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            reject_in_plain_arguments(where, item)
 
 
 # -- a mapped task group's arguments ---------------------------------------------------
