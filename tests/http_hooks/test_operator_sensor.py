@@ -66,6 +66,29 @@ async def test_pagination_collects_every_page_and_filters_with_context(
     assert pages == [1, 2, 3]  # the templated header went with every page
 
 
+async def test_pagination_of_a_single_page_still_hands_over_a_list(
+    http_server: LocalHttp, tmp_path: Path
+) -> None:
+    # Airflow: with a pagination_function, response_check and response_filter always
+    # get the list of responses, even when the first page is the last.
+    with DAG("paginate_once") as dag:
+        HttpOperator(
+            task_id="fetch",
+            http_conn_id="http_test",
+            method="GET",
+            endpoint="items",
+            data={"page": 1},
+            pagination_function=lambda response: None,
+            response_check=lambda responses: isinstance(responses, list),
+            response_filter=lambda responses: [r.json()["items"] for r in responses],
+        )
+    async with Engine(Settings(home=tmp_path)) as engine:
+        result = await engine.run(dag)
+        assert result.state is DagRunState.SUCCESS, result.failed
+        values = await _xcoms(engine, result.run_pk)
+    assert values["fetch"] == [["item1a", "item1b"]]
+
+
 async def test_operator_retries_a_503_get_then_succeeds(
     http_server: LocalHttp, tmp_path: Path
 ) -> None:

@@ -98,6 +98,24 @@ async def test_bash_sensor_waits_for_a_file_the_test_creates(tmp_path: Path) -> 
     assert "timed out" in rows["never"].error
 
 
+async def test_bash_sensor_soft_fail_skips_on_a_wrong_exit_code(tmp_path: Path) -> None:
+    # Airflow's BaseSensorOperator turns the AirflowFailException of a code other than
+    # retry_exit_code into a skip with soft_fail=True.
+    with DAG("bash_sensor_soft") as dag:
+        BashSensor(
+            task_id="wrong_code_soft",
+            bash_command="exit 3",
+            retry_exit_code=1,
+            soft_fail=True,
+            **FAST,
+        )
+    async with Engine(Settings(home=tmp_path / "home")) as engine:
+        result = await engine.run(dag)
+        (row,) = await engine.store.task_instances(result.run_pk)
+    assert row.state == "skipped"
+    assert row.error is None or "exited with code 3" in row.error
+
+
 async def test_file_sensor_sees_a_file_created_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -220,6 +220,23 @@ async def test_reset_dag_run_runs_the_finished_target_again(tmp_path: Path, dags
     assert [(r.run_id, r.state) for r in targets] == [("fixed", DagRunState.SUCCESS)]
 
 
+async def test_reset_dag_run_wins_over_skip_when_already_exists(tmp_path: Path, dags: Path) -> None:
+    # Airflow checks reset_dag_run first: with both set, the finished run runs again.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'airloop.db'}"
+    both = "reset_dag_run=True, skip_when_already_exists=True,"
+    write(dags, "controller.py", TRIGGER.format(run_id="fixed", conf={}, extra=both))
+    (tmp_path / "gate").touch()
+    async with running(tmp_path, url) as (store, _):
+        service = ServiceStore(store)
+        await service.queue_run("controller", "c1", {}, datetime(2026, 1, 1, tzinfo=UTC))
+        assert (await ended(store, "controller", "c1")).state is DagRunState.SUCCESS
+        await service.queue_run("controller", "c2", {}, datetime(2026, 1, 2, tzinfo=UTC))
+        second = await ended(store, "controller", "c2")
+        (ti,) = await store.task_instances(second.id)
+    assert ti.state is TaskState.SUCCESS
+    assert ran(tmp_path) == 2
+
+
 async def test_an_existing_run_fails_the_trigger_or_skips_it(tmp_path: Path, dags: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'airloop.db'}"
     write(dags, "controller.py", TRIGGER.format(run_id="fixed", conf={}, extra=""))

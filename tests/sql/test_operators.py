@@ -178,6 +178,37 @@ async def test_check_operators(engine: Engine, db: Db) -> None:
     assert "returned [90], expected 100 (tolerance 0.05)" in failed["value_far"]
 
 
+async def test_a_failed_check_is_not_retried_with_retry_on_failure_false(
+    engine: Engine, db: Db
+) -> None:
+    # Airflow: retry_on_failure=False makes a failed check fail without retry.
+    with DAG(f"sql_check_no_retry_{db.backend}", schedule=None) as dag:
+        SQLCheckOperator(
+            task_id="falsy",
+            conn_id="db",
+            sql="SELECT 0",
+            retry_on_failure=False,
+            retries=2,
+            retry_delay=0,
+        )
+        SQLValueCheckOperator(
+            task_id="value_far",
+            conn_id="db",
+            sql="SELECT 90",
+            pass_value=100,
+            retry_on_failure=False,
+            retries=2,
+            retry_delay=0,
+        )
+    result = await engine.run(dag)
+    rows = {r.task_id: r for r in await engine.store.task_instances(result.run_pk)}
+    failed = dict(result.failed)
+    assert set(failed) == {"falsy", "value_far"}
+    assert "(retry_on_failure=False)" in failed["falsy"]
+    assert rows["falsy"].try_number == 1
+    assert rows["value_far"].try_number == 1
+
+
 def test_bad_arguments_are_rejected_when_the_dag_is_written() -> None:
     with DAG("sql_bad_args", schedule=None):
         with pytest.raises(DagDefinitionError, match="conn_id is required"):

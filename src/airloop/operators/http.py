@@ -112,7 +112,7 @@ class HttpOperator(BaseOperator):
 
     async def paginate(
         self, hook: HttpHook, response: HttpResponse, context: Context
-    ) -> HttpResponse | list[HttpResponse]:
+    ) -> list[HttpResponse]:
         assert self.pagination_function is not None
         responses = [response]
         while True:
@@ -135,7 +135,8 @@ class HttpOperator(BaseOperator):
             response = await hook.arun(**self._next_request(changes))
             responses.append(response)
             context.log.info("fetched page %d", len(responses))
-        return responses[0] if len(responses) == 1 else responses
+        # Airflow's: a list with a pagination_function, even of one response.
+        return responses
 
     def _next_request(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Airflow's merge: the page's changes over the operator's own arguments."""

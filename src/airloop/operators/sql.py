@@ -63,7 +63,8 @@ def _check_sql(where: str, sql: Any) -> str | list[str]:
 class BaseSQLOperator(BaseOperator):
     """What every SQL operator takes: ``conn_id``, ``database`` (overrides the
     connection's), ``hook_params`` (passed to the hook: ``log_sql``, ``pool_size``) and
-    ``retry_on_failure`` (False: an SQL error fails the task without retry)."""
+    ``retry_on_failure`` (False: an SQL error or a failed check fails the task without
+    retry)."""
 
     def __init__(
         self,
@@ -103,6 +104,15 @@ class BaseSQLOperator(BaseOperator):
             if self.retry_on_failure:
                 raise
             raise FailTask(f"{exc} (retry_on_failure=False)") from exc
+
+    def _check_failed(self, exc: SqlCheckFailed) -> AirloopError:
+        """A failed check: retried as any failure, or not with ``retry_on_failure=False``
+        (Airflow's check operators)."""
+        if self.retry_on_failure:
+            return exc
+        failed = FailTask(f"{exc} (retry_on_failure=False)")
+        failed.__cause__ = exc
+        return failed
 
 
 def _sql_settings() -> SqlSettings:
@@ -228,13 +238,18 @@ class SQLCheckOperator(BaseSQLOperator):
         record = await self._run(
             hook, sql=self.sql, parameters=self.parameters, handler=fetch_one_handler
         )
-        values = _first_row(self.sql, record)
+        try:
+            values = _first_row(self.sql, record)
+        except SqlCheckFailed as exc:
+            raise self._check_failed(exc) from None
         falsy = [i for i, v in enumerate(values) if not v]
         if falsy:
-            raise SqlCheckFailed(
-                f"check failed: {statement_head(self.sql)!r} returned "
-                f"{json_safe(list(values))!r} (falsy value in column(s) "
-                f"{', '.join(str(i + 1) for i in falsy)})"
+            raise self._check_failed(
+                SqlCheckFailed(
+                    f"check failed: {statement_head(self.sql)!r} returned "
+                    f"{json_safe(list(values))!r} (falsy value in column(s) "
+                    f"{', '.join(str(i + 1) for i in falsy)})"
+                )
             )
         log.info("check passed: %s", json_safe(list(values)))
 
@@ -287,7 +302,10 @@ class SQLValueCheckOperator(BaseSQLOperator):
         record = await self._run(
             hook, sql=self.sql, parameters=self.parameters, handler=fetch_one_handler
         )
-        values = _first_row(self.sql, record)
+        try:
+            values = _first_row(self.sql, record)
+        except SqlCheckFailed as exc:
+            raise self._check_failed(exc) from None
         try:
             expected: float | None = float(self.pass_value)
         except (TypeError, ValueError):
@@ -296,10 +314,12 @@ class SQLValueCheckOperator(BaseSQLOperator):
             try:
                 numbers = [float(v) for v in values]
             except (TypeError, ValueError):
-                raise SqlCheckFailed(
-                    f"value check: {statement_head(self.sql)!r} returned "
-                    f"{json_safe(list(values))!r}, not numbers to compare with "
-                    f"{self.pass_value!r}"
+                raise self._check_failed(
+                    SqlCheckFailed(
+                        f"value check: {statement_head(self.sql)!r} returned "
+                        f"{json_safe(list(values))!r}, not numbers to compare with "
+                        f"{self.pass_value!r}"
+                    )
                 ) from None
             if self.tolerance is not None:
                 low = expected * (1 - self.tolerance)
@@ -312,8 +332,10 @@ class SQLValueCheckOperator(BaseSQLOperator):
             ok = all(str(v) == str(self.pass_value) for v in values)
         if not ok:
             within = f" (tolerance {self.tolerance:g})" if self.tolerance is not None else ""
-            raise SqlCheckFailed(
-                f"value check failed: {statement_head(self.sql)!r} returned "
-                f"{json_safe(list(values))!r}, expected {self.pass_value!r}{within}"
+            raise self._check_failed(
+                SqlCheckFailed(
+                    f"value check failed: {statement_head(self.sql)!r} returned "
+                    f"{json_safe(list(values))!r}, expected {self.pass_value!r}{within}"
+                )
             )
         log.info("value check passed: %s", json_safe(list(values)))

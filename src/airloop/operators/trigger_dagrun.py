@@ -77,9 +77,9 @@ class TriggerDagRunOperator(BaseOperator):
     ``trigger_run_id`` (default ``manual__<logical date>``), ``conf`` (the run's params,
     validated against the target DAG's when the run starts) and ``logical_date``
     (default: now) are templated. An existing run with that id or logical date is an
-    error, unless ``skip_when_already_exists`` (the task is skipped) or
-    ``reset_dag_run`` (the finished run is cleared and runs again; a queued one is
-    used as it is; a running one is an error).
+    error, unless ``reset_dag_run`` (the finished run is cleared and runs again; a
+    queued one is used as it is; a running one is an error) or, without it,
+    ``skip_when_already_exists`` (the task is skipped).
     """
 
     unsupported_airflow_args: ClassVar[Mapping[str, Unsupported]] = {
@@ -180,9 +180,10 @@ class TriggerDagRunOperator(BaseOperator):
                 run_pk = await service.queue_run(dag_id, run_id, conf, when)
                 context.log.info("queued run %s of DAG %s", run_id, dag_id)
         except RunExistsError as exc:
-            if self.skip_when_already_exists:
-                raise SkipTask(f"{where}: {exc} (skip_when_already_exists)") from None
+            # Airflow's order: reset_dag_run first, then skip_when_already_exists.
             if not self.reset_dag_run:
+                if self.skip_when_already_exists:
+                    raise SkipTask(f"{where}: {exc} (skip_when_already_exists)") from None
                 raise AirloopError(f"{where}: {exc} (reset_dag_run=True runs it again)") from None
             row = await _existing(store, dag_id, run_id, when)
             if row is None:

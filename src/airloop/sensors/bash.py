@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airloop.authoring.sensor import BaseSensor
-from airloop.exceptions import DagDefinitionError, FailTask
+from airloop.exceptions import DagDefinitionError, FailTask, SkipTask
 from airloop.hooks.subprocess import SubprocessHook, command_env
 
 if TYPE_CHECKING:
@@ -18,7 +18,8 @@ class BashSensor(BaseSensor):
     process group, output lines to the task log); exit code 0 ends the wait.
 
     A non-zero code means "not yet"; with ``retry_exit_code`` set, only that code
-    means "not yet" and any other fails the task without retry (as Airflow). ``env``
+    means "not yet" and any other fails the task without retry, or skips it with
+    ``soft_fail`` (as Airflow). ``env``
     (templated) replaces the environment, as BashOperator's without ``append_env``.
     """
 
@@ -63,9 +64,12 @@ class BashSensor(BaseSensor):
         if code == 0:
             return True
         if self.retry_exit_code is not None and code != self.retry_exit_code:
-            raise FailTask(
+            message = (
                 f"{where}: bash command exited with code {code} "
                 f"(retry_exit_code is {self.retry_exit_code})"
             )
+            if self.soft_fail:  # Airflow's sensors skip on such a failure with soft_fail
+                raise SkipTask(message + " (soft_fail)")
+            raise FailTask(message)
         log.info("exit code %s: poking again later", code)
         return False
