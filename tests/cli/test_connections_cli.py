@@ -261,3 +261,21 @@ async def test_connections_test_http_sqlite_and_others(
     assert "no SQLite database file" in bad(await test("nofile"), code=1)
     assert not (tmp_path / "no.db").exists()
     assert "connection type 'aws' has no test" in bad(await test("s3"), code=1)
+
+
+def test_sensitive_extras_are_masked_like_the_password(home: Path) -> None:
+    """An extra whose key looks secret (api_key) is never printed in clear unless
+    --show-password: not by add, get (table, json, uri) or list."""
+    secret = "k3y-v4lue-9z"
+    added = ok(
+        cli("connections", "add", "api", "--conn-uri", f"http://api.local?api_key={secret}&timeout=5", home=home)
+    )  # fmt: skip
+    assert secret not in added
+    for args in (("get", "api"), ("get", "api", "-o", "uri"), ("list", "-o", "json")):
+        assert secret not in ok(cli("connections", *args, home=home)), args
+    shown = json.loads(ok(cli("connections", "get", "api", "-o", "json", home=home)))
+    assert shown["extra"] == {"api_key": "***", "timeout": "5"}
+    shown = json.loads(
+        ok(cli("connections", "get", "api", "-o", "json", "--show-password", home=home))
+    )
+    assert shown["extra"] == {"api_key": secret, "timeout": "5"}
