@@ -102,6 +102,9 @@ def test_bad_input_is_one_line_and_exit_2(home: Path, tmp_path: Path) -> None:
             "--conn-port 'eighty' is not a number"
         ),
         ("connections", "import", str(tmp_path / "c.yaml")): "reads JSON only",
+        ("connections", "add", "x", "--conn-json", '{"password": 12345678}'): (
+            "connection 'x': password must be a string, got int"
+        ),
     }
     for args, expected in cases.items():
         assert expected in bad(cli(*args, home=home)), args

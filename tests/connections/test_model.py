@@ -59,3 +59,21 @@ async def test_environment_source_and_not_found() -> None:
     assert (await find_connection("my_db", sources)).host == "h"
     with pytest.raises(ConnectionNotFound, match="AIRLOOP_CONN_OTHER"):
         await find_connection("other", sources)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"password": 12345678}', "password"),
+        ('{"host": ["a", "b"]}', "host"),
+        ('{"conn_type": 5}', "conn_type"),
+        ('{"login": {"u": 1}}', "login"),
+    ],
+)
+def test_a_json_field_of_the_wrong_type_is_a_clear_error(text: str, field: str) -> None:
+    """Text fields must be text: a number or list is refused naming the field (never its
+    value: it may be the password), not stored to crash on encryption later."""
+    with pytest.raises(InvalidConnection) as info:
+        Connection.from_json("c", text)
+    assert str(info.value).startswith(f"connection 'c': {field} must be a string")
+    assert "12345678" not in str(info.value)
