@@ -77,3 +77,14 @@ def test_a_json_field_of_the_wrong_type_is_a_clear_error(text: str, field: str) 
         Connection.from_json("c", text)
     assert str(info.value).startswith(f"connection 'c': {field} must be a string")
     assert "12345678" not in str(info.value)
+
+
+async def test_a_malformed_environment_connection_names_its_variable() -> None:
+    """As the AWS backend names its secret: the error says where the bad text is."""
+    sources = [EnvironmentSource({"AIRLOOP_CONN_MY_DB": "garbage"})]
+    with pytest.raises(InvalidConnection) as info:
+        await find_connection("my_db", sources)
+    assert str(info.value) == (
+        "environment variable AIRLOOP_CONN_MY_DB: connection 'my_db': "
+        "not a connection URI (expected TYPE://...)"
+    )

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
-from airloop.connections.model import Connection, ConnectionNotFound
+from airloop.connections.model import Connection, ConnectionNotFound, InvalidConnection
 from airloop.core.masking import mask_secret, should_hide_value_for_key
 
 CONN_PREFIX = "AIRLOOP_CONN_"
@@ -72,10 +72,14 @@ class EnvironmentSource:
         return found
 
     async def get_connection(self, conn_id: str) -> Connection | None:
-        text = self._get(CONN_PREFIX + conn_id.upper())
+        name = CONN_PREFIX + conn_id.upper()
+        text = self._get(name)
         if text is None:
             return None
-        return Connection.parse(conn_id, text)
+        try:
+            return Connection.parse(conn_id, text)
+        except InvalidConnection as exc:
+            raise InvalidConnection(f"environment variable {name}: {exc}") from None
 
     async def get_variable(self, key: str) -> str | None:
         return self._get(VAR_PREFIX + key.upper())
