@@ -88,3 +88,11 @@ async def test_a_malformed_environment_connection_names_its_variable() -> None:
         "environment variable AIRLOOP_CONN_MY_DB: connection 'my_db': "
         "not a connection URI (expected TYPE://...)"
     )
+
+
+def test_a_json_conn_id_that_differs_from_the_id_is_refused() -> None:
+    """{"a": {"conn_id": "b", ...}} in an import file: not silently stored as "a"."""
+    assert Connection.from_json("a", {"conn_id": "A", "host": "h"}).host == "h"
+    with pytest.raises(InvalidConnection) as info:
+        Connection.from_json("a", {"conn_id": "b", "host": "h"})
+    assert str(info.value) == "connection 'a': the JSON form's conn_id is 'b'"

@@ -185,6 +185,11 @@ class Connection:
                 f"connection {conn_id!r}: unknown field(s) {', '.join(unknown)}; "
                 f"known: {', '.join(FIELDS)}"
             )
+        # An id looked up in the environment may differ in case only (ids are upper-cased there).
+        if str(data.get("conn_id", conn_id)).lower() != conn_id.lower():
+            raise InvalidConnection(
+                f"connection {conn_id!r}: the JSON form's conn_id is {data['conn_id']!r}"
+            )
         fields = {k: data.get(k) for k in FIELDS}
         if isinstance(fields["extra"], Mapping):
             fields["extra"] = json.dumps(dict(fields["extra"]))
