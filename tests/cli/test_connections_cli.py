@@ -105,6 +105,8 @@ def test_bad_input_is_one_line_and_exit_2(home: Path, tmp_path: Path) -> None:
         ("connections", "add", "x", "--conn-json", '{"password": 12345678}'): (
             "connection 'x': password must be a string, got int"
         ),
+        ("connections", "test", "x", "--timeout", "0"): "--timeout 0: must be more than 0 seconds",
+        ("variables", "set", "", "v"): "variables set: the key must not be empty",
     }
     for args, expected in cases.items():
         assert expected in bad(cli(*args, home=home)), args

@@ -374,6 +374,8 @@ def test(
     config: ConfigOption = None,
 ) -> None:
     """Check the connection's system answers (http, postgres, mysql, sqlite); exit 1 if not."""
+    if not timeout > 0:  # also NaN
+        fail(f"--timeout {timeout:g}: must be more than 0 seconds")
     settings = settings_from(config)
 
     async def go(db: MetastoreSource) -> tuple[Connection, str]:

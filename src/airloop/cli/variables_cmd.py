@@ -52,6 +52,8 @@ def set_command(
     config: ConfigOption = None,
 ) -> None:
     """Set a variable in the metadata database (encrypted)."""
+    if not key:
+        fail("variables set: the key must not be empty")
     if serialize_json:
         try:
             value = json.dumps(json.loads(value), indent=2)
