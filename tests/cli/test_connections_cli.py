@@ -167,7 +167,10 @@ def test_connections_export_and_import(home: Path, tmp_path: Path) -> None:
     assert "already exists" in bad(cli("connections", "import", conns, home=home))
     ok(cli("connections", "import", conns, "--overwrite", home=home))
     exported_file = tmp_path / "out.json"
+    exported_file.write_text("{}")
+    exported_file.chmod(0o644)
     ok(cli("connections", "export", exported_file, home=home))
+    assert exported_file.stat().st_mode & 0o077 == 0  # secrets in clear: owner only
     exported = json.loads(exported_file.read_text())
     assert exported["pg"] == {
         "conn_type": "postgres",
@@ -186,6 +189,7 @@ def test_variables_export_and_import(home: Path, tmp_path: Path) -> None:
     assert "already exists" in bad(cli("variables", "import", variables, "-a", "fail", home=home))
     exported = tmp_path / "out.json"
     ok(cli("variables", "export", exported, home=home))
+    assert exported.stat().st_mode & 0o077 == 0  # values in clear: owner only
     assert json.loads(exported.read_text()) == {"s": "text", "obj": {"k": [1, 2]}, "n": 3}
 
 

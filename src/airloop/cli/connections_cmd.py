@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -258,11 +259,19 @@ def export(
     if str(file) == "-":
         out.print(text, markup=False, end="")
         return
+    write_secret_file(file, text)
+    out.print(f"exported {len(conns)} connection(s) to {file}")
+
+
+def write_secret_file(file: Path, text: str) -> None:
+    """Write an export (secrets in clear) readable by its owner only (mode 0600)."""
     try:
-        file.write_text(text)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # a file that existed keeps no wider mode
+            fh.write(text)
     except OSError as exc:
         fail(f"{file}: cannot write: {exc.strerror}")
-    out.print(f"exported {len(conns)} connection(s) to {file}")
 
 
 def read_json_file(file: Path, what: str) -> Any:
