@@ -96,3 +96,20 @@ def test_a_json_conn_id_that_differs_from_the_id_is_refused() -> None:
     with pytest.raises(InvalidConnection) as info:
         Connection.from_json("a", {"conn_id": "b", "host": "h"})
     assert str(info.value) == "connection 'a': the JSON form's conn_id is 'b'"
+
+
+async def test_a_secret_extra_is_masked_in_the_uri_form_too() -> None:
+    """A token with / + = (base64) appears percent-encoded in get_uri(): masked there too,
+    as the password is."""
+    from airloop.core import masking
+
+    masking.MASKER.reset()
+    try:
+        env = {
+            "AIRLOOP_CONN_API": '{"conn_type": "http", "host": "h", "extra": {"token": "ab/cd+ef=="}}'
+        }
+        conn = await find_connection("api", [EnvironmentSource(env)])
+        shown = masking.redact_text(f"using {conn.get_uri()}")
+        assert "ab" not in shown.split("token=", 1)[1], shown
+    finally:
+        masking.MASKER.reset()

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 from airloop.connections.model import Connection, ConnectionNotFound, InvalidConnection
 from airloop.core.masking import mask_secret, should_hide_value_for_key
@@ -111,15 +111,21 @@ async def find_variable(key: str, sources: Sequence[SecretsSource]) -> str | Non
 
 
 def mask_connection(conn: Connection) -> None:
-    """Register a connection's secrets with the masker (ADR 0032): its password (also
-    as it appears URL-quoted in ``get_uri()``) and the extras whose key looks sensitive."""
+    """Register a connection's secrets with the masker (ADR 0032): its password and
+    the extras whose key looks sensitive (also as they appear URL-quoted in ``get_uri()``)."""
     if conn.password:
         mask_secret(conn.password)
         quoted = quote(conn.password, safe="")
         if quoted != conn.password:
             mask_secret(quoted)
     if conn.extra:
-        mask_secret(conn.extra_dejson)
+        extra = conn.extra_dejson
+        mask_secret(extra)
+        for key, value in extra.items():  # as get_uri() writes them (urlencode)
+            if isinstance(value, str) and should_hide_value_for_key(key):
+                encoded = quote_plus(value, safe="")
+                if encoded != value:
+                    mask_secret(encoded)
 
 
 def mask_variable(key: str, text: str) -> None:
