@@ -102,6 +102,11 @@ def test_bad_input_is_one_line_and_exit_2(home: Path, tmp_path: Path) -> None:
             "--conn-port 'eighty' is not a number"
         ),
         ("connections", "import", str(tmp_path / "c.yaml")): "reads JSON only",
+        ("connections", "add", "x", "--conn-json", '{"password": 12345678}'): (
+            "connection 'x': password must be a string, got int"
+        ),
+        ("connections", "test", "x", "--timeout", "0"): "--timeout 0: must be more than 0 seconds",
+        ("variables", "set", "", "v"): "variables set: the key must not be empty",
     }
     for args, expected in cases.items():
         assert expected in bad(cli(*args, home=home)), args
@@ -162,7 +167,10 @@ def test_connections_export_and_import(home: Path, tmp_path: Path) -> None:
     assert "already exists" in bad(cli("connections", "import", conns, home=home))
     ok(cli("connections", "import", conns, "--overwrite", home=home))
     exported_file = tmp_path / "out.json"
+    exported_file.write_text("{}")
+    exported_file.chmod(0o644)
     ok(cli("connections", "export", exported_file, home=home))
+    assert exported_file.stat().st_mode & 0o077 == 0  # secrets in clear: owner only
     exported = json.loads(exported_file.read_text())
     assert exported["pg"] == {
         "conn_type": "postgres",
@@ -181,6 +189,7 @@ def test_variables_export_and_import(home: Path, tmp_path: Path) -> None:
     assert "already exists" in bad(cli("variables", "import", variables, "-a", "fail", home=home))
     exported = tmp_path / "out.json"
     ok(cli("variables", "export", exported, home=home))
+    assert exported.stat().st_mode & 0o077 == 0  # values in clear: owner only
     assert json.loads(exported.read_text()) == {"s": "text", "obj": {"k": [1, 2]}, "n": 3}
 
 
@@ -261,3 +270,21 @@ async def test_connections_test_http_sqlite_and_others(
     assert "no SQLite database file" in bad(await test("nofile"), code=1)
     assert not (tmp_path / "no.db").exists()
     assert "connection type 'aws' has no test" in bad(await test("s3"), code=1)
+
+
+def test_sensitive_extras_are_masked_like_the_password(home: Path) -> None:
+    """An extra whose key looks secret (api_key) is never printed in clear unless
+    --show-password: not by add, get (table, json, uri) or list."""
+    secret = "k3y-v4lue-9z"
+    added = ok(
+        cli("connections", "add", "api", "--conn-uri", f"http://api.local?api_key={secret}&timeout=5", home=home)
+    )  # fmt: skip
+    assert secret not in added
+    for args in (("get", "api"), ("get", "api", "-o", "uri"), ("list", "-o", "json")):
+        assert secret not in ok(cli("connections", *args, home=home)), args
+    shown = json.loads(ok(cli("connections", "get", "api", "-o", "json", home=home)))
+    assert shown["extra"] == {"api_key": "***", "timeout": "5"}
+    shown = json.loads(
+        ok(cli("connections", "get", "api", "-o", "json", "--show-password", home=home))
+    )
+    assert shown["extra"] == {"api_key": secret, "timeout": "5"}

@@ -59,3 +59,57 @@ async def test_environment_source_and_not_found() -> None:
     assert (await find_connection("my_db", sources)).host == "h"
     with pytest.raises(ConnectionNotFound, match="AIRLOOP_CONN_OTHER"):
         await find_connection("other", sources)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"password": 12345678}', "password"),
+        ('{"host": ["a", "b"]}', "host"),
+        ('{"conn_type": 5}', "conn_type"),
+        ('{"login": {"u": 1}}', "login"),
+    ],
+)
+def test_a_json_field_of_the_wrong_type_is_a_clear_error(text: str, field: str) -> None:
+    """Text fields must be text: a number or list is refused naming the field (never its
+    value: it may be the password), not stored to crash on encryption later."""
+    with pytest.raises(InvalidConnection) as info:
+        Connection.from_json("c", text)
+    assert str(info.value).startswith(f"connection 'c': {field} must be a string")
+    assert "12345678" not in str(info.value)
+
+
+async def test_a_malformed_environment_connection_names_its_variable() -> None:
+    """As the AWS backend names its secret: the error says where the bad text is."""
+    sources = [EnvironmentSource({"AIRLOOP_CONN_MY_DB": "garbage"})]
+    with pytest.raises(InvalidConnection) as info:
+        await find_connection("my_db", sources)
+    assert str(info.value) == (
+        "environment variable AIRLOOP_CONN_MY_DB: connection 'my_db': "
+        "not a connection URI (expected TYPE://...)"
+    )
+
+
+def test_a_json_conn_id_that_differs_from_the_id_is_refused() -> None:
+    """{"a": {"conn_id": "b", ...}} in an import file: not silently stored as "a"."""
+    assert Connection.from_json("a", {"conn_id": "A", "host": "h"}).host == "h"
+    with pytest.raises(InvalidConnection) as info:
+        Connection.from_json("a", {"conn_id": "b", "host": "h"})
+    assert str(info.value) == "connection 'a': the JSON form's conn_id is 'b'"
+
+
+async def test_a_secret_extra_is_masked_in_the_uri_form_too() -> None:
+    """A token with / + = (base64) appears percent-encoded in get_uri(): masked there too,
+    as the password is."""
+    from airloop.core import masking
+
+    masking.MASKER.reset()
+    try:
+        env = {
+            "AIRLOOP_CONN_API": '{"conn_type": "http", "host": "h", "extra": {"token": "ab/cd+ef=="}}'
+        }
+        conn = await find_connection("api", [EnvironmentSource(env)])
+        shown = masking.redact_text(f"using {conn.get_uri()}")
+        assert "ab" not in shown.split("token=", 1)[1], shown
+    finally:
+        masking.MASKER.reset()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from airloop.connections.lookup import configured_sources, metastore
 from airloop.connections.metastore import MetastoreSource
 from airloop.connections.model import FIELDS, Connection, InvalidConnection
 from airloop.connections.sources import SecretsSource, find_connection
+from airloop.core.masking import redact
 from airloop.runtime import in_thread
 from airloop.settings import Settings
 
@@ -52,12 +54,21 @@ def _masked(conn: Connection, show_password: bool) -> dict[str, Any]:
     data = conn.to_dict()
     if "password" in data and not show_password:
         data["password"] = MASK
+    if "extra" in data and not show_password:  # extras whose key looks secret (api_key)
+        data["extra"] = redact(data["extra"])
     return data
 
 
+def _hide_extras(conn: Connection) -> Connection:
+    """The connection with the values of its sensitive extras replaced by ``***``."""
+    if not conn.extra:
+        return conn
+    return replace(conn, extra=json.dumps(redact(conn.extra_dejson)))
+
+
 def _safe_uri(conn: Connection) -> str:
-    """The URI form without the password (for messages)."""
-    return replace(conn, password=None).get_uri()
+    """The URI form without the password or sensitive extras (for messages)."""
+    return replace(_hide_extras(conn), password=None).get_uri()
 
 
 # -- add ----------------------------------------------------------------------------
@@ -168,11 +179,13 @@ def get(
     if output == "json":
         out.print(json.dumps({**data, "source": source}, indent=2), markup=False)
     elif output == "uri":
-        if conn.password is None or show_password:
+        if show_password:
             out.print(conn.get_uri(), markup=False)
+        elif conn.password is None:
+            out.print(_hide_extras(conn).get_uri(), markup=False)
         else:  # the URI with the password's place shown, not the password
             login = quote(conn.login or "", safe="")
-            bare = replace(conn, password=None, login=conn.login or "").get_uri()
+            bare = replace(_hide_extras(conn), password=None, login=conn.login or "").get_uri()
             out.print(bare.replace(f"://{login}@", f"://{login}:{MASK}@", 1), markup=False)
     else:
         table = Table("field", "value")
@@ -246,11 +259,19 @@ def export(
     if str(file) == "-":
         out.print(text, markup=False, end="")
         return
+    write_secret_file(file, text)
+    out.print(f"exported {len(conns)} connection(s) to {file}")
+
+
+def write_secret_file(file: Path, text: str) -> None:
+    """Write an export (secrets in clear) readable by its owner only (mode 0600)."""
     try:
-        file.write_text(text)
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)  # a file that existed keeps no wider mode
+            fh.write(text)
     except OSError as exc:
         fail(f"{file}: cannot write: {exc.strerror}")
-    out.print(f"exported {len(conns)} connection(s) to {file}")
 
 
 def read_json_file(file: Path, what: str) -> Any:
@@ -362,6 +383,8 @@ def test(
     config: ConfigOption = None,
 ) -> None:
     """Check the connection's system answers (http, postgres, mysql, sqlite); exit 1 if not."""
+    if not timeout > 0:  # also NaN
+        fail(f"--timeout {timeout:g}: must be more than 0 seconds")
     settings = settings_from(config)
 
     async def go(db: MetastoreSource) -> tuple[Connection, str]:

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from airloop.cli.common import ConfigOption, bad_input, fail, out, settings_from
-from airloop.cli.connections_cmd import read_json_file
+from airloop.cli.connections_cmd import read_json_file, write_secret_file
 from airloop.connections.lookup import configured_sources, metastore
 from airloop.connections.metastore import MetastoreSource
 from airloop.connections.sources import find_variable
@@ -52,6 +52,8 @@ def set_command(
     config: ConfigOption = None,
 ) -> None:
     """Set a variable in the metadata database (encrypted)."""
+    if not key:
+        fail("variables set: the key must not be empty")
     if serialize_json:
         try:
             value = json.dumps(json.loads(value), indent=2)
@@ -179,8 +181,5 @@ def export(
     if str(file) == "-":
         out.print(text, markup=False, end="")
         return
-    try:
-        file.write_text(text)
-    except OSError as exc:
-        fail(f"{file}: cannot write: {exc.strerror}")
+    write_secret_file(file, text)
     out.print(f"exported {len(rows)} variable(s) to {file}")

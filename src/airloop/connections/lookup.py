@@ -10,6 +10,7 @@ task code, else those given to ``configured_sources(settings)``, else
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import importlib
 import inspect
 import json
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from airloop.settings import Settings
 
 T = TypeVar("T")
+
+#: How often a sync lookup waiting on the engine's loop checks that the loop still runs.
+_WAIT_SLICE = 1.0
 
 _configured: list[SecretsSource] | None = None
 #: Sources built from settings, per (database_url, fernet_key, backend, kwargs).
@@ -169,5 +173,18 @@ def run_lookup(make: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         )
     loop = lookup_loop.get()
     if loop is not None and loop.is_running() and not loop.is_closed():
-        return asyncio.run_coroutine_threadsafe(make(), loop).result()
+        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        # Wait in slices: an engine that stops before the lookup ends must not leave
+        # this thread waiting forever on a loop that will never run it.
+        while True:
+            try:
+                return future.result(timeout=_WAIT_SLICE)
+            except concurrent.futures.TimeoutError:
+                if future.done():  # the lookup itself raised TimeoutError
+                    raise
+                if not loop.is_running():
+                    future.cancel()
+                    raise AirloopError(
+                        f"{what}: the engine's event loop stopped before the lookup finished"
+                    ) from None
     return asyncio.run(make())

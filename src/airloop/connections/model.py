@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 from airloop.exceptions import AirloopError
 
 FIELDS = ("conn_type", "description", "host", "schema", "login", "password", "port", "extra")
+_TEXT_FIELDS = ("conn_type", "description", "host", "schema", "login", "password")
 
 
 class InvalidConnection(AirloopError):
@@ -52,6 +53,13 @@ class Connection:
     def __post_init__(self) -> None:
         if not self.conn_id or not isinstance(self.conn_id, str):
             raise InvalidConnection("a connection needs a non-empty conn_id")
+        for name in _TEXT_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):  # never print the value
+                raise InvalidConnection(
+                    f"connection {self.conn_id!r}: {name} must be a string, "
+                    f"got {type(value).__name__}"
+                )
         if self.port is not None and not isinstance(self.port, int):
             try:
                 object.__setattr__(self, "port", int(self.port))
@@ -176,6 +184,11 @@ class Connection:
             raise InvalidConnection(
                 f"connection {conn_id!r}: unknown field(s) {', '.join(unknown)}; "
                 f"known: {', '.join(FIELDS)}"
+            )
+        # An id looked up in the environment may differ in case only (ids are upper-cased there).
+        if str(data.get("conn_id", conn_id)).lower() != conn_id.lower():
+            raise InvalidConnection(
+                f"connection {conn_id!r}: the JSON form's conn_id is {data['conn_id']!r}"
             )
         fields = {k: data.get(k) for k in FIELDS}
         if isinstance(fields["extra"], Mapping):

@@ -12,9 +12,9 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-from airloop.connections.model import Connection, ConnectionNotFound
+from airloop.connections.model import Connection, ConnectionNotFound, InvalidConnection
 from airloop.core.masking import mask_secret, should_hide_value_for_key
 
 CONN_PREFIX = "AIRLOOP_CONN_"
@@ -72,10 +72,14 @@ class EnvironmentSource:
         return found
 
     async def get_connection(self, conn_id: str) -> Connection | None:
-        text = self._get(CONN_PREFIX + conn_id.upper())
+        name = CONN_PREFIX + conn_id.upper()
+        text = self._get(name)
         if text is None:
             return None
-        return Connection.parse(conn_id, text)
+        try:
+            return Connection.parse(conn_id, text)
+        except InvalidConnection as exc:
+            raise InvalidConnection(f"environment variable {name}: {exc}") from None
 
     async def get_variable(self, key: str) -> str | None:
         return self._get(VAR_PREFIX + key.upper())
@@ -107,15 +111,21 @@ async def find_variable(key: str, sources: Sequence[SecretsSource]) -> str | Non
 
 
 def mask_connection(conn: Connection) -> None:
-    """Register a connection's secrets with the masker (ADR 0032): its password (also
-    as it appears URL-quoted in ``get_uri()``) and the extras whose key looks sensitive."""
+    """Register a connection's secrets with the masker (ADR 0032): its password and
+    the extras whose key looks sensitive (also as they appear URL-quoted in ``get_uri()``)."""
     if conn.password:
         mask_secret(conn.password)
         quoted = quote(conn.password, safe="")
         if quoted != conn.password:
             mask_secret(quoted)
     if conn.extra:
-        mask_secret(conn.extra_dejson)
+        extra = conn.extra_dejson
+        mask_secret(extra)
+        for key, value in extra.items():  # as get_uri() writes them (urlencode)
+            if isinstance(value, str) and should_hide_value_for_key(key):
+                encoded = quote_plus(value, safe="")
+                if encoded != value:
+                    mask_secret(encoded)
 
 
 def mask_variable(key: str, text: str) -> None:
