@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 
 from airloop.dagbag.loader import load_dag_file
+from airloop.engine.active_run import ActiveRun
 from airloop.engine.engine import Engine
 from airloop.providers.aws.emulator import BatchEmulator
 from airloop.providers.aws.hub import AwsHub
@@ -33,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 console = Console()
 
 
-def render(engine: Engine, run: object, hub: AwsHub | None, started: float) -> Group:
-    counts = run.planner.counts()  # type: ignore[attr-defined]
+def render(engine: Engine, run: ActiveRun, hub: AwsHub | None, started: float) -> Group:
+    counts = run.counts()
     tasks = "  ".join(f"{s.value} {n:,}" for s, n in sorted(counts.items()))
     jobs = Counter(hub.batch_poller().last_status.values()) if hub else Counter()
     table = Table(title=f"batch_fanout - {time.monotonic() - started:.0f}s", expand=False)

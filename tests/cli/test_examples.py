@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,21 @@ def test_sensor_wait_sees_the_marker(runs: dict[str, CliResult]) -> None:
     assert xcoms(result.db)["consume"] == "ready"
     # consume deleted the marker file it read.
     assert not list((result.home.parent / "markers").iterdir())
+
+
+def test_the_batch_demo_runs_end_to_end(tmp_path: Path) -> None:
+    """`make demo`'s script, small: its live table and summary against the emulator
+    (it broke once, unnoticed, when ActiveRun was closed)."""
+    env = {**os.environ, "AIRLOOP_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "batch_demo.py"), "--jobs", "20", "--job-seconds", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCEEDED 20" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
