@@ -33,7 +33,7 @@ import aiohttp
 
 from airloop.authoring.airflow_args import Unsupported
 from airloop.connections import Connection, InvalidConnection
-from airloop.exceptions import AirloopError
+from airloop.exceptions import AirloopError, DagDefinitionError
 from airloop.hooks.base import BaseHook
 from airloop.runtime import BlockingOnLoopError, current_resources, run_sync
 
@@ -587,3 +587,26 @@ def join_url(base_url: str, endpoint: str | None) -> str:
     if base_url.endswith("/") and endpoint and endpoint.startswith("/"):
         return base_url + endpoint[1:]
     return base_url + (endpoint or "")
+
+
+def check_request_arguments(
+    where: str,
+    method: str,
+    http_conn_id: str,
+    request_kwargs: Mapping[str, Any] | None,
+    extra_options: Mapping[str, Any] | None,
+) -> None:
+    """An HTTP operator's or sensor's request arguments, checked when the DAG is
+    defined: a bad one is a DagDefinitionError naming ``where``."""
+    unknown = sorted(set(request_kwargs or {}) - REQUEST_KWARGS)
+    if unknown:
+        raise DagDefinitionError(
+            f"{where}: request_kwargs {unknown[0]!r} is not supported "
+            f"(supported: {', '.join(sorted(REQUEST_KWARGS))})"
+        )
+    try:
+        check_extra_options(where, extra_options or {})
+        option_values(where, extra_options or {})
+        HttpHook(method, http_conn_id)  # checks the method now rather than at run time
+    except Exception as exc:  # noqa: BLE001 - re-raised as a DAG definition error
+        raise DagDefinitionError(str(exc).replace("HttpHook", where)) from None

@@ -16,12 +16,10 @@ from airloop.authoring.operator import BaseOperator
 from airloop.exceptions import AirloopError, DagDefinitionError, FailTask
 from airloop.hooks.http import (
     HTTP_ARGS,
-    REQUEST_KWARGS,
     HttpHook,
     HttpResponse,
     call_with_context,
-    check_extra_options,
-    option_values,
+    check_request_arguments,
 )
 
 
@@ -70,19 +68,7 @@ class HttpOperator(BaseOperator):
         ):
             if fn is not None and not callable(fn):
                 raise DagDefinitionError(f"{where}: {name} must be callable, got {fn!r}")
-        unknown = sorted(set(request_kwargs or {}) - REQUEST_KWARGS)
-        if unknown:
-            raise DagDefinitionError(
-                f"{where}: request_kwargs {unknown[0]!r} is not supported "
-                f"(supported: {', '.join(sorted(REQUEST_KWARGS))})"
-            )
-        try:
-            check_extra_options(where, extra_options or {})
-            option_values(where, extra_options or {})
-            # Checks the method now rather than at run time.
-            HttpHook(method, http_conn_id)
-        except Exception as exc:  # noqa: BLE001 - re-raised as a DAG definition error
-            raise DagDefinitionError(str(exc).replace("HttpHook", where)) from None
+        check_request_arguments(where, method, http_conn_id, request_kwargs, extra_options)
         self.endpoint = endpoint
         self.method = method
         self.data = data

@@ -11,12 +11,10 @@ from airloop.authoring.sensor import BaseSensor, PokeReturnValue
 from airloop.exceptions import DagDefinitionError
 from airloop.hooks.http import (
     HTTP_ARGS,
-    REQUEST_KWARGS,
     HttpError,
     HttpHook,
     call_with_context,
-    check_extra_options,
-    option_values,
+    check_request_arguments,
 )
 
 
@@ -50,18 +48,7 @@ class HttpSensor(BaseSensor):
         where = f"sensor {self.task_id!r}"
         if response_check is not None and not callable(response_check):
             raise DagDefinitionError(f"{where}: response_check must be callable")
-        unknown = sorted(set(request_kwargs or {}) - REQUEST_KWARGS)
-        if unknown:
-            raise DagDefinitionError(
-                f"{where}: request_kwargs {unknown[0]!r} is not supported "
-                f"(supported: {', '.join(sorted(REQUEST_KWARGS))})"
-            )
-        try:
-            check_extra_options(where, extra_options or {})
-            option_values(where, extra_options or {})
-            HttpHook(method, http_conn_id)
-        except Exception as exc:  # noqa: BLE001 - re-raised as a DAG definition error
-            raise DagDefinitionError(str(exc).replace("HttpHook", where)) from None
+        check_request_arguments(where, method, http_conn_id, request_kwargs, extra_options)
         self.endpoint = endpoint
         self.http_conn_id = http_conn_id
         self.method = method
