@@ -129,6 +129,51 @@ class SqlSettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    """The ``[api]`` section (env: ``AIRLOOP_API__PORT`` ...): the HTTP API and web UI
+    (``airloop api-server``, ``airloop standalone``; docs/api.md, docs/ui.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(
+        default="127.0.0.1",
+        description=(
+            "Address the API server binds. Any address other than loopback needs "
+            "auth = 'password', or the server refuses to start."
+        ),
+    )
+    port: int = Field(default=8080, ge=0, le=65535, description="Port the API server binds.")
+    auth: Literal["none", "password"] = Field(
+        default="none",
+        description=(
+            "'none': no login, every request is admin (loopback only). 'password': users "
+            "from 'airloop users create' log in; scripts send an API token."
+        ),
+    )
+    secret_key: str = Field(
+        default="",
+        repr=False,
+        description=(
+            "Signs session cookies and CSRF tokens. Empty: a random key per server start "
+            "(sessions end when it restarts). Several API servers behind one address "
+            "need the same key."
+        ),
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, description="Hours a browser session lasts without activity."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body accepted (larger ones get 413).",
+    )
+    pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="Database connections the API server keeps (its own pool, reads mostly).",
+    )
+
+
 class Settings(BaseSettings):
     """airloop's settings. Precedence: arguments > AIRLOOP_* env > settings file > defaults.
 
@@ -211,6 +256,7 @@ class Settings(BaseSettings):
     )
     aws: AwsSettings = Field(default_factory=AwsSettings)
     sql: SqlSettings = Field(default_factory=SqlSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     min_tick_interval: float = Field(
         default=0.01,
         ge=0,
@@ -394,7 +440,7 @@ def _origin(name: str) -> str:
 
 
 #: The sections of the settings (``[aws]``, ``[sql]``): their settings are dotted.
-SECTIONS: dict[str, type[BaseModel]] = {"aws": AwsSettings, "sql": SqlSettings}
+SECTIONS: dict[str, type[BaseModel]] = {"aws": AwsSettings, "sql": SqlSettings, "api": ApiSettings}
 
 
 def setting_names() -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from airloop.core.schedules import due_intervals
 from airloop.core.states import DagRunState
+from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
 from airloop.exceptions import AirloopError, RunExistsError
@@ -73,6 +74,8 @@ class SchedulerService:
         self.runs_created = 0
         #: The engine while serving (None before and after).
         self.engine: Engine | None = None
+        #: id(dag) -> (the DAG, its serialized text and hash): serialized once per parse.
+        self._serialized_cache: dict[int, tuple[object, tuple[str, str]]] = {}
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -205,7 +208,21 @@ class SchedulerService:
             ImportErrorRow(path, error.line, str(error), self.state.tracebacks.get(path))
             for path, error in self.state.errors.items()
         ]
-        self.paused = await store.sync_dags(dags, errors)
+        self.paused = await store.sync_dags(dags, errors, self._serialized())
+
+    def _serialized(self) -> dict[str, tuple[str, str]]:
+        """Each DAG's structure for the API server (JSON text, hash), computed once
+        per parsed DAG object: a DAG reparsed is a new object."""
+        out: dict[str, tuple[str, str]] = {}
+        cache: dict[int, tuple[object, tuple[str, str]]] = {}
+        for dag_id, dag in self.state.dags.items():
+            kept = self._serialized_cache.get(id(dag))
+            fresh = kept is None or kept[0] is not dag
+            entry = dumps(serialize_dag(dag)) if fresh or kept is None else kept[1]
+            cache[id(dag)] = (dag, entry)
+            out[dag_id] = entry
+        self._serialized_cache = cache
+        return out
 
     def _running_of(self, dag_id: str) -> int:
         return sum(1 for r in self.active.values() if r.info.dag_id == dag_id and not r.done.done())

@@ -85,6 +85,10 @@ task_instance = Table(
     Column("updated_at", UtcDateTime()),
     UniqueConstraint("dag_run_id", "task_id", "map_index"),
     Index(None, "state"),
+    # The grid counts instances per (run, task, state): an index-only scan.
+    Index(None, "dag_run_id", "task_id", "state"),
+    # Live updates ask a run for what changed since a time.
+    Index(None, "dag_run_id", "updated_at"),
 )
 
 xcom = Table(
@@ -195,4 +199,56 @@ variable = Table(
     Column("description", Text()),
     Column("is_encrypted", Boolean(), nullable=False),
     UniqueConstraint("key"),
+)
+
+# A DAG's structure as the scheduler parsed it (JSON text of
+# airloop.dagbag.serialized.SerializedDag), so the API server can show a DAG without
+# importing its file; dag_hash changes when the structure does.
+serialized_dag = Table(
+    "serialized_dag",
+    metadata,
+    Column("dag_id", String(ID_LEN), primary_key=True),
+    Column("fileloc", String(1024), nullable=False),
+    Column("data", LongText, nullable=False),
+    Column("dag_hash", String(64), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Pools edited through the API and UI; the settings' `pools` seed them.
+slot_pool = Table(
+    "slot_pool",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pool", String(ID_LEN), nullable=False),
+    Column("slots", Integer(), nullable=False),
+    Column("description", Text()),
+    UniqueConstraint("pool"),
+)
+
+# Users of the API and UI (passwords hashed with argon2) and their API tokens (stored
+# as hashes only).
+airloop_user = Table(
+    "airloop_user",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(ID_LEN), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("is_active", Boolean(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_login", UtcDateTime()),
+    UniqueConstraint("username"),
+)
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("airloop_user.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(ID_LEN), nullable=False),
+    Column("token_hash", String(128), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("last_used_at", UtcDateTime()),
+    UniqueConstraint("token_hash"),
 )

@@ -4,11 +4,12 @@ commands that steer it read and write besides the runs themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
@@ -16,7 +17,14 @@ from airloop.store.errors import begin, connect
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
 from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
 from airloop.store.schema import dag as dag_table
-from airloop.store.schema import dag_run, import_error, scheduler_heartbeat, task_instance, xcom
+from airloop.store.schema import (
+    dag_run,
+    import_error,
+    scheduler_heartbeat,
+    serialized_dag,
+    task_instance,
+    xcom,
+)
 
 #: Task instances a run that cannot go on leaves unfinished (fail_run fails them).
 _OPEN = [
@@ -24,6 +32,33 @@ _OPEN = [
     for s in (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
 ]
 _FAILED = [TaskState.FAILED.value, TaskState.UPSTREAM_FAILED.value]
+
+
+async def _store_serialized(
+    conn: AsyncConnection,
+    dags: Mapping[str, tuple[str, str | None]],
+    serialized: Mapping[str, tuple[str, str]],
+    now: datetime,
+) -> None:
+    """Write the structures whose hash changed (a DAG that moved file counts)."""
+    c = serialized_dag.c
+    stored = {
+        r.dag_id: (r.dag_hash, r.fileloc)
+        for r in await conn.execute(select(c.dag_id, c.dag_hash, c.fileloc))
+    }
+    for dag_id, (text, digest) in serialized.items():
+        fileloc = dags[dag_id][0] if dag_id in dags else ""
+        old = stored.get(dag_id)
+        if old == (digest, fileloc):
+            continue
+        values = {"data": text, "dag_hash": digest, "fileloc": fileloc, "updated_at": now}
+        if old is None:
+            await conn.execute(insert(serialized_dag).values(dag_id=dag_id, **values))
+        else:
+            await conn.execute(update(serialized_dag).where(c.dag_id == dag_id).values(**values))
+    gone = [d for d in stored if d not in serialized]
+    if gone:
+        await conn.execute(delete(serialized_dag).where(c.dag_id.in_(gone)))
 
 
 class ServiceStore:
@@ -35,13 +70,20 @@ class ServiceStore:
         self.events = store.events
 
     async def sync_dags(
-        self, dags: dict[str, tuple[str, str | None]], errors: Sequence[ImportErrorRow]
+        self,
+        dags: dict[str, tuple[str, str | None]],
+        errors: Sequence[ImportErrorRow],
+        serialized: Mapping[str, tuple[str, str]] | None = None,
     ) -> dict[str, bool]:
         """Record the DAGs found (dag_id -> (file, schedule)) and the import errors;
-        DAGs no longer found become inactive. Returns dag_id -> is_paused."""
+        DAGs no longer found become inactive. ``serialized`` (dag_id -> (JSON text,
+        hash)) replaces a DAG's stored structure when its hash changed. Returns
+        dag_id -> is_paused."""
         now = utcnow()
         async with begin(self.engine) as conn:
             known = {r.dag_id for r in await conn.execute(select(dag_table.c.dag_id))}
+            if serialized is not None:
+                await _store_serialized(conn, dags, serialized, now)
             for dag_id, (fileloc, schedule) in dags.items():
                 values = {
                     "fileloc": fileloc,

@@ -1,0 +1,57 @@
+"""The application factory: one FastAPI app serving ``/api/v1``, the UI and ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from airloop import __version__
+from airloop.api.deps import ANONYMOUS_ADMIN
+from airloop.settings import Settings
+from airloop.store.runs import Store
+
+API_PREFIX = "/api/v1"
+
+
+class _NoAuth(BaseHTTPMiddleware):
+    """auth = "none": every request is the admin (the server binds loopback only)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request.state.user = ANONYMOUS_ADMIN
+        return await call_next(request)
+
+
+def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) -> FastAPI:
+    """The app. ``store``: use this open store (tests, ``standalone``); otherwise the
+    app opens its own at startup and closes it at shutdown. ``extra`` goes on
+    ``app.state`` (``standalone`` passes its scheduler service as ``scheduler``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = store is None
+        app.state.store = store or await Store.open(
+            settings.database_url, pool_size=settings.api.pool_size, max_overflow=0
+        )
+        try:
+            yield
+        finally:
+            if own:
+                await app.state.store.close()
+
+    app = FastAPI(
+        title="airloop",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    for key, value in extra.items():
+        setattr(app.state, key, value)
+    app.add_middleware(_NoAuth)
+    return app

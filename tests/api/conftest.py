@@ -1,0 +1,43 @@
+"""The API tests: the real app over a real database (SQLite, PostgreSQL, MariaDB),
+called through httpx's ASGI transport or a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest_asyncio
+from fastapi import FastAPI
+
+from airloop.api.app import create_app
+from airloop.settings import Settings
+from airloop.store.runs import Store
+
+
+@pytest_asyncio.fixture
+async def api_settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(home=tmp_path, database_url=database_url)
+
+
+@pytest_asyncio.fixture
+async def api_store(api_settings: Settings) -> AsyncIterator[Store]:
+    store = await Store.open(api_settings.database_url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest_asyncio.fixture
+async def app(api_settings: Settings, api_store: Store) -> FastAPI:
+    return create_app(api_settings, store=api_store)
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app in this process. The app's lifespan is not run (the store is
+    given), so this is the same app a server would serve, minus the socket."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+        yield c
