@@ -11,6 +11,19 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from airloop import __version__
 from airloop.api.deps import ANONYMOUS_ADMIN
+from airloop.api.routes import (
+    connections,
+    dag_actions,
+    dags,
+    logs,
+    monitor,
+    pools,
+    runs,
+    task_instances,
+    variables,
+)
+from airloop.api.ui import pages_dag, pages_main, stream
+from airloop.api.ui.templating import STATIC_URL, static_files
 from airloop.settings import Settings
 from airloop.store.runs import Store
 
@@ -54,4 +67,19 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
     for key, value in extra.items():
         setattr(app.state, key, value)
     app.add_middleware(_NoAuth)
+    for module in (
+        dags,
+        runs,
+        task_instances,
+        logs,
+        monitor,
+        dag_actions,
+        pools,
+        connections,
+        variables,
+    ):
+        app.include_router(module.router, prefix=API_PREFIX)
+    for page in (pages_main, pages_dag, stream):
+        app.include_router(page.router, include_in_schema=False)
+    app.mount(STATIC_URL, static_files(), name="static")
     return app

@@ -1,0 +1,7 @@
+"""UI: pages_dag (issue 13; filled in by its branch)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
