@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: all demo test lint typecheck unit bench docs clean
+.PHONY: all demo demo-ui test lint typecheck unit chromium bench docs clean
 
 all: test
 
@@ -37,11 +37,25 @@ typecheck: $(VENV)/.synced
 # none run on the thread executor), so a behaviour that differs there fails the
 # build; test_run_basics checks the pass really ran on that executor. The executor
 # behaviour suite (tests/executors) already runs every test on all four executors.
-unit: $(VENV)/.synced
+unit: $(VENV)/.synced chromium
 	$(VENV)/bin/pytest
 	AIRLOOP_USE_ASYNC=false AIRLOOP_TEST_DEFAULT_EXECUTOR=thread $(VENV)/bin/pytest -q tests/engine
 
 test: lint typecheck unit
+
+# The browser tests (tests/ui) drive Debian's chromium; install it when missing (as
+# root, or with password-less sudo). If that fails they skip, and fail under CI=true.
+CHROMIUM ?= /usr/bin/chromium
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		$(APT_INSTALL) || (apt-get update && $(APT_INSTALL)) \
+		|| echo "could not install chromium: browser tests skip (fail under CI)"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo -n sh -c '$(APT_INSTALL) || (apt-get update && $(APT_INSTALL))' \
+		|| echo "could not install chromium: browser tests skip (fail under CI)"; \
+	else echo "chromium missing and not root: browser tests skip (fail under CI)"; fi
 
 bench: $(VENV)/.synced
 	$(VENV)/bin/python benchmarks/throughput.py --tasks 10000
