@@ -1,0 +1,141 @@
+"""auth = "password": a viewer sees no trigger button, and forged requests (no CSRF
+token, or from another origin) are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import Server, screenshot, start_server
+
+PASSWORDS = {"viewer": "viewer-password-1", "admin": "admin-password-1"}
+EVIL = "http://127.0.0.1:9/evil.html"  # another origin (never reached: the page is faked)
+
+
+@pytest.fixture(scope="module")
+def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("airloop-auth"), auth="password")
+    try:
+        for role, password in PASSWORDS.items():
+            made = server.cli(
+                "users", "create", "--username", role, "--role", role, "--password", password
+            )
+            assert made.returncode == 0, made.stdout + made.stderr
+        yield server
+    finally:
+        server.stop()
+
+
+def login(server: Server, page: Any, username: str) -> None:
+    page.goto(f"{server.url}/login")
+    page.fill('[name="username"]', username)
+    page.fill('[name="password"]', PASSWORDS[username])
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def run_ids(page: Any, server: Server) -> set[str]:
+    """The DAG's runs as the signed-in browser sees them (the session cookie)."""
+    response = page.request.get(f"{server.url}/api/v1/dags/ui_params/dagRuns")
+    assert response.status == 200, response.text()
+    return {r["run_id"] for r in response.json()["items"]}
+
+
+def test_pages_need_a_login(auth_server: Server, page: Any) -> None:
+    page.goto(f"{auth_server.url}/dags")
+    page.wait_for_url("**/login**")
+    assert page.locator('[name="password"]').count() == 1
+    screenshot(page, "login")
+    assert auth_server.api("GET", "/dags").status_code == 401
+
+
+def test_viewer_sees_no_trigger_and_cannot_trigger(auth_server: Server, page: Any) -> None:
+    login(auth_server, page, "viewer")
+    page.goto(f"{auth_server.url}/dags")
+    page.wait_for_selector('#dag-list tr[data-dag-id="ui_params"]')
+    assert page.locator("#dag-list a.trigger").count() == 0
+    screenshot(page, "dags-viewer")
+    before = run_ids(page, auth_server)
+    # Even with the page's own CSRF token, a viewer may not change anything.
+    status = page.evaluate(
+        """async () => {
+            const token = document.querySelector('meta[name="csrf-token"]').content;
+            const r = await fetch('/api/v1/dags/ui_params/dagRuns', {
+                method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': token},
+                body: JSON.stringify({conf: {}}),
+            });
+            return r.status;
+        }"""
+    )
+    assert status == 403
+    page.goto(f"{auth_server.url}/dags/ui_params/trigger")
+    assert page.locator("#trigger-form button[type=submit]").count() == 0
+    assert run_ids(page, auth_server) == before
+
+
+def test_admin_request_without_csrf_token_is_refused(auth_server: Server, page: Any) -> None:
+    login(auth_server, page, "admin")
+    page.goto(f"{auth_server.url}/dags")
+    page.wait_for_selector('#dag-list tr[data-dag-id="ui_params"] a.trigger')
+    before = run_ids(page, auth_server)
+    post = """async (token) => {
+        const headers = {'Content-Type': 'application/json'};
+        if (token) headers['X-CSRF-Token'] = token;
+        const r = await fetch('/api/v1/dags/ui_params/dagRuns', {
+            method: 'POST', headers, body: JSON.stringify({conf: {}}),
+        });
+        return r.status;
+    }"""
+    assert page.evaluate(post, None) == 403
+    assert page.evaluate(post, "forged-token") == 403
+    assert run_ids(page, auth_server) == before
+    # The same request with the page's token works: the refusals were the token's.
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    assert page.evaluate(post, token) == 201
+    assert len(run_ids(page, auth_server) - before) == 1
+
+
+def test_request_from_another_origin_is_refused(auth_server: Server, page: Any) -> None:
+    """A page on another origin posts to the API and to the trigger form with the
+    signed-in admin's cookie (same site: both on 127.0.0.1): the server refuses both."""
+    login(auth_server, page, "admin")
+    page.goto(f"{auth_server.url}/dags/ui_params/trigger")
+    action = page.evaluate("document.querySelector('#trigger-form').action")
+    method = page.evaluate("document.querySelector('#trigger-form').method")
+    before = run_ids(page, auth_server)
+    target = auth_server.url
+    form = (
+        f"""<form id="f" method="post" action="{action}">
+          <input name="count" value="7"><input name="greeting" value="pwned">
+          <input name="csrf_token" value="forged"></form>"""
+        if method == "post"
+        else ""  # the page's form posts through script: the API request covers it
+    )
+    evil = f"""<!doctype html><html><body>{form}
+      <script>
+        window.results = [];
+        fetch('{target}/api/v1/dags/ui_params/dagRuns', {{
+          method: 'POST', mode: 'no-cors', credentials: 'include',
+          headers: {{'Content-Type': 'text/plain'}}, body: '{{"conf": {{}}}}',
+        }}).then(() => window.results.push('fetch'), () => window.results.push('fetch'));
+      </script></body></html>"""
+    statuses: dict[str, int] = {}
+
+    def seen(response: Any) -> None:
+        if response.request.method == "POST" and response.url.startswith(target):
+            statuses[response.url] = response.status
+
+    page.on("response", seen)
+    page.context.route(EVIL, lambda route: route.fulfill(content_type="text/html", body=evil))
+    page.goto(EVIL)
+    page.wait_for_function("window.results.length === 1")
+    if form:
+        with page.expect_navigation():
+            page.evaluate("document.getElementById('f').submit()")
+    assert f"{target}/api/v1/dags/ui_params/dagRuns" in statuses
+    assert len(statuses) == (2 if form else 1)
+    assert set(statuses.values()) == {403}, statuses
+    assert run_ids(page, auth_server) == before
