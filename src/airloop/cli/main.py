@@ -13,6 +13,7 @@ from airloop.cli import (
     db_cmd,
     dev_cmd,
     service_cmd,
+    standalone_cmd,
     tasks_cmd,
     variables_cmd,
 )
@@ -35,6 +36,7 @@ app.add_typer(connections_cmd.app, name="connections")
 app.add_typer(variables_cmd.app, name="variables")
 app.add_typer(service_cmd.scheduler_app, name="scheduler")
 app.add_typer(service_cmd.runs_app, name="runs")
+app.command("standalone")(standalone_cmd.standalone)
 dags_cmd.app.command("trigger")(service_cmd.trigger)
 dags_cmd.app.command("pause")(service_cmd.pause)
 dags_cmd.app.command("unpause")(service_cmd.unpause)
