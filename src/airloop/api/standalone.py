@@ -32,7 +32,7 @@ from airloop.settings import Settings
 log = logging.getLogger(__name__)
 
 #: Seconds open HTTP connections (a log stream, a live page) get once the server stops.
-HTTP_SHUTDOWN_SECONDS = 5.0
+HTTP_SHUTDOWN_SECONDS = 5
 
 
 class _LoopServer(uvicorn.Server):
