@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from airloop import __version__
+from airloop.api import metrics
 from airloop.api.deps import ANONYMOUS_ADMIN
 from airloop.api.routes import (
     connections,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         variables,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics.router, include_in_schema=False)
     for page in (pages_main, pages_dag, stream):
         app.include_router(page.router, include_in_schema=False)
     app.mount(STATIC_URL, static_files(), name="static")
