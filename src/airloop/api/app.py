@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from airloop import __version__
+from airloop.api import metrics
 from airloop.api.auth import routes as auth_routes
 from airloop.api.auth.headers import SecurityHeadersMiddleware
 from airloop.api.auth.limits import BodyLimitMiddleware
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         variables,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics.router, include_in_schema=False)
     for page in (pages_main, pages_dag, stream):
         app.include_router(page.router, include_in_schema=False)
     app.mount(STATIC_URL, static_files(), name="static")

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
 
+from airloop.core.stats import FAST_BUCKETS, Histogram
+
 log = logging.getLogger(__name__)
 
 Cause = Literal["task", "airloop", "library"]
@@ -134,6 +136,8 @@ class LoopWatchdog:
         self.blocks: list[Block] = []
         self.last_lag = 0.0
         self.max_lag = 0.0
+        #: Every ping's lag (one writer: this watchdog's thread), for /metrics.
+        self.lags = Histogram(FAST_BUCKETS)
 
     @property
     def blocked_count(self) -> int:
@@ -204,5 +208,6 @@ class LoopWatchdog:
                 self._report(block)
             lag = time.monotonic() - sent
             self.last_lag = lag
+            self.lags.observe(lag)
             self.max_lag = max(self.max_lag, lag)
             self._stop.wait(self.interval)
