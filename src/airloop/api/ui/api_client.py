@@ -64,7 +64,7 @@ async def api_get(request: Request, path: str, **params: ParamValue) -> Any:
     headers["accept"] = "application/json"
     base = f"{request.url.scheme}://{request.url.netloc}"
     async with httpx.AsyncClient(transport=transport, base_url=base, headers=headers) as http:
-        response = await http.get(API_PREFIX + path, params=_params(params))
+        response = await http.get(API_PREFIX + path, params=httpx.QueryParams(_params(params)))
     if response.status_code >= 400:
         raise ApiCallError(response.status_code, _detail(response))
     return response.json()

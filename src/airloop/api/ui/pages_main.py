@@ -83,7 +83,9 @@ async def home(request: Request) -> HTMLResponse:
         dag_total=dags["total"],
         running_runs=sum(d.get("running_runs", 0) for d in items),
         failed_runs=sum(d.get("failed_runs", 0) for d in items),
-        failing_dags=[d for d in items if d["last_runs"] and d["last_runs"][0]["state"] == "failed"],
+        failing_dags=[
+            d for d in items if d["last_runs"] and d["last_runs"][0]["state"] == "failed"
+        ],
         paused=sum(1 for d in items if d["is_paused"]),
     )
 
@@ -105,9 +107,7 @@ async def dag_list(request: Request) -> HTMLResponse:
             raise ApiCallError(400, f"last_state must be one of {', '.join(RUN_STATES)}")
         if query["paused"] not in (None, "true", "false"):
             raise ApiCallError(400, "paused must be true or false")
-        page = await api_get(
-            request, "/dags", limit=DAGS_PER_PAGE, offset=offset, **query
-        )
+        page = await api_get(request, "/dags", limit=DAGS_PER_PAGE, offset=offset, **query)
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
     return render(
