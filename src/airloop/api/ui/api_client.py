@@ -18,7 +18,8 @@ from fastapi import Request
 API_PREFIX = "/api/v1"
 _FORWARDED = ("cookie", "authorization")
 
-ParamValue = str | int | float | bool | None | Sequence[str]
+Scalar = str | int | float | bool | None
+ParamValue = Scalar | Sequence[str]
 
 
 class ApiCallError(Exception):
@@ -30,8 +31,8 @@ class ApiCallError(Exception):
         self.detail = detail
 
 
-def _params(params: Mapping[str, ParamValue]) -> list[tuple[str, str]]:
-    pairs: list[tuple[str, str]] = []
+def _params(params: Mapping[str, ParamValue]) -> list[tuple[str, Scalar]]:
+    pairs: list[tuple[str, Scalar]] = []
     for key, value in params.items():
         if value is None:
             continue
@@ -64,7 +65,7 @@ async def api_get(request: Request, path: str, **params: ParamValue) -> Any:
     headers["accept"] = "application/json"
     base = f"{request.url.scheme}://{request.url.netloc}"
     async with httpx.AsyncClient(transport=transport, base_url=base, headers=headers) as http:
-        response = await http.get(API_PREFIX + path, params=httpx.QueryParams(_params(params)))
+        response = await http.get(API_PREFIX + path, params=_params(params))
     if response.status_code >= 400:
         raise ApiCallError(response.status_code, _detail(response))
     return response.json()
