@@ -89,9 +89,10 @@ class Server:
         with httpx.Client(base_url=f"{self.url}/api/v1", timeout=30) as client:
             return client.request(method, path, **kwargs)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*_airloop(), *args],
+            input=stdin,
             env=self.env,
             capture_output=True,
             text=True,

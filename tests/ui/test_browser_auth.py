@@ -20,7 +20,14 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         for role, password in PASSWORDS.items():
             made = server.cli(
-                "users", "create", "--username", role, "--role", role, "--password", password
+                "users",
+                "create",
+                "--username",
+                role,
+                "--role",
+                role,
+                "--password-stdin",
+                stdin=password + "\n",
             )
             assert made.returncode == 0, made.stdout + made.stderr
         yield server
