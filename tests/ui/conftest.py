@@ -85,8 +85,13 @@ class Server:
         return self.home / "dags"
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A request to ``/api/v1`` as a script would send it (no cookie, no browser)."""
+        """A request to ``/api/v1`` as a script on this machine sends it (auth = none):
+        no browser, so changes carry the double-submit CSRF cookie and header."""
         with httpx.Client(base_url=f"{self.url}/api/v1", timeout=30) as client:
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                client.get("/version")  # sets the airloop_csrf cookie
+                token = client.cookies.get("airloop_csrf", "")
+                kwargs["headers"] = {"X-CSRF-Token": token, **kwargs.get("headers", {})}
             return client.request(method, path, **kwargs)
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -241,14 +246,28 @@ def browser_context_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture
 def page(browser_context_factory: Any) -> Iterator[Any]:
-    """A page in a fresh browser context. Console errors are collected on
-    ``page.console_errors``."""
+    """A page in a fresh browser context. Script errors are collected on
+    ``page.console_errors``, answers >= 400 as "STATUS URL" on ``page.http_errors``
+    (a favicon aside: the browser asks for one by itself)."""
     context = browser_context_factory()
     pg = context.new_page()
     errors: list[str] = []
-    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    http_errors: list[str] = []
+
+    def console(message: Any) -> None:
+        # The answer's URL is in http_errors; this line would only repeat it without.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def response(answer: Any) -> None:
+        if answer.status >= 400 and not answer.url.endswith("/favicon.ico"):
+            http_errors.append(f"{answer.status} {answer.url}")
+
+    pg.on("console", console)
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("response", response)
     pg.console_errors = errors
+    pg.http_errors = http_errors
     try:
         yield pg
     finally:

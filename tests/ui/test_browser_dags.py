@@ -20,6 +20,7 @@ def test_dag_list_shows_the_dags(server: Server, page: Any) -> None:
     assert row.locator("button.pause-toggle").count() == 1
     screenshot(page, "dags")
     assert page.console_errors == []
+    assert page.http_errors == []
 
 
 def test_pause_toggle_pauses_the_dag(server: Server, page: Any) -> None:
@@ -36,3 +37,4 @@ def test_pause_toggle_pauses_the_dag(server: Server, page: Any) -> None:
         lambda: server.api("GET", "/dags/ui_mapped").json()["is_paused"] is False,
     )
     assert page.console_errors == []
+    assert page.http_errors == []

@@ -9,7 +9,7 @@ from .conftest import Server, screenshot
 from .helpers import runs, wait_run_done
 
 # Where a page shows what is wrong with the input: next to the field or in a banner.
-ERROR = "#trigger-form .error, #trigger-form [role=alert], .error, [role=alert]"
+ERROR = "#trigger-form .field-error, #trigger-form .error, [role=alert]"
 
 
 def test_trigger_form_rejects_a_bad_value_then_creates_the_run(server: Server, page: Any) -> None:
