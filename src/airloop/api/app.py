@@ -68,6 +68,8 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if store is not None:
+        app.state.store = store  # usable without the lifespan (tests' ASGI transport)
     for key, value in extra.items():
         setattr(app.state, key, value)
     app.state.session_codec = codec = session_codec(settings)
