@@ -45,6 +45,8 @@ from airloop.store.users import UserRecord, UserStore
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Paths anyone may request with ``auth = "password"`` (prefixes end with "/").
 OPEN_PATHS = ("/login", "/api/v1/health", "/ui/static/")
+#: Not pages: nobody gets 401 here, never a redirect to the login page.
+NOT_PAGES = ("/api/", "/metrics", "/ui/")
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -262,7 +264,7 @@ class AuthMiddleware:
         self, scope: Scope, headers: Headers, send: Send, cookies: list[tuple[bytes, bytes]]
     ) -> None:
         path: str = scope["path"]
-        if path.startswith("/api/") or scope["method"] not in ("GET", "HEAD"):
+        if path.startswith(NOT_PAGES) or scope["method"] not in ("GET", "HEAD"):
             await _json(
                 send,
                 401,
