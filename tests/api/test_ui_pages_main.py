@@ -114,7 +114,8 @@ async def test_the_dag_list_shows_rows_with_run_circles_and_admin_controls(
     assert re.findall(r"run-circle state-(\w+)", alpha) == ["failed", "success"]
     assert 'href="/dags/alpha/runs/scheduled__2026-01-02T00%3A00%3A00%2B00%3A00"' in alpha
     assert "<code>@daily</code>" in alpha
-    assert 'class="tag"' in html and ">team</a>" in alpha
+    assert 'class="tag"' in html
+    assert ">team</a>" in alpha
     assert "ops" in alpha
     assert html.count('class="pause-toggle"') == 2
     assert html.count('class="trigger button" href="/dags/alpha/trigger"') == 1
@@ -133,7 +134,8 @@ async def test_the_dag_list_filters_on_the_server(
     assert rows(await page(client, "/dags?tags=x")) == ["beta"]
     assert rows(await page(client, "/dags?last_state=failed")) == ["alpha"]
     html = await page(client, "/dags?search=nothing-like-this")
-    assert rows(html) == [] and 'id="no-dags"' in html
+    assert rows(html) == []
+    assert 'id="no-dags"' in html
     await ServiceStore(api_store).set_paused("gamma", True)
     assert rows(await page(client, "/dags?paused=true")) == ["gamma"]
 
@@ -186,12 +188,15 @@ def test_each_param_gets_the_input_its_schema_asks_for() -> None:
         "day": "date",
         "at": "datetime",
     }
-    assert fields["n"].value == "3" and fields["n"].minimum == 1
+    assert fields["n"].value == "3"
+    assert fields["n"].minimum == 1
     assert fields["n"].description == "how many"
-    assert fields["name"].required and not fields["n"].required
+    assert fields["name"].required
+    assert not fields["n"].required
     assert fields["color"].option_values == ['"red"', '"green"']
     assert fields["items"].value == "[\n  1,\n  2\n]"
-    assert fields["at"].nullable and not fields["at"].required
+    assert fields["at"].nullable
+    assert not fields["at"].required
 
 
 async def test_the_trigger_form_has_one_input_per_param(
@@ -199,7 +204,8 @@ async def test_the_trigger_form_has_one_input_per_param(
 ) -> None:
     await register(api_store, params_dag())
     html = await page(client, "/dags/params/trigger")
-    assert 'id="trigger-form"' in html and 'data-dag-id="params"' in html
+    assert 'id="trigger-form"' in html
+    assert 'data-dag-id="params"' in html
     assert re.search(r'<input type="number" id="[^"]+" name="n" value="3" step="1" min="1"', html)
     assert re.search(r'<input type="text" id="[^"]+" name="name" value=""', html)
     assert re.search(r'<input type="checkbox" id="[^"]+" name="loud">', html)
@@ -233,13 +239,16 @@ async def test_the_task_instance_page_has_logs_xcom_rendered_and_details(
     assert 'id="log"' in html
     assert re.search(r'<select id="try-select">\s*<option value="1" selected>1</option>', html)
     assert "logs/1?map_index=-1&amp;download=true" in html
-    assert "return_value" in html and "[\n  1,\n  2,\n  3\n]" in html.replace("&#10;", "\n")
-    assert 'id="ti-details"' in html and "PythonTaskOperator" in html
+    assert "return_value" in html
+    assert "[\n  1,\n  2,\n  3\n]" in html.replace("&#10;", "\n")
+    assert 'id="ti-details"' in html
+    assert "PythonTaskOperator" in html
     assert 'class="state-badge state-success"' in html
     for action in ("clear-ti", "mark-success", "mark-failed"):
         assert f'class="{action}' in html
     data = re.search(r'<script type="application/json" id="ti-data">(.*?)</script>', html, re.S)
-    assert data is not None and '"task_id": "numbers"' in data.group(1)
+    assert data is not None
+    assert '"task_id": "numbers"' in data.group(1)
 
     mapped = await page(client, f"{run}/tasks/group.double/1")
     assert 'class="state-badge state-failed"' in mapped
@@ -283,12 +292,15 @@ async def test_home_shows_health_run_counts_and_import_errors(
         [ImportErrorRow("/dags/broken.py", 3, "SyntaxError: invalid syntax", "Traceback ...")],
     )
     html = await page(client, "/")
-    assert 'id="health-database"' in html and "health-healthy" in html
+    assert 'id="health-database"' in html
+    assert "health-healthy" in html
     assert 'id="health-scheduler"' in html
     assert re.search(r'id="running-runs"[^>]*>1<', html)
     assert re.search(r'id="failed-runs"[^>]*>1<', html)
-    assert "/dags/broken.py" in html and "SyntaxError: invalid syntax" in html
-    assert '<details class="traceback">' in html and "Traceback ..." in html
+    assert "/dags/broken.py" in html
+    assert "SyntaxError: invalid syntax" in html
+    assert '<details class="traceback">' in html
+    assert "Traceback ..." in html
     assert 'id="failing-dags"' in html
 
 
@@ -332,17 +344,22 @@ async def test_admin_pages_list_rows_and_never_show_secrets(client: httpx.AsyncC
     ).status_code == 201
 
     conns = await page(client, "/admin/connections")
-    assert '<tr data-key="warehouse"' in conns and "db.example" in conns
-    assert "hunter2-secret" not in conns and "tok-very-secret" not in conns
+    assert '<tr data-key="warehouse"' in conns
+    assert "db.example" in conns
+    assert "hunter2-secret" not in conns
+    assert "tok-very-secret" not in conns
     assert 'type="password" id="admin-password"' in conns
-    assert 'id="admin-dialog"' in conns and "/ui/static/admin.js" in conns
+    assert 'id="admin-dialog"' in conns
+    assert "/ui/static/admin.js" in conns
 
     variables = await page(client, "/admin/variables")
-    assert "pw-very-secret" not in variables and "***" in variables
+    assert "pw-very-secret" not in variables
+    assert "***" in variables
     assert "eu-west" in variables
 
     pools = await page(client, "/admin/pools")
-    assert '<tr data-key="big"' in pools and '<tr data-key="default_pool"' in pools
+    assert '<tr data-key="big"' in pools
+    assert '<tr data-key="default_pool"' in pools
 
 
 async def test_a_viewer_gets_admin_pages_without_controls_or_a_refusal(
