@@ -17,7 +17,8 @@ def assert_csp_clean(html: str) -> None:
     for attrs, body in _SCRIPT.findall(html):
         if 'type="application/json"' in attrs:
             continue
-        assert "src=" in attrs and not body.strip(), f"inline script: <script{attrs}>{body[:80]}"
+        assert "src=" in attrs, f"inline script: <script{attrs}>{body[:80]}"
+        assert not body.strip(), f"a script with src and a body: <script{attrs}>"
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", html), "inline event handler"
     assert not re.search(r"<[^>]+\sstyle\s*=", html), "inline style attribute"
     assert "<style" not in html.lower()
