@@ -67,8 +67,8 @@
   function clicks(table) {
     table.addEventListener("click", (event) => {
       if (event.target.closest("a, button")) return;
-      const cell = event.target.closest("td.cell[data-href]");
-      if (cell) window.location.href = cell.dataset.href;
+      const link = event.target.closest("td.cell") && event.target.closest("td.cell").querySelector("a[href]");
+      if (link) window.location.href = link.href;
     });
   }
 
