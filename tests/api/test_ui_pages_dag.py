@@ -153,8 +153,8 @@ async def test_grid_draws_a_mapped_task_as_one_row_of_counted_bars(
     assert all('data-state="success"' in c for c in numbers)
     # Cells open the instances table (mapped) or the TI page (unmapped).
     run = quote(RUN1, safe="")
-    assert f'data-href="/dags/wide/runs/{run}/tasks/group.double"' in html
-    assert f'data-href="/dags/wide/runs/{run}/tasks/group.numbers/-1"' in html
+    assert f'<a href="/dags/wide/runs/{run}/tasks/group.double">' in html
+    assert f'<a href="/dags/wide/runs/{run}/tasks/group.numbers/-1">' in html
     # The admin sees the trigger link and the pause toggle; the page streams its runs.
     assert 'class="trigger button"' in html and 'class="pause-toggle"' in html
     assert 'data-stream="/ui/stream/dags/wide?runs=' in html

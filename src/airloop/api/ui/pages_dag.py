@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airloop.api.deps import StoreDep, ViewerDep
 from airloop.api.ui.graph_layout import layout
-from airloop.api.ui.grid_model import Row, Segment, iso, rows, segments, single_state, summary
+from airloop.api.ui.grid_html import grid_body
+from airloop.api.ui.grid_model import Row, iso, rows, single_state, summary
 from airloop.api.ui.serialize import run_json
 from airloop.api.ui.templating import render, templates
 from airloop.core.masking import redact
@@ -121,34 +122,9 @@ def _stream_url(dag_id: str, run_ids: Iterable[str]) -> str:
     return f"/ui/stream/dags/{pathq(dag_id)}?" + urlencode({"runs": ",".join(run_ids)})
 
 
-@dataclass(frozen=True, slots=True)
-class CellView:
-    run_id: str
-    task_id: str
-    href: str
-    state: str | None
-    segments: list[Segment]
-    total: int
-    summary: str
-
-
 def _ti_href(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     base = f"/dags/{pathq(dag_id)}/runs/{pathq(run_id)}/tasks/{pathq(task_id)}"
     return base if map_index is None else f"{base}/{map_index}"
-
-
-def _cell(dag_id: str, run_id: str, row: Row, counts: dict[str, int] | None) -> CellView:
-    counts = counts or {}
-    mapped = row.is_mapped or sum(counts.values()) > 1
-    return CellView(
-        run_id=run_id,
-        task_id=row.id,
-        href=_ti_href(dag_id, run_id, row.id, None if mapped else -1),
-        state=None if mapped else single_state(counts),
-        segments=segments(counts) if mapped else [],
-        total=sum(counts.values()),
-        summary=summary(counts),
-    )
 
 
 def _tab(request: Request, info: DagPageInfo, tab: str, **context: Any) -> HTMLResponse:
@@ -175,14 +151,9 @@ async def grid_page(request: Request, dag_id: str, store: StoreDep, user: Viewer
         data = await grid(store, dag_id, limit=limit, before=before)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    counts: dict[tuple[str, str], dict[str, int]] = {
-        (c.run_id, c.task_id): c.counts for c in data.cells
-    }
+    counts = {(c.run_id, c.task_id): c.counts for c in data.cells}
     task_rows = rows(info.structure, (c.task_id for c in data.cells))
-    table = [
-        (row, [] if row.is_group else [_cell(dag_id, r.run_id, row, counts.get((r.run_id, row.id))) for r in data.runs])
-        for row in task_rows
-    ]
+    body = grid_body(dag_id, data.runs, task_rows, counts)
     older = None
     if data.has_older and data.runs:
         older = f"/dags/{pathq(dag_id)}/grid?" + urlencode({"before": data.runs[0].run_id})
@@ -191,7 +162,7 @@ async def grid_page(request: Request, dag_id: str, store: StoreDep, user: Viewer
         info,
         "grid",
         runs=data.runs,
-        table=table,
+        body=body,
         older=older,
         newest=before is not None,
         stream=_stream_url(dag_id, (r.run_id for r in data.runs)),
