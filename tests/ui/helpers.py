@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from .conftest import Server
 
@@ -41,3 +42,10 @@ def runs(server: Server, dag_id: str) -> list[dict[str, Any]]:
 def accept_dialogs(page: Any) -> None:
     """Confirm dialogs ("Clear this task?") are answered yes."""
     page.on("dialog", lambda dialog: dialog.accept())
+
+
+def wait_for_path(page: Any, prefix: str) -> None:
+    """Wait until the page's path (decoded: run ids hold ':' and '+') starts with ``prefix``."""
+    page.wait_for_url(
+        lambda url: unquote(url.split("://", 1)[1].split("/", 1)[1]).startswith(prefix.lstrip("/"))
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Server, screenshot
-from .helpers import trigger, wait_run_done
+from .helpers import trigger, wait_for_path, wait_run_done
 
 
 def cell(run_id: str, task_id: str) -> str:
@@ -48,7 +48,7 @@ def test_mapped_instances_page_lists_the_instances(server: Server, page: Any) ->
     assert wait_run_done(server, "ui_mapped", run_id) == "success"
     page.goto(f"{server.url}/dags/ui_mapped/grid")
     page.locator(cell(run_id, "work")).click()
-    page.wait_for_url(f"**/dags/ui_mapped/runs/{run_id}/tasks/work*")
+    wait_for_path(page, f"/dags/ui_mapped/runs/{run_id}/tasks/work")
     page.goto(f"{server.url}/dags/ui_mapped/runs/{run_id}/tasks/work")
     rows = page.locator("table tbody tr")
     rows.first.wait_for()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Server, screenshot
-from .helpers import accept_dialogs, trigger, wait_run_done
+from .helpers import accept_dialogs, trigger, wait_for_path, wait_run_done
 
 
 def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
@@ -19,7 +19,7 @@ def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
     failed = page.locator(f'#grid [data-run-id="{run_id}"][data-task-id="check"]')
     assert failed.get_attribute("data-state") == "failed"
     failed.click()
-    page.wait_for_url(f"**/dags/ui_flaky/runs/{run_id}/tasks/check**")
+    wait_for_path(page, f"/dags/ui_flaky/runs/{run_id}/tasks/check")
     page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check")
     log = page.locator("#log")
     log.filter(has_text="marker file flaky.ok is missing").wait_for()
