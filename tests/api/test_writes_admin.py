@@ -169,7 +169,8 @@ async def test_a_connection_password_never_leaves_the_server(
     record = await ConnectionStore(api_store.engine).get_connection("warehouse")
     assert record is not None
     assert record.is_encrypted
-    assert record.password is not None and "s3cr3t-pw" not in record.password
+    assert record.password is not None
+    assert "s3cr3t-pw" not in record.password
     cleared = await client.patch(f"{API}/connections/warehouse", json={"password": None})
     assert cleared.json()["has_password"] is False
 
