@@ -66,7 +66,8 @@ def test_users_are_created_listed_and_deleted(home: Path) -> None:
 
     listed = airloop("users", "list", home=home)
     assert listed.code == 0
-    assert "alice" in listed.stdout and "admin" in listed.stdout
+    assert "alice" in listed.stdout
+    assert "admin" in listed.stdout
     assert "bob" not in listed.stdout
     deleted = airloop("users", "delete", "-u", "alice", home=home)
     assert (deleted.code, deleted.stdout.strip()) == (0, "deleted user 'alice'")
