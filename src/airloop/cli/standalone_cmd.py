@@ -13,11 +13,17 @@ from airloop.cli.service_cmd import FolderOption
 
 def standalone(
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to bind. Default: [api] host.")
+        str | None,
+        typer.Option("--host", help="Address to bind. Default: settings api.host (127.0.0.1)."),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=0, max=65535, help="Port to bind. Default: [api] port."),
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port to bind (0: any free port). Default: settings api.port (8080).",
+        ),
     ] = None,
     dags_folder: FolderOption = None,
     config: ConfigOption = None,
