@@ -9,6 +9,7 @@ page request's credentials (session cookie or bearer token) and client address.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,3 +70,22 @@ async def api_get(request: Request, path: str, **params: ParamValue) -> Any:
     if response.status_code >= 400:
         raise ApiCallError(response.status_code, _detail(response))
     return response.json()
+
+
+async def api_get_all(request: Request, *calls: tuple[str, Mapping[str, ParamValue]]) -> list[Any]:
+    """Several GETs at once, answers in order. The first failure cancels the others
+    (a TaskGroup owns them) and is raised as itself (an ApiCallError)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(api_get(request, path, **params)) for path, params in calls]
+    except* ApiCallError as errors:
+        raise errors.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def items(answer: Any) -> list[Any]:
+    """The rows of a list answer: ``{"items": [...]}`` or a bare list."""
+    if isinstance(answer, dict):
+        rows: list[Any] = answer["items"]
+        return rows
+    return list(answer)
