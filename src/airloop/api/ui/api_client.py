@@ -9,7 +9,8 @@ page request's credentials (session cookie or bearer token) and client address.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -69,3 +70,32 @@ async def api_get(request: Request, path: str, **params: ParamValue) -> Any:
     if response.status_code >= 400:
         raise ApiCallError(response.status_code, _detail(response))
     return response.json()
+
+
+async def api_get_optional(request: Request, path: str, **params: ParamValue) -> Any:
+    """As api_get, but None when the API answers 404 (a thing that may not exist yet)."""
+    try:
+        return await api_get(request, path, **params)
+    except ApiCallError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+async def gather_owned(*calls: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run API calls at once, answers in order. The first failure cancels the others
+    (a TaskGroup owns them) and is raised as itself (an ApiCallError)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except* ApiCallError as errors:
+        raise errors.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def items(answer: Any) -> list[Any]:
+    """The rows of a list answer: ``{"items": [...]}`` or a bare list."""
+    if isinstance(answer, dict):
+        rows: list[Any] = answer["items"]
+        return rows
+    return list(answer)

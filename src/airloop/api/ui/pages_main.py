@@ -7,14 +7,19 @@ server-side; their scripts change things through the same API (``airloop.api()``
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from airloop.api.ui.api_client import ApiCallError, api_get
+from airloop.api.ui.api_client import (
+    ApiCallError,
+    api_get,
+    api_get_optional,
+    gather_owned,
+    items,
+)
 from airloop.api.ui.param_fields import param_fields
 from airloop.api.ui.templating import render
 
@@ -66,27 +71,26 @@ async def home(request: Request) -> HTMLResponse:
     if complaint := _check_query(request, set()):
         return _error(request, 400, complaint)
     try:
-        health, errors, dags = await asyncio.gather(
+        health, errors, dags = await gather_owned(
             api_get(request, "/health"),
             api_get(request, "/importErrors", limit=1000),
             api_get(request, "/dags", limit=1000),
         )
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
-    items = dags["items"]
+    rows = items(dags)
+    error_rows = items(errors)
     return render(
         request,
         "home.html",
         health=health,
-        import_errors=errors["items"],
-        import_errors_total=errors["total"],
+        import_errors=error_rows,
+        import_errors_total=errors["total"] if isinstance(errors, dict) else len(error_rows),
         dag_total=dags["total"],
-        running_runs=sum(d.get("running_runs", 0) for d in items),
-        failed_runs=sum(d.get("failed_runs", 0) for d in items),
-        failing_dags=[
-            d for d in items if d["last_runs"] and d["last_runs"][0]["state"] == "failed"
-        ],
-        paused=sum(1 for d in items if d["is_paused"]),
+        running_runs=sum(d.get("running_runs", 0) for d in rows),
+        failed_runs=sum(d.get("failed_runs", 0) for d in rows),
+        failing_dags=[d for d in rows if d["last_runs"] and d["last_runs"][0]["state"] == "failed"],
+        paused=sum(1 for d in rows if d["is_paused"]),
     )
 
 
@@ -145,23 +149,21 @@ async def task_instance(
     base = f"/dags/{seg(dag_id)}/dagRuns/{seg(run_id)}/taskInstances/{seg(task_id)}"
     try:
         ti = await api_get(request, f"{base}/{map_index}" if map_index >= 0 else base)
-        tries, xcoms, rendered = await asyncio.gather(
+        tries, xcoms, rendered = await gather_owned(
             api_get(request, f"{base}/tries", map_index=map_index),
             api_get(request, f"{base}/xcomEntries", map_index=map_index),
-            api_get(request, f"{base}/renderedFields", map_index=map_index),
+            api_get_optional(request, f"{base}/renderedFields", map_index=map_index),
         )
         chosen = _int(request, "try", ti["try_number"], 0, 10**6)
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
-    tries_list = tries["items"] if isinstance(tries, dict) else tries
-    xcom_list = xcoms["items"] if isinstance(xcoms, dict) else xcoms
     return render(
         request,
         "task_instance.html",
         ti=ti,
-        tries=tries_list,
+        tries=items(tries),
         chosen_try=chosen,
-        xcoms=xcom_list,
+        xcoms=items(xcoms),
         rendered=rendered,
         is_admin=_is_admin(request),
         api_base="/api/v1" + base,
