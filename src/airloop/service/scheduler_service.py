@@ -3,7 +3,8 @@
 One loop: refresh the DAG folder (changed files at once, every file on the reparse
 interval), record DAGs and import errors, create the runs that are due (schedules,
 catch-up, ``max_active_runs``), start the runs queued by ``airloop dags trigger``,
-beat the heartbeat, then wait for a file change, a stop, or the poll interval. The
+read the pools' sizes (table ``slot_pool``, edited through the API), beat the
+heartbeat, then wait for a file change, a stop, or the poll interval. The
 poll is for what other processes write to the database (trigger, pause): they have
 no other way to reach this one.
 
@@ -31,6 +32,7 @@ from airloop.exceptions import AirloopError, RunExistsError
 from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
+from airloop.store.pools import pool_sizes, seed_pools
 from airloop.store.records import ImportErrorRow
 from airloop.store.scheduler_lock import (
     DatabaseLock,
@@ -85,6 +87,9 @@ class SchedulerService:
         ):
             self.engine = engine
             store = ServiceStore(engine.store)
+            # Pools live in the database (ADR 0039): the settings' seed the missing ones.
+            await seed_pools(engine.store, self.settings.pools)
+            engine.resize_pools(await pool_sizes(engine.store))
             beat = await store.heartbeat(
                 None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
             )
@@ -151,6 +156,8 @@ class SchedulerService:
         if self.folder.loaded.is_set():
             self._folder_loaded = True
         self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
+        # Pools edited through the API since the last pass: resized live.
+        engine.resize_pools(await pool_sizes(engine.store))
         await self._resume_unfinished(engine, store)
         await self._schedule(engine, store)
         await self._start_triggered(engine, store)
