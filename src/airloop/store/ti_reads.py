@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, cast, func, literal, or_, select
 
 from airloop.core.states import TaskState
 from airloop.store.errors import connect
@@ -44,7 +44,7 @@ class _Key:
     kind: str  # "int", "str", "float", "time": how a cursor value decodes
 
 
-def _keys(order_by: str | None) -> list[_Key]:
+def _keys(order_by: str | None, dialect: str = "") -> list[_Key]:
     tie = [("dag_run_id", "int"), ("task_id", "str"), ("map_index", "int")]
     if order_by is None:
         return [_Key(_ti[name], False, kind) for name, kind in tie]
@@ -57,7 +57,10 @@ def _keys(order_by: str | None) -> list[_Key]:
     first: _Key
     if name == "start_date":
         sentinel = literal(_EARLY if desc else _LATE, UtcDateTime())
-        first = _Key(func.coalesce(_ti.start_date, sentinel), desc, "time")
+        expr: ColumnElement[Any] = func.coalesce(_ti.start_date, sentinel)
+        if dialect == "mysql":  # MySQL's COALESCE of a DATETIME and a parameter is text
+            expr = cast(expr, UtcDateTime())
+        first = _Key(expr, desc, "time")
     elif name == "duration":
         first = _Key(func.coalesce(_ti.duration, -_BIG if desc else _BIG), desc, "float")
     else:
@@ -156,7 +159,7 @@ class TaskInstanceReads:
     ) -> Page[TaskInstanceRecord]:
         """A page of task instances: after ``cursor`` when given (keyset), else at
         ``offset``. ValueError for an unknown order or a cursor of another list."""
-        keys = _keys(order_by)
+        keys = _keys(order_by, self.engine.dialect.name)
         where = _where(f)
         sort_values = [k.expr.label(f"k{i}") for i, k in enumerate(keys)]
         query = select(task_instance, _r.dag_id, _r.run_id, *sort_values).select_from(_JOINED)
