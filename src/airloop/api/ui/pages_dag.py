@@ -288,6 +288,8 @@ class GanttRow:
     row: Row
     counts: dict[str, int]
     total: int
+    #: The unmapped instance's try number (0 for a mapped task).
+    try_number: int
     state: str | None
     summary: str
     href: str
@@ -356,6 +358,7 @@ async def run_page(
                 row=row,
                 counts=counts,
                 total=sum(counts.values()),
+                try_number=0 if mapped or span is None else span.try_number,
                 state=None if mapped else single_state(counts),
                 summary=summary(counts),
                 href=_ti_href(dag_id, run.run_id, row.id, None if mapped else -1),
