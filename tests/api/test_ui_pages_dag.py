@@ -276,9 +276,29 @@ async def test_mapped_table_pages_by_keyset_sorted_and_filtered(
     assert unmapped.headers["location"].endswith("/tasks/group.numbers/-1")
 
 
-@pytest.mark.parametrize("order", ["duration", "-duration", "start_date", "-start_date", "state"])
+@pytest.mark.parametrize(
+    "order",
+    [
+        "map_index",
+        "-map_index",
+        "duration",
+        "-duration",
+        "start_date",
+        "-start_date",
+        "state",
+        "-state",
+    ],
+)
 async def test_keyset_pages_cover_every_instance_once_in_order(world: World, order: str) -> None:
     pk = world.run_pks[RUN1]
+    # A quarter of the instances never started: NULL start and duration sort last.
+    await world.store.write(
+        WriteBatch(
+            ti_updates=[
+                TIUpdate(pk, "group.double", m, TaskState.NONE, 0) for m in range(0, MAPPED, 4)
+            ]
+        )
+    )
     seen = []
     cursor = None
     while True:
@@ -290,8 +310,14 @@ async def test_keyset_pages_cover_every_instance_once_in_order(world: World, ord
             break
     assert sorted(ti.map_index for ti in seen) == list(range(MAPPED))
     name = order.lstrip("-")
-    keys = [(getattr(ti, name), ti.map_index) for ti in seen]
-    assert keys == sorted(keys, reverse=order.startswith("-"))
+    desc = order.startswith("-")
+    values = [getattr(ti, name) for ti in seen]
+    filled = [v for v in values if v is not None]
+    unstarted = len(range(0, MAPPED, 4))
+    assert len(filled) == (MAPPED - unstarted if name in ("start_date", "duration") else MAPPED)
+    assert values == filled + [None] * (len(values) - len(filled))  # NULLs last
+    keys = [(getattr(ti, name), ti.map_index) for ti in seen if getattr(ti, name) is not None]
+    assert keys == sorted(keys, reverse=desc)
 
 
 def test_graph_layout_layers_follow_dependencies() -> None:
