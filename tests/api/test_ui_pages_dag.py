@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,6 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 
-from airloop.api.app import create_app
 from airloop.api.ui.graph_layout import layout
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -27,7 +27,6 @@ from airloop.authoring.params import Param
 from airloop.authoring.taskgroup import TaskGroup
 from airloop.core.states import TaskState
 from airloop.dagbag.serialized import dumps, serialize_dag
-from airloop.settings import Settings
 from airloop.store.records import Expansion, NewTaskInstance, TIUpdate, WriteBatch
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
@@ -105,12 +104,29 @@ async def _world(store: Store, tmp_path: Path, runs: int = 2) -> World:
         batch = WriteBatch(
             expansions=[Expansion(pk, "group.double", MAPPED)],
             ti_updates=[
-                TIUpdate(pk, "group.numbers", -1, TaskState.SUCCESS, 1, start, start,
-                         start + timedelta(seconds=5), 5.0),  # fmt: skip
+                TIUpdate(
+                    pk,
+                    "group.numbers",
+                    -1,
+                    TaskState.SUCCESS,
+                    1,
+                    start,
+                    start,
+                    start + timedelta(seconds=5),
+                    5.0,
+                ),
                 *(
-                    TIUpdate(pk, "group.double", m, TaskState.SUCCESS if m % 5 else TaskState.FAILED,
-                             1, start, start + timedelta(seconds=6 + m % 7),
-                             start + timedelta(seconds=10 + m % 7), 4.0)  # fmt: skip
+                    TIUpdate(
+                        pk,
+                        "group.double",
+                        m,
+                        TaskState.SUCCESS if m % 5 else TaskState.FAILED,
+                        1,
+                        start,
+                        start + timedelta(seconds=6 + m % 7),
+                        start + timedelta(seconds=10 + m % 7),
+                        4.0,
+                    )
                     for m in range(MAPPED)
                 ),
             ],
@@ -156,7 +172,8 @@ async def test_grid_draws_a_mapped_task_as_one_row_of_counted_bars(
     assert f'<a href="/dags/wide/runs/{run}/tasks/group.double">' in html
     assert f'<a href="/dags/wide/runs/{run}/tasks/group.numbers/-1">' in html
     # The admin sees the trigger link and the pause toggle; the page streams its runs.
-    assert 'class="trigger button"' in html and 'class="pause-toggle"' in html
+    assert 'class="trigger button"' in html
+    assert 'class="pause-toggle"' in html
     assert 'data-stream="/ui/stream/dags/wide?runs=' in html
     assert "<script>" not in html  # the CSP forbids inline scripts
 
@@ -164,11 +181,13 @@ async def test_grid_draws_a_mapped_task_as_one_row_of_counted_bars(
 async def test_grid_loads_older_runs_before_a_run(client: httpx.AsyncClient, world: World) -> None:
     first = await client.get("/dags/wide/grid", params={"limit": 1})
     assert first.status_code == 200
-    assert f'data-run-id="{RUN2}"' in first.text and f'data-run-id="{RUN1}"' not in first.text
+    assert f'data-run-id="{RUN2}"' in first.text
+    assert f'data-run-id="{RUN1}"' not in first.text
     older = re.search(r'class="load-older" href="([^"]+)"', first.text)
     assert older is not None
     second = await client.get(older.group(1).replace("&amp;", "&"))
-    assert f'data-run-id="{RUN1}"' in second.text and f'data-run-id="{RUN2}"' not in second.text
+    assert f'data-run-id="{RUN1}"' in second.text
+    assert f'data-run-id="{RUN2}"' not in second.text
     assert "load-older" not in second.text
 
 
@@ -202,10 +221,12 @@ async def test_graph_runs_code_and_details_tabs(client: httpx.AsyncClient, world
     code = await client.get("/dags/wide/code")
     assert code.status_code == 200
     assert "&lt;not a secret&gt;" in code.text  # escaped
-    assert 'id="L2"' in code.text and 'id="L3"' not in code.text
+    assert 'id="L2"' in code.text
+    assert 'id="L3"' not in code.text
     details = await client.get("/dags/wide/details")
     assert details.status_code == 200
-    assert "@daily" in details.text and "Fans out" in details.text
+    assert "@daily" in details.text
+    assert "Fans out" in details.text
     assert 'data-param="api_password"' in details.text
     assert "hunter22" not in details.text
 
@@ -219,8 +240,10 @@ async def test_run_page_shows_gantt_rows_and_mapped_counts(
     assert html.count('class="ti-row') == 3
     assert html.count('data-task-row="group.double"') == 1
     assert f"success {MAPPED - MAPPED // 5}, failed {MAPPED // 5}" in html
-    assert 'class="gantt-bar"' in html and 'class="span"' in html
-    assert 'class="clear-run"' in html and 'class="mark-run-success"' in html
+    assert 'class="gantt-bar"' in html
+    assert 'class="span"' in html
+    assert 'class="clear-run"' in html
+    assert 'class="mark-run-success"' in html
     assert "hunter22" not in html  # conf masked
     assert 'id="run-data"' in html
 
@@ -253,11 +276,29 @@ async def test_mapped_table_pages_by_keyset_sorted_and_filtered(
     assert unmapped.headers["location"].endswith("/tasks/group.numbers/-1")
 
 
-@pytest.mark.parametrize("order", ["duration", "-duration", "start_date", "-start_date", "state"])
-async def test_keyset_pages_cover_every_instance_once_in_order(
-    world: World, order: str
-) -> None:
+@pytest.mark.parametrize(
+    "order",
+    [
+        "map_index",
+        "-map_index",
+        "duration",
+        "-duration",
+        "start_date",
+        "-start_date",
+        "state",
+        "-state",
+    ],
+)
+async def test_keyset_pages_cover_every_instance_once_in_order(world: World, order: str) -> None:
     pk = world.run_pks[RUN1]
+    # A quarter of the instances never started: NULL start and duration sort last.
+    await world.store.write(
+        WriteBatch(
+            ti_updates=[
+                TIUpdate(pk, "group.double", m, TaskState.NONE, 0) for m in range(0, MAPPED, 4)
+            ]
+        )
+    )
     seen = []
     cursor = None
     while True:
@@ -269,8 +310,14 @@ async def test_keyset_pages_cover_every_instance_once_in_order(
             break
     assert sorted(ti.map_index for ti in seen) == list(range(MAPPED))
     name = order.lstrip("-")
-    keys = [(getattr(ti, name), ti.map_index) for ti in seen]
-    assert keys == sorted(keys, reverse=order.startswith("-"))
+    desc = order.startswith("-")
+    values = [getattr(ti, name) for ti in seen]
+    filled = [v for v in values if v is not None]
+    unstarted = len(range(0, MAPPED, 4))
+    assert len(filled) == (MAPPED - unstarted if name in ("start_date", "duration") else MAPPED)
+    assert values == filled + [None] * (len(values) - len(filled))  # NULLs last
+    keys = [(getattr(ti, name), ti.map_index) for ti in seen if getattr(ti, name) is not None]
+    assert keys == sorted(keys, reverse=desc)
 
 
 def test_graph_layout_layers_follow_dependencies() -> None:
@@ -294,13 +341,16 @@ def test_graph_layout_layers_follow_dependencies() -> None:
 
 @pytest_asyncio.fixture
 async def server(app: FastAPI) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    # A socket bound and listening before the server starts: connections wait in its
+    # backlog until the server accepts them, so nothing polls for readiness.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off")
     srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
+    task = asyncio.create_task(srv.serve(sockets=[sock]))
     try:
-        while not srv.started:
-            await asyncio.sleep(0.02)
-        port = srv.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
         srv.should_exit = True

@@ -16,7 +16,6 @@ from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from airloop.core.states import TaskState
-from airloop.dagbag.serialized import SerializedDag, loads
 from airloop.store.errors import connect
 from airloop.store.records import DagRunRow, TaskInstanceRow
 from airloop.store.runs import Store, run_row
@@ -53,7 +52,8 @@ class DagPageInfo:
     is_paused: bool
     is_active: bool
     schedule: str | None
-    structure: SerializedDag | None
+    #: The stored structure's JSON text (airloop.dagbag.serialized.loads reads it).
+    structure_text: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +124,7 @@ async def dag_info(store: Store, dag_id: str) -> DagPageInfo | None:
     d = dag_table.c
     query = (
         select(d.dag_id, d.fileloc, d.is_paused, d.is_active, d.schedule, serialized_dag.c.data)
-        .select_from(
-            dag_table.outerjoin(serialized_dag, serialized_dag.c.dag_id == d.dag_id)
-        )
+        .select_from(dag_table.outerjoin(serialized_dag, serialized_dag.c.dag_id == d.dag_id))
         .where(d.dag_id == dag_id)
     )
     async with connect(store.engine) as conn:
@@ -139,7 +137,7 @@ async def dag_info(store: Store, dag_id: str) -> DagPageInfo | None:
         is_paused=bool(row.is_paused),
         is_active=bool(row.is_active),
         schedule=row.schedule,
-        structure=None if row.data is None else loads(row.data),
+        structure_text=row.data,
     )
 
 
@@ -150,9 +148,7 @@ async def find_run(store: Store, dag_id: str, run_id: str) -> DagRunRow | None:
     return None if row is None else run_row(row)
 
 
-async def _counts(
-    conn: Any, where: ColumnElement[bool], run_ids: dict[int, str]
-) -> list[GridCell]:
+async def _counts(conn: Any, where: ColumnElement[bool], run_ids: dict[int, str]) -> list[GridCell]:
     query = (
         select(_ti.dag_run_id, _ti.task_id, _ti.state, func.count())
         .where(where)
@@ -225,7 +221,9 @@ async def task_spans(store: Store, run_pk: int) -> list[TaskSpan]:
         for task_id, state, n in await conn.execute(counts):
             by_task.setdefault(task_id, {})[state] = int(n)
         return [
-            TaskSpan(task_id, by_task.get(task_id, {}), _aware(q), _aware(s), _aware(e), int(t or 0))
+            TaskSpan(
+                task_id, by_task.get(task_id, {}), _aware(q), _aware(s), _aware(e), int(t or 0)
+            )
             for task_id, q, s, e, t in await conn.execute(spans)
         ]
 
@@ -352,9 +350,7 @@ async def changed_since(
                 return Changes(runs, [], until)
             touched = tuple_(_ti.dag_run_id, _ti.task_id).in_(pairs)
         else:
-            latest = (
-                await conn.execute(select(func.max(_ti.updated_at)).where(touched))
-            ).scalar()
+            latest = (await conn.execute(select(func.max(_ti.updated_at)).where(touched))).scalar()
             until = _aware(latest)
         cells = await _counts(conn, touched, ids)
     return Changes(runs, cells, until)

@@ -69,7 +69,7 @@ def _group_paths(tree: Mapping[str, Any]) -> dict[str, list[str]]:
     paths: dict[str, list[str]] = {}
 
     def walk(group: Mapping[str, Any], path: list[str]) -> None:
-        here = path + [group["id"]] if group.get("id") else path
+        here = [*path, group["id"]] if group.get("id") else path
         for child in group.get("children", []):
             if "task_id" in child:
                 paths[child["task_id"]] = here
@@ -98,6 +98,18 @@ def _layers(task_ids: Sequence[str], edges: Sequence[Mapping[str, Any]]) -> list
     return layers
 
 
+def _centre(
+    task_id: str,
+    neighbours: Mapping[str, list[str]],
+    ref: Mapping[str, int],
+    current: Mapping[str, int],
+) -> float:
+    """The mean position of a task's neighbours in the reference layer (its own
+    position when it has none there)."""
+    seen = [ref[n] for n in neighbours.get(task_id, []) if n in ref]
+    return sum(seen) / len(seen) if seen else float(current[task_id])
+
+
 def _order(
     layers: list[list[str]],
     up: Mapping[str, list[str]],
@@ -114,11 +126,7 @@ def _order(
             layer = layers[i]
             current = {t: k for k, t in enumerate(layer)}
 
-            def centre(t: str) -> float:
-                seen = [ref[n] for n in neighbours.get(t, []) if n in ref]
-                return sum(seen) / len(seen) if seen else float(current[t])
-
-            bary = {t: centre(t) for t in layer}
+            bary = {t: _centre(t, neighbours, ref, current) for t in layer}
             members: dict[str, list[float]] = {}
             for t in layer:
                 members.setdefault(cluster[t], []).append(bary[t])
@@ -135,7 +143,9 @@ def layout(structure: Mapping[str, Any]) -> Layout:
     tasks = {t["task_id"]: t for t in structure.get("tasks", [])}
     edges = structure.get("edges", [])
     if not tasks:
-        return Layout(width=2 * MARGIN, height=2 * MARGIN, view_box=f"0 0 {2 * MARGIN} {2 * MARGIN}")
+        return Layout(
+            width=2 * MARGIN, height=2 * MARGIN, view_box=f"0 0 {2 * MARGIN} {2 * MARGIN}"
+        )
     paths = _group_paths(structure.get("task_group", {}))
     up: dict[str, list[str]] = {}
     down: dict[str, list[str]] = {}
@@ -153,7 +163,9 @@ def layout(structure: Mapping[str, Any]) -> Layout:
         for k, task_id in enumerate(layer):
             info = tasks[task_id]
             group = info.get("group_id")
-            label = task_id[len(group) + 1 :] if group and task_id.startswith(group + ".") else task_id
+            label = (
+                task_id[len(group) + 1 :] if group and task_id.startswith(group + ".") else task_id
+            )
             nodes[task_id] = Node(
                 task_id=task_id,
                 label=label,

@@ -106,7 +106,7 @@ def single_state(counts: Mapping[str, int]) -> str | None:
 
 
 def summary(counts: Mapping[str, int]) -> str:
-    """"success 9990, running 10" for tooltips."""
+    """ "success 9990, running 10" for tooltips."""
     return ", ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)) or "no instances"
 
 

@@ -21,12 +21,12 @@ from airloop.api.ui.grid_model import Row, iso, rows, single_state, summary
 from airloop.api.ui.serialize import run_json
 from airloop.api.ui.templating import render, templates
 from airloop.core.masking import redact
+from airloop.dagbag.serialized import loads
 from airloop.runtime import in_thread
 from airloop.store.records import DagRunRow
 from airloop.store.ui_reads import (
     TI_ORDERS,
     BadCursor,
-    DagPageInfo,
     GridCell,
     changed_since,
     dag_info,
@@ -88,7 +88,8 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
         ) from None
     if not low <= value <= high:
         raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"query parameter {name} must be {low}..{high}, not {value}"
+            status.HTTP_400_BAD_REQUEST,
+            f"query parameter {name} must be {low}..{high}, not {value}",
         )
     return value
 
@@ -104,11 +105,27 @@ def _choice(request: Request, name: str, choices: Iterable[str]) -> str | None:
     return raw
 
 
-async def _dag(store: Any, dag_id: str) -> DagPageInfo:
+@dataclass(frozen=True, slots=True)
+class DagView:
+    """The DAG as the pages show it: its row and its stored structure (None until the
+    scheduler has parsed the file once)."""
+
+    dag_id: str
+    fileloc: str
+    is_paused: bool
+    is_active: bool
+    schedule: str | None
+    structure: dict[str, Any] | None
+
+
+async def _dag(store: Any, dag_id: str) -> DagView:
     info = await dag_info(store, dag_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no DAG {dag_id!r}")
-    return info
+    structure = None if info.structure_text is None else dict(loads(info.structure_text))
+    return DagView(
+        info.dag_id, info.fileloc, info.is_paused, info.is_active, info.schedule, structure
+    )
 
 
 async def _run(store: Any, dag_id: str, run_id: str) -> DagRunRow:
@@ -127,8 +144,8 @@ def _ti_href(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> s
     return base if map_index is None else f"{base}/{map_index}"
 
 
-def _tab(request: Request, info: DagPageInfo, tab: str, **context: Any) -> HTMLResponse:
-    structure = info.structure or {}
+def _tab(request: Request, info: DagView, tab: str, **context: Any) -> HTMLResponse:
+    structure: dict[str, Any] = info.structure or {}
     return render(
         request,
         f"dag_{tab}.html",
@@ -271,6 +288,8 @@ class GanttRow:
     row: Row
     counts: dict[str, int]
     total: int
+    #: The unmapped instance's try number (0 for a mapped task).
+    try_number: int
     state: str | None
     summary: str
     href: str
@@ -339,6 +358,7 @@ async def run_page(
                 row=row,
                 counts=counts,
                 total=sum(counts.values()),
+                try_number=0 if mapped or span is None else span.try_number,
                 state=None if mapped else single_state(counts),
                 summary=summary(counts),
                 href=_ti_href(dag_id, run.run_id, row.id, None if mapped else -1),
@@ -380,7 +400,13 @@ async def mapped_page(
     tasks = {t["task_id"]: t for t in (info.structure or {}).get("tasks", [])}
     try:
         page = await ti_page(
-            store, run.id, task_id, state=state, order=order, limit=INSTANCES_PER_PAGE, cursor=cursor
+            store,
+            run.id,
+            task_id,
+            state=state,
+            order=order,
+            limit=INSTANCES_PER_PAGE,
+            cursor=cursor,
         )
     except BadCursor as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
@@ -390,7 +416,8 @@ async def mapped_page(
     if not mapped:
         if task_id not in tasks and not page.items and state is None:
             raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}"
+                status.HTTP_404_NOT_FOUND,
+                f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}",
             )
         return RedirectResponse(_ti_href(dag_id, run_id, task_id, -1), status.HTTP_303_SEE_OTHER)
     base = f"/dags/{pathq(dag_id)}/runs/{pathq(run_id)}/tasks/{pathq(task_id)}"

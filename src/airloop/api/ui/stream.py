@@ -71,7 +71,8 @@ async def cell_events(
         since = changes.until or since or datetime.now(UTC)
         if runs or cells:
             yield _event(
-                "cells", {"runs": [run_json(r) for r in runs], "cells": [cell_json(c) for c in cells]}
+                "cells",
+                {"runs": [run_json(r) for r in runs], "cells": [cell_json(c) for c in cells]},
             )
             quiet = 0.0
         elif quiet >= keepalive:

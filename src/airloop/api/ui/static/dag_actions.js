@@ -7,7 +7,8 @@
   function fail(error) {
     const box = document.getElementById("action-error");
     const message = error && error.message ? error.message : String(error);
-    if (box) { box.textContent = message; box.hidden = false; } else { window.alert(message); }
+    if (window.airloop && window.airloop.flash) window.airloop.flash(message, "error");
+    else if (box) { box.textContent = message; box.hidden = false; }
   }
 
   async function act(button, work) {

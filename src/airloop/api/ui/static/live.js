@@ -93,7 +93,10 @@
     }
     const end = document.getElementById("run-end");
     const header = document.getElementById("run-header");
-    if (end && header && header.dataset.runId === run.run_id) end.textContent = run.end_date || "";
+    if (end && header && header.dataset.runId === run.run_id) {
+      end.setAttribute("datetime", run.end_date || "");
+      end.textContent = window.airloop && window.airloop.formatDate ? window.airloop.formatDate(run.end_date) : (run.end_date || "");
+    }
   }
 
   function apply(data) {
