@@ -40,6 +40,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TEST_DAGS = ("ui_params", "ui_flaky", "ui_mapped")
+#: Users made on a server with auth = "password" (role = name).
+PASSWORDS = {"viewer": "viewer-password-1", "admin": "admin-password-1"}
 START_TIMEOUT = 60.0
 
 
@@ -77,6 +79,8 @@ class Server:
     url: str
     home: Path
     env: dict[str, str]
+    #: auth = "password": the admin's API token (scripts send it as a bearer token).
+    token: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
 
@@ -85,10 +89,13 @@ class Server:
         return self.home / "dags"
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """A request to ``/api/v1`` as a script on this machine sends it (auth = none):
-        no browser, so changes carry the double-submit CSRF cookie and header."""
+        """A request to ``/api/v1`` as a script sends it: with the admin's bearer token
+        (auth = password), else (auth = none) changes carry the double-submit CSRF
+        cookie and header."""
         with httpx.Client(base_url=f"{self.url}/api/v1", timeout=30) as client:
-            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            if self.token:
+                client.headers["Authorization"] = f"Bearer {self.token}"
+            elif method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
                 client.get("/version")  # sets the airloop_csrf cookie
                 token = client.cookies.get("airloop_csrf", "")
                 kwargs["headers"] = {"X-CSRF-Token": token, **kwargs.get("headers", {})}
@@ -169,6 +176,8 @@ def start_server(home: Path, *, auth: str = "none") -> Server:
     server = Server(url=f"http://127.0.0.1:{port}", home=home, env=env)
     migrated = server.cli("db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
+    if auth == "password":
+        _make_users(server)
 
     def spawn(name: str, args: list[str]) -> None:
         log = home / f"{name}.out"
@@ -187,12 +196,31 @@ def start_server(home: Path, *, auth: str = "none") -> Server:
                 spawn("api-server", [*_airloop(), "api-server"])
             else:
                 spawn("api-server", [sys.executable, str(HERE / "serve_api.py")])
-        server.wait_until("the API server", lambda: server.api("GET", "/version").status_code < 500)
+        server.wait_until("the API server", lambda: server.api("GET", "/health").status_code == 200)
         server.wait_until("the test DAGs in /api/v1/dags", lambda: _has_test_dags(server))
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _make_users(server: Server) -> None:
+    """``airloop users create`` for each of PASSWORDS, and an API token for the admin."""
+    for name, password in PASSWORDS.items():
+        made = server.cli(
+            "users",
+            "create",
+            "--username",
+            name,
+            "--role",
+            name,
+            "--password-stdin",
+            stdin=password + "\n",
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
+    token = server.cli("users", "token", "create", "--username", "admin", "--name", "tests")
+    assert token.returncode == 0, token.stdout + token.stderr
+    server.token = token.stdout.split()[-1]
 
 
 def _has_test_dags(server: Server) -> bool:

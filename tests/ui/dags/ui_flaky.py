@@ -17,8 +17,4 @@ with DAG("ui_flaky", tags=["ui-test"]) as dag:
             raise RuntimeError(f"marker file {MARKER.name} is missing (fails on purpose)")
         return "marker found"
 
-    @task
-    def after(value: str) -> str:
-        return value
-
-    after(check())
+    check()
