@@ -29,10 +29,14 @@ def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
     marker.write_text("ok")
     accept_dialogs(page)
     page.locator("button.clear-ti").click()
+    page.locator("#flash").filter(has_text="Cleared 1 task instance").wait_for()
     server.wait_until(
-        "the cleared run to start again",
+        "the cleared task to run again",
         lambda: (
-            server.api("GET", f"/dags/ui_flaky/dagRuns/{run_id}").json()["state"] not in ("failed",)
+            server.api("GET", f"/dags/ui_flaky/dagRuns/{run_id}/taskInstances/check").json()[
+                "try_number"
+            ]
+            == 2
         ),
         timeout=30,
     )
