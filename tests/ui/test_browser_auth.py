@@ -3,15 +3,15 @@ token, or from another origin) are refused."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from .conftest import PASSWORDS, Server, screenshot, start_server
-
-EVIL = "http://127.0.0.1:9/evil.html"  # another origin (never reached: the page is faked)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +95,43 @@ def test_admin_request_without_csrf_token_is_refused(auth_server: Server, page: 
     assert len(run_ids(page, auth_server) - before) == 1
 
 
-def test_request_from_another_origin_is_refused(auth_server: Server, page: Any) -> None:
-    """A page on another origin posts to the API and to the trigger form with the
-    signed-in admin's cookie (same site: both on 127.0.0.1): the server refuses both."""
+@pytest.fixture
+def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A web server of another origin on loopback (another port: the same site, so the
+    browser sends airloop's cookies along). Serves the pages put in the dict."""
+    pages: dict[str, bytes] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, b"not found")
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", pages
+    finally:
+        httpd.shutdown()
+        thread.join()
+        httpd.server_close()
+
+
+def test_request_from_another_origin_is_refused(
+    auth_server: Server, page: Any, other_origin: tuple[str, dict[str, bytes]]
+) -> None:
+    """A page on another origin posts to the API (and to the trigger form, if it posts)
+    with the signed-in admin's cookie: the server refuses."""
     login(auth_server, page, "admin")
     page.goto(f"{auth_server.url}/dags/ui_params/trigger")
+    has_action = page.evaluate("document.querySelector('#trigger-form').hasAttribute('action')")
     action = page.evaluate("document.querySelector('#trigger-form').action")
     method = page.evaluate("document.querySelector('#trigger-form').method")
     before = run_ids(page, auth_server)
@@ -108,17 +140,18 @@ def test_request_from_another_origin_is_refused(auth_server: Server, page: Any) 
         f"""<form id="f" method="post" action="{action}">
           <input name="count" value="7"><input name="greeting" value="pwned">
           <input name="csrf_token" value="forged"></form>"""
-        if method == "post"
+        if has_action and method == "post"
         else ""  # the page's form posts through script: the API request covers it
     )
-    evil = f"""<!doctype html><html><body>{form}
+    evil_origin, pages = other_origin
+    pages["/evil.html"] = f"""<!doctype html><html><body>{form}
       <script>
         window.results = [];
         fetch('{target}/api/v1/dags/ui_params/dagRuns', {{
           method: 'POST', mode: 'no-cors', credentials: 'include',
           headers: {{'Content-Type': 'text/plain'}}, body: '{{"conf": {{}}}}',
-        }}).then(() => window.results.push('fetch'), () => window.results.push('fetch'));
-      </script></body></html>"""
+        }}).then(() => window.results.push('sent'), (e) => window.results.push(String(e)));
+      </script></body></html>""".encode()
     statuses: dict[str, int] = {}
 
     def seen(response: Any) -> None:
@@ -126,9 +159,9 @@ def test_request_from_another_origin_is_refused(auth_server: Server, page: Any) 
             statuses[response.url] = response.status
 
     page.on("response", seen)
-    page.context.route(EVIL, lambda route: route.fulfill(content_type="text/html", body=evil))
-    page.goto(EVIL)
+    page.goto(f"{evil_origin}/evil.html")
     page.wait_for_function("window.results.length === 1")
+    assert page.evaluate("window.results") == ["sent"]  # the browser sent it
     if form:
         with page.expect_navigation():
             page.evaluate("document.getElementById('f').submit()")
