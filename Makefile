@@ -25,6 +25,11 @@ venv: $(VENV)/.synced
 demo: $(VENV)/.synced
 	$(VENV)/bin/python examples/batch_demo.py --jobs 1000 --job-seconds 30
 
+# The same demo watched in the web UI: airloop standalone (scheduler + UI) over the demo
+# DAG; open http://127.0.0.1:8080/dags/batch_fanout/grid. State in ./.airloop-ui.
+demo-ui: $(VENV)/.synced
+	$(VENV)/bin/python examples/batch_demo_ui.py --jobs 1000 --job-seconds 30
+
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
