@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
 
 from airloop import __version__
-from airloop.api.deps import ANONYMOUS_ADMIN
+from airloop.api.auth import routes as auth_routes
+from airloop.api.auth.headers import SecurityHeadersMiddleware
+from airloop.api.auth.limits import BodyLimitMiddleware
+from airloop.api.auth.middleware import AuthMiddleware
+from airloop.api.auth.sessions import SessionCodec
 from airloop.api.routes import (
     connections,
     dag_actions,
@@ -30,12 +35,11 @@ from airloop.store.runs import Store
 API_PREFIX = "/api/v1"
 
 
-class _NoAuth(BaseHTTPMiddleware):
-    """auth = "none": every request is the admin (the server binds loopback only)."""
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request.state.user = ANONYMOUS_ADMIN
-        return await call_next(request)
+def session_codec(settings: Settings) -> SessionCodec:
+    """Signs session cookies with ``api.secret_key``, else a random key of this app
+    (sessions then end when the server restarts)."""
+    key: str | bytes = settings.api.secret_key or secrets.token_bytes(32)
+    return SessionCodec(key, timedelta(hours=settings.api.session_hours))
 
 
 def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) -> FastAPI:
@@ -64,9 +68,17 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if store is not None:
+        app.state.store = store  # usable without the lifespan (tests' ASGI transport)
     for key, value in extra.items():
         setattr(app.state, key, value)
-    app.add_middleware(_NoAuth)
+    app.state.session_codec = codec = session_codec(settings)
+    # Outermost last: headers on every answer, then the body limit, then who is asking.
+    app.add_middleware(AuthMiddleware, settings=settings.api, codec=codec)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.api.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(auth_routes.api, prefix=API_PREFIX)
+    app.include_router(auth_routes.pages, include_in_schema=False)
     for module in (
         dags,
         runs,

@@ -8,12 +8,14 @@ import typer
 
 from airloop import __version__
 from airloop.cli import (
+    api_cmd,
     connections_cmd,
     dags_cmd,
     db_cmd,
     dev_cmd,
     service_cmd,
     tasks_cmd,
+    users_cmd,
     variables_cmd,
 )
 from airloop.cli.common import out, setup_logging
@@ -33,6 +35,8 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(dev_cmd.app, name="dev")
 app.add_typer(connections_cmd.app, name="connections")
 app.add_typer(variables_cmd.app, name="variables")
+app.add_typer(users_cmd.app, name="users")
+app.command("api-server")(api_cmd.api_server)
 app.add_typer(service_cmd.scheduler_app, name="scheduler")
 app.add_typer(service_cmd.runs_app, name="runs")
 dags_cmd.app.command("trigger")(service_cmd.trigger)
