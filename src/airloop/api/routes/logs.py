@@ -87,6 +87,10 @@ async def get_log(
 ) -> Response | LogChunk:
     if tail is not None and offset is not None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give either tail or offset, not both")
+    if limit is not None and offset is None and not download:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "limit goes with offset (for the end of the log: tail)"
+        )
     if download and (tail is not None or offset is not None or limit is not None):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
