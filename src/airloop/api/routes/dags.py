@@ -1,7 +1,171 @@
-"""/api/v1: dags (issue 13; filled in by its branch)."""
+"""/api/v1/dags: the DAG list, one DAG's details, structure, source file and grid."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from pathlib import Path
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, HTTPException, Query, status
+
+from airloop.api.deps import ViewerDep
+from airloop.api.lookups import ReadsDep, dag_or_404, dag_record_or_404, not_found
+from airloop.api.models import (
+    DagDetail,
+    DagSource,
+    DagStructure,
+    DagSummary,
+    GridCellOut,
+    GridOut,
+    GridTask,
+    ListOf,
+    dag_detail,
+    dag_run,
+    dag_summary,
+    serialized_of,
+)
+from airloop.api.params import KnownParams, PaginationDep
+from airloop.core.states import DagRunState
+from airloop.dagbag.serialized import SerializedDag
+from airloop.runtime import in_thread
+
+router = APIRouter(tags=["DAGs"], dependencies=[KnownParams])
+
+#: The grid shows at most this many runs a page.
+MAX_GRID_RUNS = 365
+
+
+@router.get("/dags", response_model=ListOf[DagSummary])
+async def list_dags(
+    user: ViewerDep,
+    reads: ReadsDep,
+    page: PaginationDep,
+    search: Annotated[str | None, Query(description="Part of the dag_id (any case).")] = None,
+    tags: Annotated[list[str] | None, Query(description="DAGs with all these tags.")] = None,
+    paused: bool | None = None,
+    active: bool | None = None,
+    last_state: Annotated[
+        DagRunState | None, Query(description="The state of the DAG's newest run.")
+    ] = None,
+) -> ListOf[DagSummary]:
+    found = await reads.dags(
+        search=search,
+        tags=tags or (),
+        paused=paused,
+        active=active,
+        last_state=None if last_state is None else last_state.value,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return ListOf[DagSummary](items=[dag_summary(o) for o in found.items], total=found.total)
+
+
+@router.get("/dags/{dag_id}", response_model=DagDetail)
+async def get_dag(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagDetail:
+    return dag_detail(await dag_or_404(reads, dag_id))
+
+
+def _structure_missing(dag_id: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"DAG {dag_id!r} has no stored structure yet (the scheduler stores it when it parses "
+        "the file)",
+    )
+
+
+@router.get("/dags/{dag_id}/structure", response_model=DagStructure)
+async def get_structure(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagStructure:
+    data = serialized_of(await dag_record_or_404(reads, dag_id))
+    if data is None:
+        raise _structure_missing(dag_id)
+    return DagStructure(
+        tasks=[dict(t) for t in data["tasks"]],
+        task_group=dict(data["task_group"]),
+        edges=[dict(e) for e in data["edges"]],
+    )
+
+
+def _read_source(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+@router.get("/dags/{dag_id}/source", response_model=DagSource)
+async def get_source(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagSource:
+    fileloc = (await dag_record_or_404(reads, dag_id)).fileloc
+    content = await in_thread(_read_source, fileloc)
+    if content is None:
+        raise not_found(f"the file of DAG {dag_id!r} ({fileloc})")
+    return DagSource(fileloc=fileloc, content=content)
+
+
+def _task_order(data: SerializedDag) -> list[str]:
+    """Task ids in the structure's order: the task group tree, depth first."""
+    order: list[str] = []
+
+    def walk(children: list[dict[str, Any]]) -> None:
+        for child in children:
+            if "task_id" in child:
+                order.append(child["task_id"])
+            else:
+                walk(child.get("children") or [])
+
+    walk(data["task_group"]["children"])
+    seen = set(order)
+    order.extend(t["task_id"] for t in data["tasks"] if t["task_id"] not in seen)
+    return order
+
+
+def _grid_tasks(data: SerializedDag | None, task_ids: set[str]) -> list[GridTask]:
+    if data is None:
+        return [
+            GridTask(task_id=t, group_id=None, is_mapped=False, operator="")
+            for t in sorted(task_ids)
+        ]
+    info = {t["task_id"]: t for t in data["tasks"]}
+    tasks = [
+        GridTask(
+            task_id=t,
+            group_id=info[t]["group_id"],
+            is_mapped=info[t]["is_mapped"],
+            operator=info[t]["operator"],
+        )
+        for t in _task_order(data)
+        if t in info
+    ]
+    # Tasks that ran in older runs but are gone from the DAG now: at the end.
+    tasks.extend(
+        GridTask(task_id=t, group_id=None, is_mapped=False, operator="")
+        for t in sorted(task_ids - info.keys())
+    )
+    return tasks
+
+
+@router.get("/dags/{dag_id}/grid", response_model=GridOut)
+async def get_grid(
+    dag_id: str,
+    user: ViewerDep,
+    reads: ReadsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_GRID_RUNS, description="Runs a page.")] = 25,
+    before: Annotated[
+        str | None, Query(description="A run_id: the runs created before it (older page).")
+    ] = None,
+) -> GridOut:
+    record = await dag_record_or_404(reads, dag_id)
+    before_pk: int | None = None
+    if before is not None:
+        anchor = await reads.run(dag_id, before)
+        if anchor is None:
+            raise not_found(f"run {before!r} of DAG {dag_id!r}")
+        before_pk = anchor.id
+    grid = await reads.grid(dag_id, limit=limit, before=before_pk)
+    run_ids = {r.id: r.run_id for r in grid.runs}
+    return GridOut(
+        runs=[dag_run(r) for r in grid.runs],
+        tasks=_grid_tasks(serialized_of(record), {c.task_id for c in grid.cells}),
+        cells=[
+            GridCellOut(run_id=run_ids[c.run_pk], task_id=c.task_id, counts=c.counts, total=c.total)
+            for c in grid.cells
+        ],
+    )
