@@ -239,6 +239,11 @@ async def test_marking_a_queued_run_success(
         await eventually(lambda: _known(service, "hold"))
         paused = await client.patch(f"{API}/dags/hold", json={"is_paused": True})
         assert paused.status_code == 200, paused.text
+
+        async def seen_paused() -> bool:  # at the scheduler's next pass
+            return service.paused.get("hold") is True
+
+        await eventually(seen_paused)
         await client.post(f"{API}/dags/hold/dagRuns", json={"run_id": "r"})
         marked = await client.patch(f"{API}/dags/hold/dagRuns/r", json={"state": "success"})
         assert marked.status_code == 202, marked.text
@@ -248,3 +253,27 @@ async def test_marking_a_queued_run_success(
 
 async def _known(service: SchedulerService, dag_id: str) -> bool:
     return dag_id in service.state.dags
+
+
+async def test_a_run_of_a_dag_naming_a_deleted_pool_fails_to_start(
+    client: httpx.AsyncClient, api_store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    (folder / "release").write_text("")
+    write_dag(tmp_path / "dags", "pooled.py", POOLED.format(folder=str(folder)))
+    await client.post(f"{API}/pools", json={"name": "narrow", "slots": 2})
+    async with scheduler(api_settings) as service:
+        await client.post(f"{API}/dags/pooled/dagRuns", json={"run_id": "before"})
+        await eventually(_run_state(api_store, "pooled", "before", "success"))
+        assert (await client.delete(f"{API}/pools/narrow")).status_code == 204
+
+        async def taken() -> bool:  # at the scheduler's next pass
+            return service.engine is not None and "narrow" not in service.engine.pools
+
+        await eventually(taken)
+        await client.post(f"{API}/dags/pooled/dagRuns", json={"run_id": "after"})
+        await eventually(_run_state(api_store, "pooled", "after", "failed"))
+    (run,) = await api_store.find_runs("after", "pooled")
+    assert run.note is not None
+    assert "pool 'narrow', which does not exist" in run.note

@@ -23,6 +23,8 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+from airloop.core.plan import PlanningError
+from airloop.core.pools import PoolError
 from airloop.core.schedules import due_intervals
 from airloop.core.states import DagRunState
 from airloop.dagbag.serialized import dumps, serialize_dag
@@ -45,6 +47,10 @@ from airloop.store.scheduler_lock import (
 from airloop.store.service import ServiceStore
 
 log = logging.getLogger(__name__)
+
+#: Why a run cannot start (it is failed with the message): a pool it names is gone, a
+#: DAG the planner refuses, or any airloop error.
+CANNOT_START = (AirloopError, PlanningError, PoolError)
 
 
 def folder_of(settings: Settings, dags_folder: Path | None) -> DagFolder:
@@ -269,6 +275,10 @@ class SchedulerService:
                     )
                 except RunExistsError:
                     continue  # created already (the unique constraint holds the line)
+                except (PlanningError, PoolError) as exc:
+                    # Not created (a pool deleted through the API...): said each pass.
+                    log.warning("DAG %s: run %s cannot start: %s", dag_id, run_id, exc)
+                    break
                 self.runs_created += 1
                 log.info("created run %s of %s", run_id, dag_id)
                 self._track(run)
@@ -296,7 +306,7 @@ class SchedulerService:
                         queued_pk=row.id,
                         data_interval=row.data_interval,
                     )
-            except AirloopError as exc:
+            except CANNOT_START as exc:
                 log.warning(
                     "triggered run %s of %s could not start: %s", row.run_id, row.dag_id, exc
                 )
@@ -350,7 +360,7 @@ class SchedulerService:
                 continue  # tried again on every pass, until its file loads
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
-            except AirloopError as exc:
+            except CANNOT_START as exc:
                 log.warning("run %s of %s could not be resumed: %s", row.run_id, row.dag_id, exc)
                 await store.fail_run(row.id, f"could not be resumed: {exc}")
                 continue
