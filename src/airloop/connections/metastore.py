@@ -30,10 +30,14 @@ class MetastoreSource:
 
     name = "metadata database"
 
-    def __init__(self, database_url: str, fernet_key: str = "") -> None:
+    def __init__(
+        self, database_url: str, fernet_key: str = "", *, store: ConnectionStore | None = None
+    ) -> None:
+        """``store``: use this open store (the API server's, on its own pool) instead
+        of opening one on first use."""
         self.database_url = database_url
         self.crypto = Crypto(fernet_key)
-        self._store: ConnectionStore | None = None
+        self._store: ConnectionStore | None = store
         #: One opener per event loop: 10,000 tasks looking up at once open it once.
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -131,6 +135,13 @@ class MetastoreSource:
             (r.key, self._variable_value(r), r.description)
             for r in await (await self.store()).variables()
         ]
+
+    async def variable(self, key: str) -> tuple[str, str | None, str | None] | None:
+        """(key, value, description) of one variable, None when there is none."""
+        record = await (await self.store()).get_variable(key)
+        if record is None:
+            return None
+        return record.key, self._variable_value(record), record.description
 
     async def set_variables(
         self, values: Sequence[tuple[str, str, str | None]], *, overwrite: bool = True

@@ -81,6 +81,21 @@ class Engine:
         return self._store
 
     @property
+    def pools(self) -> Mapping[str, int]:
+        """Each pool's size as this engine admits by it."""
+        return self._admission.pools.sizes
+
+    def resize_pools(self, pools: Mapping[str, int]) -> None:
+        """Take new pool sizes (the scheduler service reads them from the ``slot_pool``
+        table on each heartbeat): running task instances keep their slots, the next
+        tick admits by the new sizes. A pool no longer listed admits nothing more."""
+        if dict(pools) == self._admission.pools.sizes:
+            return
+        self._admission.pools.resize(pools)
+        if self._scheduler is not None:
+            self._scheduler.pools_changed()
+
+    @property
     def scheduler(self) -> Scheduler:
         if self._scheduler is None:
             raise RuntimeError("use the Engine inside 'async with'")

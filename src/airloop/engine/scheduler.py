@@ -106,6 +106,10 @@ class Scheduler:
         self._aborts.setdefault(run.run_pk, reason)
         self._channel.nudge()
 
+    def pools_changed(self) -> None:
+        """The pools were resized (``Engine.resize_pools``): admit again at once."""
+        self._channel.nudge()
+
     def hold_starts(self) -> None:
         """Start no task instance of any run until ``release_starts`` (e.g. the service
         lost its database lock); reports are still taken and written."""

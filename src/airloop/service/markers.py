@@ -11,6 +11,7 @@ only the tasks it is given (not their downstream), so does each step.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,12 +33,19 @@ class Cleared:
 
 
 async def clear_following_markers(
-    service: ServiceStore, run: DagRunRow, task_ids: list[str] | None, failed_only: bool
+    service: ServiceStore,
+    run: DagRunRow,
+    task_ids: list[str] | None,
+    failed_only: bool,
+    map_indexes: Sequence[int] | None = None,
 ) -> Cleared:
-    """Clear the run's task instances (as ``ServiceStore.clear``), then the external
-    tasks of the ExternalTaskMarkers among them, recursively."""
+    """Clear the run's task instances (as ``ServiceStore.clear``; ``map_indexes``: only
+    these instances of the tasks), then the external tasks of the ExternalTaskMarkers
+    among them, recursively."""
     done = Cleared()
-    await _clear(service, run, task_ids, failed_only, None, done, first=True)
+    await _clear(
+        service, run, task_ids, failed_only, None, done, first=True, map_indexes=map_indexes
+    )
     return done
 
 
@@ -50,6 +58,7 @@ async def _clear(
     done: Cleared,
     *,
     first: bool = False,
+    map_indexes: Sequence[int] | None = None,
 ) -> None:
     store = service.store
     markers = [
@@ -58,9 +67,12 @@ async def _clear(
         if ti.operator == MARKER
         and (task_ids is None or ti.task_id in task_ids)
         and (not failed_only or ti.state in _FAILED)
+        and (map_indexes is None or ti.map_index in map_indexes)
     ]
     try:
-        done.counts[(run.dag_id, run.run_id)] = await service.clear(run.id, task_ids, failed_only)
+        done.counts[(run.dag_id, run.run_id)] = await service.clear(
+            run.id, task_ids, failed_only, map_indexes
+        )
     except RunExistsError as exc:
         if first:
             raise

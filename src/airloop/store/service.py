@@ -203,10 +203,17 @@ class ServiceStore:
         self.events.run_queued(dag_id, run_pk)
         return run_pk
 
-    async def clear(self, run_pk: int, task_ids: list[str] | None, failed_only: bool) -> int:
+    async def clear(
+        self,
+        run_pk: int,
+        task_ids: list[str] | None,
+        failed_only: bool,
+        map_indexes: Sequence[int] | None = None,
+    ) -> int:
         """Make task instances run again: back to ``none`` (mapped ones to one
         placeholder, expanded again at run time), their XComs dropped, and the run
-        queued for the scheduler service, which resumes it. Returns how many."""
+        queued for the scheduler service, which resumes it. Returns how many.
+        ``map_indexes``: only these instances of the tasks (the expansion is kept)."""
         ti = task_instance.c
         async with connect(self.engine) as conn:
             state = (
@@ -222,13 +229,17 @@ class ServiceStore:
             where = and_(where, ti.task_id.in_(task_ids))
         if failed_only:
             where = and_(where, ti.state.in_(_FAILED))
+        if map_indexes is not None:
+            where = and_(where, ti.map_index.in_(list(map_indexes)))
+        # Clearing chosen instances (failed ones, given map indexes) keeps the rest.
+        rows_only = failed_only or map_indexes is not None
         async with begin(self.engine) as conn:
             rows = (await conn.execute(select(ti.task_id, ti.map_index).where(where))).all()
             if not rows:
                 return 0
             # Clearing whole mapped tasks: one placeholder again, expanded at run time.
             # Clearing only failed instances keeps the expansion and the successes.
-            mapped = [] if failed_only else sorted({r.task_id for r in rows if r.map_index >= 0})
+            mapped = [] if rows_only else sorted({r.task_id for r in rows if r.map_index >= 0})
             for task_id in mapped:
                 await conn.execute(
                     task_instance.delete().where(
@@ -242,8 +253,8 @@ class ServiceStore:
                 )
             cleared = sorted({r.task_id for r in rows})
             scope = (
-                where  # just the rows chosen (failed ones)
-                if failed_only
+                where  # just the rows chosen (failed ones, given map indexes)
+                if rows_only
                 else and_(ti.dag_run_id == run_pk, ti.task_id.in_(cleared))
             )
             await conn.execute(
@@ -260,7 +271,7 @@ class ServiceStore:
                     updated_at=utcnow(),
                 )
             )
-            for row in rows if failed_only else []:
+            for row in rows if rows_only else []:
                 await conn.execute(
                     xcom.delete().where(
                         and_(
@@ -270,7 +281,7 @@ class ServiceStore:
                         )
                     )
                 )
-            if not failed_only:
+            if not rows_only:
                 await conn.execute(
                     xcom.delete().where(
                         and_(xcom.c.dag_run_id == run_pk, xcom.c.task_id.in_(cleared))
