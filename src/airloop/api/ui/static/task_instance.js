@@ -102,10 +102,17 @@
     try {
       const page = await al.api("GET", logUrl(tryNumber, `&offset=${from}&limit=${start - from}`));
       if (mine !== generation) return;
+      let text = page.content;
+      let first = page.offset;
+      const cut = first > 0 ? text.indexOf("\n") : -1;
+      if (cut >= 0 && cut < text.length - 1) {  // start at a line start, as the tail does
+        first += new TextEncoder().encode(text.slice(0, cut + 1)).length;
+        text = text.slice(cut + 1);
+      }
       const height = log.scrollHeight;
-      log.prepend(page.content);
+      log.prepend(text);
       log.scrollTop += log.scrollHeight - height;
-      start = page.offset;
+      start = first;
       earlier.hidden = start <= 0;
     } catch (err) {
       al.flash(`Could not load earlier lines: ${err.message}`, "error");
