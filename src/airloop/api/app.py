@@ -27,7 +27,7 @@ from airloop.api.routes import (
     task_instances,
     variables,
 )
-from airloop.api.ui import pages_dag, pages_main, stream
+from airloop.api.ui import pages_admin, pages_dag, pages_main, stream, stream_dags
 from airloop.api.ui.templating import STATIC_URL, static_files
 from airloop.core.masking import parse_sensitive_names, set_sensitive_names
 from airloop.settings import Settings
@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         variables,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
-    for page in (pages_main, pages_dag, stream):
+    for page in (pages_main, pages_admin, pages_dag, stream, stream_dags):
         app.include_router(page.router, include_in_schema=False)
     app.mount(STATIC_URL, static_files(), name="static")
     return app

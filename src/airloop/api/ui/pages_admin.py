@@ -1,0 +1,152 @@
+"""UI admin pages: pools, connections and variables — a table each and one form to
+create or edit a row, both driven by the JSON API (``static/admin.js``).
+
+Secrets never reach the page: connections come with ``has_password`` only (the
+password input is write-only: blank keeps the stored one) and the API masks extras and
+sensitive variables; the script sends a masked field back only when the user changed it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from airloop.api.ui.api_client import ApiCallError, api_get
+from airloop.api.ui.templating import render
+
+router = APIRouter()
+
+FieldKind = Literal["text", "integer", "textarea", "password"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminField:
+    name: str
+    label: str
+    kind: FieldKind = "text"
+    required: bool = False
+    help: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminResource:
+    slug: str  # the page: /admin/{slug}; the API: /api/v1/{slug}
+    title: str
+    key: str  # the field naming a row (read-only when editing)
+    columns: tuple[tuple[str, str], ...]  # (field, heading) shown in the table
+    fields: tuple[AdminField, ...]  # the form
+
+
+RESOURCES = {
+    "pools": AdminResource(
+        slug="pools",
+        title="Pools",
+        key="name",
+        columns=(
+            ("name", "Pool"),
+            ("slots", "Slots"),
+            ("running", "Running"),
+            ("queued", "Queued"),
+            ("open", "Open"),
+            ("description", "Description"),
+        ),
+        fields=(
+            AdminField("name", "Name", required=True),
+            AdminField(
+                "slots",
+                "Slots",
+                "integer",
+                required=True,
+                help="Task instances that may run at once",
+            ),
+            AdminField("description", "Description", "textarea"),
+        ),
+    ),
+    "connections": AdminResource(
+        slug="connections",
+        title="Connections",
+        key="conn_id",
+        columns=(
+            ("conn_id", "Conn id"),
+            ("conn_type", "Type"),
+            ("host", "Host"),
+            ("port", "Port"),
+            ("schema", "Schema"),
+            ("login", "Login"),
+            ("has_password", "Password"),
+            ("extra", "Extra"),
+            ("description", "Description"),
+        ),
+        fields=(
+            AdminField("conn_id", "Conn id", required=True),
+            AdminField("conn_type", "Type", required=True, help="e.g. http, postgres, aws"),
+            AdminField("description", "Description"),
+            AdminField("host", "Host"),
+            AdminField("port", "Port", "integer"),
+            AdminField("schema", "Schema"),
+            AdminField("login", "Login"),
+            AdminField(
+                "password",
+                "Password",
+                "password",
+                help="Never shown. Leave blank to keep the stored password.",
+            ),
+            AdminField("extra", "Extra (JSON)", "textarea", help="Secret values show as ***"),
+        ),
+    ),
+    "variables": AdminResource(
+        slug="variables",
+        title="Variables",
+        key="key",
+        columns=(("key", "Key"), ("value", "Value"), ("description", "Description")),
+        fields=(
+            AdminField("key", "Key", required=True),
+            AdminField("value", "Value", "textarea", help="Values of sensitive keys show as ***"),
+            AdminField("description", "Description"),
+        ),
+    ),
+}
+
+
+def _is_admin(request: Request) -> bool:
+    user = getattr(request.state, "user", None)
+    return bool(user is not None and user.is_admin)
+
+
+async def _page(request: Request, slug: str) -> HTMLResponse:
+    resource = RESOURCES[slug]
+    unknown = sorted(set(request.query_params))
+    if unknown:
+        message = f"unknown query parameter(s): {', '.join(unknown)}; this page takes none"
+        return render(request, "error.html", status_code=400, message=message)
+    try:
+        listing = await api_get(request, f"/{slug}", limit=1000)
+    except ApiCallError as exc:
+        return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
+    items = listing["items"] if isinstance(listing, dict) else listing
+    return render(
+        request,
+        "admin.html",
+        resource=resource,
+        items=items,
+        total=listing.get("total", len(items)) if isinstance(listing, dict) else len(items),
+        is_admin=_is_admin(request),
+    )
+
+
+@router.get("/admin/pools", response_class=HTMLResponse)
+async def pools(request: Request) -> HTMLResponse:
+    return await _page(request, "pools")
+
+
+@router.get("/admin/connections", response_class=HTMLResponse)
+async def connections(request: Request) -> HTMLResponse:
+    return await _page(request, "connections")
+
+
+@router.get("/admin/variables", response_class=HTMLResponse)
+async def variables(request: Request) -> HTMLResponse:
+    return await _page(request, "variables")
