@@ -11,6 +11,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from airloop.api.app import create_app
+from airloop.api.auth.sessions import CSRF_COOKIE
 from airloop.settings import Settings
 from airloop.store.runs import Store
 
@@ -37,7 +38,12 @@ async def app(api_settings: Settings, api_store: Store) -> FastAPI:
 @pytest_asyncio.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app in this process. The app's lifespan is not run (the store is
-    given), so this is the same app a server would serve, minus the socket."""
+    given), so this is the same app a server would serve, minus the socket. It sends the
+    CSRF token with every request, as the UI's script does."""
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+        # As the UI's script (airloop.api()): every request repeats the CSRF token that
+        # the first response's double-submit cookie carries (docs/security.md).
+        await c.get("/api/v1/openapi.json")
+        c.headers["X-CSRF-Token"] = c.cookies[CSRF_COOKIE]
         yield c

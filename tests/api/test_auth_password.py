@@ -130,9 +130,10 @@ async def test_a_redirect_after_login_never_leaves_the_site(client: httpx.AsyncC
 async def test_a_viewer_cannot_act_and_an_admin_can(app: FastAPI) -> None:
     async with client_of(app) as viewer:
         token = await sign_in(viewer, "bob")
-        refused = await viewer.post(ADMIN_ACTION, headers={"X-CSRF-Token": token})
-        assert refused.status_code == 403
-        assert refused.json() == {"detail": "this needs the admin role"}
+        for path in (ADMIN_ACTION, "/api/v1/dags/x/dagRuns"):
+            refused = await viewer.post(path, headers={"X-CSRF-Token": token}, json={"conf": {}})
+            assert refused.status_code == 403
+            assert refused.json() == {"detail": "this needs the admin role"}
         allowed = await viewer.post(VIEWER_ACTION, headers={"X-CSRF-Token": token})
         assert allowed.json() == {"by": "bob"}
     async with client_of(app) as admin:

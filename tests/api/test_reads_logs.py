@@ -117,6 +117,11 @@ async def test_missing_logs_and_bad_requests(
     assert str(path) in response.json()["detail"]
     response = await client.get(f"{LOGS}/1", params={"tail": 5, "offset": 0})
     assert response.status_code == 400
+    response = await client.get(f"{LOGS}/1", params={"limit": 5})
+    assert response.status_code == 400
+    assert "offset" in response.json()["detail"]
+    response = await client.get(f"{LOGS}/1", params={"download": "true", "tail": 5})
+    assert response.status_code == 400
     response = await client.get(f"{LOGS}/1", params={"taill": 5})
     assert response.status_code == 400
     assert "taill" in response.json()["detail"]

@@ -249,6 +249,7 @@ async def test_the_task_instance_page_has_logs_xcom_rendered_and_details(
     data = re.search(r'<script type="application/json" id="ti-data">(.*?)</script>', html, re.S)
     assert data is not None
     assert '"task_id": "numbers"' in data.group(1)
+    assert '"logs": {"1": true}' in data.group(1)  # the script fetches only existing logs
 
     mapped = await page(client, f"{run}/tasks/group.double/1")
     assert 'class="state-badge state-failed"' in mapped

@@ -18,6 +18,7 @@ from airloop.authoring.params import Param
 from airloop.core.states import DagRunState, TaskState
 from airloop.settings import Settings
 from airloop.store.records import NewTaskInstance, RunUpdate, TIUpdate, WriteBatch
+from airloop.store.run_requests import requests_of
 from airloop.store.runs import Store
 
 from .writes_support import as_viewer, record_dags, scheduler_settings
@@ -246,7 +247,6 @@ async def test_a_run_in_flight_is_not_changed_but_its_note_is(
 ) -> None:
     await client.post(f"{API}/dags/chain/dagRuns", json={"run_id": "q", "conf": {"name": "a"}})
     for method, path, body in [
-        ("PATCH", "/dags/chain/dagRuns/q", {"state": "failed"}),
         ("POST", "/dags/chain/dagRuns/q/clear", {}),
         ("DELETE", "/dags/chain/dagRuns/q", None),
         ("POST", "/dags/chain/clearTaskInstances", {"dag_run_id": "q", "task_ids": ["a"]}),
@@ -261,6 +261,23 @@ async def test_a_run_in_flight_is_not_changed_but_its_note_is(
     (run,) = await api_store.find_runs("q", "chain")
     assert run.state is DagRunState.QUEUED
     assert run.note == "wait"
+
+
+async def test_marking_a_run_in_flight_asks_the_scheduler(
+    client: httpx.AsyncClient, api_store: Store, chain: DAG
+) -> None:
+    await client.post(f"{API}/dags/chain/dagRuns", json={"run_id": "q", "conf": {"name": "a"}})
+    response = await client.patch(f"{API}/dags/chain/dagRuns/q", json={"state": "failed"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["state"] == "queued"  # unchanged until the scheduler applies it
+    assert body["request"]["action"] == "mark_failed"
+    assert body["request"]["requested_by"] == "admin"
+    assert body["request"]["done_at"] is None
+    (run,) = await api_store.find_runs("q", "chain")
+    assert run.state is DagRunState.QUEUED
+    (asked,) = await requests_of(api_store, run.id)
+    assert (asked.action, asked.done_at) == ("mark_failed", None)
 
 
 async def test_delete_a_finished_run(

@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest_asyncio
 
+from airloop.service.scheduler_service import SchedulerService
 from airloop.settings import Settings
+from airloop.store.run_requests import requests_of
 from airloop.store.runs import Store
 
 from .writes_support import eventually, scheduler, scheduler_settings, write_dag
@@ -171,3 +173,107 @@ async def test_a_pool_resized_through_the_api_is_taken_live(
         assert (pool["slots"], pool["running"] + pool["queued"]) == (2, 2)
         (folder / "release").write_text("")
         await eventually(_run_state(api_store, "pooled", "r", "success"))
+
+
+HOLD = """
+import time
+from pathlib import Path
+from airloop import DAG, task
+
+FOLDER = Path({folder!r})
+
+with DAG("hold") as dag:
+    @task
+    def wait() -> None:
+        (FOLDER / "started").write_text("")
+        while not (FOLDER / "release").exists():
+            time.sleep(0.05)
+
+    @task
+    def later() -> None: ...
+
+    wait() >> later()
+"""
+
+
+async def test_marking_a_running_run_failed_stops_it(
+    client: httpx.AsyncClient, api_store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    write_dag(tmp_path / "dags", "hold.py", HOLD.format(folder=str(folder)))
+    async with scheduler(api_settings):
+        await client.post(f"{API}/dags/hold/dagRuns", json={"run_id": "r"})
+
+        async def started() -> bool:
+            return (folder / "started").exists()
+
+        await eventually(started)
+        await eventually(_run_state(api_store, "hold", "r", "running"))
+        marked = await client.patch(f"{API}/dags/hold/dagRuns/r", json={"state": "failed"})
+        assert marked.status_code == 202, marked.text
+        await eventually(_run_state(api_store, "hold", "r", "failed"))
+        (run,) = await api_store.find_runs("r", "hold")
+
+        async def applied() -> bool:
+            return all(r.done_at is not None for r in await requests_of(api_store, run.id))
+
+        await eventually(applied)
+        (asked,) = await requests_of(api_store, run.id)
+        assert asked.outcome == "marked failed"
+        # Stopped as a failing task stops a run: what ran failed, what follows too.
+        assert await _ti_states(api_store, "hold", "r") == {
+            "wait": "failed",
+            "later": "upstream_failed",
+        }
+        (folder / "release").write_text("")  # the thread of the cancelled task ends
+
+
+async def test_marking_a_queued_run_success(
+    client: httpx.AsyncClient, api_store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    write_dag(tmp_path / "dags", "hold.py", HOLD.format(folder=str(folder)))
+    async with scheduler(api_settings) as service:
+        await eventually(lambda: _known(service, "hold"))
+        paused = await client.patch(f"{API}/dags/hold", json={"is_paused": True})
+        assert paused.status_code == 200, paused.text
+
+        async def seen_paused() -> bool:  # at the scheduler's next pass
+            return service.paused.get("hold") is True
+
+        await eventually(seen_paused)
+        await client.post(f"{API}/dags/hold/dagRuns", json={"run_id": "r"})
+        marked = await client.patch(f"{API}/dags/hold/dagRuns/r", json={"state": "success"})
+        assert marked.status_code == 202, marked.text
+        await eventually(_run_state(api_store, "hold", "r", "success"))
+    assert not (folder / "started").exists()
+
+
+async def _known(service: SchedulerService, dag_id: str) -> bool:
+    return dag_id in service.state.dags
+
+
+async def test_a_run_of_a_dag_naming_a_deleted_pool_fails_to_start(
+    client: httpx.AsyncClient, api_store: Store, api_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "signals"
+    folder.mkdir()
+    (folder / "release").write_text("")
+    write_dag(tmp_path / "dags", "pooled.py", POOLED.format(folder=str(folder)))
+    await client.post(f"{API}/pools", json={"name": "narrow", "slots": 2})
+    async with scheduler(api_settings) as service:
+        await client.post(f"{API}/dags/pooled/dagRuns", json={"run_id": "before"})
+        await eventually(_run_state(api_store, "pooled", "before", "success"))
+        assert (await client.delete(f"{API}/pools/narrow")).status_code == 204
+
+        async def taken() -> bool:  # at the scheduler's next pass
+            return service.engine is not None and "narrow" not in service.engine.pools
+
+        await eventually(taken)
+        await client.post(f"{API}/dags/pooled/dagRuns", json={"run_id": "after"})
+        await eventually(_run_state(api_store, "pooled", "after", "failed"))
+    (run,) = await api_store.find_runs("after", "pooled")
+    assert run.note is not None
+    assert "pool 'narrow', which does not exist" in run.note

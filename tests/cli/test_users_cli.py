@@ -64,6 +64,14 @@ def test_users_are_created_listed_and_deleted(home: Path) -> None:
     assert no_tty.code == 2
     assert "use --password-stdin" in no_tty.stderr
 
+    changed = _with_stdin(
+        home, "another-password\n", "users", "set-password", "-u", "alice", "--password-stdin"
+    )
+    assert (changed.returncode, changed.stdout.strip()) == (0, "password of 'alice' changed")
+    [after] = query(home / "airloop.db", "SELECT password_hash FROM airloop_user")
+    assert after["password_hash"].startswith("$argon2id$")
+    assert after["password_hash"] != row["password_hash"]
+
     listed = airloop("users", "list", home=home)
     assert listed.code == 0
     assert "alice" in listed.stdout

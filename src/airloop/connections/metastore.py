@@ -136,6 +136,13 @@ class MetastoreSource:
             for r in await (await self.store()).variables()
         ]
 
+    async def variable(self, key: str) -> tuple[str, str | None, str | None] | None:
+        """(key, value, description) of one variable, None when there is none."""
+        record = await (await self.store()).get_variable(key)
+        if record is None:
+            return None
+        return record.key, self._variable_value(record), record.description
+
     async def set_variables(
         self, values: Sequence[tuple[str, str, str | None]], *, overwrite: bool = True
     ) -> None:

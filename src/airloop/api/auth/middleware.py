@@ -171,6 +171,11 @@ class AuthMiddleware:
         self.codec = codec
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # No route uses websockets (live updates are server-sent events): refuse
+            # them rather than let one past authentication.
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

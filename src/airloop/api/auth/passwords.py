@@ -3,6 +3,9 @@ of milliseconds of CPU, which the event loop must not spend."""
 
 from __future__ import annotations
 
+import functools
+import threading
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -10,11 +13,19 @@ from airloop.runtime import in_thread
 
 _HASHER = PasswordHasher()
 
-#: Verified against when the username is unknown, so a wrong name costs the same time
-#: as a wrong password (no user enumeration by timing).
-_DUMMY_HASH = _HASHER.hash("airloop: no such user")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a wrong name costs the same
+    time as a wrong password (no user enumeration by timing). Made on first use."""
+    return _HASHER.hash("airloop: no such user")
+
 
 MIN_PASSWORD_LENGTH = 8
+
+#: Hashes computed at once, whatever the number of login attempts: a flood of logins
+#: queues here (in its threads) instead of taking every core from the scheduler.
+_SLOTS = threading.BoundedSemaphore(2)
 
 
 def check_password(password: str) -> str | None:
@@ -25,14 +36,17 @@ def check_password(password: str) -> str | None:
 
 
 def hash_password_blocking(password: str) -> str:
-    return _HASHER.hash(password)
+    with _SLOTS:
+        return _HASHER.hash(password)
 
 
 def _verify(password_hash: str | None, password: str) -> bool:
-    try:
-        return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    with _SLOTS:
+        try:
+            matched = _HASHER.verify(password_hash or _dummy_hash(), password)
+        except (VerificationError, InvalidHashError):
+            return False
+    return matched and password_hash is not None
 
 
 async def hash_password(password: str) -> str:

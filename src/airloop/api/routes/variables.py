@@ -68,13 +68,12 @@ async def get_variables(
 async def _find(request: Request, key: str) -> tuple[str, str | None, str | None]:
     store, settings = request.app.state.store, request.app.state.settings
     try:
-        rows = await metastore(store, settings).variables()
-    except AirloopError as exc:
+        found = await metastore(store, settings).variable(key)
+    except AirloopError as exc:  # a key that cannot decrypt it
         raise _conflict(exc) from None
-    for row in rows:
-        if row[0] == key:
-            return row
-    raise HTTPException(status.HTTP_404_NOT_FOUND, f"no variable {key!r}")
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no variable {key!r}")
+    return found
 
 
 @router.get("/variables/{key}")

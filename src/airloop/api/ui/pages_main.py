@@ -173,6 +173,7 @@ async def task_instance(
             "task_id": task_id,
             "map_index": map_index,
             "try_number": chosen,
+            "logs": {str(t["try_number"]): t["path_exists"] for t in items(tries)},
             "state": ti["state"],
             "api_base": "/api/v1" + base,
             "dag_api": f"/api/v1/dags/{seg(dag_id)}",
