@@ -165,6 +165,7 @@ async def test_api_server_alone_reads_the_database_and_caches_it(
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             first = await scrape(client)
+            assert value(first, "airloop_database_up") == 1
             assert value(first, "airloop_dag_runs", dag_id="mapped", state="queued") == 1
             assert value(first, "airloop_scheduler_loop_lag_seconds") == 0.042
             assert value(first, "airloop_scheduler_heartbeat_timestamp_seconds") is not None
@@ -201,3 +202,21 @@ async def test_each_app_has_its_own_registry(settings: Settings) -> None:
         assert app_metrics(one).registry is not app_metrics(two).registry
     finally:
         await store.close()
+
+
+async def test_a_database_that_cannot_be_read_is_a_metric_not_an_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "broken.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        with sqlite3.connect(db) as conn:  # another process breaks the schema
+            conn.execute("ALTER TABLE task_instance RENAME TO task_instance_gone")
+        app = create_app(Settings(home=tmp_path, database_url=str(store.engine.url)), store=store)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            samples = await scrape(client)
+    finally:
+        await store.close()
+    assert value(samples, "airloop_database_up") == 0
+    assert value(samples, "airloop_dag_runs") is None
