@@ -41,17 +41,18 @@ async def test_the_tail_starts_at_a_line_start(
     text = _lines(5000)  # 115,000 bytes
     await _run_with_log(api_store, tmp_path, text)
     body = (await client.get(f"{LOGS}/1")).json()
-    assert body["size"] == len(text) and body["next_offset"] == len(text)
+    assert body["size"] == len(text)
+    assert body["next_offset"] == len(text)
     assert body["running"] is False
-    assert body["content"].startswith("line ") and body["content"].endswith(
-        "line 04999 of the log\n"
-    )
+    assert body["content"].startswith("line ")
+    assert body["content"].endswith("line 04999 of the log\n")
     assert len(body["content"]) <= 65536
     assert text[body["offset"] :] == body["content"]
     small = (await client.get(f"{LOGS}/1", params={"tail": 50})).json()
     assert small["content"] == "line 04998 of the log\nline 04999 of the log\n"
     whole = (await client.get(f"{LOGS}/1", params={"tail": 10**6})).json()
-    assert whole["offset"] == 0 and whole["content"] == text
+    assert whole["offset"] == 0
+    assert whole["content"] == text
 
 
 async def test_ranges_end_at_line_ends_and_follow_on(
@@ -71,7 +72,8 @@ async def test_ranges_end_at_line_ends_and_follow_on(
         offset = body["next_offset"]
     assert got == text
     past = (await client.get(f"{LOGS}/1", params={"offset": 10**9})).json()
-    assert past["content"] == "" and past["next_offset"] == len(text)
+    assert past["content"] == ""
+    assert past["next_offset"] == len(text)
 
 
 async def test_secrets_are_masked_in_every_read(
@@ -81,7 +83,8 @@ async def test_secrets_are_masked_in_every_read(
     text = _lines(3) + f"connecting with {SECRET}\n" + _lines(3)
     await _run_with_log(api_store, tmp_path, text)
     body = (await client.get(f"{LOGS}/1")).json()
-    assert SECRET not in body["content"] and "connecting with ***\n" in body["content"]
+    assert SECRET not in body["content"]
+    assert "connecting with ***\n" in body["content"]
     ranged = (await client.get(f"{LOGS}/1", params={"offset": 0, "limit": 90})).json()
     assert SECRET not in ranged["content"]
     download = await client.get(f"{LOGS}/1", params={"download": "true"})
@@ -110,11 +113,18 @@ async def test_missing_logs_and_bad_requests(
     assert response.json()["detail"] == f"log of try 2 of task 'numbers' in run {RUN!r} not found"
     path.unlink()
     response = await client.get(f"{LOGS}/1")
-    assert response.status_code == 404 and str(path) in response.json()["detail"]
+    assert response.status_code == 404
+    assert str(path) in response.json()["detail"]
     response = await client.get(f"{LOGS}/1", params={"tail": 5, "offset": 0})
     assert response.status_code == 400
+    response = await client.get(f"{LOGS}/1", params={"limit": 5})
+    assert response.status_code == 400
+    assert "offset" in response.json()["detail"]
+    response = await client.get(f"{LOGS}/1", params={"download": "true", "tail": 5})
+    assert response.status_code == 400
     response = await client.get(f"{LOGS}/1", params={"taill": 5})
-    assert response.status_code == 400 and "taill" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "taill" in response.json()["detail"]
     response = await client.get(f"/api/v1/dags/mapped/dagRuns/{RUN}/taskInstances/nope/logs/1")
     assert response.status_code == 404
 
@@ -178,15 +188,19 @@ def test_a_50_mb_log_opens_by_its_tail(tmp_path: Path) -> None:
         for _ in range(50):
             f.write(line * 10_000)  # 1 MB
     piece = read_tail(str(path), 65536)
-    assert piece.size == 50_000_000 and piece.next_offset == piece.size
-    assert piece.offset % 100 == 0 and len(piece.content) <= 65536
+    assert piece.size == 50_000_000
+    assert piece.next_offset == piece.size
+    assert piece.offset % 100 == 0
+    assert len(piece.content) <= 65536
     assert piece.content == line * (len(piece.content) // 100)
     middle = read_range(str(path), 25_000_050, 1000)
-    assert middle.offset == 25_000_050 and middle.next_offset == 25_001_000
+    assert middle.offset == 25_000_050
+    assert middle.next_offset == 25_001_000
 
 
 def test_a_line_longer_than_the_piece_is_cut_at_a_character(tmp_path: Path) -> None:
     path = tmp_path / "wide.log"
     path.write_text("é" * 100 + "\n", encoding="utf-8")  # 2 bytes a character
     piece = read_range(str(path), 0, 51)
-    assert piece.content == "é" * 25 and piece.next_offset == 50
+    assert piece.content == "é" * 25
+    assert piece.next_offset == 50

@@ -39,7 +39,7 @@ async def _big_run(store: Store, n: int = 23) -> int:
                 _STATES[i % 4],
                 1,
                 start_date=start,
-                duration=None if i % 7 == 0 else float(i % 3),
+                duration=None if i % 7 == 0 else (i % 3) / 3 + 0.1234567,  # inexact floats
             )
         )
     await store.write(batch)

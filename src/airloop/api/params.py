@@ -15,8 +15,6 @@ from fastapi.dependencies.models import Dependant
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
 
-_KNOWN: dict[int, frozenset[str]] = {}
-
 
 def _names(dependant: Dependant) -> set[str]:
     names = {p.alias for p in dependant.query_params}
@@ -25,13 +23,11 @@ def _names(dependant: Dependant) -> set[str]:
     return names
 
 
-def _known_for(route: Any) -> frozenset[str]:
-    known = _KNOWN.get(id(route))
-    if known is None:
-        dependant = getattr(route, "dependant", None)
-        known = frozenset(_names(dependant)) if dependant is not None else frozenset()
-        _KNOWN[id(route)] = known
-    return known
+def _known_for(route: Any) -> set[str]:
+    """The query parameters the route declares, its own and its dependencies' (a
+    walk of a few nodes: cheaper than caching it per route)."""
+    dependant = getattr(route, "dependant", None)
+    return _names(dependant) if dependant is not None else set()
 
 
 async def known_params_only(request: Request) -> None:

@@ -87,6 +87,10 @@ async def get_log(
 ) -> Response | LogChunk:
     if tail is not None and offset is not None:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "give either tail or offset, not both")
+    if limit is not None and offset is None and not download:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, "limit goes with offset (for the end of the log: tail)"
+        )
     if download and (tail is not None or offset is not None or limit is not None):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -163,8 +167,12 @@ async def follow_log(
         where = path
         growing = running
         while True:
-            if where is None:
-                where, _ = await _locate(store, *ids)
+            try:
+                if where is None:
+                    where, _ = await _locate(store, *ids)
+            except HTTPException:  # the run was deleted, or the try never wrote a log
+                where = None
+                growing = False
             piece: Piece | None = None
             if where is not None:
                 try:
@@ -181,8 +189,11 @@ async def follow_log(
             if await request.is_disconnected():
                 return
             await asyncio.sleep(FOLLOW_INTERVAL)
-            # Ended since: one more read picks up its last lines, then the end.
-            growing = await _still_running(store, *ids)
+            # Ended since (or gone): one more read picks up its last lines, then the end.
+            try:
+                growing = await _still_running(store, *ids)
+            except HTTPException:
+                growing = False
 
     return StreamingResponse(
         events(),
