@@ -93,6 +93,15 @@ def test_serves_runs_a_triggered_dag_and_stops_on_sigterm(home: Path) -> None:
             spec = http.get("/api/v1/openapi.json")
             assert spec.status_code == 200
             assert spec.json()["info"]["title"] == "airloop"
+            assert wait_until(
+                lambda: http.get("/api/v1/health").json()["scheduler"]["status"] == "healthy",
+                60,
+                0.2,
+            ), log.read_text()
+            health = http.get("/api/v1/health").json()
+            assert health["database"] == {"status": "healthy", "error": None}
+            assert health["scheduler"]["pid"] == proc.pid
+            assert health["scheduler"]["loop_lag"] is not None
             metrics = http.get("/metrics")
             assert metrics.status_code == 200
             # The live watchdog's number: the scheduler runs in this very process.
