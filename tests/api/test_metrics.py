@@ -165,6 +165,7 @@ async def test_api_server_alone_reads_the_database_and_caches_it(
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             first = await scrape(client)
+            assert value(first, "airloop_database_up") == 1
             assert value(first, "airloop_dag_runs", dag_id="mapped", state="queued") == 1
             assert value(first, "airloop_scheduler_loop_lag_seconds") == 0.042
             assert value(first, "airloop_scheduler_heartbeat_timestamp_seconds") is not None
@@ -201,3 +202,69 @@ async def test_each_app_has_its_own_registry(settings: Settings) -> None:
         assert app_metrics(one).registry is not app_metrics(two).registry
     finally:
         await store.close()
+
+
+async def test_a_database_that_cannot_be_read_is_a_metric_not_an_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "broken.db"
+    store = await Store.open(f"sqlite+aiosqlite:///{db}")
+    try:
+        with sqlite3.connect(db) as conn:  # another process breaks the schema
+            conn.execute("ALTER TABLE task_instance RENAME TO task_instance_gone")
+        app = create_app(Settings(home=tmp_path, database_url=str(store.engine.url)), store=store)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            samples = await scrape(client)
+    finally:
+        await store.close()
+    assert value(samples, "airloop_database_up") == 0
+    assert value(samples, "airloop_dag_runs") is None
+
+
+async def test_health_in_standalone_reports_the_live_loop_lag(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A long poll: the heartbeat row keeps the first pass's lag for the whole test.
+    settings = Settings(
+        home=tmp_path / "home",
+        dags_folder=tmp_path / "dags",
+        database_url=database_url,
+        scheduler_poll_interval=600,
+    )
+    service = SchedulerService(settings)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(service.serve(stop))
+    try:
+        async with asyncio.timeout(60):
+            await service.ready.wait()
+        engine = service.engine
+        assert engine is not None
+        assert engine.watchdog is not None
+        # Freeze the watchdog (its thread stops) at a lag no heartbeat ever recorded.
+        engine.watchdog.stop()
+        engine.watchdog.last_lag = 0.321
+        store = await Store.open(settings.database_url)
+        try:
+            recorded = await ServiceStore(store).latest_heartbeat()
+            assert recorded is not None
+            assert recorded.loop_lag != 0.321
+            app = create_app(settings, store=store, scheduler=service)
+            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                health = (await client.get("/api/v1/health")).json()
+                samples = await scrape(client)
+            alone = create_app(settings, store=store)
+            transport = httpx.ASGITransport(app=alone, client=("127.0.0.1", 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                health_alone = (await client.get("/api/v1/health")).json()
+        finally:
+            await store.close()
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 60)
+    assert health["scheduler"]["status"] == "healthy"
+    assert health["scheduler"]["loop_lag"] == 0.321
+    assert value(samples, "airloop_scheduler_loop_lag_seconds") == 0.321
+    # An API server without the scheduler in its process reads the heartbeat row.
+    assert health_alone["scheduler"]["loop_lag"] == recorded.loop_lag

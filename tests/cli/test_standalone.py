@@ -17,7 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support import Call, _prepare, airloop, dag_runs, task_instances, wait_until, write
+from .support import (
+    Call,
+    _prepare,
+    airloop,
+    dag_runs,
+    query,
+    spawn,
+    task_instances,
+    wait_until,
+    write,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,6 +103,15 @@ def test_serves_runs_a_triggered_dag_and_stops_on_sigterm(home: Path) -> None:
             spec = http.get("/api/v1/openapi.json")
             assert spec.status_code == 200
             assert spec.json()["info"]["title"] == "airloop"
+            assert wait_until(
+                lambda: http.get("/api/v1/health").json()["scheduler"]["status"] == "healthy",
+                60,
+                0.2,
+            ), log.read_text()
+            health = http.get("/api/v1/health").json()
+            assert health["database"] == {"status": "healthy", "error": None}
+            assert health["scheduler"]["pid"] == proc.pid
+            assert health["scheduler"]["loop_lag"] is not None
             metrics = http.get("/metrics")
             assert metrics.status_code == 200
             # The live watchdog's number: the scheduler runs in this very process.
@@ -186,3 +205,24 @@ def test_a_taken_port_fails_with_one_line(home: Path) -> None:
     assert result.code == 2, result.transcript
     assert len(result.err_lines) == 1, result.transcript
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.transcript
+
+
+def test_another_scheduler_on_the_database_is_one_line_and_exit_2(home: Path) -> None:
+    (home / "dags").mkdir(parents=True)
+    db = home / "airloop.db"
+
+    def beating() -> bool:
+        return db.exists() and bool(query(db, "SELECT id FROM scheduler_heartbeat"))
+
+    with spawn(Call(("scheduler", "--dags-folder", str(home / "dags")), home)) as scheduler:
+        assert wait_until(beating, 60, 0.1)
+        result = airloop("standalone", "--port", "0", "--dags-folder", home / "dags", home=home)
+        scheduler.send_signal(signal.SIGTERM)
+        scheduler.wait(timeout=60)
+    assert result.code == 2, result.transcript
+    errors = [line for line in result.err_lines if line.startswith("error:")]
+    assert errors == [
+        f"error: another scheduler (pid {scheduler.pid}) is running on {db}; SQLite allows "
+        "one (use PostgreSQL for several)"
+    ], result.transcript
+    assert "Traceback" not in result.stderr

@@ -18,6 +18,7 @@ Labels are bounded: dag_id, pool, action, state, executor; never run_id or map_i
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from prometheus_client.registry import Collector
 from airloop.api.live import live_engine
 from airloop.core.stats import HistogramSnapshot
 from airloop.engine.stats import EngineStats, engine_stats
+from airloop.exceptions import DatabaseError
 from airloop.store.records import HeartbeatRow
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
@@ -45,6 +47,7 @@ from airloop.store.state_counts import StateCounts, state_counts
 DB_CACHE_SECONDS = 5.0
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +205,19 @@ def _counter_by(name: str, doc: str, values: Mapping[str, int]) -> CounterMetric
 
 
 class AirloopCollector(Collector):
-    """Yields what ``prepare`` gathered (collect() is synchronous; the database is not)."""
+    """Yields what ``AppMetrics.render`` gathered just before (collect() is synchronous;
+    the database is not)."""
 
     def __init__(self) -> None:
         self.db: DatabaseNumbers | None = None
         self.engine: EngineStats | None = None
 
     def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "airloop_database_up",
+            "1 if this scrape could read the database, 0 if not.",
+            value=0 if self.db is None else 1,
+        )
         if self.db is not None:
             yield from _db_metrics(self.db, live_lag=self.engine is not None)
         if self.engine is not None:
@@ -225,7 +234,12 @@ class AppMetrics:
         self.cache = DatabaseCache()
 
     async def render(self, store: Store, app: object) -> bytes:
-        db = await self.cache.get(store)
+        try:
+            db: DatabaseNumbers | None = await self.cache.get(store)
+        except DatabaseError as exc:
+            # The engine's numbers are still worth a scrape; the failure is a metric.
+            log.warning("/metrics: the database could not be read: %s", exc)
+            db = None
         engine = live_engine(app)
         # No await from here on: no other scrape can refill the collector meanwhile.
         self.collector.db = db

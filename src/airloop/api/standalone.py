@@ -78,15 +78,21 @@ async def serve_standalone(
         server_header=False,
     )
     server = _LoopServer(config)
-    async with app.router.lifespan_context(app), asyncio.TaskGroup() as group:
-        web = group.create_task(server.serve(sockets=[sock]), name="airloop-api-server")
+    async with app.router.lifespan_context(app):
+        web = asyncio.create_task(server.serve(sockets=[sock]), name="airloop-api-server")
         # The HTTP server ending on its own (it should not) stops the scheduler too.
         web.add_done_callback(lambda _: stop.set())
         log.info("serving the API and UI on %s", address_of(sock))
         try:
+            # The scheduler's own error (another scheduler holds the lock...) propagates
+            # as itself, after the HTTP server stopped.
             await service.serve(stop)
         finally:
             server.should_exit = True
+            await asyncio.wait({web})  # uvicorn's shutdown is bounded (see above)
+            web_error = None if web.cancelled() else web.exception()
+        if web_error is not None:
+            raise web_error
     return service
 
 
