@@ -20,6 +20,7 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 
+from airloop.api.app import create_app
 from airloop.api.ui.graph_layout import layout
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -27,10 +28,13 @@ from airloop.authoring.params import Param
 from airloop.authoring.taskgroup import TaskGroup
 from airloop.core.states import TaskState
 from airloop.dagbag.serialized import dumps, serialize_dag
+from airloop.settings import Settings
 from airloop.store.records import Expansion, NewTaskInstance, TIUpdate, WriteBatch
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 from airloop.store.ui_reads import ti_page
+
+from .ui_support import assert_csp_clean, viewer_token
 
 MAPPED = 250
 DAG_SOURCE = '''"""A DAG file for the UI tests."""
@@ -334,6 +338,65 @@ def test_graph_layout_layers_follow_dependencies() -> None:
     x = {n.task_id: n.x for n in shape.nodes}
     assert x["a"] == x["b"] < x["c"] < x["d"]
     assert [e.label for e in shape.edges if e.label] == ["yes"]
+
+
+PAGES = [
+    "/dags/wide",
+    "/dags/wide/graph",
+    "/dags/wide/runs",
+    "/dags/wide/code",
+    "/dags/wide/details",
+    f"/dags/wide/runs/{quote(RUN1, safe='')}",
+    f"/dags/wide/runs/{quote(RUN1, safe='')}/tasks/group.double",
+]
+
+
+async def test_every_page_keeps_the_csp(client: httpx.AsyncClient, world: World) -> None:
+    for url in PAGES:
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        assert_csp_clean(response.text)
+
+
+@pytest_asyncio.fixture
+async def viewer(
+    tmp_path: Path, database_url: str, api_store: Store
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as a viewer (API token) of an app with password auth."""
+    settings = Settings(
+        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
+    )
+    app = create_app(settings, store=api_store)
+    headers = {"Authorization": f"Bearer {await viewer_token(api_store)}"}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
+    ) as c:
+        yield c
+
+
+async def test_a_viewer_sees_the_pages_without_admin_controls(
+    viewer: httpx.AsyncClient, world: World
+) -> None:
+    for url in PAGES:
+        response = await viewer.get(url)
+        assert response.status_code == 200, url
+        html = response.text
+        for control in ('a class="trigger', "pause-toggle", "clear-run", "mark-run-", "note-form"):
+            assert control not in html, (url, control)
+
+
+async def test_pages_need_a_signed_in_user(
+    tmp_path: Path, database_url: str, api_store: Store, world: World
+) -> None:
+    settings = Settings(
+        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, store=api_store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+        for url in [*PAGES, f"/ui/stream/dags/wide?runs={RUN1}"]:
+            response = await c.get(url)
+            assert response.status_code in (303, 401), url
 
 
 # -- live updates: a real server on loopback (the ASGI transport buffers responses) --
