@@ -456,10 +456,22 @@ async def test_stream_sends_a_changed_cell_after_a_state_change(
             WriteBatch(ti_updates=[TIUpdate(pk, "total", -1, TaskState.RUNNING, 1, now, now)])
         )
         second = await asyncio.wait_for(_next_cells(lines), 20)
+        # A new run of the DAG: the grid is told there is one newer than it shows.
+        await api_store.create_run(
+            dag_id="wide",
+            run_id="manual__later",
+            run_type="manual",
+            logical_date=None,
+            params={},
+            task_instances=[_ni("total")],
+        )
+        third = await asyncio.wait_for(_next_cells(lines), 20)
+    assert first["newer_runs"] == 0
     assert second["cells"] == [
         {"run_id": RUN1, "task_id": "total", "counts": {"running": 1}, "total": 1}
     ]
     assert second["runs"] == []
+    assert third == {"runs": [], "cells": [], "newer_runs": 1}
 
 
 async def test_stream_rejects_unknown_parameters(client: httpx.AsyncClient) -> None:

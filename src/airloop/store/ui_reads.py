@@ -106,6 +106,8 @@ class Changes:
     cells: list[GridCell]
     #: The latest updated_at seen (or the ``since`` given when nothing changed).
     until: datetime | None
+    #: How many of the DAG's runs are newer than the newest of those named.
+    newer: int = 0
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -332,6 +334,8 @@ async def changed_since(
         ids = {r.id: r.run_id for r in runs}
         if not ids:
             return Changes([], [], since)
+        newer_query = select(func.count()).where(_run.dag_id == dag_id, _run.id > max(ids))
+        newer = int((await conn.execute(newer_query)).scalar() or 0)
         touched: ColumnElement[bool] = _ti.dag_run_id.in_(list(ids))
         until = since
         if since is not None:
@@ -347,10 +351,10 @@ async def changed_since(
                 if latest is not None and (until is None or latest > until):
                     until = latest
             if not pairs:
-                return Changes(runs, [], until)
+                return Changes(runs, [], until, newer)
             touched = tuple_(_ti.dag_run_id, _ti.task_id).in_(pairs)
         else:
             latest = (await conn.execute(select(func.max(_ti.updated_at)).where(touched))).scalar()
             until = _aware(latest)
         cells = await _counts(conn, touched, ids)
-    return Changes(runs, cells, until)
+    return Changes(runs, cells, until, newer)

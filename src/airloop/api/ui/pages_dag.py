@@ -181,7 +181,7 @@ async def grid_page(request: Request, dag_id: str, store: StoreDep, user: Viewer
         runs=data.runs,
         body=body,
         older=older,
-        newest=before is not None,
+        older_page=before is not None,
         stream=_stream_url(dag_id, (r.run_id for r in data.runs)),
     )
 

@@ -4,7 +4,9 @@
 seconds it asks the store what changed since the last tick (task instances by
 ``updated_at``, through the index ``ix_task_instance_dag_run_id_updated_at``, and the
 runs' states) and sends only what differs from what this stream sent before
-(``event: cells``, ``data: {"runs": [...], "cells": [...]}``). The first tick sends
+(``event: cells``, ``data: {"runs": [...], "cells": [...], "newer_runs": n}``;
+``newer_runs`` counts the DAG's runs newer than the newest followed, so a grid can
+offer to show them). The first tick sends
 everything, so a change between the page's render and the stream's start is not lost.
 A comment line keeps idle connections open every ``keepalive`` seconds. The generator
 ends when the client goes away (Starlette cancels it; it also checks each tick)."""
@@ -56,6 +58,7 @@ async def cell_events(
     sent_cells: dict[tuple[str, str], dict[str, int]] = {}
     sent_runs: dict[str, tuple[Any, ...]] = {}
     since: datetime | None = None
+    newer = 0
     quiet = 0.0
     yield f"retry: {int(interval * 2000)}\n\n"
     while True:
@@ -69,11 +72,14 @@ async def cell_events(
         for c in cells:
             sent_cells[(c.run_id, c.task_id)] = c.counts
         since = changes.until or since or datetime.now(UTC)
-        if runs or cells:
-            yield _event(
-                "cells",
-                {"runs": [run_json(r) for r in runs], "cells": [cell_json(c) for c in cells]},
-            )
+        if runs or cells or changes.newer != newer:
+            newer = changes.newer
+            data = {
+                "runs": [run_json(r) for r in runs],
+                "cells": [cell_json(c) for c in cells],
+                "newer_runs": newer,
+            }
+            yield _event("cells", data)
             quiet = 0.0
         elif quiet >= keepalive:
             yield ": keep-alive\n\n"
