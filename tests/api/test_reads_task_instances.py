@@ -85,7 +85,8 @@ async def test_cursor_pages_are_the_whole_list_in_order(
     await _big_run(api_store)
     params = {} if order_by is None else {"order_by": order_by}
     whole = (await client.get(TIS, params={**params, "limit": 1000})).json()
-    assert whole["total"] == 25 and whole["next_cursor"] is None
+    assert whole["total"] == 25
+    assert whole["next_cursor"] is None
     everything = [_key(t) for t in whole["items"]]
     assert len(set(everything)) == 25
     assert await _walk(client, TIS, {**params, "limit": 4}) == everything
@@ -190,9 +191,11 @@ async def test_one_instance_its_tries_xcoms_and_rendered_fields(
         "success",
         2,
     )
-    assert ti["dag_id"] == "mapped" and ti["run_id"] == RUN
+    assert ti["dag_id"] == "mapped"
+    assert ti["run_id"] == RUN
     numbers = (await client.get(f"{TIS}/numbers")).json()
-    assert numbers["map_index"] == -1 and numbers["duration"] == 1.0
+    assert numbers["map_index"] == -1
+    assert numbers["duration"] == 1.0
     tries = (await client.get(f"{TIS}/group.double/tries", params={"map_index": 1})).json()
     assert tries == [
         {"try_number": 1, "log_size": None, "path_exists": False},

@@ -29,6 +29,7 @@ from airloop.api.routes import (
 )
 from airloop.api.ui import pages_admin, pages_dag, pages_main, stream, stream_dags
 from airloop.api.ui.templating import STATIC_URL, static_files
+from airloop.core.masking import parse_sensitive_names, set_sensitive_names
 from airloop.settings import Settings
 from airloop.store.runs import Store
 
@@ -68,8 +69,10 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    if store is not None:
-        app.state.store = store  # usable without the lifespan (tests' ASGI transport)
+    # Process-wide, as the engine sets it: masked connection extras and variables too.
+    set_sensitive_names(parse_sensitive_names(settings.sensitive_var_conn_names))
+    if store is not None:  # usable without the lifespan (tests' ASGI transport)
+        app.state.store = store
     for key, value in extra.items():
         setattr(app.state, key, value)
     app.state.session_codec = codec = session_codec(settings)

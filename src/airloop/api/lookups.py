@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, status
 
 from airloop.api.deps import StoreDep
-from airloop.store.read_records import DagOverview, TaskInstanceRecord
+from airloop.store.read_records import DagOverview, DagRecord, TaskInstanceRecord
 from airloop.store.reads import Reads
 from airloop.store.records import DagRunRow
 from airloop.store.runs import Store
@@ -36,6 +36,13 @@ async def dag_or_404(reads: Reads, dag_id: str) -> DagOverview:
     if overview is None:
         raise not_found(f"DAG {dag_id!r}")
     return overview
+
+
+async def dag_record_or_404(reads: Reads, dag_id: str) -> DagRecord:
+    record = await reads.dag_record(dag_id)
+    if record is None:
+        raise not_found(f"DAG {dag_id!r}")
+    return record
 
 
 async def run_or_404(reads: Reads, dag_id: str, run_id: str) -> DagRunRow:

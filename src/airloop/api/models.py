@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, PlainSerializer
 from airloop.api.next_run import next_run
 from airloop.core.masking import redact
 from airloop.dagbag.serialized import SerializedDag, loads
-from airloop.store.read_records import DagOverview, TaskInstanceRecord
+from airloop.store.read_records import DagOverview, DagRecord, TaskInstanceRecord
 from airloop.store.records import DagRunRow
 
 T = TypeVar("T")
@@ -237,10 +237,10 @@ def dag_run(run: DagRunRow) -> DagRun:
     )
 
 
-def serialized_of(overview: DagOverview) -> SerializedDag | None:
+def serialized_of(dag: DagOverview | DagRecord) -> SerializedDag | None:
     """The DAG's stored structure (None before the scheduler stored one, or in a
     format this server cannot read)."""
-    text = overview.dag.serialized
+    text = (dag.dag if isinstance(dag, DagOverview) else dag).serialized
     if text is None:
         return None
     try:

@@ -4,12 +4,14 @@ last interval a run was created for, as the scheduler's ``_schedule`` decides.""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from airloop.core.schedules import (
     ContinuousSchedule,
+    CronSchedule,
     OnceSchedule,
     Schedule,
     ScheduleError,
@@ -42,18 +44,44 @@ def _time(text: str | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str, start: datetime | None, tz: str) -> Schedule | None:
+    try:
+        delta = _delta(text)
+        return parse_schedule(
+            delta if delta is not None else text, start_date=start, tz=ZoneInfo(tz)
+        )
+    except (ScheduleError, ValueError, KeyError):
+        return None
+
+
 def schedule_of(data: SerializedDag) -> Schedule | None:
     """The DAG's schedule (None: unscheduled, or one this server cannot read back)."""
     text = data.get("schedule")
     if text is None:
         return None
-    start = _time(data.get("start_date"))
+    # Only @once and timedelta schedules hang on the start date (a cron schedule
+    # parsed once serves every DAG with it).
+    needs_start = text == "@once" or _delta(text) is not None
+    start = _time(data.get("start_date")) if needs_start else None
+    return _parse(text, start, data.get("timezone") or "UTC")
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_start(
+    schedule: Schedule, begin: datetime, catchup: bool, now: datetime
+) -> datetime | None:
+    """Cached: a DAG list asks the same (schedule, last interval) of many DAGs, and
+    croniter takes a millisecond or two a call."""
     try:
-        tz = ZoneInfo(data.get("timezone") or "UTC")
-        delta = _delta(text)
-        return parse_schedule(delta if delta is not None else text, start_date=start, tz=tz)
-    except (ScheduleError, ValueError, KeyError):
+        candidate = schedule.interval_starting_at_or_after(begin)
+        if not catchup:
+            latest = schedule.latest_interval_ending_by(now)
+            if latest.start > candidate.start:
+                candidate = latest
+    except ScheduleError:
         return None
+    return candidate.start
 
 
 def next_run(
@@ -76,14 +104,11 @@ def next_run(
     if isinstance(schedule, OnceSchedule):
         return None if last_interval_end is not None else start
     begin = max(start, last_interval_end) if last_interval_end is not None else start
-    try:
-        candidate = schedule.interval_starting_at_or_after(begin)
-        if not data.get("catchup", False):
-            latest = schedule.latest_interval_ending_by(now)
-            if latest.start > candidate.start:
-                candidate = latest
-    except ScheduleError:
+    if isinstance(schedule, CronSchedule):
+        # Cron fires on whole minutes: the latest interval ended by now is the one
+        # ended by the minute's start (so one computation serves the whole minute).
+        now = now.replace(second=0, microsecond=0)
+    first = _next_start(schedule, begin, bool(data.get("catchup", False)), now)
+    if first is None or (end is not None and first > end):
         return None
-    if end is not None and candidate.start > end:
-        return None
-    return candidate.start
+    return first

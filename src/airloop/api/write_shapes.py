@@ -14,6 +14,7 @@ from fastapi import HTTPException, Request, status
 from airloop.core.masking import redact
 from airloop.core.states import DagRunState
 from airloop.store.records import DagRunRow, TaskInstanceRow
+from airloop.store.run_requests import RunRequest
 from airloop.store.runs import Store
 
 #: A run the scheduler is driving: changing it under the scheduler is refused (409).
@@ -60,6 +61,18 @@ def ti_brief(run: DagRunRow, ti: TaskInstanceRow) -> dict[str, Any]:
         "task_id": ti.task_id,
         "map_index": ti.map_index,
         "state": ti.state.value,
+    }
+
+
+def request_out(asked: RunRequest) -> dict[str, Any]:
+    """A change asked of the scheduler for a run in flight (applied at its next pass)."""
+    return {
+        "id": asked.id,
+        "action": asked.action,
+        "requested_by": asked.requested_by,
+        "created_at": iso(asked.created_at),
+        "done_at": iso(asked.done_at),
+        "outcome": asked.outcome,
     }
 
 

@@ -34,6 +34,8 @@ from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.settings import Settings
 from airloop.store.pools import pool_sizes, seed_pools
 from airloop.store.records import ImportErrorRow
+from airloop.store.run_changes import mark_run
+from airloop.store.run_requests import finish_request, pending_requests
 from airloop.store.scheduler_lock import (
     DatabaseLock,
     SchedulerAlreadyRunning,
@@ -78,6 +80,8 @@ class SchedulerService:
         self.engine: Engine | None = None
         #: id(dag) -> (the DAG, its serialized text and hash): serialized once per parse.
         self._serialized_cache: dict[int, tuple[object, tuple[str, str]]] = {}
+        #: Runs aborted to apply a mark asked through the API, marked once ended.
+        self._aborting: set[int] = set()
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -159,6 +163,7 @@ class SchedulerService:
         # Pools edited through the API since the last pass: resized live.
         engine.resize_pools(await pool_sizes(engine.store))
         await self._resume_unfinished(engine, store)
+        await self._apply_requests(engine, store)
         await self._schedule(engine, store)
         await self._start_triggered(engine, store)
         watchdog = engine.watchdog
@@ -303,6 +308,37 @@ class SchedulerService:
                 row.dag_id,
             )
             self._track(run)
+
+    async def _apply_requests(self, engine: Engine, store: ServiceStore) -> None:
+        """Marks asked through the API for runs in flight (ADR 0039). A run this
+        service drives is aborted first (what runs is cancelled, nothing more starts)
+        and marked once it has ended; a run it does not drive (queued, or left running
+        with its DAG not loaded) is marked at once: this pass is the only one that
+        starts runs, so none starts under the mark."""
+        for request in await pending_requests(engine.store):
+            state = DagRunState.FAILED if request.action == "mark_failed" else DagRunState.SUCCESS
+            run = self.active.get(request.run_pk)
+            if run is not None and not run.done.done():
+                if request.run_pk not in self._aborting:
+                    self._aborting.add(request.run_pk)
+                    log.info(
+                        "run %s of %s: marked %s by %s; stopping it",
+                        run.info.run_id,
+                        run.info.dag_id,
+                        state.value,
+                        request.requested_by,
+                    )
+                    engine.scheduler.abort_run(
+                        run, f"marked {state.value} by {request.requested_by}"
+                    )
+                continue  # marked once it has ended (a later pass)
+            self._aborting.discard(request.run_pk)
+            row = await engine.store.get_run(request.run_pk)
+            if row is None:
+                await finish_request(engine.store, request.id, "the run no longer exists")
+                continue
+            await mark_run(engine.store, row.id, state)
+            await finish_request(engine.store, request.id, f"marked {state.value}")
 
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
         """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""

@@ -39,17 +39,20 @@ class PoolRecord:
 async def seed_pools(store: Store, pools: Mapping[str, int]) -> list[str]:
     """Insert the pools of ``pools`` (the settings') the table lacks; returns their names."""
     c = slot_pool.c
-    async with begin(store.engine) as conn:
-        known = {r.pool for r in await conn.execute(select(c.pool))}
-        missing = [name for name in pools if name not in known]
-        if missing:
-            await conn.execute(
-                insert(slot_pool),
-                [
-                    {"pool": name, "slots": pools[name], "description": "from the settings"}
-                    for name in missing
-                ],
-            )
+    try:
+        async with begin(store.engine, RecordExistsError, "pool seeded meanwhile") as conn:
+            known = {r.pool for r in await conn.execute(select(c.pool))}
+            missing = [name for name in pools if name not in known]
+            if missing:
+                await conn.execute(
+                    insert(slot_pool),
+                    [
+                        {"pool": name, "slots": pools[name], "description": "from the settings"}
+                        for name in missing
+                    ],
+                )
+    except RecordExistsError:
+        return []  # the API server and the scheduler seeded at once: the other did
     return missing
 
 

@@ -203,6 +203,15 @@ class Reads:
             last_interval_end=interval_ends.get(dag_id),
         )
 
+    async def dag_record(self, dag_id: str) -> DagRecord | None:
+        """The DAG's row and structure alone (one query)."""
+        query = self._dag_query(
+            search=None, paused=None, active=None, last_state=None, tags=()
+        ).where(_d.dag_id == dag_id)
+        async with connect(self.engine) as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _dag_record(row)
+
     @staticmethod
     async def _last_runs(conn: Any, dag_ids: list[str]) -> dict[str, list[DagRunRow]]:
         """Each DAG's newest runs, newest first: one window-function query."""
@@ -295,6 +304,7 @@ class Reads:
                 select(_ti.dag_run_id, _ti.task_id, _ti.state, func.count())
                 .where(_ti.dag_run_id.in_([r.id for r in runs]))
                 .group_by(_ti.dag_run_id, _ti.task_id, _ti.state)
+                .order_by(_ti.dag_run_id, _ti.task_id, _ti.state)
             )
             cells: dict[tuple[int, str], dict[str, int]] = {}
             for run_pk, task_id, state, n in await conn.execute(counts):

@@ -17,6 +17,7 @@ from airloop.store.schema import (
     dag,
     dag_run,
     rendered_task_instance_fields,
+    run_request,
     serialized_dag,
     task_instance,
     task_log,
@@ -138,7 +139,7 @@ async def delete_run(store: Store, run_pk: int) -> None:
     """The run and everything recorded of it (task instances, XComs, log paths,
     rendered fields; the log files stay on disk)."""
     async with begin(store.engine) as conn:
-        for table in (xcom, task_log, rendered_task_instance_fields, task_instance):
+        for table in (xcom, task_log, rendered_task_instance_fields, task_instance, run_request):
             await conn.execute(delete(table).where(table.c.dag_run_id == run_pk))
         await conn.execute(delete(dag_run).where(dag_run.c.id == run_pk))
     store.events.changed(run_pks=(run_pk,))

@@ -252,3 +252,19 @@ api_token = Table(
     Column("last_used_at", UtcDateTime()),
     UniqueConstraint("token_hash"),
 )
+
+# Changes to runs in flight asked through the API (``action``: mark_failed,
+# mark_success), applied by the scheduler service on its next pass; ``done_at`` and
+# ``outcome`` say when and how (ADR 0039).
+run_request = Table(
+    "run_request",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dag_run_id", Id, ForeignKey("dag_run.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("requested_by", String(ID_LEN), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("done_at", UtcDateTime()),
+    Column("outcome", LongText),
+    Index(None, "done_at"),
+)

@@ -20,11 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from airloop.api.conf_check import check_conf
 from airloop.api.deps import AdminDep, StoreDep
 from airloop.api.write_shapes import (
+    IN_FLIGHT,
     check_query,
     dag_run_brief,
     dag_run_out,
     find_run,
     refuse_in_flight,
+    request_out,
     ti_brief,
 )
 from airloop.core.states import DagRunState, TaskState
@@ -40,6 +42,7 @@ from airloop.store.run_changes import (
     serialized_text,
     set_note,
 )
+from airloop.store.run_requests import add_request
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 
@@ -274,7 +277,7 @@ async def trigger(
     return dag_run_out(run)
 
 
-@router.patch("/dags/{dag_id}/dagRuns/{run_id}")
+@router.patch("/dags/{dag_id}/dagRuns/{run_id}", response_model=None)
 async def mark(
     dag_id: str,
     run_id: str,
@@ -282,12 +285,20 @@ async def mark(
     request: Request,
     store: StoreDep,
     user: AdminDep,
-) -> dict[str, Any]:
-    """Mark a finished run success or failed (its task instances follow)."""
+) -> dict[str, Any] | JSONResponse:
+    """Mark a run success or failed (its task instances follow). A finished run is
+    marked at once (200). A run in flight is marked by the scheduler (202, with the
+    request): it stops the run (cancelling what runs) and then marks it."""
     check_query(request)
     run = await find_run(store, dag_id, run_id)
-    refuse_in_flight(run, "mark")
-    await mark_run(store, run.id, DagRunState(body.state))
+    state = DagRunState(body.state)
+    if run.state in IN_FLIGHT:
+        asked = await add_request(store, run.id, f"mark_{state.value}", user.username)
+        return JSONResponse(
+            {**dag_run_out(run), "request": request_out(asked)},
+            status_code=status.HTTP_202_ACCEPTED,
+        )
+    await mark_run(store, run.id, state)
     changed = await store.get_run(run.id)
     assert changed is not None
     return dag_run_out(changed)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 
 from airloop.api.deps import ViewerDep
-from airloop.api.lookups import ReadsDep, dag_or_404, not_found
+from airloop.api.lookups import ReadsDep, dag_or_404, dag_record_or_404, not_found
 from airloop.api.models import (
     DagDetail,
     DagSource,
@@ -74,7 +74,7 @@ def _structure_missing(dag_id: str) -> HTTPException:
 
 @router.get("/dags/{dag_id}/structure", response_model=DagStructure)
 async def get_structure(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagStructure:
-    data = serialized_of(await dag_or_404(reads, dag_id))
+    data = serialized_of(await dag_record_or_404(reads, dag_id))
     if data is None:
         raise _structure_missing(dag_id)
     return DagStructure(
@@ -93,8 +93,7 @@ def _read_source(path: str) -> str | None:
 
 @router.get("/dags/{dag_id}/source", response_model=DagSource)
 async def get_source(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagSource:
-    overview = await dag_or_404(reads, dag_id)
-    fileloc = overview.dag.fileloc
+    fileloc = (await dag_record_or_404(reads, dag_id)).fileloc
     content = await in_thread(_read_source, fileloc)
     if content is None:
         raise not_found(f"the file of DAG {dag_id!r} ({fileloc})")
@@ -153,7 +152,7 @@ async def get_grid(
         str | None, Query(description="A run_id: the runs created before it (older page).")
     ] = None,
 ) -> GridOut:
-    overview = await dag_or_404(reads, dag_id)
+    record = await dag_record_or_404(reads, dag_id)
     before_pk: int | None = None
     if before is not None:
         anchor = await reads.run(dag_id, before)
@@ -164,7 +163,7 @@ async def get_grid(
     run_ids = {r.id: r.run_id for r in grid.runs}
     return GridOut(
         runs=[dag_run(r) for r in grid.runs],
-        tasks=_grid_tasks(serialized_of(overview), {c.task_id for c in grid.cells}),
+        tasks=_grid_tasks(serialized_of(record), {c.task_id for c in grid.cells}),
         cells=[
             GridCellOut(run_id=run_ids[c.run_pk], task_id=c.task_id, counts=c.counts, total=c.total)
             for c in grid.cells

@@ -1,7 +1,108 @@
-"""/api/v1: monitor (issue 13; filled in by its branch)."""
+"""/api/v1: health, version and import errors."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from fastapi import APIRouter
 
-router = APIRouter()
+from airloop import __version__
+from airloop.api.deps import ServiceStoreDep, SettingsDep, ViewerDep
+from airloop.api.lookups import ReadsDep
+from airloop.api.models import (
+    DatabaseHealth,
+    Health,
+    ImportErrorOut,
+    ListOf,
+    SchedulerHealth,
+    Version,
+)
+from airloop.api.params import KnownParams, PaginationDep
+from airloop.exceptions import AirloopError
+from airloop.settings import Settings
+
+router = APIRouter(tags=["Monitoring"], dependencies=[KnownParams])
+
+#: How long the database gets to answer ``SELECT 1``.
+DB_TIMEOUT = 3.0
+#: A scheduler is healthy while its heartbeat is younger than this many poll intervals
+#: (and at least ``MIN_HEARTBEAT_AGE`` seconds: a busy tick may take a while).
+HEARTBEAT_INTERVALS = 5
+MIN_HEARTBEAT_AGE = 30.0
+
+
+def heartbeat_limit(settings: Settings) -> float:
+    """Seconds after which a scheduler's heartbeat is too old to call it healthy."""
+    return max(MIN_HEARTBEAT_AGE, HEARTBEAT_INTERVALS * settings.scheduler_poll_interval)
+
+
+@router.get("/health", response_model=Health)
+async def health(
+    user: ViewerDep, reads: ReadsDep, service: ServiceStoreDep, settings: SettingsDep
+) -> Health:
+    """The database (``SELECT 1`` within 3 s) and the latest scheduler heartbeat."""
+    error: str | None = None
+    try:
+        async with asyncio.timeout(DB_TIMEOUT):
+            await reads.ping()
+    except TimeoutError:
+        error = f"no answer to SELECT 1 within {DB_TIMEOUT:g} s"
+    except AirloopError as exc:
+        error = str(exc)
+    database = DatabaseHealth(status="unhealthy" if error else "healthy", error=error)
+    beat = None
+    if error is None:
+        try:
+            async with asyncio.timeout(DB_TIMEOUT):
+                beat = await service.latest_heartbeat()
+        except (TimeoutError, AirloopError):
+            beat = None
+    if beat is None:
+        return Health(
+            database=database,
+            scheduler=SchedulerHealth(
+                status="unknown",
+                latest_heartbeat=None,
+                hostname=None,
+                pid=None,
+                loop_lag=None,
+                running_tasks=None,
+                active_runs=None,
+            ),
+        )
+    age = (datetime.now(UTC) - beat.heartbeat_at).total_seconds()
+    alive = beat.state != "stopped" and age < heartbeat_limit(settings)
+    return Health(
+        database=database,
+        scheduler=SchedulerHealth(
+            status="healthy" if alive else "unhealthy",
+            latest_heartbeat=beat.heartbeat_at,
+            hostname=beat.hostname,
+            pid=beat.pid,
+            loop_lag=beat.loop_lag,
+            running_tasks=beat.running_tasks,
+            active_runs=beat.active_runs,
+        ),
+    )
+
+
+@router.get("/version", response_model=Version)
+async def version(user: ViewerDep) -> Version:
+    return Version(version=__version__)
+
+
+@router.get("/importErrors", response_model=ListOf[ImportErrorOut])
+async def import_errors(
+    user: ViewerDep, service: ServiceStoreDep, page: PaginationDep
+) -> ListOf[ImportErrorOut]:
+    """DAG files that could not be loaded at the scheduler's last parse, by file."""
+    errors = await service.import_errors()
+    chosen = errors[page.offset : page.offset + page.limit]
+    return ListOf[ImportErrorOut](
+        items=[
+            ImportErrorOut(fileloc=e.fileloc, line=e.line, message=e.message, traceback=e.traceback)
+            for e in chosen
+        ],
+        total=len(errors),
+    )

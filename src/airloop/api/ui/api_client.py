@@ -10,7 +10,7 @@ page request's credentials (session cookie or bearer token) and client address.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -72,12 +72,22 @@ async def api_get(request: Request, path: str, **params: ParamValue) -> Any:
     return response.json()
 
 
-async def api_get_all(request: Request, *calls: tuple[str, Mapping[str, ParamValue]]) -> list[Any]:
-    """Several GETs at once, answers in order. The first failure cancels the others
+async def api_get_optional(request: Request, path: str, **params: ParamValue) -> Any:
+    """As api_get, but None when the API answers 404 (a thing that may not exist yet)."""
+    try:
+        return await api_get(request, path, **params)
+    except ApiCallError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+
+
+async def gather_owned(*calls: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run API calls at once, answers in order. The first failure cancels the others
     (a TaskGroup owns them) and is raised as itself (an ApiCallError)."""
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(api_get(request, path, **params)) for path, params in calls]
+            tasks = [group.create_task(call) for call in calls]
     except* ApiCallError as errors:
         raise errors.exceptions[0] from None
     return [task.result() for task in tasks]

@@ -55,7 +55,13 @@ RESOURCES = {
         ),
         fields=(
             AdminField("name", "Name", required=True),
-            AdminField("slots", "Slots", "integer", required=True, help="-1: unlimited"),
+            AdminField(
+                "slots",
+                "Slots",
+                "integer",
+                required=True,
+                help="Task instances that may run at once",
+            ),
             AdminField("description", "Description", "textarea"),
         ),
     ),

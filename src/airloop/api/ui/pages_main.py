@@ -13,7 +13,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from airloop.api.ui.api_client import ApiCallError, api_get, api_get_all, items
+from airloop.api.ui.api_client import (
+    ApiCallError,
+    api_get,
+    api_get_optional,
+    gather_owned,
+    items,
+)
 from airloop.api.ui.param_fields import param_fields
 from airloop.api.ui.templating import render
 
@@ -65,11 +71,10 @@ async def home(request: Request) -> HTMLResponse:
     if complaint := _check_query(request, set()):
         return _error(request, 400, complaint)
     try:
-        health, errors, dags = await api_get_all(
-            request,
-            ("/health", {}),
-            ("/importErrors", {"limit": 1000}),
-            ("/dags", {"limit": 1000}),
+        health, errors, dags = await gather_owned(
+            api_get(request, "/health"),
+            api_get(request, "/importErrors", limit=1000),
+            api_get(request, "/dags", limit=1000),
         )
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
@@ -144,11 +149,10 @@ async def task_instance(
     base = f"/dags/{seg(dag_id)}/dagRuns/{seg(run_id)}/taskInstances/{seg(task_id)}"
     try:
         ti = await api_get(request, f"{base}/{map_index}" if map_index >= 0 else base)
-        tries, xcoms, rendered = await api_get_all(
-            request,
-            (f"{base}/tries", {"map_index": map_index}),
-            (f"{base}/xcomEntries", {"map_index": map_index}),
-            (f"{base}/renderedFields", {"map_index": map_index}),
+        tries, xcoms, rendered = await gather_owned(
+            api_get(request, f"{base}/tries", map_index=map_index),
+            api_get(request, f"{base}/xcomEntries", map_index=map_index),
+            api_get_optional(request, f"{base}/renderedFields", map_index=map_index),
         )
         chosen = _int(request, "try", ti["try_number"], 0, 10**6)
     except ApiCallError as exc:
@@ -169,6 +173,7 @@ async def task_instance(
             "task_id": task_id,
             "map_index": map_index,
             "try_number": chosen,
+            "logs": {str(t["try_number"]): t["path_exists"] for t in items(tries)},
             "state": ti["state"],
             "api_base": "/api/v1" + base,
             "dag_api": f"/api/v1/dags/{seg(dag_id)}",

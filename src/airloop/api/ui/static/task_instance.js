@@ -64,13 +64,38 @@
     });
   }
 
+  const FINISHED = ["success", "failed", "skipped", "upstream_failed", "removed"];
+  const logs = data.logs || {};  // try number -> has a log file (when the page was made)
+
+  // Whether the try has a log file; while the instance is unfinished, asks again every
+  // few seconds until the file appears (the page may be opened before the try starts).
+  async function hasLog(mine) {
+    while (mine === generation) {
+      if (logs[tryNumber]) return true;
+      if (FINISHED.includes(data.state)) return false;
+      status.textContent = "No log yet; waiting for the try to start…";
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      if (mine !== generation) return false;
+      try {
+        for (const t of await al.api("GET", `${api}/tries?map_index=${mi}`)) logs[t.try_number] = t.path_exists;
+      } catch (err) { /* asked again next round */ }
+    }
+    return false;
+  }
+
   async function load() {
     generation += 1;
     const mine = generation;
     stopFollowing();
     trimmed = false;
-    status.textContent = "Loading…";
+    log.textContent = "";
+    earlier.hidden = true;
     download.href = logUrl(tryNumber, "&download=true");
+    if (!(await hasLog(mine))) {
+      if (mine === generation) status.textContent = "No log for this try.";
+      return;
+    }
+    status.textContent = "Loading…";
     try {
       const page = await al.api("GET", logUrl(tryNumber, `&tail=${CHUNK}`));
       if (mine !== generation) return;
@@ -102,10 +127,17 @@
     try {
       const page = await al.api("GET", logUrl(tryNumber, `&offset=${from}&limit=${start - from}`));
       if (mine !== generation) return;
+      let text = page.content;
+      let first = page.offset;
+      const cut = first > 0 ? text.indexOf("\n") : -1;
+      if (cut >= 0 && cut < text.length - 1) {  // start at a line start, as the tail does
+        first += new TextEncoder().encode(text.slice(0, cut + 1)).length;
+        text = text.slice(cut + 1);
+      }
       const height = log.scrollHeight;
-      log.prepend(page.content);
+      log.prepend(text);
       log.scrollTop += log.scrollHeight - height;
-      start = page.offset;
+      start = first;
       earlier.hidden = start <= 0;
     } catch (err) {
       al.flash(`Could not load earlier lines: ${err.message}`, "error");
