@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import httpx
 
 from airloop.core.states import DagRunState, TaskState
+from airloop.store.reads import Reads
 from airloop.store.runs import Store
 
 from .reads_support import T0, mapped_dag, mapped_run, register
@@ -168,12 +169,16 @@ async def test_the_grid_counts_a_mapped_tasks_instances_by_state(
 ) -> None:
     await register(api_store, mapped_dag())
     await mapped_run(api_store, day=0)
-    await mapped_run(
+    pk = await mapped_run(
         api_store,
         day=1,
         states=[TaskState.SUCCESS, TaskState.FAILED, TaskState.SUCCESS, TaskState.RUNNING],
         run_state=DagRunState.RUNNING,
     )
+    changed = await Reads(api_store).cells([pk], ["group.double"])
+    assert [(c.task_id, c.counts, c.total) for c in changed] == [
+        ("group.double", {"failed": 1, "running": 1, "success": 2}, 4)
+    ]
     grid = (await client.get("/api/v1/dags/mapped/grid")).json()
     assert [r["logical_date"][:10] for r in grid["runs"]] == ["2026-01-01", "2026-01-02"]
     assert grid["tasks"] == [

@@ -300,16 +300,35 @@ class Reads:
             runs.reverse()
             if not runs:
                 return Grid([], [])
-            counts = (
-                select(_ti.dag_run_id, _ti.task_id, _ti.state, func.count())
-                .where(_ti.dag_run_id.in_([r.id for r in runs]))
-                .group_by(_ti.dag_run_id, _ti.task_id, _ti.state)
-                .order_by(_ti.dag_run_id, _ti.task_id, _ti.state)
-            )
-            cells: dict[tuple[int, str], dict[str, int]] = {}
-            for run_pk, task_id, state, n in await conn.execute(counts):
-                cells.setdefault((int(run_pk), task_id), {})[state] = int(n)
-        return Grid(runs, [GridCell(pk, task, c) for (pk, task), c in cells.items()])
+            cells = await self._cells(conn, [r.id for r in runs], None)
+        return Grid(runs, cells)
+
+    async def cells(
+        self, run_pks: Sequence[int], task_ids: Sequence[str] | None = None
+    ) -> list[GridCell]:
+        """The state counts of these runs' tasks (of ``task_ids`` only, when given):
+        what a live grid asks again for the runs and tasks that changed."""
+        if not run_pks:
+            return []
+        async with connect(self.engine) as conn:
+            return await self._cells(conn, list(run_pks), task_ids)
+
+    @staticmethod
+    async def _cells(
+        conn: Any, run_pks: list[int], task_ids: Sequence[str] | None
+    ) -> list[GridCell]:
+        query = select(_ti.dag_run_id, _ti.task_id, _ti.state, func.count()).where(
+            _ti.dag_run_id.in_(run_pks)
+        )
+        if task_ids is not None:
+            query = query.where(_ti.task_id.in_(list(task_ids)))
+        query = query.group_by(_ti.dag_run_id, _ti.task_id, _ti.state).order_by(
+            _ti.dag_run_id, _ti.task_id, _ti.state
+        )
+        counts: dict[tuple[int, str], dict[str, int]] = {}
+        for run_pk, task_id, state, n in await conn.execute(query):
+            counts.setdefault((int(run_pk), task_id), {})[state] = int(n)
+        return [GridCell(pk, task, c) for (pk, task), c in counts.items()]
 
     # -- one task instance ------------------------------------------------------------
 

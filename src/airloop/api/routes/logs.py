@@ -163,8 +163,12 @@ async def follow_log(
         where = path
         growing = running
         while True:
-            if where is None:
-                where, _ = await _locate(store, *ids)
+            try:
+                if where is None:
+                    where, _ = await _locate(store, *ids)
+            except HTTPException:  # the run was deleted, or the try never wrote a log
+                where = None
+                growing = False
             piece: Piece | None = None
             if where is not None:
                 try:
@@ -181,8 +185,11 @@ async def follow_log(
             if await request.is_disconnected():
                 return
             await asyncio.sleep(FOLLOW_INTERVAL)
-            # Ended since: one more read picks up its last lines, then the end.
-            growing = await _still_running(store, *ids)
+            # Ended since (or gone): one more read picks up its last lines, then the end.
+            try:
+                growing = await _still_running(store, *ids)
+            except HTTPException:
+                growing = False
 
     return StreamingResponse(
         events(),
