@@ -29,10 +29,11 @@ from airloop.authoring.taskgroup import TaskGroup
 from airloop.core.states import TaskState
 from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.settings import Settings
+from airloop.store.read_records import TaskInstanceFilter
 from airloop.store.records import Expansion, NewTaskInstance, TIUpdate, WriteBatch
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
-from airloop.store.ui_reads import ti_page
+from airloop.store.ti_reads import TaskInstanceReads
 
 from .ui_support import assert_csp_clean, viewer_token
 
@@ -295,7 +296,8 @@ async def test_mapped_table_pages_by_keyset_sorted_and_filtered(
 )
 async def test_keyset_pages_cover_every_instance_once_in_order(world: World, order: str) -> None:
     pk = world.run_pks[RUN1]
-    # A quarter of the instances never started: NULL start and duration sort last.
+    # The instances table pages through TaskInstanceReads. A quarter of the instances
+    # never started: NULL start and duration sort last.
     await world.store.write(
         WriteBatch(
             ti_updates=[
@@ -303,12 +305,14 @@ async def test_keyset_pages_cover_every_instance_once_in_order(world: World, ord
             ]
         )
     )
+    reads = TaskInstanceReads(world.store)
+    wanted = TaskInstanceFilter(dag_id="wide", run_id=RUN1, task_id="group.double")
     seen = []
     cursor = None
     while True:
-        page = await ti_page(world.store, pk, "group.double", order=order, limit=37, cursor=cursor)
+        page = await reads.list(wanted, order_by=order, limit=37, cursor=cursor)
         assert page.total == MAPPED
-        seen.extend(page.items)
+        seen.extend(record.ti for record in page.items)
         cursor = page.next_cursor
         if cursor is None:
             break

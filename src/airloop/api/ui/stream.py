@@ -65,18 +65,23 @@ async def cell_events(
         changes = await changed_since(
             store, dag_id, run_ids, None if since is None else since - OVERLAP
         )
+        run_ids_by_pk = {r.id: r.run_id for r in changes.runs}
         runs = [r for r in changes.runs if sent_runs.get(r.run_id) != _run_key(r)]
-        cells = [c for c in changes.cells if sent_cells.get((c.run_id, c.task_id)) != c.counts]
+        cells = [
+            (run_ids_by_pk[c.run_pk], c)
+            for c in changes.cells
+            if sent_cells.get((run_ids_by_pk[c.run_pk], c.task_id)) != c.counts
+        ]
         for r in runs:
             sent_runs[r.run_id] = _run_key(r)
-        for c in cells:
-            sent_cells[(c.run_id, c.task_id)] = c.counts
+        for run_id, c in cells:
+            sent_cells[(run_id, c.task_id)] = c.counts
         since = changes.until or since or datetime.now(UTC)
         if runs or cells or changes.newer != newer:
             newer = changes.newer
             data = {
                 "runs": [run_json(r) for r in runs],
-                "cells": [cell_json(c) for c in cells],
+                "cells": [cell_json(run_id, c) for run_id, c in cells],
                 "newer_runs": newer,
             }
             yield _event("cells", data)
