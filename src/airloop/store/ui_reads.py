@@ -106,25 +106,30 @@ async def changed_since(
         newer_query = select(func.count()).where(_run.dag_id == dag_id, _run.id > max(pks))
         newer = int((await conn.execute(newer_query)).scalar() or 0)
         until = since
-        task_ids: list[str] | None = None
         if since is None:
             latest = (
                 await conn.execute(select(func.max(_ti.updated_at)).where(_ti.dag_run_id.in_(pks)))
             ).scalar()
+            touched: dict[int, list[str]] | None = None
             until = _aware(latest)
         else:
             recent = (
-                select(_ti.task_id, func.max(_ti.updated_at))
+                select(_ti.dag_run_id, _ti.task_id, func.max(_ti.updated_at))
                 .where(_ti.dag_run_id.in_(pks), _ti.updated_at >= since)
-                .group_by(_ti.task_id)
+                .group_by(_ti.dag_run_id, _ti.task_id)
             )
-            task_ids = []
-            for task_id, value in await conn.execute(recent):
-                task_ids.append(task_id)
+            touched = {}
+            for pk, task_id, value in await conn.execute(recent):
+                touched.setdefault(int(pk), []).append(task_id)
                 value = _aware(value)
                 if value is not None and (until is None or value > until):
                     until = value
-            if not task_ids:
+            if not touched:
                 return Changes(runs, [], until, newer)
-    cells = await Reads(store).cells(pks, task_ids)
+    reads = Reads(store)
+    if touched is None:
+        cells = await reads.cells(pks)
+    else:
+        # Only the runs that changed, and only their changed tasks (usually one run).
+        cells = [c for pk, tasks in touched.items() for c in await reads.cells([pk], tasks)]
     return Changes(runs, cells, until, newer)
