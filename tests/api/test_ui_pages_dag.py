@@ -20,6 +20,7 @@ import pytest_asyncio
 import uvicorn
 from fastapi import FastAPI
 
+from airloop.api.app import create_app
 from airloop.api.ui.graph_layout import layout
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -27,10 +28,14 @@ from airloop.authoring.params import Param
 from airloop.authoring.taskgroup import TaskGroup
 from airloop.core.states import TaskState
 from airloop.dagbag.serialized import dumps, serialize_dag
+from airloop.settings import Settings
+from airloop.store.read_records import TaskInstanceFilter
 from airloop.store.records import Expansion, NewTaskInstance, TIUpdate, WriteBatch
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
-from airloop.store.ui_reads import ti_page
+from airloop.store.ti_reads import TaskInstanceReads
+
+from .ui_support import assert_csp_clean, viewer_token
 
 MAPPED = 250
 DAG_SOURCE = '''"""A DAG file for the UI tests."""
@@ -291,7 +296,8 @@ async def test_mapped_table_pages_by_keyset_sorted_and_filtered(
 )
 async def test_keyset_pages_cover_every_instance_once_in_order(world: World, order: str) -> None:
     pk = world.run_pks[RUN1]
-    # A quarter of the instances never started: NULL start and duration sort last.
+    # The instances table pages through TaskInstanceReads. A quarter of the instances
+    # never started: NULL start and duration sort last.
     await world.store.write(
         WriteBatch(
             ti_updates=[
@@ -299,12 +305,14 @@ async def test_keyset_pages_cover_every_instance_once_in_order(world: World, ord
             ]
         )
     )
+    reads = TaskInstanceReads(world.store)
+    wanted = TaskInstanceFilter(dag_id="wide", run_id=RUN1, task_id="group.double")
     seen = []
     cursor = None
     while True:
-        page = await ti_page(world.store, pk, "group.double", order=order, limit=37, cursor=cursor)
+        page = await reads.list(wanted, order_by=order, limit=37, cursor=cursor)
         assert page.total == MAPPED
-        seen.extend(page.items)
+        seen.extend(record.ti for record in page.items)
         cursor = page.next_cursor
         if cursor is None:
             break
@@ -334,6 +342,65 @@ def test_graph_layout_layers_follow_dependencies() -> None:
     x = {n.task_id: n.x for n in shape.nodes}
     assert x["a"] == x["b"] < x["c"] < x["d"]
     assert [e.label for e in shape.edges if e.label] == ["yes"]
+
+
+PAGES = [
+    "/dags/wide",
+    "/dags/wide/graph",
+    "/dags/wide/runs",
+    "/dags/wide/code",
+    "/dags/wide/details",
+    f"/dags/wide/runs/{quote(RUN1, safe='')}",
+    f"/dags/wide/runs/{quote(RUN1, safe='')}/tasks/group.double",
+]
+
+
+async def test_every_page_keeps_the_csp(client: httpx.AsyncClient, world: World) -> None:
+    for url in PAGES:
+        response = await client.get(url)
+        assert response.status_code == 200, url
+        assert_csp_clean(response.text)
+
+
+@pytest_asyncio.fixture
+async def viewer(
+    tmp_path: Path, database_url: str, api_store: Store
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as a viewer (API token) of an app with password auth."""
+    settings = Settings(
+        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
+    )
+    app = create_app(settings, store=api_store)
+    headers = {"Authorization": f"Bearer {await viewer_token(api_store)}"}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
+    ) as c:
+        yield c
+
+
+async def test_a_viewer_sees_the_pages_without_admin_controls(
+    viewer: httpx.AsyncClient, world: World
+) -> None:
+    for url in PAGES:
+        response = await viewer.get(url)
+        assert response.status_code == 200, url
+        html = response.text
+        for control in ('a class="trigger', "pause-toggle", "clear-run", "mark-run-", "note-form"):
+            assert control not in html, (url, control)
+
+
+async def test_pages_need_a_signed_in_user(
+    tmp_path: Path, database_url: str, api_store: Store, world: World
+) -> None:
+    settings = Settings(
+        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, store=api_store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080") as c:
+        for url in [*PAGES, f"/ui/stream/dags/wide?runs={RUN1}"]:
+            response = await c.get(url)
+            assert response.status_code in (303, 401), url
 
 
 # -- live updates: a real server on loopback (the ASGI transport buffers responses) --
@@ -393,10 +460,22 @@ async def test_stream_sends_a_changed_cell_after_a_state_change(
             WriteBatch(ti_updates=[TIUpdate(pk, "total", -1, TaskState.RUNNING, 1, now, now)])
         )
         second = await asyncio.wait_for(_next_cells(lines), 20)
+        # A new run of the DAG: the grid is told there is one newer than it shows.
+        await api_store.create_run(
+            dag_id="wide",
+            run_id="manual__later",
+            run_type="manual",
+            logical_date=None,
+            params={},
+            task_instances=[_ni("total")],
+        )
+        third = await asyncio.wait_for(_next_cells(lines), 20)
+    assert first["newer_runs"] == 0
     assert second["cells"] == [
         {"run_id": RUN1, "task_id": "total", "counts": {"running": 1}, "total": 1}
     ]
     assert second["runs"] == []
+    assert third == {"runs": [], "cells": [], "newer_runs": 1}
 
 
 async def test_stream_rejects_unknown_parameters(client: httpx.AsyncClient) -> None:

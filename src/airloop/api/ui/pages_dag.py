@@ -23,19 +23,11 @@ from airloop.api.ui.templating import render, templates
 from airloop.core.masking import redact
 from airloop.dagbag.serialized import loads
 from airloop.runtime import in_thread
+from airloop.store.read_records import GridCell, TaskInstanceFilter
+from airloop.store.reads import Reads
 from airloop.store.records import DagRunRow
-from airloop.store.ui_reads import (
-    TI_ORDERS,
-    BadCursor,
-    GridCell,
-    changed_since,
-    dag_info,
-    find_run,
-    grid,
-    runs_page,
-    task_spans,
-    ti_page,
-)
+from airloop.store.ti_reads import TI_ORDERS, TaskInstanceReads
+from airloop.store.ui_reads import task_spans
 
 router = APIRouter()
 
@@ -43,6 +35,8 @@ GRID_RUNS = 25
 RUNS_PER_PAGE = 50
 INSTANCES_PER_PAGE = 100
 RUN_STATES = ("queued", "running", "success", "failed")
+#: The instances table's sort orders (``-`` reverses).
+ORDERS = (*TI_ORDERS, *(f"-{o}" for o in TI_ORDERS))
 TI_STATES = (
     "none",
     "scheduled",
@@ -119,17 +113,17 @@ class DagView:
 
 
 async def _dag(store: Any, dag_id: str) -> DagView:
-    info = await dag_info(store, dag_id)
+    info = await Reads(store).dag_record(dag_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no DAG {dag_id!r}")
-    structure = None if info.structure_text is None else dict(loads(info.structure_text))
+    structure = None if info.serialized is None else dict(loads(info.serialized))
     return DagView(
         info.dag_id, info.fileloc, info.is_paused, info.is_active, info.schedule, structure
     )
 
 
 async def _run(store: Any, dag_id: str, run_id: str) -> DagRunRow:
-    run = await find_run(store, dag_id, run_id)
+    run = await Reads(store).run(dag_id, run_id)
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"DAG {dag_id!r} has no run {run_id!r}")
     return run
@@ -164,25 +158,27 @@ async def grid_page(request: Request, dag_id: str, store: StoreDep, user: Viewer
     limit = _int(request, "limit", GRID_RUNS, 1, 100)
     before = request.query_params.get("before") or None
     info = await _dag(store, dag_id)
-    try:
-        data = await grid(store, dag_id, limit=limit, before=before)
-    except LookupError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    counts = {(c.run_id, c.task_id): c.counts for c in data.cells}
-    task_rows = rows(info.structure, (c.task_id for c in data.cells))
-    body = grid_body(dag_id, data.runs, task_rows, counts)
+    pivot = None if before is None else (await _run(store, dag_id, before)).id
+    # One run more than shown tells whether there are older ones.
+    data = await Reads(store).grid(dag_id, limit=limit + 1, before=pivot)
+    has_older = len(data.runs) > limit
+    runs = data.runs[1:] if has_older else data.runs
+    run_ids = {r.id: r.run_id for r in runs}
+    counts = {(run_ids[c.run_pk], c.task_id): c.counts for c in data.cells if c.run_pk in run_ids}
+    task_rows = rows(info.structure, (task for _, task in counts))
+    body = grid_body(dag_id, runs, task_rows, counts)
     older = None
-    if data.has_older and data.runs:
-        older = f"/dags/{pathq(dag_id)}/grid?" + urlencode({"before": data.runs[0].run_id})
+    if has_older and runs:
+        older = f"/dags/{pathq(dag_id)}/grid?" + urlencode({"before": runs[0].run_id})
     return _tab(
         request,
         info,
         "grid",
-        runs=data.runs,
+        runs=runs,
         body=body,
         older=older,
-        newest=before is not None,
-        stream=_stream_url(dag_id, (r.run_id for r in data.runs)),
+        older_page=before is not None,
+        stream=_stream_url(dag_id, (r.run_id for r in runs)),
     )
 
 
@@ -190,14 +186,13 @@ async def grid_page(request: Request, dag_id: str, store: StoreDep, user: Viewer
 async def graph_page(request: Request, dag_id: str, store: StoreDep, user: ViewerDep) -> Response:
     _only(request, "run_id")
     info = await _dag(store, dag_id)
-    recent, _ = await runs_page(store, dag_id, state=None, limit=GRID_RUNS, offset=0)
+    recent = (await Reads(store).runs(dag_id, order_by="-logical_date", limit=GRID_RUNS)).items
     run_id = request.query_params.get("run_id") or (recent[0].run_id if recent else None)
     cells: dict[str, GridCell] = {}
     selected: DagRunRow | None = None
     if run_id is not None:
         selected = await _run(store, dag_id, run_id)
-        changes = await changed_since(store, dag_id, [run_id], None)
-        cells = {c.task_id: c for c in changes.cells}
+        cells = {c.task_id: c for c in await Reads(store).cells([selected.id])}
     if selected is not None and all(r.run_id != selected.run_id for r in recent):
         recent.append(selected)
     shape = layout(info.structure or {"tasks": [], "edges": [], "task_group": {}})
@@ -234,9 +229,14 @@ async def runs_tab(request: Request, dag_id: str, store: StoreDep, user: ViewerD
     state = _choice(request, "state", RUN_STATES)
     page = _int(request, "page", 1, 1, 1_000_000)
     info = await _dag(store, dag_id)
-    items, total = await runs_page(
-        store, dag_id, state=state, limit=RUNS_PER_PAGE, offset=(page - 1) * RUNS_PER_PAGE
+    found = await Reads(store).runs(
+        dag_id,
+        state=state,
+        order_by="-logical_date",
+        limit=RUNS_PER_PAGE,
+        offset=(page - 1) * RUNS_PER_PAGE,
     )
+    items, total = found.items, found.total
     pages = max(1, -(-total // RUNS_PER_PAGE))
 
     def link(n: int) -> str:
@@ -393,28 +393,24 @@ async def mapped_page(
 ) -> Response:
     _only(request, "state", "order_by", "cursor")
     state = _choice(request, "state", TI_STATES)
-    order = _choice(request, "order_by", TI_ORDERS) or "map_index"
+    order = _choice(request, "order_by", ORDERS) or "map_index"
     cursor = request.query_params.get("cursor") or None
     info = await _dag(store, dag_id)
     run = await _run(store, dag_id, run_id)
     tasks = {t["task_id"]: t for t in (info.structure or {}).get("tasks", [])}
+    wanted = TaskInstanceFilter(dag_id=dag_id, run_id=run_id, task_id=task_id, state=state)
     try:
-        page = await ti_page(
-            store,
-            run.id,
-            task_id,
-            state=state,
-            order=order,
-            limit=INSTANCES_PER_PAGE,
-            cursor=cursor,
+        page = await TaskInstanceReads(store).list(
+            wanted, order_by=order, limit=INSTANCES_PER_PAGE, cursor=cursor
         )
-    except BadCursor as exc:
+    except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    instances = [record.ti for record in page.items]
     mapped = bool(tasks.get(task_id, {}).get("is_mapped")) or any(
-        ti.map_index >= 0 for ti in page.items
+        ti.map_index >= 0 for ti in instances
     )
     if not mapped:
-        if task_id not in tasks and not page.items and state is None:
+        if task_id not in tasks and not instances and state is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND,
                 f"run {run_id!r} of DAG {dag_id!r} has no task {task_id!r}",
@@ -441,6 +437,7 @@ async def mapped_page(
         run=run,
         task_id=task_id,
         page=page,
+        instances=instances,
         state=state,
         states=TI_STATES,
         order=order,

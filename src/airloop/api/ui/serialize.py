@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from airloop.core.masking import redact
+from airloop.store.read_records import GridCell
 from airloop.store.records import DagRunRow
-from airloop.store.ui_reads import GridCell
 
 
 def _iso(value: Any) -> str | None:
@@ -32,9 +32,10 @@ def run_json(run: DagRunRow) -> dict[str, Any]:
     }
 
 
-def cell_json(cell: GridCell) -> dict[str, Any]:
+def cell_json(run_id: str, cell: GridCell) -> dict[str, Any]:
+    """A grid cell: the run (by run id) and task, and its instances counted per state."""
     return {
-        "run_id": cell.run_id,
+        "run_id": run_id,
         "task_id": cell.task_id,
         "counts": cell.counts,
         "total": cell.total,

@@ -4,7 +4,9 @@
 seconds it asks the store what changed since the last tick (task instances by
 ``updated_at``, through the index ``ix_task_instance_dag_run_id_updated_at``, and the
 runs' states) and sends only what differs from what this stream sent before
-(``event: cells``, ``data: {"runs": [...], "cells": [...]}``). The first tick sends
+(``event: cells``, ``data: {"runs": [...], "cells": [...], "newer_runs": n}``;
+``newer_runs`` counts the DAG's runs newer than the newest followed, so a grid can
+offer to show them). The first tick sends
 everything, so a change between the page's render and the stream's start is not lost.
 A comment line keeps idle connections open every ``keepalive`` seconds. The generator
 ends when the client goes away (Starlette cancels it; it also checks each tick)."""
@@ -56,24 +58,33 @@ async def cell_events(
     sent_cells: dict[tuple[str, str], dict[str, int]] = {}
     sent_runs: dict[str, tuple[Any, ...]] = {}
     since: datetime | None = None
+    newer = 0
     quiet = 0.0
     yield f"retry: {int(interval * 2000)}\n\n"
     while True:
         changes = await changed_since(
             store, dag_id, run_ids, None if since is None else since - OVERLAP
         )
+        run_ids_by_pk = {r.id: r.run_id for r in changes.runs}
         runs = [r for r in changes.runs if sent_runs.get(r.run_id) != _run_key(r)]
-        cells = [c for c in changes.cells if sent_cells.get((c.run_id, c.task_id)) != c.counts]
+        cells = [
+            (run_ids_by_pk[c.run_pk], c)
+            for c in changes.cells
+            if sent_cells.get((run_ids_by_pk[c.run_pk], c.task_id)) != c.counts
+        ]
         for r in runs:
             sent_runs[r.run_id] = _run_key(r)
-        for c in cells:
-            sent_cells[(c.run_id, c.task_id)] = c.counts
+        for run_id, c in cells:
+            sent_cells[(run_id, c.task_id)] = c.counts
         since = changes.until or since or datetime.now(UTC)
-        if runs or cells:
-            yield _event(
-                "cells",
-                {"runs": [run_json(r) for r in runs], "cells": [cell_json(c) for c in cells]},
-            )
+        if runs or cells or changes.newer != newer:
+            newer = changes.newer
+            data = {
+                "runs": [run_json(r) for r in runs],
+                "cells": [cell_json(run_id, c) for run_id, c in cells],
+                "newer_runs": newer,
+            }
+            yield _event("cells", data)
             quiet = 0.0
         elif quiet >= keepalive:
             yield ": keep-alive\n\n"

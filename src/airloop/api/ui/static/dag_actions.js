@@ -11,6 +11,10 @@
     else if (box) { box.textContent = message; box.hidden = false; }
   }
 
+  function note(message) {
+    if (window.airloop && window.airloop.flash) window.airloop.flash(message, "info");
+  }
+
   async function act(button, work) {
     button.disabled = true;
     try { await work(); } catch (error) { fail(error); } finally { button.disabled = false; }
@@ -45,14 +49,18 @@
       await window.airloop.api("POST", `${runPath(button)}/clear`, { only_failed: false, dry_run: false });
       window.location.reload();
     }));
-    bind("button.mark-run-success", (button) => act(button, async () => {
-      await window.airloop.api("PATCH", runPath(button), { state: "success" });
-      window.location.reload();
-    }));
-    bind("button.mark-run-failed", (button) => act(button, async () => {
-      await window.airloop.api("PATCH", runPath(button), { state: "failed" });
-      window.location.reload();
-    }));
+    for (const state of ["success", "failed"]) {
+      bind(`button.mark-run-${state}`, (button) => act(button, async () => {
+        const answer = await window.airloop.api("PATCH", runPath(button), { state });
+        if (answer && answer.request) {
+          // A run in flight: the scheduler stops it, then marks it (202); the live
+          // stream shows the change when it is made.
+          note(`Asked the scheduler to mark run ${button.dataset.runId} ${state}.`);
+        } else {
+          window.location.reload();
+        }
+      }));
+    }
     const form = document.getElementById("note-form");
     if (form) {
       form.addEventListener("submit", (event) => {

@@ -78,6 +78,7 @@
       if (tip) tooltipFor(table, tip);
       clicks(table);
       groups(table);
+      table.dataset.drawn = "";  // the grid is ready (benchmarks wait for this)
     }
   }
 

@@ -100,6 +100,11 @@
   }
 
   function apply(data) {
+    const fresh = document.getElementById("new-runs");
+    if (fresh && typeof data.newer_runs === "number") {
+      fresh.hidden = data.newer_runs === 0;
+      fresh.textContent = `${data.newer_runs} new run${data.newer_runs === 1 ? "" : "s"}: show`;
+    }
     for (const run of data.runs || []) patchRun(run);
     for (const cell of data.cells || []) {
       const sel = `[data-run-id="${CSS.escape(cell.run_id)}"][data-task-id="${CSS.escape(cell.task_id)}"]`;
