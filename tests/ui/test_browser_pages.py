@@ -17,11 +17,13 @@ DOC_IMAGES = REPO / "docs" / "img"
 
 @pytest.fixture(scope="module")
 def finished_runs(server: Server) -> dict[str, str]:
-    """One finished run of the mapped DAG and one (failed) of the flaky one."""
+    """Finished runs: three of the mapped DAG (the grid has columns to show) and a
+    failed one of the flaky DAG. Returns the newest run id of each."""
     (server.home / "flaky.ok").unlink(missing_ok=True)
-    runs = {"ui_mapped": trigger(server, "ui_mapped"), "ui_flaky": trigger(server, "ui_flaky")}
-    for dag_id, run_id in runs.items():
-        wait_run_done(server, dag_id, run_id)
+    runs = {}
+    for dag_id in ("ui_mapped", "ui_mapped", "ui_mapped", "ui_flaky"):
+        runs[dag_id] = trigger(server, dag_id)
+        wait_run_done(server, dag_id, runs[dag_id])
     return runs
 
 
