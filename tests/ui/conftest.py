@@ -1,9 +1,8 @@
-"""Browser tests: a real airloop server (scheduler + API) in its own processes, driven
+"""Browser tests: a real airloop server (scheduler + API) in its own process, driven
 by Debian's chromium through Playwright's sync API.
 
-The server is ``airloop standalone`` when the command exists, else ``airloop scheduler``
-next to an API server (``airloop api-server``, or uvicorn of ``create_app``), on a free
-loopback port, with a temporary home and a DAG folder holding ``tests/ui/dags``.
+The server is ``airloop standalone`` (the scheduler and the API/UI in one process) on
+loopback, on the free port it picks itself (``--port 0``; its log line says which), with a temporary home and a DAG folder holding ``tests/ui/dags``.
 
 Chromium: ``make test`` installs it when missing (``make chromium``). Without it these
 tests skip with the reason, except under CI (CI=true), where they fail.
@@ -12,8 +11,8 @@ tests skip with the reason, except under CI (CI=true), where they fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ TEST_DAGS = ("ui_params", "ui_flaky", "ui_mapped")
 #: Users made on a server with auth = "password" (role = name).
 PASSWORDS = {"viewer": "viewer-password-1", "admin": "admin-password-1"}
 START_TIMEOUT = 60.0
+SERVING = re.compile(r"serving the API and UI on (http://127\.0\.0\.1:\d+)")
 
 
 def on_ci() -> bool:
@@ -55,21 +55,8 @@ def _no_browser(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _airloop() -> list[str]:
     return [sys.executable, "-m", "airloop"]
-
-
-def _has_command(name: str) -> bool:
-    result = subprocess.run(
-        [*_airloop(), name, "--help"], capture_output=True, text=True, timeout=60, check=False
-    )
-    return result.returncode == 0
 
 
 @dataclass
@@ -160,20 +147,19 @@ def start_server(home: Path, *, auth: str = "none") -> Server:
     dags.mkdir(parents=True)
     for name in TEST_DAGS:
         shutil.copy(HERE / "dags" / f"{name}.py", dags / f"{name}.py")
-    port = free_port()
     env = {
         **os.environ,
         "AIRLOOP_HOME": str(home),
         "AIRLOOP_DAGS_FOLDER": str(dags),
         "AIRLOOP_SCHEDULER_POLL_INTERVAL": "0.2",
         "AIRLOOP_API__HOST": "127.0.0.1",
-        "AIRLOOP_API__PORT": str(port),
+        "AIRLOOP_API__PORT": "0",
         "AIRLOOP_API__AUTH": auth,
         "AIRLOOP_API__SECRET_KEY": "browser-tests-secret-key",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AIRLOOP_CONFIG", None)
-    server = Server(url=f"http://127.0.0.1:{port}", home=home, env=env)
+    server = Server(url="", home=home, env=env)
     migrated = server.cli("db", "migrate")
     assert migrated.returncode == 0, migrated.stderr
     if auth == "password":
@@ -188,20 +174,20 @@ def start_server(home: Path, *, auth: str = "none") -> Server:
             )
 
     try:
-        if _has_command("standalone"):
-            spawn("standalone", [*_airloop(), "standalone"])
-        else:
-            spawn("scheduler", [*_airloop(), "scheduler"])
-            if _has_command("api-server"):
-                spawn("api-server", [*_airloop(), "api-server"])
-            else:
-                spawn("api-server", [sys.executable, str(HERE / "serve_api.py")])
+        spawn("standalone", [*_airloop(), "standalone"])
+        server.url = server.wait_until("the server's address", lambda: _served_url(server))
         server.wait_until("the API server", lambda: server.api("GET", "/health").status_code == 200)
         server.wait_until("the test DAGs in /api/v1/dags", lambda: _has_test_dags(server))
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def _served_url(server: Server) -> str | None:
+    """The address in the line "serving the API and UI on http://127.0.0.1:PORT"."""
+    found = SERVING.search(server.outputs[0].read_text(errors="replace"))
+    return found.group(1) if found else None
 
 
 def _make_users(server: Server) -> None:
