@@ -5,8 +5,8 @@
 Builds a database fast, with bulk inserts through ``airloop.store.schema``: 1,000 DAGs
 (``dag`` and ``serialized_dag`` rows, each with a few runs) and one DAG ``big`` with 25
 runs x (10,000 mapped task instances + 50 other tasks), plus a 50 MB log file for one
-try. Then starts the API server (uvicorn of ``airloop.api.app.create_app``, in its own
-process on loopback; no scheduler) and times repeated requests with httpx: p50/p95 per
+try. Then starts the API server (``airloop api-server``, in its own process on
+loopback; no scheduler) and times repeated requests with httpx: p50/p95 per
 endpoint, against the targets of ADR 0037. Last, chromium (Playwright) opens the grid
 page and reports the time until ``#grid`` has all its cells (``performance.now()``).
 
@@ -61,13 +61,6 @@ CHROMIUM_ARGS = [
 BIG = "big"
 MAPPED = "work"
 CHUNK = 5_000
-SERVE = """
-import uvicorn
-from airloop.api.app import create_app
-from airloop.settings import load_settings
-settings = load_settings()
-uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.api.port, log_level="warning")
-"""
 
 
 # -- building the database ----------------------------------------------------------
@@ -357,7 +350,10 @@ def start_server(home: Path, url: str) -> tuple[subprocess.Popen[bytes], str, Pa
     out = home / "server.out"
     with out.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-c", SERVE], env=env, stdout=sink, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "airloop", "api-server", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -65,7 +65,15 @@ def prepare() -> tuple[Path, Path]:
     return home, dags
 
 
-async def main(home: Path, dags: Path, jobs: int, seconds: int, port: int, interval: float) -> int:
+async def main(
+    home: Path,
+    dags: Path,
+    jobs: int,
+    seconds: int,
+    port: int,
+    interval: float,
+    exit_when_done: bool,
+) -> int:
     # SIGTERM as Ctrl-C: cancel, so the server below is stopped too.
     current = asyncio.current_task()
     assert current is not None
@@ -109,6 +117,9 @@ async def main(home: Path, dags: Path, jobs: int, seconds: int, port: int, inter
 
                 await wait_for(client, "the run", finished, 24 * 3600)
                 run = (await client.get(f"/api/v1/dags/{DAG_ID}/dagRuns/{run_id}")).json()
+                if exit_when_done:
+                    print(f"\nrun {run_id} ended: {run['state']}")
+                    return 0 if run["state"] == "success" else 1
                 print(f"\nrun {run_id} ended: {run['state']}; still serving {base} (Ctrl-C stops)")
             await server.wait()
         finally:
@@ -124,12 +135,23 @@ if __name__ == "__main__":
     parser.add_argument("--job-seconds", type=int, default=30)
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--poll-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--exit-when-done", action="store_true", help="stop when the run ends (tests)"
+    )
     args = parser.parse_args()
     try:
         home, dags = prepare()
         sys.exit(
             asyncio.run(
-                main(home, dags, args.jobs, args.job_seconds, args.port, args.poll_interval)
+                main(
+                    home,
+                    dags,
+                    args.jobs,
+                    args.job_seconds,
+                    args.port,
+                    args.poll_interval,
+                    args.exit_when_done,
+                )
             )
         )
     except (KeyboardInterrupt, asyncio.CancelledError):
