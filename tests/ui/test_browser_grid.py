@@ -20,7 +20,7 @@ def test_grid_updates_live_without_reload(server: Server, page: Any) -> None:
     # A mark on this document: a reload or a navigation would drop it.
     page.evaluate("window.__same_document = true")
     first = page.get_attribute(cell(run_id, "slow_start"), "data-state")
-    assert first != "success"  # slow_start sleeps 2 s: the page saw it before it ended
+    assert first != "success"  # slow_start sleeps 3 s: the page saw it before it ended
 
     # slow_start ends, then the 50 mapped instances run: the page follows by itself.
     page.wait_for_function(

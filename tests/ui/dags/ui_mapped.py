@@ -18,7 +18,7 @@ with DAG("ui_mapped", tags=["ui-test"]) as dag:
 
     @task
     async def slow_start() -> None:
-        await asyncio.sleep(2)
+        await asyncio.sleep(3)
 
     numbers = items()
     slow_start() >> numbers
