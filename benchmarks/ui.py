@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from airloop import DAG, Param, task
@@ -310,10 +310,17 @@ async def build(url: str, home: Path, sizes: dict[str, int], fresh_server: bool)
                     created_at=now,
                 )
             )
-        if engine.url.get_backend_name() == "postgresql":
-            # What autovacuum does soon after a bulk load: the planner's statistics.
+        # The planner's statistics, as the servers gather them soon after a bulk load
+        # (PostgreSQL's autovacuum, InnoDB's automatic recalculation).
+        backend = engine.url.get_backend_name()
+        if backend in ("postgresql", "mysql"):
+            statement = (
+                "ANALYZE"
+                if backend == "postgresql"
+                else "ANALYZE TABLE dag, serialized_dag, dag_run, task_instance"
+            )
             async with engine.connect() as conn:
-                await conn.execute(text("ANALYZE"))
+                await conn.exec_driver_sql(statement)
                 await conn.commit()
     finally:
         await engine.dispose()
