@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from airloop import __version__
-from airloop.api import metrics
+from airloop.api import api_docs, metrics
 from airloop.api.auth import routes as auth_routes
 from airloop.api.auth.headers import SecurityHeadersMiddleware
 from airloop.api.auth.limits import BodyLimitMiddleware
@@ -65,7 +65,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         title="airloop",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by api_docs: vendored assets, no inline script
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -98,5 +98,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
     app.include_router(metrics.router, include_in_schema=False)
     for page in (pages_main, pages_admin, pages_dag, stream, stream_dags):
         app.include_router(page.router, include_in_schema=False)
+    app.include_router(api_docs.router)
+    app.mount(api_docs.ASSETS_URL, api_docs.assets(), name="api-docs-assets")
     app.mount(STATIC_URL, static_files(), name="static")
     return app
