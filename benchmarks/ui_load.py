@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,6 +228,12 @@ async def client_loop(
         latencies.append(time.perf_counter() - started)
 
 
+def keep_log(log: Path, folder: str, name: str) -> None:
+    kept = Path(folder)
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, kept / f"{name}.log")
+
+
 async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"airloop-ui-load-{name}-") as tmp:
         home = Path(tmp)
@@ -289,6 +296,8 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
                 )
                 max_lag = metric(text, "airloop_scheduler_loop_lag_max_seconds")
         state, seconds = await run_times(database)
+        if args.keep_logs:
+            await asyncio.to_thread(keep_log, home / "standalone.log", args.keep_logs, name)
     return {
         "clients": clients,
         "run_state": state,
@@ -317,6 +326,12 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--database", default=None, help="database URL (default: SQLite)")
     parser.add_argument("--only", choices=["baseline", "loaded"], default=None)
+    parser.add_argument(
+        "--keep-logs",
+        default=None,
+        help="copy each phase's standalone log (and its "
+        "watchdog reports of what blocked the loop) into this folder",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up a phase after (s)")
     args = parser.parse_args()
     result: dict[str, Any] = {
