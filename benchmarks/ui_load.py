@@ -276,7 +276,12 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
                 try:
                     while time.monotonic() - started < args.timeout:
                         await asyncio.sleep(1.0)
-                        text = (await http.get("/metrics")).text
+                        try:
+                            text = (await http.get("/metrics")).text
+                        except httpx.HTTPError as exc:
+                            # A kept-alive connection the server closed as it was reused.
+                            codes[f"/metrics {type(exc).__name__}"] += 1
+                            continue
                         lag = metric(text, "airloop_scheduler_loop_lag_seconds")
                         if lag is not None:
                             lags.append(lag)
