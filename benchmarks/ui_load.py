@@ -123,11 +123,15 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
 
 
 @contextlib.asynccontextmanager
-async def standalone(home: Path, database: str | None) -> AsyncIterator[str]:
+async def standalone(
+    home: Path, database: str | None, block_threshold: float | None = None
+) -> AsyncIterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOOP_")}
     env.update(AIRLOOP_HOME=str(home), AIRLOOP_SCHEDULER_POLL_INTERVAL="0.5", NO_COLOR="1")
     if database:
         env["AIRLOOP_DATABASE_URL"] = database
+    if block_threshold is not None:
+        env["AIRLOOP_LOOP_BLOCK_THRESHOLD"] = str(block_threshold)
     log = home / "standalone.log"
     with log.open("w") as sink:
         proc = await asyncio.create_subprocess_exec(
@@ -252,7 +256,7 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
         lags: list[float] = []
         latencies: list[float] = []
         codes: Counter[str] = Counter()
-        async with standalone(home, args.database) as url:
+        async with standalone(home, args.database, args.block_threshold) as url:
             limits = httpx.Limits(
                 max_connections=clients + 5, max_keepalive_connections=clients + 5
             )
@@ -336,6 +340,12 @@ async def main() -> None:
         default=None,
         help="copy each phase's standalone log (and its "
         "watchdog reports of what blocked the loop) into this folder",
+    )
+    parser.add_argument(
+        "--block-threshold",
+        type=float,
+        default=None,
+        help="the watchdog names what blocks the loop longer than this (s); with --keep-logs",
     )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up a phase after (s)")
     args = parser.parse_args()
