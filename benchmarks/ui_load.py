@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,11 +123,15 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
 
 
 @contextlib.asynccontextmanager
-async def standalone(home: Path, database: str | None) -> AsyncIterator[str]:
+async def standalone(
+    home: Path, database: str | None, block_threshold: float | None = None
+) -> AsyncIterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOOP_")}
     env.update(AIRLOOP_HOME=str(home), AIRLOOP_SCHEDULER_POLL_INTERVAL="0.5", NO_COLOR="1")
     if database:
         env["AIRLOOP_DATABASE_URL"] = database
+    if block_threshold is not None:
+        env["AIRLOOP_LOOP_BLOCK_THRESHOLD"] = str(block_threshold)
     log = home / "standalone.log"
     with log.open("w") as sink:
         proc = await asyncio.create_subprocess_exec(
@@ -227,6 +232,12 @@ async def client_loop(
         latencies.append(time.perf_counter() - started)
 
 
+def keep_log(log: Path, folder: str, name: str) -> None:
+    kept = Path(folder)
+    kept.mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, kept / f"{name}.log")
+
+
 async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"airloop-ui-load-{name}-") as tmp:
         home = Path(tmp)
@@ -245,7 +256,7 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
         lags: list[float] = []
         latencies: list[float] = []
         codes: Counter[str] = Counter()
-        async with standalone(home, args.database) as url:
+        async with standalone(home, args.database, args.block_threshold) as url:
             limits = httpx.Limits(
                 max_connections=clients + 5, max_keepalive_connections=clients + 5
             )
@@ -269,7 +280,12 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
                 try:
                     while time.monotonic() - started < args.timeout:
                         await asyncio.sleep(1.0)
-                        text = (await http.get("/metrics")).text
+                        try:
+                            text = (await http.get("/metrics")).text
+                        except httpx.HTTPError as exc:
+                            # A kept-alive connection the server closed as it was reused.
+                            codes[f"/metrics {type(exc).__name__}"] += 1
+                            continue
                         lag = metric(text, "airloop_scheduler_loop_lag_seconds")
                         if lag is not None:
                             lags.append(lag)
@@ -289,6 +305,8 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
                 )
                 max_lag = metric(text, "airloop_scheduler_loop_lag_max_seconds")
         state, seconds = await run_times(database)
+        if args.keep_logs:
+            await asyncio.to_thread(keep_log, home / "standalone.log", args.keep_logs, name)
     return {
         "clients": clients,
         "run_state": state,
@@ -317,6 +335,18 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--database", default=None, help="database URL (default: SQLite)")
     parser.add_argument("--only", choices=["baseline", "loaded"], default=None)
+    parser.add_argument(
+        "--keep-logs",
+        default=None,
+        help="copy each phase's standalone log (and its "
+        "watchdog reports of what blocked the loop) into this folder",
+    )
+    parser.add_argument(
+        "--block-threshold",
+        type=float,
+        default=None,
+        help="the watchdog names what blocks the loop longer than this (s); with --keep-logs",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up a phase after (s)")
     args = parser.parse_args()
     result: dict[str, Any] = {
