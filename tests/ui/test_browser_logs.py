@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Server, screenshot
-from .helpers import accept_dialogs, trigger, wait_for_path, wait_run_done
+from .helpers import accept_dialogs, run_state, trigger, wait_for_path, wait_run_done
 
 
 def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
@@ -49,4 +49,26 @@ def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
     page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check")
     page.locator("#log").filter(has_text="looking for flaky.ok").wait_for()
     assert "is missing" not in page.locator("#log").inner_text()
+    assert page.console_errors == []
+
+
+def test_mark_failed_task_success_then_failed(server: Server, page: Any) -> None:
+    (server.home / "flaky.ok").unlink(missing_ok=True)
+    run_id = trigger(server, "ui_flaky")
+    assert wait_run_done(server, "ui_flaky", run_id) == "failed"
+    accept_dialogs(page)
+    ti_api = f"/dags/ui_flaky/dagRuns/{run_id}/taskInstances/check"
+
+    page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check/-1")
+    page.locator("button.mark-success").click()
+    page.locator("#flash").filter(has_text="marked success").wait_for()
+    assert server.api("GET", ti_api).json()["state"] == "success"
+    server.wait_until(  # the run follows its only task
+        "the run to succeed", lambda: run_state(server, "ui_flaky", run_id) == "success", 30
+    )
+
+    page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check/-1")
+    page.locator("button.mark-failed").click()
+    page.locator("#flash").filter(has_text="marked failed").wait_for()
+    assert server.api("GET", ti_api).json()["state"] == "failed"
     assert page.console_errors == []
