@@ -243,6 +243,21 @@ USER = Frame("etl", "extract", "/dags/etl.py", 12)
             "airloop",
             "airloop.store.repository:write",
         ),
+        # A library callback run by the loop outside any task (uvicorn's protocol
+        # parsing a request in standalone): the CLI frame that started the loop is not
+        # a culprit.
+        (
+            [
+                Frame("h11._readers", "read", f"{LIB}/h11/_readers.py", 70),
+                Frame("uvicorn.protocols.http", "data_received", f"{LIB}/uvicorn/h.py", 9),
+                *LOOP,
+                Frame("asyncio.base_events", "_run_once", f"{STD}/asyncio/base_events.py", 1),
+                Frame("airloop.api.standalone", "run_standalone", "/src/airloop/api/s.py", 9),
+            ],
+            None,
+            "library",
+            "h11._readers:read",
+        ),
         # Nothing but library frames: nobody to blame but the library.
         (LOOP, None, "library", "asyncio.events:_run"),
         ([], None, "library", "unknown"),

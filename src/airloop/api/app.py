@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from airloop import __version__
-from airloop.api import api_docs
+from airloop.api import api_docs, metrics
 from airloop.api.auth import routes as auth_routes
 from airloop.api.auth.headers import SecurityHeadersMiddleware
 from airloop.api.auth.limits import BodyLimitMiddleware
@@ -95,6 +95,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
         variables,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(metrics.router, include_in_schema=False)
     for page in (pages_main, pages_admin, pages_dag, stream, stream_dags):
         app.include_router(page.router, include_in_schema=False)
     app.include_router(api_docs.router)

@@ -14,6 +14,7 @@ from airloop.cli import (
     db_cmd,
     dev_cmd,
     service_cmd,
+    standalone_cmd,
     tasks_cmd,
     users_cmd,
     variables_cmd,
@@ -39,6 +40,7 @@ app.add_typer(users_cmd.app, name="users")
 app.command("api-server")(api_cmd.api_server)
 app.add_typer(service_cmd.scheduler_app, name="scheduler")
 app.add_typer(service_cmd.runs_app, name="runs")
+app.command("standalone")(standalone_cmd.standalone)
 dags_cmd.app.command("trigger")(service_cmd.trigger)
 dags_cmd.app.command("pause")(service_cmd.pause)
 dags_cmd.app.command("unpause")(service_cmd.unpause)

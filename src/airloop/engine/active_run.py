@@ -25,6 +25,7 @@ from airloop.core.plan import Plan, StoredTI
 from airloop.core.planner import RunPlanner
 from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import TERMINAL, DagRunState, TaskState
+from airloop.core.stats import Histogram
 from airloop.core.stimuli import Event, Failed, Skipped, Started, Stimulus, Succeeded
 from airloop.engine.outputs import RunOutputs
 from airloop.executors.base import WorkItem
@@ -155,6 +156,8 @@ class ActiveRun:
         self._waiting_notes: set[TIKey] = set()
         #: A task instance reached a terminal state since the last ``take_settled``.
         self._settled = False
+        #: Where finished tries' durations are counted (set by the scheduler: /metrics).
+        self.durations: Histogram | None = None
 
     @classmethod
     def resumed(
@@ -442,6 +445,8 @@ class ActiveRun:
             return None
         rec.end_date = event.at
         rec.duration = event.duration
+        if event.duration is not None and self.durations is not None:
+            self.durations.observe(event.duration)
         if event.rendered_map_index is not None:
             rec.rendered_map_index = event.rendered_map_index
         self._dirty.add(event.key)

@@ -101,6 +101,13 @@ class Engine:
             raise RuntimeError("use the Engine inside 'async with'")
         return self._scheduler
 
+    def parts(self) -> tuple[Scheduler, Admission, ExecutorRegistry] | None:
+        """The scheduler, the admission ledgers and the executors while serving (for
+        ``airloop.engine.stats``), else None."""
+        if self._scheduler is None or self._executors is None:
+            return None
+        return self._scheduler, self._admission, self._executors
+
     async def __aenter__(self) -> Engine:
         await in_thread(self.settings.create_folders)  # fails naming the setting (home)
         self._store = await Store.open(

@@ -11,6 +11,7 @@ from datetime import datetime
 from airloop.core.admission import Admission
 from airloop.core.outcomes import Outcome, new_stimulus_id
 from airloop.core.specs import TIKey
+from airloop.core.stats import FAST_BUCKETS, TASK_BUCKETS, Histogram, HistogramsByLabel
 from airloop.core.stimuli import AbortRequested, GraceExpired, Stimulus, StopRequested
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.executor_registry import ExecutorRegistry
@@ -72,6 +73,10 @@ class Scheduler:
         #: depends_on_past: held task instances and their checks (from the store).
         self._gates = PastGates(store, past_gate_recheck)
         self.ticks = 0
+        #: How long each tick took (route, plan, write, submit), and finished tries'
+        #: durations by DAG: read by /metrics.
+        self.tick_seconds = Histogram(FAST_BUCKETS)
+        self.task_seconds = HistogramsByLabel(TASK_BUCKETS)
 
     # -- control --------------------------------------------------------------------
 
@@ -80,6 +85,7 @@ class Scheduler:
             raise RuntimeError(f"the scheduler is stopping ({self._stop_reason}); no new runs")
         if self._holding:
             run.hold()
+        run.durations = self.task_seconds.of(run.info.dag_id)
         self._new.append(run)
         self._channel.nudge()
 
@@ -180,6 +186,7 @@ class Scheduler:
                     events += await self._channel.take(0)
                 last = loop.time()
                 await self._tick(events, last, utcnow())
+                self.tick_seconds.observe(loop.time() - last)
         except BaseException as exc:
             for run in [*self._runs.values(), *self._new]:
                 if not run.done.done():

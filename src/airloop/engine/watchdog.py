@@ -6,8 +6,10 @@ watchdog samples the loop thread's stack and the current asyncio task and, once 
 loop answers, logs how long it was blocked and by what. Catching it in the act is
 what makes the culprit nameable; a lag measured afterwards could not say who.
 
-Who is to blame is read from the stack, innermost frame first (``classify``):
-library frames (the standard library, installed packages) are skipped; the first
+Who is to blame is read from the stack, innermost frame first (``classify``), down to
+the loop's callback dispatcher (``asyncio.events:_run``; below it is only whoever
+started the loop, such as the CLI's ``asyncio.run``): library frames (the standard
+library, installed packages) are skipped; the first
 frame of user code (a DAG file, the user's modules) running as task code blames the
 task instance and advises making it a sync task; the first frame of airloop's own
 code -- or of code airloop called outside any task (the scheduler's asyncio task is
@@ -29,6 +31,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Literal
+
+from airloop.core.stats import FAST_BUCKETS, Histogram
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,11 @@ class Frame:
         return self.filename.startswith(("<", *_LIBRARY_PATHS))
 
     @property
+    def runs_callbacks(self) -> bool:
+        """The loop's dispatcher of every callback and task step (``Handle._run``)."""
+        return self.module == "asyncio.events" and self.function == "_run"
+
+    @property
     def calls_task_code(self) -> bool:
         return self.module == "airloop.executors.runner" and self.function == "run"
 
@@ -90,6 +99,8 @@ def classify(stack: Sequence[Frame], task_name: str | None) -> tuple[Cause, str]
         task_name is None or task_name.startswith("airloop-")
     )
     for depth, frame in enumerate(stack):
+        if frame.runs_callbacks:
+            break  # what lies beyond is the loop's caller (asyncio.run in the CLI), not a culprit
         if frame.is_airloop:
             if frame.calls_task_code and depth > 0:
                 return "task", stack[0].place  # task code living in installed packages
@@ -134,6 +145,8 @@ class LoopWatchdog:
         self.blocks: list[Block] = []
         self.last_lag = 0.0
         self.max_lag = 0.0
+        #: Every ping's lag (one writer: this watchdog's thread), for /metrics.
+        self.lags = Histogram(FAST_BUCKETS)
 
     @property
     def blocked_count(self) -> int:
@@ -204,5 +217,6 @@ class LoopWatchdog:
                 self._report(block)
             lag = time.monotonic() - sent
             self.last_lag = lag
+            self.lags.observe(lag)
             self.max_lag = max(self.max_lag, lag)
             self._stop.wait(self.interval)

@@ -53,6 +53,10 @@ class Resources:
                 self._items[key] = item
         return item  # type: ignore[return-value]
 
+    def peek(self, key: Any) -> Any | None:
+        """The item made for ``key``, or None (never creates one: /metrics reads)."""
+        return self._items.get(key)
+
     async def aclose(self) -> None:
         """Close in reverse order of creation (pollers before the clients they use)."""
         self._closed = True

@@ -3,6 +3,7 @@ writes, and the reads of what a run recorded. Core SQL, one transaction per batc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from airloop.core.states import DagRunState, TaskState
+from airloop.core.stats import FAST_BUCKETS, Histogram
 from airloop.exceptions import RunExistsError
 from airloop.store.database import open_engine
 from airloop.store.errors import begin, connect
@@ -130,6 +132,8 @@ class Store:
         self._lean: LeanWriter | None = None
         #: Changes written through this store, for waiters in this process (ADR 0036).
         self.events = RunEvents()
+        #: Seconds each committed batch of the scheduler's writes took (/metrics).
+        self.write_seconds = Histogram(FAST_BUCKETS)
 
     @classmethod
     async def open(
@@ -223,6 +227,7 @@ class Store:
             return
         now = utcnow()
         lean = self._writer()
+        started = time.perf_counter()
         async with begin(self.engine) as conn:
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
@@ -247,6 +252,7 @@ class Store:
                         for r in batch.run_updates
                     ],
                 )
+        self.write_seconds.observe(time.perf_counter() - started)
         if self.events.active:
             self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from airloop import __version__
 from airloop.api.deps import ServiceStoreDep, SettingsDep, ViewerDep
+from airloop.api.live import live_loop_lag
 from airloop.api.lookups import ReadsDep
 from airloop.api.models import (
     DatabaseHealth,
@@ -39,9 +40,14 @@ def heartbeat_limit(settings: Settings) -> float:
 
 @router.get("/health", response_model=Health)
 async def health(
-    user: ViewerDep, reads: ReadsDep, service: ServiceStoreDep, settings: SettingsDep
+    request: Request,
+    user: ViewerDep,
+    reads: ReadsDep,
+    service: ServiceStoreDep,
+    settings: SettingsDep,
 ) -> Health:
-    """The database (``SELECT 1`` within 3 s) and the latest scheduler heartbeat."""
+    """The database (``SELECT 1`` within 3 s) and the latest scheduler heartbeat; in
+    ``airloop standalone`` the loop lag is the watchdog's live value."""
     error: str | None = None
     try:
         async with asyncio.timeout(DB_TIMEOUT):
@@ -80,11 +86,18 @@ async def health(
             latest_heartbeat=beat.heartbeat_at,
             hostname=beat.hostname,
             pid=beat.pid,
-            loop_lag=beat.loop_lag,
+            loop_lag=_loop_lag(request, beat.loop_lag),
             running_tasks=beat.running_tasks,
             active_runs=beat.active_runs,
         ),
     )
+
+
+def _loop_lag(request: Request, recorded: float | None) -> float | None:
+    """The scheduler in this process (standalone): its watchdog's latest ping, not the
+    value the last heartbeat wrote (up to a poll interval old)."""
+    live = live_loop_lag(request.app)
+    return recorded if live is None else live
 
 
 @router.get("/version", response_model=Version)

@@ -151,6 +151,13 @@ class AwsHub:
         hub: AwsHub = await engine.resources.get("aws", cls.create)
         return hub
 
+    def throttles(self) -> Counter[str]:
+        """Throttled answers so far, by action (over every service and region)."""
+        found: Counter[str] = Counter()
+        for (_, action), limiter in list(self._limiters.items()):
+            found[action] += limiter.throttles
+        return found
+
     async def aclose(self) -> None:
         for poller in list(self._pollers.values()):
             await poller.aclose()
