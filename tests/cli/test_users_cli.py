@@ -154,6 +154,8 @@ def test_api_server_refuses_a_public_address_without_passwords(home: Path) -> No
     result = airloop("api-server", "--host", "0.0.0.0", home=home)
     assert result.code == 2
     assert result.err_lines == [
-        "error: api-server: refusing to listen on 0.0.0.0 with api.auth = 'none' (anyone who "
-        "can reach it would be admin); bind 127.0.0.1 or set api.auth = 'password'"
+        "error: api-server: refusing to listen on 0.0.0.0: with [api] auth = 'none' every "
+        "request is the admin, so only a loopback address (127.0.0.1, ::1, localhost) is "
+        "allowed; set [api] auth = 'password' (AIRLOOP_API__AUTH=password) to listen on "
+        "other addresses"
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import signal
 from collections.abc import Generator
 from typing import Annotated
@@ -15,17 +14,9 @@ import typer
 import uvicorn
 
 from airloop.api.app import create_app
-from airloop.cli.common import EXIT_BAD_INPUT, ConfigOption, fail, settings_from
+from airloop.api.binding import check_bind
+from airloop.cli.common import ConfigOption, bad_input, settings_from
 from airloop.settings import Settings
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class _Server(uvicorn.Server):
@@ -70,10 +61,6 @@ def api_server(
     settings = settings_from(config)
     host = host or settings.api.host
     port = settings.api.port if port is None else port
-    if not is_loopback_host(host) and settings.api.auth != "password":
-        fail(
-            f"api-server: refusing to listen on {host} with api.auth = 'none' (anyone who "
-            "can reach it would be admin); bind 127.0.0.1 or set api.auth = 'password'",
-            EXIT_BAD_INPUT,
-        )
+    with bad_input("api-server"):
+        check_bind(host, settings)
     asyncio.run(serve(settings, host, port))
