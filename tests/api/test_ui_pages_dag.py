@@ -247,6 +247,9 @@ async def test_run_page_shows_gantt_rows_and_mapped_counts(
     assert f"success {MAPPED - MAPPED // 5}, failed {MAPPED // 5}" in html
     assert 'class="gantt-bar"' in html
     assert 'class="span"' in html
+    # The mapped task's bar: some instances failed, so the whole is failed (not blue).
+    row = html[html.index('data-task-row="group.double"') :]
+    assert 'class="span" data-state="failed"' in row[: row.index("</tr>")]
     assert 'class="clear-run"' in html
     assert 'class="mark-run-success"' in html
     assert "hunter22" not in html  # conf masked
@@ -482,3 +485,12 @@ async def test_stream_rejects_unknown_parameters(client: httpx.AsyncClient) -> N
     response = await client.get("/ui/stream/dags/wide", params={"run": "x"})
     assert response.status_code == 400
     assert "run" in response.json()["detail"]
+
+
+def test_a_mapped_tasks_overall_state() -> None:
+    from airloop.api.ui.grid_model import overall_state
+
+    assert overall_state({"success": 9, "running": 1}) == "running"
+    assert overall_state({"success": 9, "failed": 1}) == "failed"
+    assert overall_state({"success": 9, "skipped": 1}) == "success"
+    assert overall_state({}) is None

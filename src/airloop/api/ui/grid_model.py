@@ -105,6 +105,22 @@ def single_state(counts: Mapping[str, int]) -> str | None:
     return states[0] if len(states) == 1 else None
 
 
+#: A mapped task's instances, summed up as one state (for a Gantt bar's colour): the
+#: first of these any instance is in, else success when all are done.
+_OVERALL = ("running", "queued", "scheduled", "up_for_retry", "failed", "upstream_failed")
+
+
+def overall_state(counts: Mapping[str, int]) -> str | None:
+    """The state a mapped task's instances add up to (None: no instances)."""
+    present = {s for s, n in counts.items() if n}
+    if not present:
+        return None
+    for state in _OVERALL:
+        if state in present:
+            return state
+    return "success" if "success" in present else sorted(present)[0]
+
+
 def summary(counts: Mapping[str, int]) -> str:
     """ "success 9990, running 10" for tooltips."""
     return ", ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)) or "no instances"

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from airloop.api.deps import StoreDep, ViewerDep
 from airloop.api.ui.graph_layout import layout
 from airloop.api.ui.grid_html import grid_body
-from airloop.api.ui.grid_model import Row, iso, rows, single_state, summary
+from airloop.api.ui.grid_model import Row, iso, overall_state, rows, single_state, summary
 from airloop.api.ui.serialize import run_json
 from airloop.api.ui.templating import render, templates
 from airloop.core.masking import redact
@@ -291,6 +291,8 @@ class GanttRow:
     #: The unmapped instance's try number (0 for a mapped task).
     try_number: int
     state: str | None
+    #: The bar's colour: the state, or for a mapped task the state of the whole.
+    bar_state: str | None
     summary: str
     href: str
     queued_at: str
@@ -360,6 +362,7 @@ async def run_page(
                 total=sum(counts.values()),
                 try_number=0 if mapped or span is None else span.try_number,
                 state=None if mapped else single_state(counts),
+                bar_state=overall_state(counts) if mapped else single_state(counts),
                 summary=summary(counts),
                 href=_ti_href(dag_id, run.run_id, row.id, None if mapped else -1),
                 queued_at=iso(q),

@@ -181,7 +181,7 @@
   actions.querySelector("button.clear-ti").addEventListener("click", (ev) => act(ev.target, async () => {
     const body = {
       dag_run_id: data.run_id, task_ids: [data.task_id], include_upstream: false,
-      include_downstream: false, only_failed: false, dry_run: true,
+      include_downstream: true, only_failed: false, dry_run: true,
     };
     if (mi >= 0) body.map_indexes = [mi];
     const url = `${data.dag_api}/clearTaskInstances`;
