@@ -69,6 +69,23 @@ async def test_nobody_gets_401_from_the_api_and_the_login_page_for_pages(
     assert (await client.get("/ui/static/airloop.css")).status_code == 200
 
 
+async def test_health_is_open_but_tells_nobody_the_host(
+    client: httpx.AsyncClient, api_store: Store
+) -> None:
+    from airloop.store.service import ServiceStore
+
+    await ServiceStore(api_store).heartbeat(
+        None, hostname="db-host-7", pid=42, state="running", loop_lag=0.01
+    )
+    response = await client.get("/api/v1/health")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["database"] == {"status": "healthy", "error": None}
+    assert body["scheduler"]["status"] == "healthy"
+    assert body["scheduler"]["hostname"] is None
+    assert body["scheduler"]["pid"] is None
+
+
 async def test_signing_in_sets_a_strict_httponly_session_and_me_answers(
     client: httpx.AsyncClient, api_store: Store
 ) -> None:

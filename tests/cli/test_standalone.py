@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -212,7 +213,10 @@ def test_another_scheduler_on_the_database_is_one_line_and_exit_2(home: Path) ->
     db = home / "airloop.db"
 
     def beating() -> bool:
-        return db.exists() and bool(query(db, "SELECT id FROM scheduler_heartbeat"))
+        try:
+            return db.exists() and bool(query(db, "SELECT id FROM scheduler_heartbeat"))
+        except sqlite3.OperationalError:  # the file exists, its tables not yet
+            return False
 
     with spawn(Call(("scheduler", "--dags-folder", str(home / "dags")), home)) as scheduler:
         assert wait_until(beating, 60, 0.1)

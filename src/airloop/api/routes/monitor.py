@@ -41,13 +41,15 @@ def heartbeat_limit(settings: Settings) -> float:
 @router.get("/health", response_model=Health)
 async def health(
     request: Request,
-    user: ViewerDep,
     reads: ReadsDep,
     service: ServiceStoreDep,
     settings: SettingsDep,
 ) -> Health:
     """The database (``SELECT 1`` within 3 s) and the latest scheduler heartbeat; in
-    ``airloop standalone`` the loop lag is the watchdog's live value."""
+    ``airloop standalone`` the loop lag is the watchdog's live value. Open without
+    signing in (load balancers, monitors), as Airflow's; to someone not signed in it
+    gives the statuses only: no host, pid or database error text."""
+    signed_in = getattr(request.state, "user", None) is not None
     error: str | None = None
     try:
         async with asyncio.timeout(DB_TIMEOUT):
@@ -56,6 +58,8 @@ async def health(
         error = f"no answer to SELECT 1 within {DB_TIMEOUT:g} s"
     except AirloopError as exc:
         error = str(exc)
+    if error is not None and not signed_in:
+        error = "the database cannot be read (sign in for the cause)"
     database = DatabaseHealth(status="unhealthy" if error else "healthy", error=error)
     beat = None
     if error is None:
@@ -84,8 +88,8 @@ async def health(
         scheduler=SchedulerHealth(
             status="healthy" if alive else "unhealthy",
             latest_heartbeat=beat.heartbeat_at,
-            hostname=beat.hostname,
-            pid=beat.pid,
+            hostname=beat.hostname if signed_in else None,
+            pid=beat.pid if signed_in else None,
             loop_lag=_loop_lag(request, beat.loop_lag),
             running_tasks=beat.running_tasks,
             active_runs=beat.active_runs,
