@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from airloop.api.deps import ViewerDep
+from airloop.api.confined_files import OutsideFolderError, read_dag_source
+from airloop.api.deps import DagsFolderDep, ViewerDep
 from airloop.api.lookups import ReadsDep, dag_or_404, dag_record_or_404, not_found
 from airloop.api.models import (
     DagDetail,
@@ -84,17 +84,16 @@ async def get_structure(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagStr
     )
 
 
-def _read_source(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-
-
 @router.get("/dags/{dag_id}/source", response_model=DagSource)
-async def get_source(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagSource:
+async def get_source(
+    dag_id: str, user: ViewerDep, reads: ReadsDep, dags_folder: DagsFolderDep
+) -> DagSource:
+    """The DAG's file, when it lies in the DAGs folder (403 otherwise)."""
     fileloc = (await dag_record_or_404(reads, dag_id)).fileloc
-    content = await in_thread(_read_source, fileloc)
+    try:
+        content = await in_thread(read_dag_source, fileloc, dags_folder)
+    except OutsideFolderError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     if content is None:
         raise not_found(f"the file of DAG {dag_id!r} ({fileloc})")
     return DagSource(fileloc=fileloc, content=content)

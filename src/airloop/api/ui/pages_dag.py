@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from airloop.api.deps import StoreDep, ViewerDep
+from airloop.api.confined_files import OutsideFolderError, read_dag_source
+from airloop.api.deps import DagsFolderDep, StoreDep, ViewerDep
 from airloop.api.ui.graph_layout import layout
 from airloop.api.ui.grid_html import grid_body
 from airloop.api.ui.grid_model import Row, iso, rows, single_state, summary
@@ -258,18 +258,22 @@ async def runs_tab(request: Request, dag_id: str, store: StoreDep, user: ViewerD
     )
 
 
-def _read_source(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8", errors="replace")
-
-
 @router.get("/dags/{dag_id}/code", response_class=HTMLResponse)
-async def code_tab(request: Request, dag_id: str, store: StoreDep, user: ViewerDep) -> Response:
+async def code_tab(
+    request: Request, dag_id: str, store: StoreDep, dags_folder: DagsFolderDep, user: ViewerDep
+) -> Response:
     _only(request)
     info = await _dag(store, dag_id)
     error = None
     lines: list[str] = []
     try:
-        lines = (await in_thread(_read_source, info.fileloc)).splitlines()
+        content = await in_thread(read_dag_source, info.fileloc, dags_folder)
+        if content is None:
+            error = f"cannot read {info.fileloc}: no such file"
+        else:
+            lines = content.splitlines()
+    except OutsideFolderError as exc:
+        error = str(exc)
     except OSError as exc:
         error = f"cannot read {info.fileloc}: {exc.strerror or exc}"
     return _tab(request, info, "code", lines=lines, error=error)
