@@ -35,6 +35,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from airloop.api.live import live_engine
+from airloop.api.params import unknown_params
 from airloop.core.stats import HistogramSnapshot
 from airloop.engine.stats import EngineStats, engine_stats
 from airloop.exceptions import DatabaseError
@@ -259,8 +260,8 @@ def app_metrics(app: object) -> AppMetrics:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this server's (and its scheduler's) numbers."""
-    if request.query_params:
-        names = ", ".join(sorted(request.query_params))
-        return JSONResponse({"detail": f"unknown query parameter(s): {names}"}, status_code=400)
+    message = unknown_params(request, ())
+    if message is not None:
+        return JSONResponse({"detail": message}, status_code=400)
     body = await app_metrics(request.app).render(request.app.state.store, request.app)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from airloop.api.params import unknown_params
 from airloop.api.ui.api_client import ApiCallError, api_get
 from airloop.api.ui.templating import render
 
@@ -118,9 +119,8 @@ def _is_admin(request: Request) -> bool:
 
 async def _page(request: Request, slug: str) -> HTMLResponse:
     resource = RESOURCES[slug]
-    unknown = sorted(set(request.query_params))
-    if unknown:
-        message = f"unknown query parameter(s): {', '.join(unknown)}; this page takes none"
+    message = unknown_params(request, (), "page")
+    if message is not None:
         return render(request, "error.html", status_code=400, message=message)
     try:
         listing = await api_get(request, f"/{slug}", limit=1000)

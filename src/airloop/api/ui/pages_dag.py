@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airloop.api.confined_files import OutsideFolderError, read_dag_source
 from airloop.api.deps import DagsFolderDep, StoreDep, ViewerDep
+from airloop.api.params import refuse_unknown_params
 from airloop.api.ui.graph_layout import layout
 from airloop.api.ui.grid_html import grid_body
 from airloop.api.ui.grid_model import Row, iso, rows, single_state, summary
@@ -61,13 +62,7 @@ templates.env.filters.setdefault("pathq", pathq)
 
 def _only(request: Request, *known: str) -> None:
     """400 naming any query parameter this page does not take."""
-    unknown = sorted(set(request.query_params) - set(known))
-    if unknown:
-        allowed = ", ".join(known) if known else "none"
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"unknown query parameter(s) {', '.join(unknown)} (this page takes: {allowed})",
-        )
+    refuse_unknown_params(request, known, "page")
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:

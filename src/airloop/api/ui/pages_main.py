@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from airloop.api.params import unknown_params
 from airloop.api.ui.api_client import (
     ApiCallError,
     api_get,
@@ -40,12 +41,7 @@ def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
 
 def _check_query(request: Request, allowed: set[str]) -> str | None:
     """The one-line complaint about query parameters this page does not take, or None."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        return f"unknown query parameter(s): {', '.join(unknown)}; this page takes: " + (
-            ", ".join(sorted(allowed)) or "none"
-        )
-    return None
+    return unknown_params(request, allowed, "page")
 
 
 def _is_admin(request: Request) -> bool:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from airloop.api.deps import StoreDep, ViewerDep
+from airloop.api.params import refuse_unknown_params
 from airloop.store.dag_states import RunBrief, last_runs
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
@@ -76,12 +77,7 @@ async def dag_events(
 @router.get("/ui/stream/dags")
 async def stream_dags(request: Request, user: ViewerDep, store: StoreDep) -> StreamingResponse:
     """``?dag_ids=a,b,c`` (the DAGs on the page; at most 1000) or every DAG."""
-    unknown = sorted(set(request.query_params) - {"dag_ids"})
-    if unknown:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"unknown query parameter(s): {', '.join(unknown)}; this stream takes dag_ids",
-        )
+    refuse_unknown_params(request, ("dag_ids",), "stream")
     raw = request.query_params.get("dag_ids")
     dag_ids = None if raw is None else [d for d in raw.split(",") if d]
     if dag_ids is not None and len(dag_ids) > MAX_DAGS:
