@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, PlainSerializer
 from airloop.api.next_run import next_run
 from airloop.core.masking import redact
 from airloop.dagbag.serialized import SerializedDag, loads
-from airloop.store.read_records import DagOverview, DagRecord, TaskInstanceRecord
+from airloop.store.read_records import DagOverview, DagRecord, RunBrief, TaskInstanceRecord
 from airloop.store.records import DagRunRow
 
 T = TypeVar("T")
@@ -209,7 +209,7 @@ class ImportErrorOut(BaseModel):
 # -- from records -----------------------------------------------------------------------
 
 
-def dag_run_brief(run: DagRunRow) -> DagRunBrief:
+def dag_run_brief(run: RunBrief | DagRunRow) -> DagRunBrief:
     return DagRunBrief(
         run_id=run.run_id,
         state=run.state.value,
