@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -34,6 +34,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from airloop.api.deps import current_user
 from airloop.api.live import live_engine
 from airloop.api.params import unknown_params
 from airloop.core.stats import HistogramSnapshot
@@ -47,7 +48,8 @@ from airloop.store.state_counts import StateCounts, state_counts
 #: How long the database's numbers are reused between scrapes.
 DB_CACHE_SECONDS = 5.0
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 log = logging.getLogger(__name__)
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from airloop.api.deps import current_user
 from airloop.api.params import unknown_params
 from airloop.api.ui.api_client import ApiCallError, api_get
 from airloop.api.ui.templating import render
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 
 FieldKind = Literal["text", "integer", "textarea", "password"]
 

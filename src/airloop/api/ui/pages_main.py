@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from airloop.api.deps import current_user
 from airloop.api.params import unknown_params
 from airloop.api.ui.api_client import (
     ApiCallError,
@@ -24,7 +25,8 @@ from airloop.api.ui.api_client import (
 from airloop.api.ui.param_fields import param_fields
 from airloop.api.ui.templating import render
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 
 DAGS_PER_PAGE = 50
 RUN_STATES = ("queued", "running", "success", "failed")

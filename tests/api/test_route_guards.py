@@ -1,0 +1,71 @@
+"""Every route says who may call it: changes need an admin, reads any signed-in user
+(the authentication middleware checks first; the routes' dependencies say it again,
+so a route moved out from behind the middleware is still guarded)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from airloop.api import api_docs, metrics
+from airloop.api.deps import admin_user, current_user
+from airloop.api.routes import (
+    connections,
+    dag_actions,
+    dags,
+    logs,
+    monitor,
+    pools,
+    runs,
+    task_instances,
+    variables,
+)
+from airloop.api.ui import pages_admin, pages_dag, pages_main, stream, stream_dags
+
+GUARDED = (
+    dags,
+    runs,
+    task_instances,
+    logs,
+    monitor,
+    dag_actions,
+    pools,
+    connections,
+    variables,
+    metrics,
+    api_docs,
+    pages_main,
+    pages_admin,
+    pages_dag,
+    stream,
+    stream_dags,
+)
+CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
+    yield dependant.call
+    for sub in dependant.dependencies:
+        yield from _calls(sub)
+
+
+def _routes() -> Iterator[APIRoute]:
+    for module in GUARDED:
+        for route in module.router.routes:
+            assert isinstance(route, APIRoute), route
+            yield route
+
+
+def test_changes_need_an_admin_and_reads_a_user() -> None:
+    seen = 0
+    for route in _routes():
+        calls = set(_calls(route.dependant))
+        if route.methods & CHANGES:
+            assert admin_user in calls, f"{route.methods} {route.path} has no AdminDep"
+        else:
+            assert current_user in calls, f"{route.methods} {route.path} has no ViewerDep"
+        seen += 1
+    assert seen > 50
