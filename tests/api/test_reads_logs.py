@@ -217,6 +217,8 @@ async def test_a_log_path_outside_the_logs_folder_is_not_read(
         assert "outside the logs folder" in response.json()["detail"]
         assert SECRET not in response.text
     assert (await client.get(f"{LOGS}/1/stream")).status_code == 403
+    tries = (await client.get(LOGS.removesuffix("/logs") + "/tries")).json()
+    assert tries == [{"try_number": 1, "log_size": None, "path_exists": False}]
 
 
 async def test_a_symlink_out_of_the_logs_folder_is_not_followed(
