@@ -11,6 +11,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from airloop.api import api_docs, metrics
+from airloop.api.app import API_PREFIX
+from airloop.api.auth.middleware import OPEN_PATHS
 from airloop.api.deps import admin_user, current_user
 from airloop.api.routes import (
     connections,
@@ -44,6 +46,8 @@ GUARDED = (
     stream_dags,
 )
 CHANGES = {"POST", "PUT", "PATCH", "DELETE"}
+#: Open to anyone (the middleware's OPEN_PATHS say so too): load balancers, monitors.
+OPEN = {"/health"}
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any] | None]:
@@ -63,7 +67,9 @@ def test_changes_need_an_admin_and_reads_a_user() -> None:
     seen = 0
     for route in _routes():
         calls = set(_calls(route.dependant))
-        if route.methods & CHANGES:
+        if route.path in OPEN:
+            assert API_PREFIX + route.path in OPEN_PATHS
+        elif route.methods & CHANGES:
             assert admin_user in calls, f"{route.methods} {route.path} has no AdminDep"
         else:
             assert current_user in calls, f"{route.methods} {route.path} has no ViewerDep"

@@ -41,13 +41,13 @@ def heartbeat_limit(settings: Settings) -> float:
 @router.get("/health", response_model=Health)
 async def health(
     request: Request,
-    user: ViewerDep,
     reads: ReadsDep,
     service: ServiceStoreDep,
     settings: SettingsDep,
 ) -> Health:
     """The database (``SELECT 1`` within 3 s) and the latest scheduler heartbeat; in
-    ``airloop standalone`` the loop lag is the watchdog's live value."""
+    ``airloop standalone`` the loop lag is the watchdog's live value. Open without
+    signing in (load balancers, monitors: the middleware's ``OPEN_PATHS``)."""
     error: str | None = None
     try:
         async with asyncio.timeout(DB_TIMEOUT):
