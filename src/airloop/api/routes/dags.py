@@ -14,13 +14,13 @@ from airloop.api.models import (
     DagSource,
     DagStructure,
     DagSummary,
-    GridCellOut,
     GridOut,
     GridTask,
     ListOf,
     dag_detail,
     dag_run,
     dag_summary,
+    grid_cell,
     serialized_of,
 )
 from airloop.api.params import KnownParams, PaginationDep
@@ -163,8 +163,5 @@ async def get_grid(
     return GridOut(
         runs=[dag_run(r) for r in grid.runs],
         tasks=_grid_tasks(serialized_of(record), {c.task_id for c in grid.cells}),
-        cells=[
-            GridCellOut(run_id=run_ids[c.run_pk], task_id=c.task_id, counts=c.counts, total=c.total)
-            for c in grid.cells
-        ],
+        cells=[grid_cell(run_ids[c.run_pk], c) for c in grid.cells],
     )
