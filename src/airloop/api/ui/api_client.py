@@ -6,8 +6,10 @@ shapes, masking and 404s, so a page never shows more (or other) than the API. Th
 handler is called as a function -- no second trip through the middleware, routing,
 HTTP encoding and JSON parsing (each such trip cost a request's full path, ~3.4 ms of
 loop CPU and a session lookup, per page section: ADR 0037). The page request has
-passed authentication already; its user is handed to the handler, which checks the
-role as it does for any caller. The page validates its own query parameters.
+passed authentication already (``page_context`` depends on ``current_user``) and its
+user is handed to the handler. Called as a function, a handler's own dependencies
+(``ViewerDep``, ``AdminDep``) do not run: call only reads any signed-in user may make,
+never a change. The page validates its own query parameters.
 """
 
 from __future__ import annotations
