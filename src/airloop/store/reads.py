@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select, text
 from sqlalchemy.sql import Select
 
 from airloop.core.states import DagRunState
+from airloop.runtime import in_thread
 from airloop.store.errors import connect
 from airloop.store.read_records import (
     DagOverview,
@@ -156,11 +157,9 @@ class Reads:
         )
         async with connect(self.engine) as conn:
             if tags:
-                rows = [
-                    r
-                    for r in await conn.execute(query.order_by(_d.dag_id))
-                    if _has_tags(r.data, tags)
-                ]
+                every = list(await conn.execute(query.order_by(_d.dag_id)))
+                # Parsing every DAG's stored JSON is CPU work: off the event loop.
+                rows = await in_thread(lambda: [r for r in every if _has_tags(r.data, tags)])
                 total = len(rows)
                 rows = rows[offset : offset + limit]
             else:

@@ -56,7 +56,10 @@ async def list_dags(
         limit=page.limit,
         offset=page.offset,
     )
-    return ListOf[DagSummary](items=[dag_summary(o) for o in found.items], total=found.total)
+    # Each summary parses its DAG's stored JSON: a page of 1,000 DAGs is tens of
+    # milliseconds of CPU, kept off the event loop.
+    summaries = await in_thread(lambda: [dag_summary(o) for o in found.items])
+    return ListOf[DagSummary](items=summaries, total=found.total)
 
 
 @router.get("/dags/{dag_id}", response_model=DagDetail)
