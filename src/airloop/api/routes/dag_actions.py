@@ -30,11 +30,9 @@ from airloop.service.markers import clear_following_markers
 from airloop.store.reads import Reads
 from airloop.store.records import DagRunRow, TaskInstanceRow
 from airloop.store.run_changes import (
-    dag_record,
     delete_run,
     mark_run,
     mark_task_instances,
-    serialized_text,
     set_note,
 )
 from airloop.store.run_requests import add_request
@@ -96,14 +94,14 @@ class TaskStatePatch(_Body):
 
 async def _dag(store: Store, dag_id: str) -> SerializedDag:
     """The DAG's structure as the scheduler stored it; 404 for a DAG it does not know."""
-    record = await dag_record(store, dag_id)
-    text = await serialized_text(store, dag_id)
-    if record is None and text is None:
+    record = await Reads(store).dag_record(dag_id)
+    if record is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no DAG {dag_id!r} (the scheduler records DAGs when it parses their files)",
         )
-    if text is None or (record is not None and not record.is_active):
+    text = record.serialized
+    if text is None or not record.is_active:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"DAG {dag_id!r} is not loaded by the scheduler now (its file is gone or has "
