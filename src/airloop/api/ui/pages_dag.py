@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from airloop.api.confined_files import OutsideFolderError, read_dag_source
 from airloop.api.deps import DagsFolderDep, StoreDep, ViewerDep
+from airloop.api.lookups import dag_record_or_404, run_or_404
 from airloop.api.params import refuse_unknown_params
 from airloop.api.ui.graph_layout import layout
 from airloop.api.ui.grid_html import grid_body
@@ -108,9 +109,7 @@ class DagView:
 
 
 async def _dag(store: Any, dag_id: str) -> DagView:
-    info = await Reads(store).dag_record(dag_id)
-    if info is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no DAG {dag_id!r}")
+    info = await dag_record_or_404(Reads(store), dag_id)
     structure = None if info.serialized is None else dict(loads(info.serialized))
     return DagView(
         info.dag_id, info.fileloc, info.is_paused, info.is_active, info.schedule, structure
@@ -118,10 +117,7 @@ async def _dag(store: Any, dag_id: str) -> DagView:
 
 
 async def _run(store: Any, dag_id: str, run_id: str) -> DagRunRow:
-    run = await Reads(store).run(dag_id, run_id)
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"DAG {dag_id!r} has no run {run_id!r}")
-    return run
+    return await run_or_404(Reads(store), dag_id, run_id)
 
 
 def _stream_url(dag_id: str, run_ids: Iterable[str]) -> str:
