@@ -17,7 +17,7 @@ from airloop.api.deps import AdminDep, SettingsDep, StoreDep, ViewerDep
 from airloop.api.params import KnownParams, PaginationDep, page_of
 from airloop.connections.metastore import MetastoreSource
 from airloop.connections.model import Connection
-from airloop.core.masking import redact
+from airloop.core.masking import MASK, redact
 from airloop.exceptions import AirloopError
 from airloop.settings import Settings
 from airloop.store.connections import ConnectionStore, RecordExistsError
@@ -85,6 +85,30 @@ def _fields(body: _Fields) -> dict[str, Any]:
     return values
 
 
+def _keep_masked(sent: Any, stored: Any) -> Any:
+    """``sent`` with each ``***`` the answer showed in place of a stored value put back
+    (an edited extra comes back with the masks it was shown)."""
+    if sent == MASK and stored is not None:
+        return stored
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        return {k: _keep_masked(v, stored.get(k)) for k, v in sent.items()}
+    if isinstance(sent, list) and isinstance(stored, list) and len(sent) == len(stored):
+        return [_keep_masked(v, old) for v, old in zip(sent, stored, strict=True)]
+    return sent
+
+
+def _patched_extra(values: dict[str, Any], current: Connection) -> None:
+    """A patch's extra keeps the stored values behind the masks it carries."""
+    extra = values.get("extra")
+    if not extra or not current.extra:
+        return
+    try:
+        sent, stored = json.loads(extra), json.loads(current.extra)
+    except ValueError:
+        return  # not JSON: the connection model refuses it with its own message
+    values["extra"] = json.dumps(_keep_masked(sent, stored))
+
+
 def _bad(exc: AirloopError) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
 
@@ -144,11 +168,13 @@ async def patch_connection(
     user: AdminDep,
 ) -> dict[str, Any]:
     """Change the fields given (``"password": null`` removes the password; leaving
-    it out keeps it)."""
+    it out keeps it; a ``***`` in the extra keeps the stored value it stands for)."""
     db = metastore(store, settings)
     current = await _find(db, conn_id)
     try:
-        changed = replace(current, **_fields(body))
+        values = _fields(body)
+        _patched_extra(values, current)
+        changed = replace(current, **values)
         await db.add_connections([changed], overwrite=True)
     except AirloopError as exc:
         raise _bad(exc) from None
