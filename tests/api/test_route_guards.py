@@ -1,9 +1,12 @@
 """Every route says who may call it: changes need an admin, reads any signed-in user
 (the authentication middleware checks first; the routes' dependencies say it again,
-so a route moved out from behind the middleware is still guarded)."""
+so a route moved out from behind the middleware is still guarded); and the server
+imports none of the dev dependencies."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -75,3 +78,14 @@ def test_changes_need_an_admin_and_reads_a_user() -> None:
             assert current_user in calls, f"{route.methods} {route.path} has no ViewerDep"
         seen += 1
     assert seen > 50
+
+
+def test_the_server_imports_no_dev_dependency() -> None:
+    # httpx and playwright are dev dependencies: the server must not need them (the
+    # UI's pages once reached the API through httpx's ASGI transport).
+    code = (
+        "import sys, airloop.api.app, airloop.api.standalone\n"
+        "print(','.join(m for m in ('httpx', 'playwright') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
