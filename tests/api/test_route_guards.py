@@ -28,7 +28,7 @@ from airloop.api.routes import (
     task_instances,
     variables,
 )
-from airloop.api.ui import pages_admin, pages_dag, pages_main, stream, stream_dags
+from airloop.api.ui import pages_admin, pages_dag, pages_main, pages_run, stream, stream_dags
 
 GUARDED = (
     dags,
@@ -45,6 +45,7 @@ GUARDED = (
     pages_main,
     pages_admin,
     pages_dag,
+    pages_run,
     stream,
     stream_dags,
 )
