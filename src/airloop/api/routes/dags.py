@@ -64,7 +64,8 @@ async def list_dags(
 
 @router.get("/dags/{dag_id}", response_model=DagDetail)
 async def get_dag(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagDetail:
-    return dag_detail(await dag_or_404(reads, dag_id))
+    # The stored structure is parsed off the event loop (a wide DAG's JSON is large).
+    return await in_thread(dag_detail, await dag_or_404(reads, dag_id))
 
 
 def _structure_missing(dag_id: str) -> HTTPException:
@@ -77,7 +78,7 @@ def _structure_missing(dag_id: str) -> HTTPException:
 
 @router.get("/dags/{dag_id}/structure", response_model=DagStructure)
 async def get_structure(dag_id: str, user: ViewerDep, reads: ReadsDep) -> DagStructure:
-    data = serialized_of(await dag_record_or_404(reads, dag_id))
+    data = await in_thread(serialized_of, await dag_record_or_404(reads, dag_id))
     if data is None:
         raise _structure_missing(dag_id)
     return DagStructure(
@@ -165,6 +166,6 @@ async def get_grid(
     run_ids = {r.id: r.run_id for r in grid.runs}
     return GridOut(
         runs=[dag_run(r) for r in grid.runs],
-        tasks=_grid_tasks(serialized_of(record), {c.task_id for c in grid.cells}),
+        tasks=_grid_tasks(await in_thread(serialized_of, record), {c.task_id for c in grid.cells}),
         cells=[grid_cell(run_ids[c.run_pk], c) for c in grid.cells],
     )
