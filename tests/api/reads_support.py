@@ -145,7 +145,8 @@ async def write_log(
     try_number: int,
     text: str,
 ) -> Path:
-    """A try's log file with its task_log row."""
+    """A try's log file in ``folder`` (the tests' logs folder: ``<home>/logs``) with its
+    task_log row."""
     path = folder / f"{task_id}.{map_index}.{try_number}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

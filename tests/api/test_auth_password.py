@@ -67,6 +67,10 @@ async def test_nobody_gets_401_from_the_api_and_the_login_page_for_pages(
     assert login.status_code == 200
     assert 'id="login-form"' in login.text
     assert (await client.get("/ui/static/airloop.css")).status_code == 200
+    # Open for load balancers and monitors (docs/security.md), without credentials.
+    health = await client.get("/api/v1/health")
+    assert health.status_code == 200, health.text
+    assert health.json()["database"]["status"] == "healthy"
 
 
 async def test_health_is_open_but_tells_nobody_the_host(

@@ -184,7 +184,9 @@ async def test_api_server_alone_reads_the_database_and_caches_it(
 
             bad = await client.get("/metrics", params={"format": "json"})
             assert bad.status_code == 400
-            assert bad.json() == {"detail": "unknown query parameter(s): format"}
+            assert bad.json() == {
+                "detail": "unknown query parameter(s): format (this endpoint takes: none)"
+            }
     finally:
         await store.close()
 

@@ -4,6 +4,7 @@ and source, the grid's counts, and runs, on every backend."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 
@@ -84,10 +85,13 @@ async def test_unknown_parameters_and_bad_values_are_refused(client: httpx.Async
 
 
 async def test_a_dags_details_structure_and_source(
-    client: httpx.AsyncClient, api_store: Store, tmp_path: object
+    client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
     dag = mapped_dag("shape", catchup=True)
-    await register(api_store, dag, fileloc=__file__)
+    fileloc = tmp_path / "dags" / "shape.py"  # the DAGs folder: <home>/dags
+    fileloc.parent.mkdir()
+    fileloc.write_text("def shape():\n    return 'the DAG file'\n")
+    await register(api_store, dag, fileloc=str(fileloc))
     detail = (await client.get("/api/v1/dags/shape")).json()
     assert detail["catchup"] is True
     assert detail["timezone"] == "UTC"
@@ -100,8 +104,31 @@ async def test_a_dags_details_structure_and_source(
     assert [t["task_id"] for t in structure["tasks"]] == ["numbers", "group.double", "total"]
     assert {"source": "numbers", "target": "group.double", "label": None} in structure["edges"]
     source = (await client.get("/api/v1/dags/shape/source")).json()
-    assert source["fileloc"] == __file__
-    assert "def test_a_dags_details_structure_and_source" in source["content"]
+    assert source["fileloc"] == str(fileloc)
+    assert source["content"] == "def shape():\n    return 'the DAG file'\n"
+
+
+async def test_source_outside_the_dags_folder_is_not_read(
+    client: httpx.AsyncClient, api_store: Store, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.py"
+    secret.write_text("PASSWORD = 'hunter2'\n")
+    (tmp_path / "dags").mkdir()
+    link = tmp_path / "dags" / "link.py"
+    link.symlink_to(secret)
+    # Rows naming files elsewhere (crafted, or a symlink out of the folder): refused.
+    await register(api_store, mapped_dag("out"), fileloc=str(secret))
+    await register(api_store, mapped_dag("dots"), fileloc=str(tmp_path / "dags/../secret.py"))
+    await register(api_store, mapped_dag("linked"), fileloc=str(link))
+    for dag_id in ("out", "dots", "linked"):
+        response = await client.get(f"/api/v1/dags/{dag_id}/source")
+        assert response.status_code == 403, dag_id
+        assert "outside the DAGs folder" in response.json()["detail"]
+        assert "hunter2" not in response.text
+        page = await client.get(f"/dags/{dag_id}/code")
+        assert page.status_code == 200
+        assert "outside the DAGs folder" in page.text
+        assert "hunter2" not in page.text
 
 
 async def test_unknown_dags_and_runs_are_404s_naming_them(client: httpx.AsyncClient) -> None:

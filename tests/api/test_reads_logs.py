@@ -39,7 +39,7 @@ async def test_the_tail_starts_at_a_line_start(
     client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
     text = _lines(5000)  # 115,000 bytes
-    await _run_with_log(api_store, tmp_path, text)
+    await _run_with_log(api_store, tmp_path / "logs", text)
     body = (await client.get(f"{LOGS}/1")).json()
     assert body["size"] == len(text)
     assert body["next_offset"] == len(text)
@@ -59,7 +59,7 @@ async def test_ranges_end_at_line_ends_and_follow_on(
     client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
     text = _lines(100) + "last line without an end"
-    await _run_with_log(api_store, tmp_path, text)
+    await _run_with_log(api_store, tmp_path / "logs", text)
     got = ""
     offset = 0
     while True:
@@ -81,7 +81,7 @@ async def test_secrets_are_masked_in_every_read(
 ) -> None:
     mask_secret(SECRET)
     text = _lines(3) + f"connecting with {SECRET}\n" + _lines(3)
-    await _run_with_log(api_store, tmp_path, text)
+    await _run_with_log(api_store, tmp_path / "logs", text)
     body = (await client.get(f"{LOGS}/1")).json()
     assert SECRET not in body["content"]
     assert "connecting with ***\n" in body["content"]
@@ -98,7 +98,7 @@ async def test_a_large_download_comes_whole(
     client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
     text = _lines(150_000)  # 3.4 MB: several chunks
-    await _run_with_log(api_store, tmp_path, text)
+    await _run_with_log(api_store, tmp_path / "logs", text)
     download = await client.get(f"{LOGS}/1", params={"download": "true"})
     assert download.text == text
 
@@ -106,8 +106,8 @@ async def test_a_large_download_comes_whole(
 async def test_missing_logs_and_bad_requests(
     client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
-    path = tmp_path / "numbers.-1.1.log"
-    await _run_with_log(api_store, tmp_path, "x\n")
+    path = tmp_path / "logs" / "numbers.-1.1.log"
+    await _run_with_log(api_store, tmp_path / "logs", "x\n")
     response = await client.get(f"{LOGS}/2")
     assert response.status_code == 404
     assert response.json()["detail"] == f"log of try 2 of task 'numbers' in run {RUN!r} not found"
@@ -145,7 +145,7 @@ async def test_following_a_running_try_ends_when_it_ends(
     await api_store.write(
         WriteBatch(ti_updates=[TIUpdate(pk, "group.double", 0, TaskState.RUNNING, 1)])
     )
-    path = await write_log(api_store, tmp_path, pk, "group.double", 0, 1, "started\npart")
+    path = await write_log(api_store, tmp_path / "logs", pk, "group.double", 0, 1, "started\npart")
     url = f"/api/v1/dags/mapped/dagRuns/{RUN}/taskInstances/group.double/logs/1"
     running = (await client.get(url, params={"map_index": 0})).json()
     assert running["running"] is True
@@ -173,7 +173,7 @@ async def test_following_a_running_try_ends_when_it_ends(
 async def test_following_an_ended_try_sends_it_and_ends(
     client: httpx.AsyncClient, api_store: Store, tmp_path: Path
 ) -> None:
-    await _run_with_log(api_store, tmp_path, "one\ntwo\n")
+    await _run_with_log(api_store, tmp_path / "logs", "one\ntwo\n")
     stream = await client.get(f"{LOGS}/1/stream", params={"offset": 4})
     assert _events(stream.text) == [
         ("log", {"content": "two\n", "next_offset": 8}),
@@ -204,3 +204,32 @@ def test_a_line_longer_than_the_piece_is_cut_at_a_character(tmp_path: Path) -> N
     piece = read_range(str(path), 0, 51)
     assert piece.content == "é" * 25
     assert piece.next_offset == 50
+
+
+async def test_a_log_path_outside_the_logs_folder_is_not_read(
+    client: httpx.AsyncClient, api_store: Store, tmp_path: Path
+) -> None:
+    # A task_log row naming a file elsewhere (a crafted row): refused, never read.
+    await _run_with_log(api_store, tmp_path / "elsewhere", f"{SECRET}\n")
+    for query in ({}, {"download": "true"}, {"offset": 0}):
+        response = await client.get(f"{LOGS}/1", params=query)
+        assert response.status_code == 403, query
+        assert "outside the logs folder" in response.json()["detail"]
+        assert SECRET not in response.text
+    assert (await client.get(f"{LOGS}/1/stream")).status_code == 403
+    tries = (await client.get(LOGS.removesuffix("/logs") + "/tries")).json()
+    assert tries == [{"try_number": 1, "log_size": None, "path_exists": False}]
+
+
+async def test_a_symlink_out_of_the_logs_folder_is_not_followed(
+    client: httpx.AsyncClient, api_store: Store, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text(f"{SECRET}\n")
+    link = tmp_path / "logs" / "numbers.-1.1.log"
+    await _run_with_log(api_store, tmp_path / "logs", "replaced by a link\n")
+    link.unlink()
+    link.symlink_to(outside)
+    response = await client.get(f"{LOGS}/1")
+    assert response.status_code == 403
+    assert SECRET not in response.text

@@ -182,7 +182,7 @@ async def test_one_instance_its_tries_xcoms_and_rendered_fields(
             ],
         )
     )
-    await write_log(api_store, tmp_path, pk, "group.double", 1, 2, "second try\n")
+    await write_log(api_store, tmp_path / "logs", pk, "group.double", 1, 2, "second try\n")
 
     ti = (await client.get(f"{TIS}/group.double/1")).json()
     assert (ti["task_id"], ti["map_index"], ti["state"], ti["try_number"]) == (

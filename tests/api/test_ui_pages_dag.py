@@ -84,7 +84,8 @@ def _ni(task_id: str) -> NewTaskInstance:
 
 
 async def _world(store: Store, tmp_path: Path, runs: int = 2) -> World:
-    fileloc = tmp_path / "wide.py"
+    fileloc = tmp_path / "dags" / "wide.py"  # the DAGs folder: <home>/dags
+    fileloc.parent.mkdir(exist_ok=True)
     fileloc.write_text(DAG_SOURCE)
     dag = _dag(fileloc)
     text, digest = dumps(serialize_dag(dag))

@@ -199,6 +199,19 @@ def test_each_param_gets_the_input_its_schema_asks_for() -> None:
     assert not fields["at"].required
 
 
+def test_a_secret_default_is_not_shown_nor_sent_back_as_the_mask() -> None:
+    # GET /dags/{id} masks the default of a sensitive-looking param: the form must not
+    # show "***" as the value (submitting it would make "***" the run's value).
+    detail = {
+        "token": {"schema": {"type": ["string", "null"]}, "description": None, "default": "***"},
+    }
+    (token,) = param_fields(detail)
+    assert token.value == ""
+    assert not token.required
+    assert not token.nullable  # empty: left out of conf, so the real default applies
+    assert "default is secret" in (token.description or "")
+
+
 async def test_the_trigger_form_has_one_input_per_param(
     client: httpx.AsyncClient, api_store: Store
 ) -> None:

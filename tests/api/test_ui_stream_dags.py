@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from airloop.core.states import DagRunState
-from airloop.store.dag_states import last_runs
+from airloop.store.reads import Reads
 from airloop.store.runs import Store
 
 from .reads_support import mapped_dag, mapped_run, register
@@ -63,7 +63,8 @@ async def test_last_runs_gives_each_dags_newest_runs_in_one_query(api_store: Sto
         await mapped_run(api_store, "a", day=day)
     await mapped_run(api_store, "b", day=0, run_state=DagRunState.FAILED)
     await mapped_run(api_store, "b", day=1, run_state=DagRunState.RUNNING)
-    runs = await last_runs(api_store, ["a", "b", "c"], per_dag=10)
+    reads = Reads(api_store)
+    runs = await reads.last_runs(["a", "b", "c"], per_dag=10)
     assert len(runs["a"]) == 10
     assert runs["a"][0].run_id == "scheduled__2026-01-12T00:00:00+00:00"
     assert runs["a"][-1].run_id == "scheduled__2026-01-03T00:00:00+00:00"
@@ -71,8 +72,9 @@ async def test_last_runs_gives_each_dags_newest_runs_in_one_query(api_store: Sto
     assert runs["c"] == []
     assert runs["b"][1].logical_date is not None
     assert runs["b"][1].logical_date.utcoffset() is not None
-    assert list(await last_runs(api_store, ["b"], per_dag=1)) == ["b"]
-    assert len((await last_runs(api_store, ["b"], per_dag=1))["b"]) == 1
+    assert list(await reads.last_runs(["b"], per_dag=1)) == ["b"]
+    assert len((await reads.last_runs(["b"], per_dag=1))["b"]) == 1
+    assert await reads.last_runs([]) == {}
 
 
 async def test_the_stream_sends_all_watched_dags_then_only_the_changed_ones(

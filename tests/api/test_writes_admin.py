@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest_asyncio
 
+from airloop.api.routes.connections import metastore
 from airloop.core.states import TaskState
 from airloop.settings import Settings
 from airloop.store.connections import ConnectionStore
@@ -91,7 +92,7 @@ async def test_pool_refusals(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{API}/pools?limit=0")).status_code == 422
     unknown = await client.get(f"{API}/pools?sort=name")
     assert unknown.status_code == 400
-    assert "unknown query parameter 'sort'" in unknown.json()["detail"]
+    assert "unknown query parameter(s): sort" in unknown.json()["detail"]
 
 
 async def test_pool_use_is_counted_from_task_instances(
@@ -129,7 +130,7 @@ async def test_pool_use_is_counted_from_task_instances(
 
 
 async def test_a_connection_password_never_leaves_the_server(
-    client: httpx.AsyncClient, api_store: Store
+    client: httpx.AsyncClient, api_store: Store, api_settings: Settings
 ) -> None:
     created = await client.post(
         f"{API}/connections",
@@ -173,6 +174,15 @@ async def test_a_connection_password_never_leaves_the_server(
     assert "s3cr3t-pw" not in record.password
     cleared = await client.patch(f"{API}/connections/warehouse", json={"password": None})
     assert cleared.json()["has_password"] is False
+    # The admin page sends back the extra it was shown, one key edited: the masked
+    # value stays what it was, not "***".
+    edited = {"sslmode": "disable", "api_token": "***"}
+    patched = await client.patch(f"{API}/connections/warehouse", json={"extra": edited})
+    assert patched.status_code == 200, patched.text
+    source = metastore(api_store, api_settings)
+    stored = await source.get_connection("warehouse")
+    assert stored is not None
+    assert stored.extra_dejson == {"sslmode": "disable", "api_token": "tok-123"}
 
 
 async def test_connection_crud_and_refusals(client: httpx.AsyncClient) -> None:

@@ -169,7 +169,7 @@ async def test_trigger_refusals(client: httpx.AsyncClient, chain: DAG) -> None:
     assert "time zone" in naive.json()["detail"]
     query = await client.post(f"{API}/dags/chain/dagRuns?force=1", json={"conf": {"name": "a"}})
     assert query.status_code == 400
-    assert "unknown query parameter 'force'" in query.json()["detail"]
+    assert "unknown query parameter(s): force" in query.json()["detail"]
 
 
 # -- pause -------------------------------------------------------------------------------
@@ -182,6 +182,8 @@ async def test_pause_and_unpause(client: httpx.AsyncClient, chain: DAG) -> None:
     assert paused.json()["dag_id"] == "chain"
     unpaused = await client.patch(f"{API}/dags/chain", json={"is_paused": False})
     assert unpaused.json()["is_paused"] is False
+    listed = (await client.get(f"{API}/dags", params={"search": "chain"})).json()["items"]
+    assert unpaused.json() == listed[0]  # the DagSummary the reads answer, field for field
     missing = await client.patch(f"{API}/dags/nope", json={"is_paused": True})
     assert missing.status_code == 404
     bad = await client.patch(f"{API}/dags/chain", json={"is_paused": "maybe"})
@@ -290,7 +292,7 @@ async def test_delete_a_finished_run(
     assert await api_store.task_instances(pk) == []
     again = await client.delete(f"{API}/dags/chain/dagRuns/r")
     assert again.status_code == 404
-    assert again.json()["detail"] == "DAG 'chain' has no run 'r'"
+    assert again.json()["detail"] == "run 'r' of DAG 'chain' not found"
 
 
 # -- clear -------------------------------------------------------------------------------

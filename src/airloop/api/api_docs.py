@@ -4,16 +4,18 @@ script of ours rather than FastAPI's inline one, so the page passes the CSP."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
+from airloop.api.deps import current_user
 from airloop.api.ui.templating import STATIC_URL
 
 ASSETS_URL = "/api/v1/docs/assets"
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 
 _PAGE = f"""<!doctype html>
 <html lang="en">

@@ -28,7 +28,7 @@ from airloop.api.routes import (
     task_instances,
     variables,
 )
-from airloop.api.ui import pages_admin, pages_dag, pages_main, stream, stream_dags
+from airloop.api.ui import pages_admin, pages_dag, pages_main, pages_run, stream, stream_dags
 from airloop.api.ui.templating import STATIC_URL, static_files
 from airloop.core.masking import parse_sensitive_names, set_sensitive_names
 from airloop.settings import Settings
@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(metrics.router, include_in_schema=False)
-    for page in (pages_main, pages_admin, pages_dag, stream, stream_dags):
+    for page in (pages_main, pages_admin, pages_dag, pages_run, stream, stream_dags):
         app.include_router(page.router, include_in_schema=False)
     app.include_router(api_docs.router)
     app.mount(api_docs.ASSETS_URL, api_docs.assets(), name="api-docs-assets")

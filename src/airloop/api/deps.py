@@ -7,6 +7,7 @@ Handlers declare ``store: StoreDep``, ``user: ViewerDep`` (any signed-in user) o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
@@ -38,6 +39,13 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_dags_folder(request: Request) -> Path:
+    """The folder of the DAG files the scheduler parses: ``standalone``'s own
+    (``--dags-folder``, on ``app.state.dags_folder``), else the settings' ``dags_folder``."""
+    folder: Path | None = getattr(request.app.state, "dags_folder", None)
+    return folder or get_settings(request).dags_folder or Path("dags")
+
+
 def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
@@ -63,6 +71,7 @@ async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DagsFolderDep = Annotated[Path, Depends(get_dags_folder)]
 StoreDep = Annotated[Store, Depends(get_store)]
 ServiceStoreDep = Annotated[ServiceStore, Depends(get_service_store)]
 ViewerDep = Annotated[User, Depends(current_user)]

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -34,7 +34,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from airloop.api.deps import current_user
 from airloop.api.live import live_engine
+from airloop.api.params import unknown_params
 from airloop.core.stats import HistogramSnapshot
 from airloop.engine.stats import EngineStats, engine_stats
 from airloop.exceptions import DatabaseError
@@ -46,7 +48,8 @@ from airloop.store.state_counts import StateCounts, state_counts
 #: How long the database's numbers are reused between scrapes.
 DB_CACHE_SECONDS = 5.0
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 log = logging.getLogger(__name__)
 
 
@@ -259,8 +262,8 @@ def app_metrics(app: object) -> AppMetrics:
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of this server's (and its scheduler's) numbers."""
-    if request.query_params:
-        names = ", ".join(sorted(request.query_params))
-        return JSONResponse({"detail": f"unknown query parameter(s): {names}"}, status_code=400)
+    message = unknown_params(request, ())
+    if message is not None:
+        return JSONResponse({"detail": message}, status_code=400)
     body = await app_metrics(request.app).render(request.app.state.store, request.app)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

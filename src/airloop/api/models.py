@@ -11,7 +11,13 @@ from pydantic import BaseModel, Field, PlainSerializer
 from airloop.api.next_run import next_run
 from airloop.core.masking import redact
 from airloop.dagbag.serialized import SerializedDag, loads
-from airloop.store.read_records import DagOverview, DagRecord, TaskInstanceRecord
+from airloop.store.read_records import (
+    DagOverview,
+    DagRecord,
+    GridCell,
+    RunBrief,
+    TaskInstanceRecord,
+)
 from airloop.store.records import DagRunRow
 
 T = TypeVar("T")
@@ -209,7 +215,7 @@ class ImportErrorOut(BaseModel):
 # -- from records -----------------------------------------------------------------------
 
 
-def dag_run_brief(run: DagRunRow) -> DagRunBrief:
+def dag_run_brief(run: RunBrief | DagRunRow) -> DagRunBrief:
     return DagRunBrief(
         run_id=run.run_id,
         state=run.state.value,
@@ -235,6 +241,10 @@ def dag_run(run: DagRunRow) -> DagRun:
         note=run.note,
         conf=redact(run.params) if isinstance(run.params, dict) else {},
     )
+
+
+def grid_cell(run_id: str, cell: GridCell) -> GridCellOut:
+    return GridCellOut(run_id=run_id, task_id=cell.task_id, counts=cell.counts, total=cell.total)
 
 
 def serialized_of(dag: DagOverview | DagRecord) -> SerializedDag | None:

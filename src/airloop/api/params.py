@@ -6,11 +6,14 @@ Routers install the rule once: ``APIRouter(dependencies=[Depends(known_params_on
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.dependencies.models import Dependant
+
+T = TypeVar("T")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -30,19 +33,31 @@ def _known_for(route: Any) -> set[str]:
     return _names(dependant) if dependant is not None else set()
 
 
+def unknown_params(request: Request, known: Iterable[str], what: str = "endpoint") -> str | None:
+    """The one-line complaint about the request's query parameters that are not in
+    ``known`` (None: there are none). Every route, page and stream says it this way."""
+    allowed = set(known)
+    unknown = sorted({k for k in request.query_params if k not in allowed})
+    if not unknown:
+        return None
+    takes = ", ".join(sorted(allowed)) or "none"
+    return f"unknown query parameter(s): {', '.join(unknown)} (this {what} takes: {takes})"
+
+
+def refuse_unknown_params(
+    request: Request, known: Iterable[str] = (), what: str = "endpoint"
+) -> None:
+    """400 naming the query parameters not in ``known``."""
+    message = unknown_params(request, known, what)
+    if message is not None:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, message)
+
+
 async def known_params_only(request: Request) -> None:
     """400 when the query string has a parameter the matched route does not declare."""
     route = request.scope.get("route")
-    if route is None:
-        return
-    known = _known_for(route)
-    unknown = sorted({k for k in request.query_params if k not in known})
-    if unknown:
-        allowed = ", ".join(sorted(known)) or "none"
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"unknown query parameter(s) {', '.join(unknown)} (this endpoint takes: {allowed})",
-        )
+    if route is not None:
+        refuse_unknown_params(request, _known_for(route))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,4 +76,15 @@ async def pagination(
 
 
 PaginationDep = Annotated[Pagination, Depends(pagination)]
+
+
+def page_of(items: list[T], page: Pagination) -> dict[str, Any]:
+    """One offset page of a list held whole (pools, connections, variables)."""
+    return {
+        "items": items[page.offset : page.offset + page.limit],
+        "total": len(items),
+        "next_cursor": None,
+    }
+
+
 KnownParams = Depends(known_params_only)

@@ -68,7 +68,7 @@ async def serve_standalone(
     """Serve until ``stop`` is set (or the HTTP server ends by itself); the scheduler
     drains first, then the HTTP server stops."""
     service = SchedulerService(settings, dags_folder)
-    app = create_app(settings, scheduler=service)
+    app = create_app(settings, scheduler=service, dags_folder=dags_folder or settings.dags_folder)
     config = uvicorn.Config(
         app,
         lifespan="off",  # entered here: a failure raises instead of sys.exit()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from airloop.core.states import DagRunState
 from airloop.store.records import DagRunRow, TaskInstanceRow
 
 T = TypeVar("T")
@@ -36,13 +37,27 @@ class DagRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunBrief:
+    """A run as the DAG list draws it (one status circle): the columns it needs, not
+    the run's conf."""
+
+    dag_id: str
+    run_id: str
+    state: DagRunState
+    run_type: str
+    logical_date: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class DagOverview:
     """A DAG as the DAG list shows it: the row, its newest runs (at most 10, newest
     first), how many runs are running and failed, and the end of its last scheduled
     interval (for the next run)."""
 
     dag: DagRecord
-    last_runs: list[DagRunRow]
+    last_runs: list[RunBrief]
     running_runs: int
     failed_runs: int
     last_interval_end: datetime | None

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, and_, case, func, select, text
 from sqlalchemy.sql import Select
 
 from airloop.core.states import DagRunState
+from airloop.runtime import in_thread
 from airloop.store.errors import connect
 from airloop.store.read_records import (
     DagOverview,
@@ -21,6 +22,7 @@ from airloop.store.read_records import (
     GridCell,
     LogFile,
     Page,
+    RunBrief,
     XComEntry,
 )
 from airloop.store.records import DagRunRow
@@ -32,6 +34,8 @@ from airloop.store.schema import dag_run, serialized_dag, task_instance, task_lo
 LAST_RUNS = 10
 #: Orders a run list accepts (``-`` for descending).
 RUN_ORDERS = ("run_id", "logical_date", "start_date", "end_date", "created_at", "state")
+
+_BRIEF_FIELDS = tuple(RunBrief.__dataclass_fields__)
 
 _d = dag_table.c
 _r = dag_run.c
@@ -153,11 +157,9 @@ class Reads:
         )
         async with connect(self.engine) as conn:
             if tags:
-                rows = [
-                    r
-                    for r in await conn.execute(query.order_by(_d.dag_id))
-                    if _has_tags(r.data, tags)
-                ]
+                every = list(await conn.execute(query.order_by(_d.dag_id)))
+                # Parsing every DAG's stored JSON is CPU work: off the event loop.
+                rows = await in_thread(lambda: [r for r in every if _has_tags(r.data, tags)])
                 total = len(rows)
                 rows = rows[offset : offset + limit]
             else:
@@ -212,20 +214,35 @@ class Reads:
             row = (await conn.execute(query)).first()
         return None if row is None else _dag_record(row)
 
+    async def last_runs(
+        self, dag_ids: Sequence[str], per_dag: int = LAST_RUNS
+    ) -> dict[str, list[RunBrief]]:
+        """Each of ``dag_ids``'s newest ``per_dag`` runs, newest first, in one query
+        (a DAG without runs maps to an empty list). The DAG list's live stream."""
+        async with connect(self.engine) as conn:
+            found = await self._last_runs(conn, list(dag_ids), per_dag)
+        return {dag_id: found.get(dag_id, []) for dag_id in dag_ids}
+
     @staticmethod
-    async def _last_runs(conn: Any, dag_ids: list[str]) -> dict[str, list[DagRunRow]]:
+    async def _last_runs(
+        conn: Any, dag_ids: list[str], per_dag: int = LAST_RUNS
+    ) -> dict[str, list[RunBrief]]:
         """Each DAG's newest runs, newest first: one window-function query."""
+        if not dag_ids:
+            return {}
         number = func.row_number().over(partition_by=_r.dag_id, order_by=_r.id.desc()).label("rn")
-        ranked = select(dag_run, number).where(_r.dag_id.in_(dag_ids)).subquery()
+        columns = (_r.dag_id, _r.id, *(getattr(_r, f) for f in _BRIEF_FIELDS if f != "dag_id"))
+        ranked = select(*columns, number).where(_r.dag_id.in_(dag_ids)).subquery()
         query = (
             select(ranked)
-            .where(ranked.c.rn <= LAST_RUNS)
+            .where(ranked.c.rn <= per_dag)
             .order_by(ranked.c.dag_id, ranked.c.id.desc())
         )
-        out: dict[str, list[DagRunRow]] = {}
+        out: dict[str, list[RunBrief]] = {}
         for row in (await conn.execute(query)).mappings():
-            run = _run_from(row)
-            out.setdefault(run.dag_id, []).append(run)
+            values = {f: row[f] for f in _BRIEF_FIELDS}
+            values["state"] = DagRunState(values["state"])
+            out.setdefault(row["dag_id"], []).append(RunBrief(**values))
         return out
 
     @staticmethod

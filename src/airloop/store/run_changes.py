@@ -1,24 +1,21 @@
 """Changes to runs made from outside the scheduler (the HTTP API): a run's note, its
-state marked by hand, task instances marked, a run deleted; and the reads they need
-(the DAG record, its serialized structure). The callers refuse to change a run the
+state marked by hand, task instances marked, a run deleted (the DAG and its structure
+are read through ``store.reads``). The callers refuse to change a run the
 scheduler is driving (queued or running): see ADR 0039."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, update
 
 from airloop.core.states import DagRunState, TaskState
-from airloop.store.errors import begin, connect
+from airloop.store.errors import begin
 from airloop.store.runs import Store, utcnow
 from airloop.store.schema import (
-    dag,
     dag_run,
     rendered_task_instance_fields,
     run_request,
-    serialized_dag,
     task_instance,
     task_log,
     xcom,
@@ -30,37 +27,6 @@ _STARTED = [
     s.value
     for s in (TaskState.SCHEDULED, TaskState.QUEUED, TaskState.RUNNING, TaskState.UP_FOR_RETRY)
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class DagRecord:
-    dag_id: str
-    fileloc: str
-    is_paused: bool
-    is_active: bool
-    schedule: str | None
-
-
-async def dag_record(store: Store, dag_id: str) -> DagRecord | None:
-    c = dag.c
-    query = select(c.dag_id, c.fileloc, c.is_paused, c.is_active, c.schedule).where(
-        c.dag_id == dag_id
-    )
-    async with connect(store.engine) as conn:
-        row = (await conn.execute(query)).first()
-    if row is None:
-        return None
-    return DagRecord(
-        row.dag_id, row.fileloc, bool(row.is_paused), bool(row.is_active), row.schedule
-    )
-
-
-async def serialized_text(store: Store, dag_id: str) -> str | None:
-    """The DAG's structure as the scheduler stored it (JSON text), if it did."""
-    query = select(serialized_dag.c.data).where(serialized_dag.c.dag_id == dag_id)
-    async with connect(store.engine) as conn:
-        value: str | None = (await conn.execute(query)).scalar()
-    return value
 
 
 async def set_note(store: Store, run_pk: int, note: str | None) -> None:
@@ -146,11 +112,8 @@ async def delete_run(store: Store, run_pk: int) -> None:
 
 
 __all__ = [
-    "DagRecord",
-    "dag_record",
     "delete_run",
     "mark_run",
     "mark_task_instances",
-    "serialized_text",
     "set_note",
 ]

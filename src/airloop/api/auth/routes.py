@@ -18,6 +18,7 @@ from airloop.api.auth.sessions import (
     set_cookie_header,
 )
 from airloop.api.deps import SettingsDep, StoreDep, ViewerDep
+from airloop.api.params import refuse_unknown_params
 from airloop.api.ui.templating import render
 from airloop.store.users import UserStore
 
@@ -40,9 +41,7 @@ async def me(user: ViewerDep) -> Me:
 
 @pages.get("/login", response_class=HTMLResponse)
 async def login_page(request: Request, settings: SettingsDep) -> Response:
-    unknown = sorted(set(request.query_params) - {"next"})
-    if unknown:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"unknown query parameter {unknown[0]!r}")
+    refuse_unknown_params(request, ("next",), "page")
     target = safe_next(request.query_params.get("next"))
     if settings.api.auth == "none" or getattr(request.state, "user", None) is not None:
         return RedirectResponse(target, status.HTTP_303_SEE_OTHER)

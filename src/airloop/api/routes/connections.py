@@ -10,23 +10,21 @@ import json
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from airloop.api.deps import AdminDep, SettingsDep, StoreDep, ViewerDep
-from airloop.api.write_shapes import check_query, page
+from airloop.api.params import KnownParams, PaginationDep, page_of
 from airloop.connections.metastore import MetastoreSource
 from airloop.connections.model import Connection
-from airloop.core.masking import redact
+from airloop.core.masking import MASK, redact
 from airloop.exceptions import AirloopError
 from airloop.settings import Settings
 from airloop.store.connections import ConnectionStore, RecordExistsError
 from airloop.store.runs import Store
 
-router = APIRouter(tags=["connections"])
+router = APIRouter(tags=["connections"], dependencies=[KnownParams])
 
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 _ID = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -87,6 +85,30 @@ def _fields(body: _Fields) -> dict[str, Any]:
     return values
 
 
+def _keep_masked(sent: Any, stored: Any) -> Any:
+    """``sent`` with each ``***`` the answer showed in place of a stored value put back
+    (an edited extra comes back with the masks it was shown)."""
+    if sent == MASK and stored is not None:
+        return stored
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        return {k: _keep_masked(v, stored.get(k)) for k, v in sent.items()}
+    if isinstance(sent, list) and isinstance(stored, list) and len(sent) == len(stored):
+        return [_keep_masked(v, old) for v, old in zip(sent, stored, strict=True)]
+    return sent
+
+
+def _patched_extra(values: dict[str, Any], current: Connection) -> None:
+    """A patch's extra keeps the stored values behind the masks it carries."""
+    extra = values.get("extra")
+    if not extra or not current.extra:
+        return
+    try:
+        sent, stored = json.loads(extra), json.loads(current.extra)
+    except ValueError:
+        return  # not JSON: the connection model refuses it with its own message
+    values["extra"] = json.dumps(_keep_masked(sent, stored))
+
+
 def _bad(exc: AirloopError) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, str(exc))
 
@@ -103,34 +125,29 @@ async def _find(db: MetastoreSource, conn_id: str) -> Connection:
 
 @router.get("/connections")
 async def get_connections(
-    request: Request,
     store: StoreDep,
     settings: SettingsDep,
     user: ViewerDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: PaginationDep,
 ) -> dict[str, Any]:
-    check_query(request, ("limit", "offset"))
     try:
         found = await metastore(store, settings).connections()
     except AirloopError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    return page([_out(c) for c in found], limit, offset)
+    return page_of([_out(c) for c in found], page)
 
 
 @router.get("/connections/{conn_id}")
 async def get_connection(
-    conn_id: str, request: Request, store: StoreDep, settings: SettingsDep, user: ViewerDep
+    conn_id: str, store: StoreDep, settings: SettingsDep, user: ViewerDep
 ) -> dict[str, Any]:
-    check_query(request)
     return _out(await _find(metastore(store, settings), conn_id))
 
 
 @router.post("/connections", status_code=status.HTTP_201_CREATED)
 async def post_connection(
-    body: ConnectionBody, request: Request, store: StoreDep, settings: SettingsDep, user: AdminDep
+    body: ConnectionBody, store: StoreDep, settings: SettingsDep, user: AdminDep
 ) -> dict[str, Any]:
-    check_query(request)
     db = metastore(store, settings)
     try:
         conn = Connection(**_fields(body))
@@ -146,18 +163,18 @@ async def post_connection(
 async def patch_connection(
     conn_id: str,
     body: ConnectionPatch,
-    request: Request,
     store: StoreDep,
     settings: SettingsDep,
     user: AdminDep,
 ) -> dict[str, Any]:
     """Change the fields given (``"password": null`` removes the password; leaving
-    it out keeps it)."""
-    check_query(request)
+    it out keeps it; a ``***`` in the extra keeps the stored value it stands for)."""
     db = metastore(store, settings)
     current = await _find(db, conn_id)
     try:
-        changed = replace(current, **_fields(body))
+        values = _fields(body)
+        _patched_extra(values, current)
+        changed = replace(current, **values)
         await db.add_connections([changed], overwrite=True)
     except AirloopError as exc:
         raise _bad(exc) from None
@@ -166,9 +183,8 @@ async def patch_connection(
 
 @router.delete("/connections/{conn_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_connection(
-    conn_id: str, request: Request, store: StoreDep, settings: SettingsDep, user: AdminDep
+    conn_id: str, store: StoreDep, settings: SettingsDep, user: AdminDep
 ) -> Response:
-    check_query(request)
     if not await metastore(store, settings).delete_connection(conn_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no connection {conn_id!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,40 +13,33 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from airloop.api.conf_check import check_conf
 from airloop.api.deps import AdminDep, StoreDep
-from airloop.api.write_shapes import (
-    IN_FLIGHT,
-    check_query,
-    dag_run_brief,
-    dag_run_out,
-    find_run,
-    refuse_in_flight,
-    request_out,
-    ti_brief,
-)
+from airloop.api.lookups import dag_or_404, run_or_404
+from airloop.api.models import DagRun, DagSummary, dag_run, dag_summary
+from airloop.api.params import KnownParams
+from airloop.api.write_shapes import IN_FLIGHT, refuse_in_flight, request_out, ti_brief
 from airloop.core.states import DagRunState, TaskState
 from airloop.dagbag.serialized import SerializedDag, loads
 from airloop.exceptions import AirloopError, RunExistsError
 from airloop.service.markers import clear_following_markers
+from airloop.store.reads import Reads
 from airloop.store.records import DagRunRow, TaskInstanceRow
 from airloop.store.run_changes import (
-    dag_record,
     delete_run,
     mark_run,
     mark_task_instances,
-    serialized_text,
     set_note,
 )
 from airloop.store.run_requests import add_request
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 
-router = APIRouter(tags=["changes"])
+router = APIRouter(tags=["changes"], dependencies=[KnownParams])
 
 _FAILED = (TaskState.FAILED, TaskState.UPSTREAM_FAILED)
 
@@ -101,14 +94,14 @@ class TaskStatePatch(_Body):
 
 async def _dag(store: Store, dag_id: str) -> SerializedDag:
     """The DAG's structure as the scheduler stored it; 404 for a DAG it does not know."""
-    record = await dag_record(store, dag_id)
-    text = await serialized_text(store, dag_id)
-    if record is None and text is None:
+    record = await Reads(store).dag_record(dag_id)
+    if record is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no DAG {dag_id!r} (the scheduler records DAGs when it parses their files)",
         )
-    if text is None or (record is not None and not record.is_active):
+    text = record.serialized
+    if text is None or not record.is_active:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"DAG {dag_id!r} is not loaded by the scheduler now (its file is gone or has "
@@ -199,52 +192,30 @@ async def _clear(
     return out
 
 
-async def _dag_summary(store: Store, dag_id: str) -> dict[str, Any]:
-    record = await dag_record(store, dag_id)
-    assert record is not None
-    text = await serialized_text(store, dag_id)
-    data: dict[str, Any] = dict(loads(text)) if text is not None else {}
-    runs = await store.latest_runs(10, dag_id)
-    service = ServiceStore(store)
-    return {
-        "dag_id": record.dag_id,
-        "fileloc": record.fileloc,
-        "is_paused": record.is_paused,
-        "is_active": record.is_active,
-        "schedule": record.schedule,
-        "next_run": None,
-        "tags": data.get("tags", []),
-        "owners": data.get("owners", []),
-        "description": data.get("description"),
-        "last_runs": [dag_run_brief(r) for r in runs],
-        "running_runs": len(await service.runs(dag_id=dag_id, state=DagRunState.RUNNING)),
-        "failed_runs": len(await service.runs(dag_id=dag_id, state=DagRunState.FAILED)),
-    }
-
-
 # -- routes ----------------------------------------------------------------------------
 
 
 @router.patch("/dags/{dag_id}")
-async def patch_dag(
-    dag_id: str, body: DagPatch, request: Request, store: StoreDep, user: AdminDep
-) -> dict[str, Any]:
+async def patch_dag(dag_id: str, body: DagPatch, store: StoreDep, user: AdminDep) -> DagSummary:
     """Pause or unpause a DAG (as ``airloop dags pause|unpause``)."""
-    check_query(request)
     if not await ServiceStore(store).set_paused(dag_id, body.is_paused):
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"no DAG {dag_id!r} (the scheduler records DAGs when it parses their files)",
         )
-    return await _dag_summary(store, dag_id)
+    return dag_summary(await dag_or_404(Reads(store), dag_id))
 
 
-@router.post("/dags/{dag_id}/dagRuns", status_code=status.HTTP_201_CREATED, response_model=None)
+@router.post(
+    "/dags/{dag_id}/dagRuns",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DagRun,
+    responses={400: {"description": "conf does not fit the params: detail and errors"}},
+)
 async def trigger(
-    dag_id: str, body: TriggerBody, request: Request, store: StoreDep, user: AdminDep
-) -> dict[str, Any] | JSONResponse:
+    dag_id: str, body: TriggerBody, store: StoreDep, user: AdminDep
+) -> DagRun | JSONResponse:
     """Queue a run (as ``airloop dags trigger``); the scheduler service starts it."""
-    check_query(request)
     dag = await _dag(store, dag_id)
     params, errors = check_conf(dag["params"], body.conf)
     if errors:
@@ -274,47 +245,44 @@ async def trigger(
         await set_note(store, run_pk, body.note)
     run = await store.get_run(run_pk)
     assert run is not None
-    return dag_run_out(run)
+    return dag_run(run)
 
 
-@router.patch("/dags/{dag_id}/dagRuns/{run_id}", response_model=None)
+@router.patch(
+    "/dags/{dag_id}/dagRuns/{run_id}",
+    response_model=DagRun,
+    responses={202: {"description": "a run in flight: the DagRun and the request"}},
+)
 async def mark(
-    dag_id: str,
-    run_id: str,
-    body: RunStatePatch,
-    request: Request,
-    store: StoreDep,
-    user: AdminDep,
-) -> dict[str, Any] | JSONResponse:
+    dag_id: str, run_id: str, body: RunStatePatch, store: StoreDep, user: AdminDep
+) -> DagRun | JSONResponse:
     """Mark a run success or failed (its task instances follow). A finished run is
     marked at once (200). A run in flight is marked by the scheduler (202, with the
     request): it stops the run (cancelling what runs) and then marks it."""
-    check_query(request)
-    run = await find_run(store, dag_id, run_id)
+    run = await run_or_404(Reads(store), dag_id, run_id)
     state = DagRunState(body.state)
     if run.state in IN_FLIGHT:
         asked = await add_request(store, run.id, f"mark_{state.value}", user.username)
         return JSONResponse(
-            {**dag_run_out(run), "request": request_out(asked)},
+            {**dag_run(run).model_dump(mode="json"), "request": request_out(asked)},
             status_code=status.HTTP_202_ACCEPTED,
         )
     await mark_run(store, run.id, state)
     changed = await store.get_run(run.id)
     assert changed is not None
-    return dag_run_out(changed)
+    return dag_run(changed)
 
 
 @router.patch("/dags/{dag_id}/dagRuns/{run_id}/note")
 async def note(
-    dag_id: str, run_id: str, body: NotePatch, request: Request, store: StoreDep, user: AdminDep
-) -> dict[str, Any]:
+    dag_id: str, run_id: str, body: NotePatch, store: StoreDep, user: AdminDep
+) -> DagRun:
     """Set (or with null remove) a run's note; any run, in flight or not."""
-    check_query(request)
-    run = await find_run(store, dag_id, run_id)
+    run = await run_or_404(Reads(store), dag_id, run_id)
     await set_note(store, run.id, body.note)
     changed = await store.get_run(run.id)
     assert changed is not None
-    return dag_run_out(changed)
+    return dag_run(changed)
 
 
 @router.post("/dags/{dag_id}/dagRuns/{run_id}/clear")
@@ -322,23 +290,18 @@ async def clear_run(
     dag_id: str,
     run_id: str,
     body: ClearRunBody,
-    request: Request,
     store: StoreDep,
     user: AdminDep,
 ) -> dict[str, Any]:
     """Clear a whole finished run (or only its failed task instances): it runs again."""
-    check_query(request)
-    run = await find_run(store, dag_id, run_id)
+    run = await run_or_404(Reads(store), dag_id, run_id)
     return await _clear(store, run, None, body.only_failed, None, body.dry_run)
 
 
 @router.delete("/dags/{dag_id}/dagRuns/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete(
-    dag_id: str, run_id: str, request: Request, store: StoreDep, user: AdminDep
-) -> Response:
+async def delete(dag_id: str, run_id: str, store: StoreDep, user: AdminDep) -> Response:
     """Delete a finished run and what is recorded of it (its log files stay)."""
-    check_query(request)
-    run = await find_run(store, dag_id, run_id)
+    run = await run_or_404(Reads(store), dag_id, run_id)
     refuse_in_flight(run, "delete")
     await delete_run(store, run.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -346,12 +309,11 @@ async def delete(
 
 @router.post("/dags/{dag_id}/clearTaskInstances")
 async def clear_task_instances(
-    dag_id: str, body: ClearTasksBody, request: Request, store: StoreDep, user: AdminDep
+    dag_id: str, body: ClearTasksBody, store: StoreDep, user: AdminDep
 ) -> dict[str, Any]:
     """Clear some task instances of a finished run (and their upstream/downstream)."""
-    check_query(request)
     dag = await _dag(store, dag_id)
-    run = await find_run(store, dag_id, body.dag_run_id)
+    run = await run_or_404(Reads(store), dag_id, body.dag_run_id)
     task_ids = body.task_ids
     if task_ids is not None:
         if not task_ids:
@@ -375,16 +337,14 @@ async def mark_task_instance(
     run_id: str,
     task_id: str,
     body: TaskStatePatch,
-    request: Request,
     store: StoreDep,
     user: AdminDep,
 ) -> dict[str, Any]:
     """Mark a task's instances (one map index, or all) of a finished run success or
     failed, with their downstream if asked; the run is queued again so the scheduler
     service settles it (and runs what the change made runnable)."""
-    check_query(request)
     dag = await _dag(store, dag_id)
-    run = await find_run(store, dag_id, run_id)
+    run = await run_or_404(Reads(store), dag_id, run_id)
     task_ids = _relatives(dag, [task_id], up=False, down=body.include_downstream)
     tis = await store.task_instances(run.id)
     targets = [

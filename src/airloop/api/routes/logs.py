@@ -8,13 +8,15 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from airloop.api.deps import StoreDep, ViewerDep
+from airloop.api.confined_files import OutsideFolderError, confined
+from airloop.api.deps import SettingsDep, StoreDep, ViewerDep
 from airloop.api.log_files import CHUNK, ChunkReader, Piece, read_range, read_tail
 from airloop.api.lookups import not_found, ti_or_404
 from airloop.api.models import LogChunk
@@ -38,9 +40,16 @@ MapIndex = Annotated[int, Query(ge=-1, description="The mapped instance (-1: unm
 
 
 async def _locate(
-    store: Store, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
+    store: Store,
+    logs_folder: Path,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    try_number: int,
 ) -> tuple[str | None, bool]:
-    """The try's log file (None: none recorded yet) and whether the try is running."""
+    """The try's log file (None: none recorded yet) and whether the try is running;
+    403 for a recorded path outside the logs folder (never read)."""
     record = await ti_or_404(store, dag_id, run_id, task_id, map_index)
     ti = record.ti
     running = ti.try_number == try_number and ti.state in _RUNNING
@@ -48,6 +57,11 @@ async def _locate(
     path = next((f.path for f in files if f.try_number == try_number), None)
     if path is None and not running:
         raise not_found(f"log of try {try_number} of task {task_id!r} in run {run_id!r}")
+    if path is not None:
+        try:
+            path = await in_thread(confined, path, logs_folder, "logs folder")
+        except OutsideFolderError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     return path, running
 
 
@@ -74,6 +88,7 @@ async def get_log(
     try_number: int,
     user: ViewerDep,
     store: StoreDep,
+    settings: SettingsDep,
     map_index: MapIndex = -1,
     offset: Annotated[int | None, Query(ge=0, description="Read from this byte.")] = None,
     limit: Annotated[
@@ -96,7 +111,9 @@ async def get_log(
             status.HTTP_400_BAD_REQUEST,
             "download=true takes the whole file: no tail, offset or limit",
         )
-    path, running = await _locate(store, dag_id, run_id, task_id, map_index, try_number)
+    path, running = await _locate(
+        store, settings.logs_path, dag_id, run_id, task_id, map_index, try_number
+    )
     if download:
         return await _download(path, f"{dag_id}.{run_id}.{task_id}.{map_index}.{try_number}.log")
     if path is None:
@@ -153,13 +170,17 @@ async def follow_log(
     request: Request,
     user: ViewerDep,
     store: StoreDep,
+    settings: SettingsDep,
     map_index: MapIndex = -1,
     offset: Annotated[int, Query(ge=0, description="Start at this byte.")] = 0,
 ) -> StreamingResponse:
     """Server-sent events: ``event: log`` with ``{"content", "next_offset"}`` as the
     file grows (looked at every half second), ``event: end`` once the try has ended
     and everything written was sent."""
-    path, running = await _locate(store, dag_id, run_id, task_id, map_index, try_number)
+    logs_folder = settings.logs_path
+    path, running = await _locate(
+        store, logs_folder, dag_id, run_id, task_id, map_index, try_number
+    )
     ids = (dag_id, run_id, task_id, map_index, try_number)
 
     async def events() -> AsyncIterator[str]:
@@ -169,7 +190,7 @@ async def follow_log(
         while True:
             try:
                 if where is None:
-                    where, _ = await _locate(store, *ids)
+                    where, _ = await _locate(store, logs_folder, *ids)
             except HTTPException:  # the run was deleted, or the try never wrote a log
                 where = None
                 growing = False

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from airloop.api.deps import AdminDep, SettingsDep, StoreDep, ViewerDep
-from airloop.api.write_shapes import check_query, page
+from airloop.api.params import KnownParams, PaginationDep, page_of
 from airloop.core.pools import DEFAULT_POOL
 from airloop.settings import Settings
 from airloop.store.connections import RecordExistsError
@@ -28,11 +28,9 @@ from airloop.store.pools import (
 )
 from airloop.store.runs import Store
 
-router = APIRouter(tags=["pools"])
+router = APIRouter(tags=["pools"], dependencies=[KnownParams])
 
 _NAME = Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.\-]+$")
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 class PoolBody(BaseModel):
@@ -85,19 +83,16 @@ async def get_pools(
     store: StoreDep,
     settings: SettingsDep,
     user: ViewerDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: PaginationDep,
 ) -> dict[str, Any]:
-    check_query(request, ("limit", "offset"))
     await _seeded(request, store, settings)
-    return page([_out(p) for p in await list_pools(store)], limit, offset)
+    return page_of([_out(p) for p in await list_pools(store)], page)
 
 
 @router.get("/pools/{name}")
 async def get_pool(
     name: str, request: Request, store: StoreDep, settings: SettingsDep, user: ViewerDep
 ) -> dict[str, Any]:
-    check_query(request)
     await _seeded(request, store, settings)
     return _out(await _one(store, name))
 
@@ -106,7 +101,6 @@ async def get_pool(
 async def post_pool(
     body: PoolBody, request: Request, store: StoreDep, settings: SettingsDep, user: AdminDep
 ) -> dict[str, Any]:
-    check_query(request)
     await _seeded(request, store, settings)
     try:
         await create_pool(store, body.name, body.slots, body.description)
@@ -126,7 +120,6 @@ async def patch_pool(
 ) -> dict[str, Any]:
     """Resize or describe a pool; a running scheduler takes the size at its next
     heartbeat (slots in use stay taken)."""
-    check_query(request)
     await _seeded(request, store, settings)
     values = body.model_dump(exclude_unset=True)
     if values.get("slots", 0) is None:
@@ -142,7 +135,6 @@ async def remove_pool(
 ) -> Response:
     """Delete a pool (not ``default_pool``). Runs already using it keep their slots
     and start nothing more in it; new runs of DAGs naming it fail to start."""
-    check_query(request)
     if name == DEFAULT_POOL:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"{DEFAULT_POOL!r} cannot be deleted (resize it instead)"

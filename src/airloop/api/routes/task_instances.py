@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from airloop.api.deps import StoreDep, ViewerDep
+from airloop.api.confined_files import OutsideFolderError, confined
+from airloop.api.deps import SettingsDep, StoreDep, ViewerDep
 from airloop.api.lookups import ReadsDep, TIReadsDep, not_found, run_or_404, ti_or_404
 from airloop.api.models import (
     ListOf,
@@ -101,12 +103,13 @@ async def get_task_instance(
     return task_instance(await ti_or_404(store, dag_id, run_id, task_id, -1))
 
 
-def _sizes(paths: list[str]) -> list[int | None]:
+def _sizes(paths: list[str], logs_folder: Path) -> list[int | None]:
+    """Each log file's size (None: no file, or a path outside the logs folder)."""
     out: list[int | None] = []
     for path in paths:
         try:
-            out.append(os.stat(path).st_size)
-        except OSError:
+            out.append(os.stat(confined(path, logs_folder, "logs folder")).st_size)
+        except (OSError, OutsideFolderError):
             out.append(None)
     return out
 
@@ -119,6 +122,7 @@ async def list_tries(
     user: ViewerDep,
     store: StoreDep,
     reads: ReadsDep,
+    settings: SettingsDep,
     map_index: MapIndex = -1,
 ) -> list[TryInfo]:
     """Every try so far, with its log file's size (null when there is no file)."""
@@ -128,7 +132,7 @@ async def list_tries(
         for f in await reads.log_files(record.ti.dag_run_id, task_id, map_index)
     }
     numbers = sorted(set(range(1, record.ti.try_number + 1)) | files.keys())
-    sizes = await in_thread(_sizes, [files.get(n, "") for n in numbers])
+    sizes = await in_thread(_sizes, [files.get(n, "") for n in numbers], settings.logs_path)
     return [
         TryInfo(try_number=n, log_size=size, path_exists=size is not None)
         for n, size in zip(numbers, sizes, strict=True)

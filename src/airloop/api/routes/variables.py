@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from airloop.api.deps import AdminDep, SettingsDep, StoreDep, ViewerDep
+from airloop.api.params import KnownParams, PaginationDep, page_of
 from airloop.api.routes.connections import metastore
-from airloop.api.write_shapes import check_query, page
 from airloop.core.masking import MASK, should_hide_value_for_key
 from airloop.exceptions import AirloopError
 from airloop.store.connections import RecordExistsError
 
-router = APIRouter(tags=["variables"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+router = APIRouter(tags=["variables"], dependencies=[KnownParams])
 
 
 class VariableBody(BaseModel):
@@ -54,15 +51,13 @@ async def get_variables(
     store: StoreDep,
     settings: SettingsDep,
     user: ViewerDep,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    page: PaginationDep,
 ) -> dict[str, Any]:
-    check_query(request, ("limit", "offset"))
     try:
         rows = await metastore(store, settings).variables()
     except AirloopError as exc:  # a key that cannot decrypt them
         raise _conflict(exc) from None
-    return page([_out(*row) for row in rows], limit, offset)
+    return page_of([_out(*row) for row in rows], page)
 
 
 async def _find(request: Request, key: str) -> tuple[str, str | None, str | None]:
@@ -78,7 +73,6 @@ async def _find(request: Request, key: str) -> tuple[str, str | None, str | None
 
 @router.get("/variables/{key}")
 async def get_variable(key: str, request: Request, user: ViewerDep) -> dict[str, Any]:
-    check_query(request)
     return _out(*await _find(request, key))
 
 
@@ -86,7 +80,6 @@ async def get_variable(key: str, request: Request, user: ViewerDep) -> dict[str,
 async def post_variable(
     body: VariableBody, request: Request, store: StoreDep, settings: SettingsDep, user: AdminDep
 ) -> dict[str, Any]:
-    check_query(request)
     try:
         await metastore(store, settings).set_variables(
             [(body.key, body.value, body.description)], overwrite=False
@@ -108,7 +101,6 @@ async def patch_variable(
     user: AdminDep,
 ) -> dict[str, Any]:
     """Change the value and/or the description (the fields given)."""
-    check_query(request)
     _, value, description = await _find(request, key)
     given = body.model_dump(exclude_unset=True)
     if given.get("value", "") is None:
@@ -126,7 +118,6 @@ async def patch_variable(
 async def delete_variable(
     key: str, request: Request, store: StoreDep, settings: SettingsDep, user: AdminDep
 ) -> Response:
-    check_query(request)
     if not await metastore(store, settings).delete_variable(key):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no variable {key!r}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

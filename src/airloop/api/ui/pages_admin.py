@@ -8,16 +8,23 @@ sensitive variables; the script sends a masked field back only when the user cha
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from airloop.api.ui.api_client import ApiCallError, api_get
+from airloop.api.deps import current_user
+from airloop.api.params import unknown_params
+from airloop.api.routes import connections as connection_routes
+from airloop.api.routes import pools as pool_routes
+from airloop.api.routes import variables as variable_routes
+from airloop.api.ui.api_client import ApiCallError, PageContext, api_call, page_context
 from airloop.api.ui.templating import render
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
 
 FieldKind = Literal["text", "integer", "textarea", "password"]
 
@@ -111,6 +118,21 @@ RESOURCES = {
 }
 
 
+#: The API handler each admin page lists through.
+LISTS: dict[str, Callable[..., Awaitable[Any]]] = {
+    "pools": pool_routes.get_pools,
+    "connections": connection_routes.get_connections,
+    "variables": variable_routes.get_variables,
+}
+
+
+def _list_args(slug: str, request: Request, ctx: PageContext) -> dict[str, Any]:
+    args = {"store": ctx.store, "settings": ctx.settings, "user": ctx.user, "page": ctx.page(1000)}
+    if slug != "connections":
+        args["request"] = request
+    return args
+
+
 def _is_admin(request: Request) -> bool:
     user = getattr(request.state, "user", None)
     return bool(user is not None and user.is_admin)
@@ -118,12 +140,13 @@ def _is_admin(request: Request) -> bool:
 
 async def _page(request: Request, slug: str) -> HTMLResponse:
     resource = RESOURCES[slug]
-    unknown = sorted(set(request.query_params))
-    if unknown:
-        message = f"unknown query parameter(s): {', '.join(unknown)}; this page takes none"
+    message = unknown_params(request, (), "page")
+    if message is not None:
         return render(request, "error.html", status_code=400, message=message)
     try:
-        listing = await api_get(request, f"/{slug}", limit=1000)
+        listing = await api_call(
+            LISTS[slug], **_list_args(slug, request, await page_context(request))
+        )
     except ApiCallError as exc:
         return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
     items = listing["items"] if isinstance(listing, dict) else listing

@@ -1,32 +1,49 @@
 """UI pages outside the DAG page: home, the DAG list, the trigger form, the task
 instance page and the admin pages (pools, connections, variables).
 
-Pages read through the JSON API in process (``api_client.api_get``) and render
-server-side; their scripts change things through the same API (``airloop.api()``).
+Pages read through the JSON API's handlers in process (``api_client.api_call``) and
+render server-side; their scripts change things through the same API (``airloop.api()``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
+from airloop.api.deps import current_user
+from airloop.api.params import Pagination, unknown_params
+from airloop.api.routes import dags, monitor, task_instances
 from airloop.api.ui.api_client import (
     ApiCallError,
-    api_get,
-    api_get_optional,
+    PageContext,
+    api_call,
+    api_call_optional,
     gather_owned,
     items,
+    page_context,
 )
 from airloop.api.ui.param_fields import param_fields
 from airloop.api.ui.templating import render
+from airloop.core.states import DagRunState
 
-router = APIRouter()
+#: Behind the authentication middleware; the dependency says so again (any user).
+router = APIRouter(dependencies=[Depends(current_user)])
+
+PageCtx = Annotated[PageContext, Depends(page_context)]
 
 DAGS_PER_PAGE = 50
 RUN_STATES = ("queued", "running", "success", "failed")
+
+
+async def _dags(ctx: PageContext, page: Pagination, **filters: Any) -> Any:
+    """The DAG list's answer (``GET /dags``) for these filters."""
+    given = {"search": None, "tags": None, "paused": None, "active": None, "last_state": None}
+    return await api_call(
+        dags.list_dags, user=ctx.user, reads=ctx.reads, page=page, **(given | filters)
+    )
 
 
 def seg(value: str) -> str:
@@ -40,12 +57,7 @@ def _error(request: Request, status_code: int, message: str) -> HTMLResponse:
 
 def _check_query(request: Request, allowed: set[str]) -> str | None:
     """The one-line complaint about query parameters this page does not take, or None."""
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        return f"unknown query parameter(s): {', '.join(unknown)}; this page takes: " + (
-            ", ".join(sorted(allowed)) or "none"
-        )
-    return None
+    return unknown_params(request, allowed, "page")
 
 
 def _is_admin(request: Request) -> bool:
@@ -67,14 +79,22 @@ def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> HTMLResponse:
+async def home(request: Request, ctx: PageCtx) -> HTMLResponse:
     if complaint := _check_query(request, set()):
         return _error(request, 400, complaint)
     try:
         health, errors, dags = await gather_owned(
-            api_get(request, "/health"),
-            api_get(request, "/importErrors", limit=1000),
-            api_get(request, "/dags", limit=1000),
+            api_call(
+                monitor.health,
+                request=request,
+                reads=ctx.reads,
+                service=ctx.service,
+                settings=ctx.settings,
+            ),
+            api_call(
+                monitor.import_errors, user=ctx.user, service=ctx.service, page=ctx.page(1000)
+            ),
+            _dags(ctx, ctx.page(1000)),
         )
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
@@ -95,7 +115,7 @@ async def home(request: Request) -> HTMLResponse:
 
 
 @router.get("/dags", response_class=HTMLResponse)
-async def dag_list(request: Request) -> HTMLResponse:
+async def dag_list(request: Request, ctx: PageCtx) -> HTMLResponse:
     if complaint := _check_query(request, {"search", "tags", "last_state", "paused", "offset"}):
         return _error(request, 400, complaint)
     q = request.query_params
@@ -111,7 +131,14 @@ async def dag_list(request: Request) -> HTMLResponse:
             raise ApiCallError(400, f"last_state must be one of {', '.join(RUN_STATES)}")
         if query["paused"] not in (None, "true", "false"):
             raise ApiCallError(400, "paused must be true or false")
-        page = await api_get(request, "/dags", limit=DAGS_PER_PAGE, offset=offset, **query)
+        page = await _dags(
+            ctx,
+            ctx.page(DAGS_PER_PAGE, offset),
+            search=query["search"],
+            tags=query["tags"] or None,
+            paused=None if query["paused"] is None else query["paused"] == "true",
+            last_state=None if query["last_state"] is None else DagRunState(query["last_state"]),
+        )
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
     return render(
@@ -128,13 +155,13 @@ async def dag_list(request: Request) -> HTMLResponse:
 
 
 @router.get("/dags/{dag_id}/trigger", response_class=HTMLResponse)
-async def trigger_form(request: Request, dag_id: str) -> HTMLResponse:
+async def trigger_form(request: Request, dag_id: str, ctx: PageCtx) -> HTMLResponse:
     if complaint := _check_query(request, set()):
         return _error(request, 400, complaint)
     if not _is_admin(request):
         return _error(request, 403, "triggering a DAG needs the admin role")
     try:
-        dag = await api_get(request, f"/dags/{seg(dag_id)}")
+        dag = await api_call(dags.get_dag, dag_id=dag_id, user=ctx.user, reads=ctx.reads)
     except ApiCallError as exc:
         return _error(request, exc.status_code, exc.detail)
     return render(request, "trigger.html", dag=dag, fields=param_fields(dag.get("params") or {}))
@@ -142,17 +169,42 @@ async def trigger_form(request: Request, dag_id: str) -> HTMLResponse:
 
 @router.get("/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/{map_index}", response_class=HTMLResponse)
 async def task_instance(
-    request: Request, dag_id: str, run_id: str, task_id: str, map_index: int
+    request: Request, dag_id: str, run_id: str, task_id: str, map_index: int, ctx: PageCtx
 ) -> HTMLResponse:
     if complaint := _check_query(request, {"try"}):
         return _error(request, 400, complaint)
     base = f"/dags/{seg(dag_id)}/dagRuns/{seg(run_id)}/taskInstances/{seg(task_id)}"
     try:
-        ti = await api_get(request, f"{base}/{map_index}" if map_index >= 0 else base)
+        names = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "user": ctx.user}
+        ti = await api_call(
+            task_instances.get_mapped_task_instance,
+            **names,
+            map_index=map_index,
+            store=ctx.store,
+        )
         tries, xcoms, rendered = await gather_owned(
-            api_get(request, f"{base}/tries", map_index=map_index),
-            api_get(request, f"{base}/xcomEntries", map_index=map_index),
-            api_get_optional(request, f"{base}/renderedFields", map_index=map_index),
+            api_call(
+                task_instances.list_tries,
+                **names,
+                store=ctx.store,
+                reads=ctx.reads,
+                settings=ctx.settings,
+                map_index=map_index,
+            ),
+            api_call(
+                task_instances.list_xcoms,
+                **names,
+                store=ctx.store,
+                reads=ctx.reads,
+                map_index=map_index,
+            ),
+            api_call_optional(
+                task_instances.get_rendered_fields,
+                **names,
+                store=ctx.store,
+                map_index=map_index,
+                try_number=None,
+            ),
         )
         chosen = _int(request, "try", ti["try_number"], 0, 10**6)
     except ApiCallError as exc:

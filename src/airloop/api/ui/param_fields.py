@@ -6,6 +6,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from airloop.core.masking import MASK
+
+HIDDEN_DEFAULT = "(the default is secret: leave this empty to use it)"
+
 Kind = Literal["string", "number", "integer", "boolean", "enum", "json", "date", "datetime"]
 
 
@@ -71,15 +75,21 @@ def param_fields(params: dict[str, dict[str, Any]]) -> list[ParamField]:
         types, nullable = _types(schema)
         kind = _kind(schema, types)
         has_default = "default" in spec
+        # A default the API masked (a sensitive name): never shown, and never sent back
+        # as "***" -- an empty input is left out of conf, so the run gets the real one.
+        hidden = has_default and spec.get("default") == MASK
+        description = spec.get("description") or schema.get("description")
+        if hidden:
+            description = (description + " " if description else "") + HIDDEN_DEFAULT
         enum = list(schema.get("enum") or [])
         out.append(
             ParamField(
                 name=name,
                 kind=kind,
-                value=_shown(kind, spec.get("default")) if has_default else "",
-                description=spec.get("description") or schema.get("description"),
+                value=_shown(kind, spec.get("default")) if has_default and not hidden else "",
+                description=description,
                 required=not has_default and not nullable and kind != "boolean",
-                nullable=nullable or (has_default and spec.get("default") is None),
+                nullable=not hidden and (nullable or (has_default and spec.get("default") is None)),
                 options=[str(v) for v in enum],
                 option_values=[json.dumps(v) for v in enum],
                 minimum=schema.get("minimum"),

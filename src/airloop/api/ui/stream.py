@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from airloop.api.deps import StoreDep, ViewerDep
+from airloop.api.params import refuse_unknown_params
 from airloop.api.ui.serialize import cell_json, run_json
 from airloop.store.runs import Store
 from airloop.store.ui_reads import changed_since
@@ -100,12 +101,7 @@ async def dag_stream(
     request: Request, dag_id: str, store: StoreDep, user: ViewerDep, runs: str = ""
 ) -> StreamingResponse:
     """Server-sent events: the cells and run states of these runs that change."""
-    unknown = sorted(set(request.query_params) - {"runs"})
-    if unknown:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"unknown query parameter(s) {', '.join(unknown)} (this stream takes: runs)",
-        )
+    refuse_unknown_params(request, ("runs",), "stream")
     run_ids = list(dict.fromkeys(r for r in runs.split(",") if r))
     if len(run_ids) > MAX_RUNS:
         raise HTTPException(

@@ -19,7 +19,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from airloop.api.deps import StoreDep, ViewerDep
-from airloop.store.dag_states import RunBrief, last_runs
+from airloop.api.models import dag_run_brief
+from airloop.api.params import refuse_unknown_params
+from airloop.store.reads import Reads
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 
@@ -31,20 +33,6 @@ MAX_DAGS = 1000
 RUNS_PER_DAG = 10
 
 
-def _brief(run: RunBrief) -> dict[str, Any]:
-    def iso(value: Any) -> str | None:
-        return None if value is None else value.isoformat()
-
-    return {
-        "run_id": run.run_id,
-        "state": run.state,
-        "run_type": run.run_type,
-        "logical_date": iso(run.logical_date),
-        "start_date": iso(run.start_date),
-        "end_date": iso(run.end_date),
-    }
-
-
 def _event(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -54,13 +42,14 @@ async def dag_events(
 ) -> AsyncIterator[str]:
     """The stream's text: ``dags`` events for changes, keep-alive comments between."""
     seen: dict[str, list[dict[str, Any]]] = {}
+    reads = Reads(store)
     quiet_since = time.monotonic()
     while True:
         ids = list(dag_ids) if dag_ids is not None else sorted(await ServiceStore(store).paused())
-        runs = await last_runs(store, ids[:MAX_DAGS], RUNS_PER_DAG)
+        runs = await reads.last_runs(ids[:MAX_DAGS], RUNS_PER_DAG)
         changed = []
         for dag_id, briefs in runs.items():
-            now = [_brief(r) for r in briefs]
+            now = [dag_run_brief(r).model_dump(mode="json") for r in briefs]
             if seen.get(dag_id) != now:
                 seen[dag_id] = now
                 changed.append({"dag_id": dag_id, "last_runs": now})
@@ -76,12 +65,7 @@ async def dag_events(
 @router.get("/ui/stream/dags")
 async def stream_dags(request: Request, user: ViewerDep, store: StoreDep) -> StreamingResponse:
     """``?dag_ids=a,b,c`` (the DAGs on the page; at most 1000) or every DAG."""
-    unknown = sorted(set(request.query_params) - {"dag_ids"})
-    if unknown:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"unknown query parameter(s): {', '.join(unknown)}; this stream takes dag_ids",
-        )
+    refuse_unknown_params(request, ("dag_ids",), "stream")
     raw = request.query_params.get("dag_ids")
     dag_ids = None if raw is None else [d for d in raw.split(",") if d]
     if dag_ids is not None and len(dag_ids) > MAX_DAGS:
