@@ -154,6 +154,9 @@ class SchedulerService:
         store.events.queued.clear()
         if not await self._check_lock(engine):
             return  # nothing starts without the lock (and no heartbeat: not alive)
+        # Read before the state is taken: the folder may finish its first round while
+        # this pass runs, and `ready` must not be set before those DAGs are recorded.
+        loaded = self.folder.loaded.is_set()
         fresh = self.folder.updated.is_set()
         if fresh:
             self.folder.updated.clear()
@@ -163,7 +166,7 @@ class SchedulerService:
             await self._sync(store)
         else:
             self.paused = await store.paused()
-        if self.folder.loaded.is_set():
+        if loaded:
             self._folder_loaded = True
         self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
         # Pools edited through the API since the last pass: resized live.
