@@ -73,9 +73,7 @@ async def prepare(store: Store, tasks: int) -> None:
     """The DAG as the scheduler's sync records it, and one finished run of it."""
     dag = build_dag()
     text, digest = dumps(serialize_dag(dag))
-    await ServiceStore(store).sync_dags(
-        {DAG_ID: (dag.fileloc, None)}, [], {DAG_ID: (text, digest)}
-    )
+    await ServiceStore(store).sync_dags({DAG_ID: (dag.fileloc, None)}, [], {DAG_ID: (text, digest)})
     pk = await store.create_run(
         dag_id=DAG_ID,
         run_id=RUN_ID,
