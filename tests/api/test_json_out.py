@@ -98,7 +98,9 @@ async def test_the_list_and_grid_answers_are_what_the_openapi_models_say(
     body = response.json()
     shape = TypeAdapter(ListOf[TaskInstance])
     assert _models_json(shape.validate_python(body)) == body
-    assert body["total"] == 6 and len(body["items"]) == 4 and body["next_cursor"]
+    assert body["total"] == 6
+    assert len(body["items"]) == 4
+    assert body["next_cursor"]
     grid = await client.get("/api/v1/dags/mapped/grid")
     assert grid.status_code == 200
     assert _models_json(GridOut.model_validate(grid.json())) == grid.json()
