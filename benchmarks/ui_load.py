@@ -114,6 +114,9 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
     diff = {b: after[b] - before.get(b, 0.0) for b in sorted(after)}
     total = diff.get(float("inf"), 0.0)
     out: dict[str, Any] = {"pings": int(total)}
+    for bound in (0.025, 0.05, 0.1):
+        if bound in diff:
+            out[f"over_{round(bound * 1000)}ms"] = int(total - diff[bound])
     for q in (50, 95, 99):
         bound = next((b for b, n in diff.items() if total and n >= q / 100 * total), None)
         if bound is None or bound == float("inf"):
