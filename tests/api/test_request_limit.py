@@ -94,3 +94,15 @@ async def test_the_app_with_a_limit_answers_as_without(
     assert answers[0].headers["x-frame-options"] == "DENY"
     assert missing.status_code == 404
     assert "nope" in missing.json()["detail"]
+
+
+async def test_pages_calling_the_api_through_the_app_do_not_wait_for_themselves(
+    api_settings: Settings, api_store: Store
+) -> None:
+    """A page reads through the API in process (ui.api_client), several calls at once:
+    with one place, the page holds it and its own calls must not queue behind it."""
+    app = create_app(api_settings, store=api_store, request_limit=1)
+    async with _client(app) as client, asyncio.timeout(60):
+        pages = await asyncio.gather(*(client.get(p) for p in ("/", "/dags", "/", "/dags")))
+    assert [p.status_code for p in pages] == [200] * 4
+    assert "dag-list" in pages[1].text
