@@ -2,6 +2,7 @@
 
     python benchmarks/ui_load.py [--tasks 10000] [--concurrency 1000] [--task-seconds 6]
                                  [--clients 50] [--database URL] [--only loaded|baseline]
+                                 [--request-limit N]
 
 Each phase starts ``airloop standalone`` as a real process (its own AIRLOOP_HOME, an
 SQLite database unless --database), triggers one run of a DAG whose mapped ``@task``
@@ -113,6 +114,9 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
     diff = {b: after[b] - before.get(b, 0.0) for b in sorted(after)}
     total = diff.get(float("inf"), 0.0)
     out: dict[str, Any] = {"pings": int(total)}
+    for bound in (0.025, 0.05, 0.1):
+        if bound in diff:
+            out[f"over_{round(bound * 1000)}ms"] = int(total - diff[bound])
     for q in (50, 95, 99):
         bound = next((b for b, n in diff.items() if total and n >= q / 100 * total), None)
         if bound is None or bound == float("inf"):
@@ -124,10 +128,15 @@ def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> d
 
 @contextlib.asynccontextmanager
 async def standalone(
-    home: Path, database: str | None, block_threshold: float | None = None
+    home: Path,
+    database: str | None,
+    block_threshold: float | None = None,
+    request_limit: int | None = None,
 ) -> AsyncIterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOOP_")}
     env.update(AIRLOOP_HOME=str(home), AIRLOOP_SCHEDULER_POLL_INTERVAL="0.5", NO_COLOR="1")
+    if request_limit is not None:
+        env["AIRLOOP_API__STANDALONE_MAX_REQUESTS"] = str(request_limit)
     if database:
         env["AIRLOOP_DATABASE_URL"] = database
     if block_threshold is not None:
@@ -256,7 +265,7 @@ async def phase(name: str, args: argparse.Namespace, clients: int) -> dict[str, 
         lags: list[float] = []
         latencies: list[float] = []
         codes: Counter[str] = Counter()
-        async with standalone(home, args.database, args.block_threshold) as url:
+        async with standalone(home, args.database, args.block_threshold, args.request_limit) as url:
             limits = httpx.Limits(
                 max_connections=clients + 5, max_keepalive_connections=clients + 5
             )
@@ -347,6 +356,13 @@ async def main() -> None:
         default=None,
         help="the watchdog names what blocks the loop longer than this (s); with --keep-logs",
     )
+    parser.add_argument(
+        "--request-limit",
+        type=int,
+        default=None,
+        help="api.standalone_max_requests for the server (default: the setting's default; "
+        "0: no limit)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up a phase after (s)")
     args = parser.parse_args()
     result: dict[str, Any] = {
@@ -354,11 +370,13 @@ async def main() -> None:
         "concurrency": args.concurrency,
         "task_seconds": args.task_seconds,
         "load_average": os.getloadavg()[0],
+        "request_limit": args.request_limit,
     }
     if args.only in (None, "baseline"):
         result["baseline"] = await phase("baseline", args, 0)
     if args.only in (None, "loaded"):
         result["loaded"] = await phase("loaded", args, args.clients)
+    result["load_average_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
 
 

@@ -175,6 +175,15 @@ class ApiSettings(BaseModel):
         ge=1,
         description="Database connections the API server keeps (its own pool, reads mostly).",
     )
+    standalone_max_requests: int = Field(
+        default=4,
+        ge=0,
+        description=(
+            "airloop standalone: API and UI requests handled at once on the scheduler's "
+            "event loop; more wait their turn, so a busy UI cannot crowd out the "
+            "scheduler (0: no limit). Live streams and /metrics are not counted."
+        ),
+    )
 
 
 class Settings(BaseSettings):

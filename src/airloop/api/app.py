@@ -17,6 +17,7 @@ from airloop.api.auth.headers import SecurityHeadersMiddleware
 from airloop.api.auth.limits import BodyLimitMiddleware
 from airloop.api.auth.middleware import AuthMiddleware
 from airloop.api.auth.sessions import SessionCodec
+from airloop.api.request_limit import RequestLimitMiddleware
 from airloop.api.routes import (
     connections,
     dag_actions,
@@ -44,10 +45,18 @@ def session_codec(settings: Settings) -> SessionCodec:
     return SessionCodec(key, timedelta(hours=settings.api.session_hours))
 
 
-def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    request_limit: int | None = None,
+    **extra: Any,
+) -> FastAPI:
     """The app. ``store``: use this open store (tests, ``standalone``); otherwise the
-    app opens its own at startup and closes it at shutdown. ``extra`` goes on
-    ``app.state`` (``standalone`` passes its scheduler service as ``scheduler``)."""
+    app opens its own at startup and closes it at shutdown. ``request_limit``: at most
+    this many requests handled at once (``standalone``: the API's share of the
+    scheduler's loop, ADR 0040). ``extra`` goes on ``app.state`` (``standalone`` passes
+    its scheduler service as ``scheduler``)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +90,9 @@ def create_app(settings: Settings, *, store: Store | None = None, **extra: Any) 
     app.add_middleware(AuthMiddleware, settings=settings.api, codec=codec)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.api.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    if request_limit is not None:
+        # Outermost of all: a request waiting for its turn has cost nothing yet.
+        app.add_middleware(RequestLimitMiddleware, limit=request_limit)
     app.include_router(auth_routes.api, prefix=API_PREFIX)
     app.include_router(auth_routes.pages, include_in_schema=False)
     for module in (

@@ -2,6 +2,10 @@
 
 Handlers declare ``store: StoreDep``, ``user: ViewerDep`` (any signed-in user) or
 ``user: AdminDep`` (may trigger, clear, mark, pause and edit connections).
+
+Every dependency is ``async def``, even those that await nothing: FastAPI runs a plain
+``def`` dependency in a worker thread, a thread hand-off per request that costs the
+event loop more than the work itself (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -34,25 +38,26 @@ class User:
 ANONYMOUS_ADMIN = User("admin", "admin")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_dags_folder(request: Request) -> Path:
+async def get_dags_folder(request: Request) -> Path:
     """The folder of the DAG files the scheduler parses: ``standalone``'s own
     (``--dags-folder``, on ``app.state.dags_folder``), else the settings' ``dags_folder``."""
     folder: Path | None = getattr(request.app.state, "dags_folder", None)
-    return folder or get_settings(request).dags_folder or Path("dags")
+    settings: Settings = request.app.state.settings
+    return folder or settings.dags_folder or Path("dags")
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_service_store(request: Request) -> ServiceStore:
-    return ServiceStore(get_store(request))
+async def get_service_store(request: Request) -> ServiceStore:
+    return ServiceStore(request.app.state.store)
 
 
 async def current_user(request: Request) -> User:

@@ -68,7 +68,13 @@ async def serve_standalone(
     """Serve until ``stop`` is set (or the HTTP server ends by itself); the scheduler
     drains first, then the HTTP server stops."""
     service = SchedulerService(settings, dags_folder)
-    app = create_app(settings, scheduler=service, dags_folder=dags_folder or settings.dags_folder)
+    # The API's share of the loop is bounded: a busy UI must not delay the scheduler.
+    app = create_app(
+        settings,
+        scheduler=service,
+        dags_folder=dags_folder or settings.dags_folder,
+        request_limit=settings.api.standalone_max_requests or None,
+    )
     config = uvicorn.Config(
         app,
         lifespan="off",  # entered here: a failure raises instead of sys.exit()

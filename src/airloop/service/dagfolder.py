@@ -105,6 +105,7 @@ class DagFolder:
     async def _first_round(self, queue: asyncio.Queue[Path]) -> None:
         await queue.join()
         self.loaded.set()
+        self.updated.set()  # wakes the service even when the folder had no file
 
     async def _worker(self, queue: asyncio.Queue[Path]) -> None:
         while True:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select, text
+from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.sql import Select
 
 from airloop.core.states import DagRunState
@@ -96,14 +96,6 @@ class Reads:
 
     def __init__(self, store: Store) -> None:
         self.engine = store.engine
-
-    # -- health -----------------------------------------------------------------------
-
-    async def ping(self) -> None:
-        """``SELECT 1`` (the store's errors when the database does not answer; the
-        caller bounds the wait)."""
-        async with connect(self.engine) as conn:
-            await conn.execute(text("SELECT 1"))
 
     # -- DAGs -------------------------------------------------------------------------
 

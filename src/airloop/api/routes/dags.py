@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
+from starlette.responses import Response
 
 from airloop.api.confined_files import OutsideFolderError, read_dag_source
 from airloop.api.deps import DagsFolderDep, ViewerDep
+from airloop.api.json_out import dag_run_json, json_response
 from airloop.api.lookups import ReadsDep, dag_or_404, dag_record_or_404, not_found
 from airloop.api.models import (
     DagDetail,
@@ -15,12 +17,9 @@ from airloop.api.models import (
     DagStructure,
     DagSummary,
     GridOut,
-    GridTask,
     ListOf,
     dag_detail,
-    dag_run,
     dag_summary,
-    grid_cell,
     serialized_of,
 )
 from airloop.api.params import KnownParams, PaginationDep
@@ -120,28 +119,27 @@ def _task_order(data: SerializedDag) -> list[str]:
     return order
 
 
-def _grid_tasks(data: SerializedDag | None, task_ids: set[str]) -> list[GridTask]:
+def _gone(task_id: str) -> dict[str, Any]:
+    return {"task_id": task_id, "group_id": None, "is_mapped": False, "operator": ""}
+
+
+def _grid_tasks(data: SerializedDag | None, task_ids: set[str]) -> list[dict[str, Any]]:
+    """GridTask objects (as JSON) in the structure's order."""
     if data is None:
-        return [
-            GridTask(task_id=t, group_id=None, is_mapped=False, operator="")
-            for t in sorted(task_ids)
-        ]
+        return [_gone(t) for t in sorted(task_ids)]
     info = {t["task_id"]: t for t in data["tasks"]}
     tasks = [
-        GridTask(
-            task_id=t,
-            group_id=info[t]["group_id"],
-            is_mapped=info[t]["is_mapped"],
-            operator=info[t]["operator"],
-        )
+        {
+            "task_id": t,
+            "group_id": info[t]["group_id"],
+            "is_mapped": info[t]["is_mapped"],
+            "operator": info[t]["operator"],
+        }
         for t in _task_order(data)
         if t in info
     ]
     # Tasks that ran in older runs but are gone from the DAG now: at the end.
-    tasks.extend(
-        GridTask(task_id=t, group_id=None, is_mapped=False, operator="")
-        for t in sorted(task_ids - info.keys())
-    )
+    tasks.extend(_gone(t) for t in sorted(task_ids - info.keys()))
     return tasks
 
 
@@ -154,7 +152,7 @@ async def get_grid(
     before: Annotated[
         str | None, Query(description="A run_id: the runs created before it (older page).")
     ] = None,
-) -> GridOut:
+) -> Response:
     record = await dag_record_or_404(reads, dag_id)
     before_pk: int | None = None
     if before is not None:
@@ -164,8 +162,21 @@ async def get_grid(
         before_pk = anchor.id
     grid = await reads.grid(dag_id, limit=limit, before=before_pk)
     run_ids = {r.id: r.run_id for r in grid.runs}
-    return GridOut(
-        runs=[dag_run(r) for r in grid.runs],
-        tasks=_grid_tasks(await in_thread(serialized_of, record), {c.task_id for c in grid.cells}),
-        cells=[grid_cell(run_ids[c.run_pk], c) for c in grid.cells],
+    # Polled by every open grid page: JSON straight from the records (json_out).
+    return json_response(
+        {
+            "runs": [dag_run_json(r) for r in grid.runs],
+            "tasks": _grid_tasks(
+                await in_thread(serialized_of, record), {c.task_id for c in grid.cells}
+            ),
+            "cells": [
+                {
+                    "run_id": run_ids[c.run_pk],
+                    "task_id": c.task_id,
+                    "counts": c.counts,
+                    "total": c.total,
+                }
+                for c in grid.cells
+            ],
+        }
     )

@@ -87,7 +87,6 @@ async def home(request: Request, ctx: PageCtx) -> HTMLResponse:
             api_call(
                 monitor.health,
                 request=request,
-                reads=ctx.reads,
                 service=ctx.service,
                 settings=ctx.settings,
             ),
