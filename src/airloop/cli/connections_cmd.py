@@ -13,7 +13,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import typer
@@ -22,12 +22,14 @@ from rich.table import Table
 from airloop.cli.common import EXIT_FAILED, ConfigOption, bad_input, fail, out, settings_from
 from airloop.connections.crypto import generate_key
 from airloop.connections.lookup import configured_sources, metastore
-from airloop.connections.metastore import MetastoreSource
 from airloop.connections.model import FIELDS, Connection, InvalidConnection
 from airloop.connections.sources import SecretsSource, find_connection
 from airloop.core.masking import redact
 from airloop.runtime import in_thread
 from airloop.settings import Settings
+
+if TYPE_CHECKING:
+    from airloop.connections.metastore import MetastoreSource
 
 app = typer.Typer(help="Manage connections (and the key encrypting them).", no_args_is_help=True)
 

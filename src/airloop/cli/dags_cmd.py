@@ -24,7 +24,6 @@ from airloop.cli.common import (
     settings_from,
 )
 from airloop.dagbag.loader import discover, load_dag_file, pick_dag
-from airloop.engine.testing import run_dag_test
 from airloop.exceptions import DagFileError
 
 app = typer.Typer(help="Inspect DAG files.", no_args_is_help=True)
@@ -93,6 +92,8 @@ def test_command(
 
     Exit code 0: the run succeeded, 1: it failed, 2: bad input.
     """
+    from airloop.engine.testing import run_dag_test
+
     settings = settings_from(config)
     when = logical_date_from(logical_date)
     given = _conf(conf)

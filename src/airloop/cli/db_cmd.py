@@ -7,7 +7,6 @@ import asyncio
 import typer
 
 from airloop.cli.common import EXIT_FAILED, EXIT_OK, ConfigOption, bad_input, out, settings_from
-from airloop.store.database import database_revision, head_revision, migrate_database
 
 app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ app = typer.Typer(help="Manage the metadata database.", no_args_is_help=True)
 @app.command("migrate")
 def migrate_command(config: ConfigOption = None) -> None:
     """Create or upgrade the schema to the newest revision (safe to run twice)."""
+    from airloop.store.database import migrate_database
+
     settings = settings_from(config)
 
     with bad_input():
@@ -28,6 +29,8 @@ def migrate_command(config: ConfigOption = None) -> None:
 @app.command("check")
 def check_command(config: ConfigOption = None) -> None:
     """Exit 0 if the schema is current, 1 if it needs 'airloop db migrate'."""
+    from airloop.store.database import database_revision, head_revision
+
     settings = settings_from(config)
 
     with bad_input():

@@ -10,7 +10,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -35,9 +35,10 @@ from airloop.cli.common import (
 )
 from airloop.core.states import TERMINAL, TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
-from airloop.engine.active_run import ActiveRun, RunResult
-from airloop.engine.engine import Engine
 from airloop.settings import Settings
+
+if TYPE_CHECKING:
+    from airloop.engine.active_run import ActiveRun, RunResult
 
 STATE_STYLE = {
     TaskState.SUCCESS: "green",
@@ -142,6 +143,8 @@ async def _execute(
     resume: bool = False,
     logical_date: datetime | None = None,
 ) -> int:
+    from airloop.engine.engine import Engine
+
     loop = asyncio.get_running_loop()
     received: list[str] = []
     async with contextlib.AsyncExitStack() as stack:

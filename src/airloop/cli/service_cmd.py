@@ -7,7 +7,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,9 +29,10 @@ from airloop.cli.common import (
 from airloop.core.states import DagRunState
 from airloop.exceptions import DatabaseError, RunExistsError
 from airloop.settings import Settings
-from airloop.store.records import HeartbeatRow
-from airloop.store.runs import Store
-from airloop.store.service import ServiceStore
+
+if TYPE_CHECKING:
+    from airloop.store.records import HeartbeatRow
+    from airloop.store.service import ServiceStore
 
 scheduler_app = typer.Typer(help="The scheduler service.", invoke_without_command=True)
 runs_app = typer.Typer(help="DAG runs.", no_args_is_help=True)
@@ -61,6 +62,9 @@ def scheduler(
 @scheduler_app.command("status")
 def status(config: ConfigOption = None) -> None:
     """Is a scheduler alive? Its loop lag and how many task instances it runs."""
+    from airloop.store.runs import Store
+    from airloop.store.service import ServiceStore
+
     settings = settings_from(config)
 
     async def latest() -> HeartbeatRow | None:
@@ -93,6 +97,9 @@ def status(config: ConfigOption = None) -> None:
 async def _with_store(settings: Settings, action: Any, *, create: bool = False) -> Any:
     """Open the store for one command. Readers never create the schema: that is the
     scheduler's (or 'airloop db migrate''s) job, and two creators would race."""
+    from airloop.store.runs import Store
+    from airloop.store.service import ServiceStore
+
     with bad_input():
         store = await Store.open(settings.database_url, auto_migrate=create)
     try:

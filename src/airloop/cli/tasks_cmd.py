@@ -8,7 +8,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,12 +31,13 @@ from airloop.core.outcomes import Outcome
 from airloop.core.states import TaskState
 from airloop.dagbag.loader import load_dag_file, pick_dag
 from airloop.exceptions import FailTask
-from airloop.executors.async_executor import AsyncExecutor
 from airloop.executors.base import WorkItem
 from airloop.executors.events import OutcomeChannel, TaskFinished
 from airloop.executors.task_logs import StreamSink, task_log_routing
-from airloop.store.records import DagRunRow
-from airloop.store.runs import Store
+
+if TYPE_CHECKING:
+    from airloop.store.records import DagRunRow
+    from airloop.store.runs import Store
 
 app = typer.Typer(help="Run or inspect task instances.", no_args_is_help=True)
 
@@ -122,6 +123,8 @@ def task_test_command(
 
 
 async def _run_one(item: WorkItem, threads: int, callback_timeout: float) -> TaskFinished:
+    from airloop.executors.async_executor import AsyncExecutor
+
     channel = OutcomeChannel()
     sink = StreamSink(sys.stderr)
     executor = AsyncExecutor(
@@ -204,6 +207,8 @@ async def _render(
 ) -> int:
     if try_number is not None and try_number < 1:
         fail(f"--try must be 1 or more, got {try_number}")
+    from airloop.store.runs import Store
+
     with bad_input():
         store = await Store.open(url)
     try:
@@ -235,6 +240,8 @@ async def _render(
 
 
 async def _states(url: str, run_id: str, dag_id: str | None) -> int:
+    from airloop.store.runs import Store
+
     with bad_input():
         store = await Store.open(url)
     try:

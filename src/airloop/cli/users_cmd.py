@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
@@ -16,8 +16,9 @@ from rich.table import Table
 from airloop.api.auth.passwords import check_password, hash_password
 from airloop.cli.common import ConfigOption, bad_input, fail, out, settings_from
 from airloop.settings import Settings
-from airloop.store.database import open_engine
-from airloop.store.users import TokenRecord, UserStore, check_role, check_username, utcnow
+
+if TYPE_CHECKING:
+    from airloop.store.users import TokenRecord, UserStore
 
 T = TypeVar("T")
 
@@ -35,6 +36,9 @@ PasswordStdinOption = Annotated[
 
 
 def _run(settings: Settings, action: Callable[[UserStore], Awaitable[T]]) -> T:
+    from airloop.store.database import open_engine
+    from airloop.store.users import UserStore
+
     async def go() -> T:
         engine = await open_engine(settings.database_url, auto_migrate=True, pooled=False)
         try:
@@ -68,6 +72,8 @@ def create(
     config: ConfigOption = None,
 ) -> None:
     """Create a user (viewer: reads; admin: also triggers, clears, marks, edits)."""
+    from airloop.store.users import check_role, check_username
+
     with bad_input("users create"):
         check_username(username)
         check_role(role)
@@ -137,6 +143,8 @@ def token_create(
 ) -> None:
     """Create an API token and print it (once: only its hash is kept). Scripts send it
     as 'Authorization: Bearer <token>'."""
+    from airloop.store.users import utcnow
+
     settings = settings_from(config)
     expires_at = None if expires_days is None else utcnow() + timedelta(days=expires_days)
     secret, _ = _run(
@@ -156,6 +164,8 @@ def token_list(
     config: ConfigOption = None,
 ) -> None:
     """API tokens (never their secrets): user, name, created, expires, last used."""
+    from airloop.store.users import utcnow
+
     settings = settings_from(config)
     rows: list[TokenRecord] = _run(settings, lambda users: users.tokens(username))
     now = utcnow()

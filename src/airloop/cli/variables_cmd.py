@@ -11,7 +11,7 @@ import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,10 +19,12 @@ from rich.table import Table
 from airloop.cli.common import ConfigOption, bad_input, fail, out, settings_from
 from airloop.cli.connections_cmd import read_json_file, write_secret_file
 from airloop.connections.lookup import configured_sources, metastore
-from airloop.connections.metastore import MetastoreSource
 from airloop.connections.sources import find_variable
 from airloop.connections.variable import VariableNotFound, _looked_in
 from airloop.settings import Settings
+
+if TYPE_CHECKING:
+    from airloop.connections.metastore import MetastoreSource
 
 app = typer.Typer(help="Manage variables.", no_args_is_help=True)
 
