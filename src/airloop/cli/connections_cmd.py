@@ -20,7 +20,6 @@ import typer
 from rich.table import Table
 
 from airloop.cli.common import EXIT_FAILED, ConfigOption, bad_input, fail, out, settings_from
-from airloop.connections.crypto import generate_key
 from airloop.connections.lookup import configured_sources, metastore
 from airloop.connections.model import FIELDS, Connection, InvalidConnection
 from airloop.connections.sources import SecretsSource, find_connection
@@ -416,6 +415,8 @@ def test(
 @app.command("generate-fernet-key")
 def generate_fernet_key() -> None:
     """Print a new key for the fernet_key setting (AIRLOOP_FERNET_KEY)."""
+    from airloop.connections.crypto import generate_key
+
     out.print(generate_key(), markup=False)
 
 
