@@ -28,8 +28,9 @@ def test_failed_task_log_clear_and_success(server: Server, page: Any) -> None:
 
     marker.write_text("ok")
     accept_dialogs(page)
-    page.locator("button.clear-ti").click()
-    page.locator("#flash").filter(has_text="Cleared 1 task instance").wait_for()
+    with page.expect_navigation():  # the page reloads itself after a change
+        page.locator("button.clear-ti").click()
+        page.locator("#flash").filter(has_text="Cleared 1 task instance").wait_for()
     server.wait_until(
         "the cleared task to run again",
         lambda: (
@@ -60,15 +61,17 @@ def test_mark_failed_task_success_then_failed(server: Server, page: Any) -> None
     ti_api = f"/dags/ui_flaky/dagRuns/{run_id}/taskInstances/check"
 
     page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check/-1")
-    page.locator("button.mark-success").click()
-    page.locator("#flash").filter(has_text="marked success").wait_for()
+    with page.expect_navigation():  # the page reloads itself after a change
+        page.locator("button.mark-success").click()
+        page.locator("#flash").filter(has_text="marked success").wait_for()
     assert server.api("GET", ti_api).json()["state"] == "success"
     server.wait_until(  # the run follows its only task
         "the run to succeed", lambda: run_state(server, "ui_flaky", run_id) == "success", 30
     )
 
     page.goto(f"{server.url}/dags/ui_flaky/runs/{run_id}/tasks/check/-1")
-    page.locator("button.mark-failed").click()
-    page.locator("#flash").filter(has_text="marked failed").wait_for()
+    with page.expect_navigation():  # the page reloads itself after a change
+        page.locator("button.mark-failed").click()
+        page.locator("#flash").filter(has_text="marked failed").wait_for()
     assert server.api("GET", ti_api).json()["state"] == "failed"
     assert page.console_errors == []
