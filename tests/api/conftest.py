@@ -47,3 +47,22 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         await c.get("/api/v1/openapi.json")
         c.headers["X-CSRF-Token"] = c.cookies[CSRF_COOKIE]
         yield c
+
+
+@pytest_asyncio.fixture
+async def viewer(
+    tmp_path: Path, database_url: str, api_store: Store
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client signed in as a viewer (API token) of an app with password auth."""
+    from .ui_support import viewer_token
+
+    settings = Settings(
+        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
+    )
+    app = create_app(settings, store=api_store)
+    headers = {"Authorization": f"Bearer {await viewer_token(api_store)}"}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
+    ) as c:
+        yield c

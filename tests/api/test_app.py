@@ -73,6 +73,13 @@ async def test_sync_stores_the_structure_and_rewrites_it_only_when_it_changes(
     await service.sync_dags({"shape": (dag.fileloc, "@daily")}, [], {"shape": (text, digest)})
     async with api_store.engine.connect() as conn:
         assert (await conn.execute(select(serialized_dag.c.updated_at))).scalar() == first
+    changed = dict(data, tags=["team", "new"])
+    text2, digest2 = dumps(changed)
+    await service.sync_dags({"shape": (dag.fileloc, "@daily")}, [], {"shape": (text2, digest2)})
+    async with api_store.engine.connect() as conn:
+        row = (await conn.execute(select(serialized_dag))).one()
+    assert row.dag_hash == digest2
+    assert loads(row.data)["tags"] == ["team", "new"]
     await service.sync_dags({}, [], {})
     async with api_store.engine.connect() as conn:
         assert (await conn.execute(select(serialized_dag))).first() is None

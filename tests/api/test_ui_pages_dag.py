@@ -35,7 +35,7 @@ from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 from airloop.store.ti_reads import TaskInstanceReads
 
-from .ui_support import assert_csp_clean, viewer_token
+from .ui_support import assert_csp_clean
 
 MAPPED = 250
 DAG_SOURCE = '''"""A DAG file for the UI tests."""
@@ -364,23 +364,6 @@ async def test_every_page_keeps_the_csp(client: httpx.AsyncClient, world: World)
         response = await client.get(url)
         assert response.status_code == 200, url
         assert_csp_clean(response.text)
-
-
-@pytest_asyncio.fixture
-async def viewer(
-    tmp_path: Path, database_url: str, api_store: Store
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client signed in as a viewer (API token) of an app with password auth."""
-    settings = Settings(
-        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
-    )
-    app = create_app(settings, store=api_store)
-    headers = {"Authorization": f"Bearer {await viewer_token(api_store)}"}
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
-    ) as c:
-        yield c
 
 
 async def test_a_viewer_sees_the_pages_without_admin_controls(

@@ -7,16 +7,13 @@ so these run on SQLite."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio
 from cryptography.fernet import Fernet
 
-from airloop.api.app import create_app
 from airloop.api.ui.param_fields import param_fields
 from airloop.authoring.dag import DAG
 from airloop.authoring.decorators import task
@@ -29,7 +26,7 @@ from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
 
 from .reads_support import mapped_dag, mapped_run, register, write_log
-from .ui_support import assert_csp_clean, viewer_token
+from .ui_support import assert_csp_clean
 
 
 @pytest.fixture
@@ -42,23 +39,6 @@ def api_settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         home=tmp_path, database_url=database_url, fernet_key=Fernet.generate_key().decode()
     )
-
-
-@pytest_asyncio.fixture
-async def viewer(
-    tmp_path: Path, database_url: str, api_store: Store
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client signed in as a viewer (API token) of an app with password auth."""
-    settings = Settings(
-        home=tmp_path, database_url=database_url, api={"auth": "password", "secret_key": "k" * 40}
-    )
-    app = create_app(settings, store=api_store)
-    headers = {"Authorization": f"Bearer {await viewer_token(api_store)}"}
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50001))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://127.0.0.1:8080", headers=headers
-    ) as c:
-        yield c
 
 
 def rows(html: str) -> list[str]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ import uvicorn
 from airloop.api.app import create_app
 from airloop.api.binding import check_bind
 from airloop.exceptions import AirloopError
-from airloop.service.scheduler_service import SchedulerService
+from airloop.service.scheduler_service import SchedulerService, stop_on_signals
 from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,20 +106,7 @@ def run_standalone(settings: Settings, dags_folder: Path | None, host: str, port
     sock = listen(host, port, settings)
 
     async def main() -> SchedulerService:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        received: list[str] = []
-
-        def on_signal(name: str) -> None:
-            if received:
-                os._exit(130 if name == "SIGINT" else 143)
-            received.append(name)
-            log.warning("%s received: stopping", name)
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig.name)
-        return await serve_standalone(settings, dags_folder, sock, stop)
+        return await serve_standalone(settings, dags_folder, sock, stop_on_signals())
 
     try:
         service = asyncio.run(main())

@@ -419,25 +419,32 @@ def _log_result(done: asyncio.Future[RunResult]) -> None:
     )
 
 
-def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
-    """Run the service until SIGTERM/SIGINT (a second one exits at once)."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by the first SIGTERM/SIGINT on the running loop; a second signal
+    exits at once (130/143)."""
     import signal
 
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(name: str) -> None:
+        if received:
+            os._exit(130 if name == "SIGINT" else 143)
+        received.append(name)
+        log.warning("%s received: stopping", name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    return stop
+
+
+def serve_forever(settings: Settings, dags_folder: Path | None) -> int:
+    """Run the service until SIGTERM/SIGINT (a second one exits at once)."""
+
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        received: list[str] = []
-
-        def on_signal(name: str) -> None:
-            if received:
-                os._exit(130 if name == "SIGINT" else 143)
-            received.append(name)
-            log.warning("%s received: stopping", name)
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig.name)
-        await service.serve(stop)
+        await service.serve(stop_on_signals())
 
     service = SchedulerService(settings, dags_folder)
     asyncio.run(main())

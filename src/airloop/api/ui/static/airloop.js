@@ -110,6 +110,42 @@ window.airloop = {
     }
   },
 
+  // A cell's state for a tooltip: its own, or a mapped task's counts.
+  stateText(data) {
+    return data.state || `${data.total || 0} instances: ${data.summary || ""}`;
+  },
+
+  // One tooltip element reused for every item matching `selector` inside `container`
+  // (never one per cell). text(item) gives its lines; onEnter/onLeave(item) are optional.
+  hoverTip(container, tip, selector, text, { onEnter, onLeave } = {}) {
+    let current = null;
+    const move = (event) => {
+      const x = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
+      const y = Math.min(event.clientY + 14, window.innerHeight - tip.offsetHeight - 8);
+      tip.style.left = `${x + window.scrollX}px`;
+      tip.style.top = `${y + window.scrollY}px`;
+    };
+    const leave = () => {
+      if (current && onLeave) onLeave(current);
+      current = null;
+      tip.hidden = true;
+    };
+    container.addEventListener("mouseover", (event) => {
+      const item = event.target.closest(selector);
+      if (item === current) return;
+      leave();
+      if (!item) return;
+      current = item;
+      if (onEnter) onEnter(item);
+      tip.textContent = text(item).join("\n");
+      tip.hidden = false;
+      move(event);
+    });
+    container.addEventListener("mousemove", (event) => { if (current) move(event); });
+    container.addEventListener("mouseleave", leave);
+    return { hide: leave };
+  },
+
   // Tabs: <nav class="tabs"><a data-tab="logs">..</a></nav> and <section data-panel="logs">.
   // The active tab is kept in the URL's hash. onShow(name) is called when a tab opens.
   tabs(nav, onShow) {

@@ -3,38 +3,19 @@
 "use strict";
 (function () {
   function tooltipFor(table, tip) {
-    let current = null;
-    function show(target, event) {
-      const lines = [];
+    const al = window.airloop;
+    const shown = al.hoverTip(table, tip, "td.cell, th.run-head", (target) => {
       if (target.matches("th.run-head")) {
-        lines.push(`run ${target.dataset.runId}`, `state: ${target.dataset.runState}`);
+        const lines = [`run ${target.dataset.runId}`, `state: ${target.dataset.runState}`];
         if (target.dataset.logicalDate) lines.push(`logical date: ${target.dataset.logicalDate}`);
         lines.push(`type: ${target.dataset.runType}`);
-      } else {
-        lines.push(target.dataset.taskId, `run ${target.dataset.runId}`);
-        if (target.dataset.state) lines.push(`state: ${target.dataset.state}`);
-        else lines.push(`${target.dataset.total || 0} instances: ${target.dataset.summary || ""}`);
+        return lines;
       }
-      tip.textContent = lines.join("\n");
-      tip.hidden = false;
-      move(event);
-    }
-    function move(event) {
-      const x = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
-      const y = Math.min(event.clientY + 14, window.innerHeight - tip.offsetHeight - 8);
-      tip.style.left = `${x + window.scrollX}px`;
-      tip.style.top = `${y + window.scrollY}px`;
-    }
-    table.addEventListener("mouseover", (event) => {
-      const target = event.target.closest("td.cell, th.run-head");
-      if (target === current) return;
-      current = target;
-      if (!target) { tip.hidden = true; return; }
-      show(target, event);
+      const d = target.dataset;
+      return [d.taskId, `run ${d.runId}`, d.state ? `state: ${d.state}` : al.stateText(d)];
     });
-    table.addEventListener("mousemove", (event) => { if (current) move(event); });
-    table.addEventListener("mouseleave", () => { current = null; tip.hidden = true; });
-    document.addEventListener("airloop:cells", () => { if (current) { tip.hidden = true; current = null; } });
+    // A live patch may change the cell under the pointer: hide rather than show stale text.
+    document.addEventListener("airloop:cells", () => shown.hide());
   }
 
   function groups(table) {
