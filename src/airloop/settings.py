@@ -235,6 +235,27 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the service looks for runs triggered and DAGs paused from the CLI.",
     )
+    scheduler_ha: Literal["auto", "off"] = Field(
+        default="auto",
+        description=(
+            "auto: on PostgreSQL 12+, MySQL 8.0.1+ and MariaDB 10.6+ several schedulers share "
+            "the work through DAG leases (docs/ha.md); off, and always on SQLite: one "
+            "scheduler per database (a second refuses to start)."
+        ),
+    )
+    scheduler_lease_ttl: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a scheduler's DAG leases last without renewal; after that another "
+            "scheduler adopts the DAGs and their runs."
+        ),
+    )
+    scheduler_lease_renew_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a scheduler renews its leases (at most a third of the lease).",
+    )
     use_async: bool = Field(
         default=True,
         description="Tasks that name no executor run on the async executor; false: on sync_executor.",
@@ -366,6 +387,11 @@ class Settings(BaseSettings):
         for name, slots in self.pools.items():
             if slots < 0:
                 raise ValueError(f"pool {name!r} cannot have {slots} slots")
+        if self.scheduler_lease_renew_interval * 3 > self.scheduler_lease_ttl:
+            raise ValueError(
+                f"scheduler_lease_renew_interval ({self.scheduler_lease_renew_interval:g}s) "
+                f"must be at most a third of scheduler_lease_ttl ({self.scheduler_lease_ttl:g}s)"
+            )
         if self.secrets_backend_kwargs and not self.secrets_backend:
             raise ValueError("secrets_backend_kwargs is set but secrets_backend is not")
         return self

@@ -25,7 +25,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: The newest migration. Checked against Alembic's own idea of the head by the tests;
 #: kept here so that opening a current database does not import Alembic (~0.5 s).
-HEAD_REVISION = "0007_run_requests"
+HEAD_REVISION = "0008_scheduler_leases"
 
 __all__ = [
     "HEAD_REVISION",

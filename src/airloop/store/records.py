@@ -221,6 +221,9 @@ class HeartbeatRow:
     loop_lag: float | None
     running_tasks: int | None
     active_runs: int | None
+    expires_at: datetime | None = None
+    dags_owned: int | None = None
+    mode: str | None = None
 
 
 __all__ = [

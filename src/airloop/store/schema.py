@@ -143,6 +143,13 @@ dag = Table(
     Column("is_active", Boolean(), nullable=False),
     Column("schedule", String(ID_LEN)),
     Column("last_parsed", UtcDateTime()),
+    # Several schedulers (ADR 0041): the owner (a scheduler_heartbeat row), the fencing
+    # token (incremented by every claim; each write about the DAG's runs checks it)
+    # and the lease's end on the database's clock.
+    Column("owner_id", Id),
+    Column("lease_token", BigInteger(), nullable=False, server_default="0"),
+    Column("lease_expires_at", UtcDateTime()),
+    Index(None, "owner_id"),
 )
 
 import_error = Table(
@@ -168,6 +175,29 @@ scheduler_heartbeat = Table(
     Column("loop_lag", Float()),
     Column("running_tasks", Integer()),
     Column("active_runs", Integer()),
+    # The registry (ADR 0041): live until expires_at (database clock), DAGs leased,
+    # and how it runs ("ha": leases; "single": the one-scheduler lock).
+    Column("expires_at", UtcDateTime()),
+    Column("dags_owned", Integer()),
+    Column("mode", String(20)),
+)
+
+# Each live scheduler's share of a pool's slots (ADR 0041): the shares of one pool
+# never add up to more than its slots; changed only under the pool row's lock.
+pool_quota = Table(
+    "pool_quota",
+    metadata,
+    Column("pool", String(ID_LEN), primary_key=True),
+    Column(
+        "scheduler_id",
+        Id,
+        ForeignKey("scheduler_heartbeat.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("slots", Integer(), nullable=False),
+    Column("in_use", Integer(), nullable=False),
+    Column("demand", Integer(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # Connections and variables (Airflow's columns). Secrets are Fernet tokens when the
