@@ -93,9 +93,16 @@ class LeaseKeeper:
         assert self.scheduler_id is not None
         if self._holding or not parsed:
             return set()
+        held = self.held
+        # A DAG that no longer loads here (a file that broke, a parse that timed out):
+        # let another scheduler, which may load it, have it once it is idle.
+        unloadable = sorted(d for d in held - set(parsed) if not busy(d))
+        if unloadable:
+            await self._leases.release(self.scheduler_id, unloadable)
+            self.fence.forget(unloadable)
+            held = self.held
         live = max(1, await self._leases.live_schedulers())
         fair = math.ceil(len(parsed) / live)
-        held = self.held
         if len(held) < fair:
             want = [d for d in parsed if d not in held]
             got = await self._leases.claim(self.scheduler_id, want, fair - len(held), self.ttl)
