@@ -91,7 +91,9 @@ class ServiceStore:
             known = {r.dag_id for r in await conn.execute(select(dag_table.c.dag_id))}
             if serialized is not None:
                 await _store_serialized(conn, dags, serialized, now)
-            for dag_id, (fileloc, schedule) in dags.items():
+            # In dag_id order: the lock order every writer of DAG rows keeps (several
+            # schedulers sync, claim and fence the same rows; ADR 0041).
+            for dag_id, (fileloc, schedule) in sorted(dags.items()):
                 values = {
                     "fileloc": fileloc,
                     "schedule": schedule,
