@@ -48,7 +48,7 @@ async def _store_serialized(
     }
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    for dag_id, (text, digest) in serialized.items():
+    for dag_id, (text, digest) in sorted(serialized.items()):
         fileloc = dags[dag_id][0] if dag_id in dags else ""
         old = stored.get(dag_id)
         if old == (digest, fileloc):
