@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,9 +60,9 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[SchedulerService, a
         await asyncio.wait_for(task, 60)
 
 
-async def _until(check: object, timeout: float = 60.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():  # type: ignore[operator]
+async def _until(check: Callable[[], Awaitable[bool]], seconds: float = 60.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110 - the database is polled
             await asyncio.sleep(0.1)
 
 
@@ -85,7 +85,8 @@ async def test_two_schedulers_split_the_dags_and_hand_over_at_a_graceful_stop(
             serving(_settings(tmp_path, server_database_url, "a")) as (a, stop_a),
             serving(_settings(tmp_path, server_database_url, "b")) as (b, _),
         ):
-            assert a._keeper is not None and b._keeper is not None
+            assert a._keeper is not None
+            assert b._keeper is not None
             ids = {a._keeper.scheduler_id, b._keeper.scheduler_id}
 
             async def split() -> bool:
@@ -129,7 +130,7 @@ async def test_two_schedulers_split_the_dags_and_hand_over_at_a_graceful_stop(
                 owners = await leases.owners(all_dags)
                 return stopped_id not in owners.values() and None not in owners.values()
 
-            await _until(taken_over, timeout=30)
+            await _until(taken_over, seconds=30)
             assert other._keeper is not None
 
             async def resumed() -> bool:
@@ -141,7 +142,7 @@ async def test_two_schedulers_split_the_dags_and_hand_over_at_a_graceful_stop(
                 )
 
             try:
-                await _until(resumed, timeout=30)
+                await _until(resumed, seconds=30)
             except TimeoutError:
                 raise AssertionError(await store.task_instances(slow_pk)) from None
             assert slow_pk in other.active
