@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
 from airloop.store.errors import begin, connect
+from airloop.store.notify import notify, notify_run
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
 from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
 from airloop.store.schema import dag as dag_table
@@ -134,6 +135,8 @@ class ServiceStore:
             result = await conn.execute(
                 update(dag_table).where(dag_table.c.dag_id == dag_id).values(is_paused=paused)
             )
+            if result.rowcount:
+                await notify(conn, "paused" if paused else "unpaused", dag_id)
             return bool(result.rowcount)
 
     async def paused(self) -> dict[str, bool]:
@@ -203,6 +206,7 @@ class ServiceStore:
                     data_interval=data_interval,
                     created_at=utcnow(),
                 )
+                await notify(conn, "queued", dag_id)
         except RunExistsError:
             raise RunExistsError(
                 await which_conflict(self.engine, dag_id, run_id, logical_date)
@@ -299,6 +303,7 @@ class ServiceStore:
                 .where(dag_run.c.id == run_pk)
                 .values(state=DagRunState.QUEUED.value, end_date=None, note=None)
             )
+            await notify_run(conn, "cleared", run_pk)
         self.events.queued.set()
         self.events.changed(run_pks=(run_pk,))
         return len(rows)
@@ -308,6 +313,7 @@ class ServiceStore:
             await conn.execute(
                 update(dag_run).where(dag_run.c.id == run_pk).values(state=state.value)
             )
+            await notify_run(conn, state.value, run_pk)
         self.events.changed(run_pks=(run_pk,))
 
     async def has_task_instances(self, run_pk: int) -> bool:
