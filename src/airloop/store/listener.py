@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -70,10 +70,11 @@ class ChangeListener:
         #: The server process id of the listening session (None when not listening).
         self.backend_pid: int | None = None
 
-    async def wait(self) -> None:
+    async def wait(self) -> Literal[True]:
         """Return when a change may have been written; the next one sets it again."""
         await self.changed.wait()
         self.changed.clear()
+        return True
 
     async def run(self) -> None:
         """Listen until cancelled, connecting again whenever the connection ends."""
