@@ -42,6 +42,8 @@ BACKOFF_MAX = 10.0
 #: How long closing may take at the end of the block (a dead server must not hold
 #: up the scheduler's stop).
 CLOSE_TIMEOUT = 5.0
+#: The listening session's name in ``pg_stat_activity``.
+APPLICATION_NAME = "airloop change listener"
 
 
 class ChangeListener:
@@ -80,7 +82,12 @@ class ChangeListener:
         """Listen until cancelled, connecting again whenever the connection ends."""
         if not self.enabled:
             return
-        engine = create_async_engine(self.url, poolclass=NullPool)
+        engine = create_async_engine(
+            self.url,
+            poolclass=NullPool,
+            # Named in pg_stat_activity: an operator (or a test) sees who listens.
+            connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
+        )
         backoff = self.backoff_first
         connected_before = False
         try:
@@ -186,4 +193,4 @@ async def listen_for_changes(database_url: str) -> AsyncIterator[ChangeListener]
             log.error("the change listener failed: %s", task.exception())
 
 
-__all__ = ["ChangeListener", "listen_for_changes"]
+__all__ = ["APPLICATION_NAME", "ChangeListener", "listen_for_changes"]
