@@ -30,7 +30,7 @@ with DAG("woken") as dag:
 async def until(check: Callable[[], Awaitable[bool]], within: float = 60) -> None:
     """Wait for another process to have done something (it writes the database)."""
     async with asyncio.timeout(within):
-        while not await check():
+        while not await check():  # noqa: ASYNC110 - another process writes it
             await asyncio.sleep(0.1)
 
 
