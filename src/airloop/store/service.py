@@ -17,6 +17,7 @@ from airloop.store.errors import begin, connect
 from airloop.store.notify import notify, notify_run
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
 from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
+from airloop.store.scheduler_status import SchedulerStatus, scheduler_statuses
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import (
     dag_run,
@@ -355,6 +356,15 @@ class ServiceStore:
                 .values(heartbeat_at=now, **values)
             )
             return row_id
+
+    async def schedulers(
+        self, *, stale_after: float, include_old: bool = False
+    ) -> list[SchedulerStatus]:
+        """Every scheduler in the registry with its heartbeat's age and whether it is
+        alive, on the database's clock (see ``airloop.store.scheduler_status``)."""
+        return await scheduler_statuses(
+            self.store, stale_after=stale_after, include_old=include_old
+        )
 
     async def latest_heartbeat(self) -> HeartbeatRow | None:
         query = select(scheduler_heartbeat).order_by(scheduler_heartbeat.c.id.desc()).limit(1)
