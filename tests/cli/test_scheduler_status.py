@@ -73,7 +73,7 @@ async def test_status_lists_every_scheduler(home: Path, database_url: str) -> No
         alive = cells(listed, 1111)
         assert alive[1:5] == ["box-a", "1111", "running", "ha"], listed.transcript
         assert alive[5].endswith("s ago"), listed.transcript
-        assert alive[6:] == ["yes", "7", "2.1 ms", "3 in 2 runs"], listed.transcript
+        assert alive[6:] == ["yes", "7", "2.1 ms", "3 tasks, 2 runs"], listed.transcript
         dead = cells(listed, 2222)
         assert dead[1] == "box-b"
         assert dead[6:8] == ["no", "4"], listed.transcript

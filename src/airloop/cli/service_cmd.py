@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from airloop.authoring.dag import DAG
@@ -97,16 +98,7 @@ def status(
             out.print("no scheduler has run on this database in the last day (--all: older)")
         raise typer.Exit(EXIT_FAILED)
     table = Table(
-        "id",
-        "host",
-        "pid",
-        "state",
-        "mode",
-        "heartbeat",
-        "alive",
-        "DAGs leased",
-        "loop lag",
-        "running tasks",
+        "id", "host", "pid", "state", "mode", "last beat", "alive", "DAGs", "loop lag", "running"
     )
     for s in schedulers:
         row = s.row
@@ -120,10 +112,10 @@ def status(
             "yes" if s.alive else "no",
             "-" if row.dags_owned is None else str(row.dags_owned),
             "-" if row.loop_lag is None else f"{row.loop_lag * 1000:.1f} ms",
-            f"{row.running_tasks or 0} in {row.active_runs or 0} runs",
+            f"{row.running_tasks or 0} tasks, {row.active_runs or 0} runs",
         )
-    # Piped (a script, a test): wide enough that no cell is folded.
-    out.print(table, width=None if out.is_terminal else 200)
+    # Piped (to a script, a file): wide enough that no cell is folded.
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
     alive = sum(1 for s in schedulers if s.alive)
     if alive:
         out.print(f"{alive} of {len(schedulers)} schedulers alive")
