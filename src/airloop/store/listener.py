@@ -89,30 +89,39 @@ class ChangeListener:
             connect_args={"server_settings": {"application_name": APPLICATION_NAME}},
         )
         backoff = self.backoff_first
-        connected_before = False
+        listened_before = False
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                listened_at: float | None = None
                 try:
                     conn = await engine.connect()
                 except Exception as exc:  # noqa: BLE001 - unreachable: tried again
-                    log.warning(
-                        "cannot listen for changes (%s); trying again in %gs "
-                        "(the poll finds them meanwhile)",
-                        _first_line(exc),
-                        backoff,
-                    )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
-                try:
-                    await self._listen(conn, after_loss=connected_before)
-                    connected_before = True
-                    backoff = self.backoff_first
-                finally:
-                    self.listening.clear()
-                    self.backend_pid = None
-                    await _discard(conn)
-                log.warning("lost the connection listening for changes; connecting again")
+                    cause = _first_line(exc)
+                else:
+                    try:
+                        listened_at = await self._listen(conn, after_loss=listened_before)
+                        cause = "the connection ended"
+                    except Exception as exc:  # noqa: BLE001 - a failed connection: again
+                        cause = _first_line(exc)
+                    finally:
+                        self.listening.clear()
+                        self.backend_pid = None
+                        await _discard(conn)
+                if listened_at is not None:
+                    listened_before = True
+                    # A connection that lasted resets the backoff; one that drops at
+                    # once (a flapping server) keeps doubling it.
+                    if loop.time() - listened_at > self.backoff_max:
+                        backoff = self.backoff_first
+                log.warning(
+                    "not listening for changes (%s); trying again in %gs "
+                    "(the poll finds them meanwhile)",
+                    cause,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
         finally:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -120,8 +129,9 @@ class ChangeListener:
             except (TimeoutError, Exception) as exc:  # noqa: BLE001 - stopping anyway
                 log.debug("disposing of the listener's engine: %s", exc)
 
-    async def _listen(self, conn: AsyncConnection, *, after_loss: bool) -> None:
-        """LISTEN on ``conn`` until its connection is lost (returns) or cancelled."""
+    async def _listen(self, conn: AsyncConnection, *, after_loss: bool) -> float | None:
+        """LISTEN on ``conn`` until its connection is lost or cancelled. Returns when
+        it started listening (the loop's clock), None if LISTEN failed."""
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection  # asyncpg's Connection
         lost = asyncio.Event()
@@ -131,7 +141,8 @@ class ChangeListener:
             self.backend_pid = int(driver.get_server_pid())
         except Exception as exc:  # noqa: BLE001 - the connection failed at once
             log.warning("could not LISTEN for changes: %s", _first_line(exc))
-            return
+            return None
+        started = asyncio.get_running_loop().time()
         self.listening.set()
         if after_loss:
             # Changes committed while nobody listened went unheard: look once.
@@ -143,7 +154,8 @@ class ChangeListener:
                 async with asyncio.timeout(self.check_interval):
                     await lost.wait()
             if lost.is_set() or not await _answers(driver):
-                return
+                break
+        return started
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self.received += 1
