@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from airloop.store.listener import ChangeListener, listen_for_changes
+from airloop.store.listener import APPLICATION_NAME, ChangeListener, listen_for_changes
 from airloop.store.notify import notify
 from airloop.store.pools import create_pool
 from airloop.store.run_requests import add_request
@@ -117,5 +117,17 @@ async def test_listener_hears_commits_and_reconnects_after_its_backend_is_killed
             await service.queue_run("d1", "r2", {}, datetime(2026, 1, 2, tzinfo=UTC))
             await asyncio.wait_for(listener.wait(), 10)
             assert listener.received == 2
+        # The block's end closed the listening session (no connection left behind;
+        # the server ends the backend once it sees the socket closed).
+        left = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+            "AND datname = current_database()"
+        )
+        async with asyncio.timeout(10):
+            while True:
+                async with store.engine.connect() as conn:
+                    if await conn.scalar(left, {"name": APPLICATION_NAME}) == 0:
+                        break
+                await asyncio.sleep(0.05)
     finally:
         await store.close()
