@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from airloop.core.states import DagRunState
 from airloop.store.listener import APPLICATION_NAME, ChangeListener, listen_for_changes
 from airloop.store.notify import notify
-from airloop.store.pools import create_pool
+from airloop.store.pools import create_pool, delete_pool, update_pool
 from airloop.store.run_requests import add_request
 from airloop.store.runs import Store
 from airloop.store.service import ServiceStore
@@ -64,6 +65,13 @@ async def test_writers_notify_on_commit_only(postgres_url: str) -> None:
             assert await heard.next() == "mark_failed:d1"
             await create_pool(store, "p", 2, None)
             assert await heard.next() == "pool:p"
+            assert await update_pool(store, "p", description="only the text")
+            assert await update_pool(store, "p", slots=3)  # a size the schedulers use
+            assert await heard.next() == "pool:p"
+            assert await delete_pool(store, "p")
+            assert await heard.next() == "pool:p"
+            await service.set_run_state(run_pk, DagRunState.QUEUED)
+            assert await heard.next() == "queued:d1"
             assert heard.payloads.empty()
     finally:
         await engine.dispose()
