@@ -4,9 +4,9 @@ One loop: refresh the DAG folder (changed files at once, every file on the repar
 interval), record DAGs and import errors, create the runs that are due (schedules,
 catch-up, ``max_active_runs``), start the runs queued by ``airloop dags trigger``,
 read the pools' sizes (table ``slot_pool``, edited through the API), beat the
-heartbeat, then wait for a file change, a stop, or the poll interval. The
-poll is for what other processes write to the database (trigger, pause): they have
-no other way to reach this one.
+heartbeat, then wait for a file change, a stop, a change another process notified
+(PostgreSQL LISTEN/NOTIFY: trigger, pause, clear, mark, pool edit), or the poll
+interval. The poll is how changes reach it on MySQL/MariaDB and SQLite (no LISTEN).
 
 At start, runs left unfinished by a crash are resumed (see RunPlanner.restore). On
 SIGTERM/SIGINT no new run starts; running task instances get the grace period to
@@ -36,6 +36,7 @@ from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.service.lease_keeper import LeaseKeeper
 from airloop.settings import Settings
 from airloop.store.leases import LeaseStore, server_supports_leases
+from airloop.store.listener import ChangeListener, listen_for_changes
 from airloop.store.pools import pool_sizes, seed_pools
 from airloop.store.records import ImportErrorRow
 from airloop.store.run_changes import mark_run
@@ -93,6 +94,8 @@ class SchedulerService:
         self._serialized_cache: dict[int, tuple[object, tuple[str, str]]] = {}
         #: Runs aborted to apply a mark asked through the API, marked once ended.
         self._aborting: set[int] = set()
+        #: Changes other processes notify (PostgreSQL LISTEN) while serving.
+        self.changes: ChangeListener | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -122,7 +125,10 @@ class SchedulerService:
         )
         self._keeper = keeper
         try:
-            async with Engine(self.settings) as engine:
+            async with (
+                Engine(self.settings) as engine,
+                listen_for_changes(self.settings.database_url) as self.changes,
+            ):
                 self.engine = engine
                 store = ServiceStore(engine.store)
                 engine.store.fence = await keeper.start(
@@ -189,6 +195,7 @@ class SchedulerService:
         async with (
             scheduler_lock(self.settings.database_url) as self._lock,
             Engine(self.settings) as engine,
+            listen_for_changes(self.settings.database_url) as self.changes,
         ):
             self.engine = engine
             store = ServiceStore(engine.store)
@@ -239,6 +246,10 @@ class SchedulerService:
                 # A run queued in this process (TriggerDagRunOperator): start it now.
                 asyncio.ensure_future(store.events.queued.wait()),
             }
+            if self.changes is not None:
+                # Another process wrote a change (trigger, pause, clear, mark, pool edit)
+                # and notified it (PostgreSQL): look now, not at the poll.
+                waiters.add(asyncio.ensure_future(self.changes.wait()))
             await asyncio.wait(
                 waiters,
                 timeout=self.settings.scheduler_poll_interval,

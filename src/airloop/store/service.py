@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
 from airloop.store.errors import begin, connect
+from airloop.store.notify import notify, notify_run
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
 from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
+from airloop.store.scheduler_status import SchedulerStatus, scheduler_statuses
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import (
     dag_run,
@@ -136,6 +138,8 @@ class ServiceStore:
             result = await conn.execute(
                 update(dag_table).where(dag_table.c.dag_id == dag_id).values(is_paused=paused)
             )
+            if result.rowcount:
+                await notify(conn, "paused" if paused else "unpaused", dag_id)
             return bool(result.rowcount)
 
     async def paused(self) -> dict[str, bool]:
@@ -205,6 +209,7 @@ class ServiceStore:
                     data_interval=data_interval,
                     created_at=utcnow(),
                 )
+                await notify(conn, "queued", dag_id)
         except RunExistsError:
             raise RunExistsError(
                 await which_conflict(self.engine, dag_id, run_id, logical_date)
@@ -301,6 +306,7 @@ class ServiceStore:
                 .where(dag_run.c.id == run_pk)
                 .values(state=DagRunState.QUEUED.value, end_date=None, note=None)
             )
+            await notify_run(conn, "cleared", run_pk)
         self.events.queued.set()
         self.events.changed(run_pks=(run_pk,))
         return len(rows)
@@ -310,6 +316,7 @@ class ServiceStore:
             await conn.execute(
                 update(dag_run).where(dag_run.c.id == run_pk).values(state=state.value)
             )
+            await notify_run(conn, state.value, run_pk)
         self.events.changed(run_pks=(run_pk,))
 
     async def has_task_instances(self, run_pk: int) -> bool:
@@ -351,6 +358,15 @@ class ServiceStore:
                 .values(heartbeat_at=now, **values)
             )
             return row_id
+
+    async def schedulers(
+        self, *, stale_after: float, include_old: bool = False
+    ) -> list[SchedulerStatus]:
+        """Every scheduler in the registry with its heartbeat's age and whether it is
+        alive, on the database's clock (see ``airloop.store.scheduler_status``)."""
+        return await scheduler_statuses(
+            self.store, stale_after=stale_after, include_old=include_old
+        )
 
     async def latest_heartbeat(self) -> HeartbeatRow | None:
         query = select(scheduler_heartbeat).order_by(scheduler_heartbeat.c.id.desc()).limit(1)
