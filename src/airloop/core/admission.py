@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from itertools import count
 from typing import TYPE_CHECKING
 
-from airloop.core.pools import PoolLedger
+from airloop.core.pools import PoolLedger, PoolUse
 
 if TYPE_CHECKING:
     from airloop.core.planner import RunPlanner
@@ -113,6 +113,29 @@ class Admission:
 
     def unregister(self, planner: RunPlanner) -> None:
         self._planners.pop(id(planner), None)
+
+    def pool_usage(self) -> dict[str, PoolUse]:
+        """Each pool (deleted ones included while used): slots held by queued and
+        running task instances, and slots ready ones wait for (see
+        ``RunPlanner.waiting_slots``)."""
+        ledger = self.pools
+        waiting = dict.fromkeys(ledger.pools, 0)
+        for planner in self._planners.values():
+            if planner.waiting:
+                for pool, slots in planner.waiting_slots().items():
+                    waiting[pool] = waiting.get(pool, 0) + slots
+        return {pool: PoolUse(ledger.used(pool), slots) for pool, slots in waiting.items()}
+
+    def short_pools(self) -> set[str]:
+        """Pools whose best ready task instance (in some run) does not fit in the free
+        slots: with several schedulers, worth asking for a bigger share early."""
+        short: set[str] = set()
+        for planner in self._planners.values():
+            if planner.waiting:
+                short.update(
+                    p for p in self.pools.pools if p not in short and planner.pool_short(p)
+                )
+        return short
 
     def admit(self) -> None:
         """Start ready task instances of every registered run, best priority first,

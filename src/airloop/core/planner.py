@@ -330,6 +330,35 @@ class RunPlanner:
         """Some task instance is ready and waits for a pool slot or max_active_tasks."""
         return any(self._ready.values()) or bool(self._capped)
 
+    def waiting_slots(self) -> dict[str, int]:
+        """Slots of each pool that this run's ready task instances wait for (the
+        demand a scheduler reports to share pools, ADR 0041). Instances of a task at
+        its per-task limit are left out, and so is everything of a run that admits
+        nothing now (ending, held, at its DAG's max_active_tasks): they would not take
+        a slot if one were free."""
+        if self._aborted or self._held or self.ending or self._limit.free() <= 0:
+            return {}
+        specs, tis = self._specs, self._tis
+        waiting: dict[str, int] = {}
+        for pool, heap in self._ready.items():
+            slots = 0
+            for _, _, key in heap:
+                if tis[key.task_id][key.map_index].state is TaskState.SCHEDULED:
+                    slots += specs[key.task_id].pool_slots
+            if slots:
+                waiting[pool] = slots
+        return waiting
+
+    def pool_short(self, pool: str) -> bool:
+        """The best ready task instance of ``pool`` needs more slots than are free
+        (what may be worth asking other schedulers for at once)."""
+        if self._aborted or self._held or self.ending or self._limit.free() <= 0:
+            return False
+        heap = self._ready.get(pool)
+        if not heap:
+            return False
+        return self._specs[heap[0][2].task_id].pool_slots > self._pools.free(pool)
+
     @property
     def gated(self) -> frozenset[TIKey]:
         """Task instances held by their ``depends_on_past`` gate."""
@@ -483,8 +512,10 @@ class RunPlanner:
             for index, row in rows.items():
                 ti = self._tis[task_id][index]
                 if row.state in ACTIVE:
-                    # As if still running: it holds its slot until it is settled below.
-                    self._pools.acquire(spec.pool, spec.pool_slots)
+                    # As if still running: it holds its slot until it is settled below,
+                    # even past the pool's size or this scheduler's share (it runs
+                    # already, e.g. a Batch job adopted from another scheduler).
+                    self._pools.hold(spec.pool, spec.pool_slots)
                     self._active += 1
                     self._limit.used += 1
                     if task_id in self._task_limits:

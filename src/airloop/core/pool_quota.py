@@ -1,0 +1,79 @@
+"""How one scheduler's share of a pool is decided when several share it (ADR 0041).
+
+Pure arithmetic over what the ``pool_quota`` rows say; the store runs it under the
+pool row's lock, so the other schedulers' shares cannot change meanwhile. Only a
+scheduler changes its own share: the others may be admitting by theirs right now.
+
+For one pool of ``size`` slots, this scheduler using ``in_use`` slots and waiting for
+``waiting`` more (``want = in_use + waiting``), the others holding shares that leave
+``free = size - sum(their shares)``:
+
+- **Nobody else waits**: take ``max(want, headroom)`` of what is free, where
+  ``headroom = ceil(size / live schedulers)``. A scheduler alone gets everything it
+  wants; and the fair part is taken up front, so in a big pool (the default pool has
+  100,000 slots) a new task starts without waiting for a rebalance.
+- **Others wait** (they report waiting slots): take ``min(want, max(fair, free -
+  reserved))`` of what is free: ``fair = ceil(size / schedulers wanting slots)``
+  (this one counted), and ``reserved`` what the waiting others may still claim up to
+  their own fair share. No headroom: idle slots go to whoever waits.
+
+The result is a **grant** (what local admission may fill) and the **share** written
+down, ``max(in_use, grant)``: a scheduler above what it may keep (others wait, it
+holds more than its fair share) keeps the slots its running task instances hold but
+admits nothing more until they are released, and records less at each call as they
+finish -- so a waiting scheduler gets at least its fair share once the others shrink,
+without any of them cancelling work. The shares of a pool never add up to more than
+its size, except when a scheduler's own use already exceeds what is free (after
+adopting another scheduler's running task instances, e.g. Batch jobs, or after the
+pool was shrunk): its share is then its use, and it admits nothing in that pool until
+the sum is back under the size.
+
+What a slot idle in one scheduler's share costs: it moves at that scheduler's next
+call (a renewal, 2 s). A task needing more slots than its fair share waits while the
+others keep their fair shares busy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from math import ceil
+from typing import NamedTuple
+
+
+class Quota(NamedTuple):
+    """Another live scheduler's row for the pool, as it last wrote it."""
+
+    slots: int
+    in_use: int
+    demand: int
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """This scheduler's part of one pool: ``grant`` is what its admission may fill,
+    ``slots`` what is recorded (never less than its use)."""
+
+    slots: int
+    grant: int
+
+
+def decide_share(size: int, in_use: int, waiting: int, others: Iterable[Quota], live: int) -> Share:
+    """This scheduler's share of a pool of ``size`` slots (see the module's text).
+    ``others``: the other live schedulers' rows for the pool; ``live``: how many
+    schedulers are live, this one included."""
+    others = list(others)
+    want = in_use + waiting
+    free = size - sum(o.slots for o in others)
+    wanting = 1 + sum(1 for o in others if o.in_use + o.demand > 0)
+    fair = ceil(size / wanting)
+    if any(o.demand > 0 for o in others):
+        reserved = sum(max(0, min(o.in_use + o.demand, fair) - o.slots) for o in others)
+        target = min(want, max(fair, free - reserved))
+    else:
+        target = max(want, ceil(size / max(live, 1)))
+    grant = max(0, min(target, free))
+    return Share(slots=max(in_use, grant), grant=grant)
+
+
+__all__ = ["Quota", "Share", "decide_share"]
