@@ -87,11 +87,13 @@ async def share_pools(
                 continue
             mine = used.get(pool, PoolUse(0, 0))
             others = [
-                Quota(int(r.slots), int(r.in_use), int(r.demand))
+                Quota(int(r.slots), int(r.in_use), int(r.demand), int(r.scheduler_id))
                 for r in rows
                 if r.pool == pool and r.scheduler_id != scheduler_id and r.scheduler_id in live
             ]
-            shares[pool] = decide_share(size, mine.in_use, mine.waiting, others, len(live))
+            shares[pool] = decide_share(
+                size, mine.in_use, mine.waiting, others, len(live), scheduler_id=scheduler_id
+            )
         decided = PoolShares(sizes, shares, me_live, 0, used)
         if apply is not None:
             apply(decided)
