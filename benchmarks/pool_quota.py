@@ -173,9 +173,8 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def _summary(
-    results: list[dict[str, Any]], wall: float, alone_locked: float | None
-) -> dict[str, Any]:
+def _summary(results: list[dict[str, Any]], alone_locked: float | None) -> dict[str, Any]:
+    wall = max(r["elapsed"] for r in results)
     totals = [t for r in results for t in r["totals"]]
     locked = [t for r in results for t in r["locked"]]
     out: dict[str, Any] = {
