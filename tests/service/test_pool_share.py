@@ -22,7 +22,7 @@ from airloop.service.pool_share import PoolSharer
 from airloop.settings import Settings
 from airloop.store.db_clock import db_later, db_now
 from airloop.store.pool_quotas import read_quotas
-from airloop.store.pools import create_pool, seed_pools
+from airloop.store.pools import create_pool, delete_pool, seed_pools
 from airloop.store.runs import Store
 from airloop.store.schema import pool_quota, scheduler_heartbeat
 
@@ -104,9 +104,15 @@ async def test_the_sharer_applies_the_shares_and_asks_early(url: str, tmp_path: 
             assert second.grants["p3"] == 2  # the other holds the third slot
             assert not sharer.needs_more()  # asked for 3, got 2: wait for the renewal
             assert ("p3", me, 2, 2, 1) in await read_quotas(store)
+            # A pool deleted while a task instance waits for it: nothing to ask for.
+            assert await delete_pool(store, "p3")
+            sharer.ask_gap = 0.0
+            await sharer.share()
+            assert "p3" in engine.short_pools()
+            assert not sharer.needs_more()
             engine.request_shutdown("test over")
             await run.done
-            assert await sharer.release() == 2
+            assert await sharer.release() == 1  # its default_pool row
             assert [r for r in await read_quotas(store) if r[1] == me] == []
             assert engine.pool_shares == {}
     finally:

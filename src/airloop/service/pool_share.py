@@ -81,6 +81,8 @@ class PoolSharer:
         if self._last_call is not None and time.monotonic() - self._last_call < self.ask_gap:
             return False
         for pool in self.engine.short_pools():
+            if self.last is not None and pool not in self.last.sizes:
+                continue  # deleted: no share to ask for (its runs wait, as before)
             asked = self._asked.get(pool)
             if asked is None or asked.grant >= asked.want:
                 return True
