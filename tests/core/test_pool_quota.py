@@ -161,7 +161,8 @@ def test_a_share_caps_admission_but_not_which_tasks_could_ever_run() -> None:
         ledger.check("t", "p", 4)
     assert ledger.shares == {"default_pool": 4}
     ledger.resize({"default_pool": 10, "p": 3})  # one scheduler again: all of it
-    assert ledger.free("p") == 3 and ledger.shares is None
+    assert ledger.free("p") == 3
+    assert ledger.shares is None
 
 
 def test_a_negative_share_is_refused() -> None:
