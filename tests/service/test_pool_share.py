@@ -66,7 +66,9 @@ async def test_the_sharer_applies_the_shares_and_asks_early(url: str, tmp_path: 
         other = await register(store)
         me = await register(store)
         async with Engine(Settings(home=tmp_path, database_url=url)) as engine:
+            assert engine.pool_shares is None  # one scheduler: whole pools
             sharer = PoolSharer(engine, me, ask_gap=0.0)
+            assert engine.pool_shares == {}  # nothing admitted before the first call
             first = await sharer.share()
             # Two live schedulers, nobody wants anything yet: half of each up front.
             assert engine.pool_shares == {"default_pool": 50_000, "p3": 2}
@@ -103,6 +105,9 @@ async def test_the_sharer_applies_the_shares_and_asks_early(url: str, tmp_path: 
             second = await sharer.share()
             assert second.grants["p3"] == 2  # the other holds the third slot
             assert not sharer.needs_more()  # asked for 3, got 2: wait for the renewal
+            # A pass refreshing the sizes (as the service's does) keeps the shares.
+            engine.resize_pools({"default_pool": 100_000, "p3": 3})
+            assert engine.pool_shares == {"default_pool": 50_000, "p3": 2}
             assert ("p3", me, 2, 2, 1) in await read_quotas(store)
             # A pool deleted while a task instance waits for it: nothing to ask for.
             assert await delete_pool(store, "p3")

@@ -93,8 +93,12 @@ class Engine:
         table on each heartbeat): running task instances keep their slots, the next
         tick admits by the new sizes. A pool no longer listed admits nothing more.
         ``shares``: with several schedulers, the slots of each pool this engine may
-        fill (``airloop.service.pool_share``); None: all of them."""
+        fill (``airloop.service.pool_share``, a pool left out: none); None keeps the
+        current shares (none, i.e. whole pools, until some are given), so a pass that
+        only refreshes the sizes cannot undo them."""
         ledger = self._admission.pools
+        if shares is None:
+            shares = ledger.shares
         if (
             dict(pools) == ledger.sizes
             and (None if shares is None else dict(shares)) == ledger.shares

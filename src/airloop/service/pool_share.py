@@ -32,7 +32,8 @@ class _Asked:
 
 
 class PoolSharer:
-    """This scheduler's shares of the pools (one per scheduler service, HA mode)."""
+    """This scheduler's shares of the pools (one per scheduler service, HA mode).
+    Created, it closes the engine's pools (share 0 each) until ``share`` runs."""
 
     def __init__(self, engine: Engine, scheduler_id: int, *, ask_gap: float = ASK_GAP) -> None:
         self.engine = engine
@@ -41,6 +42,9 @@ class PoolSharer:
         self._asked: dict[str, _Asked] = {}
         self._last_call: float | None = None
         self.last: PoolShares | None = None
+        # Nothing is admitted from any pool until the first ``share`` says how much
+        # of it is this scheduler's (runs resumed before it wait for it).
+        engine.resize_pools(engine.pools, {})
 
     async def share(self) -> PoolShares:
         """One rebalance: report, take the shares, apply them. Database errors
