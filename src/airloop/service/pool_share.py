@@ -10,6 +10,7 @@ scheduler never fills a share the database no longer gives it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class PoolSharer:
         self._asked: dict[str, _Asked] = {}
         self._last_call: float | None = None
         self.last: PoolShares | None = None
+        # One call at a time: a renewal and an early ask overlapping could apply an
+        # older decision after a newer one.
+        self._calling = asyncio.Lock()
         # Nothing is admitted from any pool until the first ``share`` says how much
         # of it is this scheduler's (runs resumed before it wait for it).
         engine.resize_pools(engine.pools, {})
@@ -50,6 +54,10 @@ class PoolSharer:
         """One rebalance: report, take the shares, apply them. Database errors
         propagate (TransientDatabaseError: nothing changed, the engine keeps its
         current shares, which are never more than the database gives it)."""
+        async with self._calling:
+            return await self._share()
+
+    async def _share(self) -> PoolShares:
         engine = self.engine
         self._last_call = time.monotonic()
 
@@ -95,10 +103,11 @@ class PoolSharer:
     async def release(self) -> int:
         """Give every share back (graceful stop, after the drain); the engine admits
         nothing more from the pools."""
-        released = await release_pools(self.engine.store, self.scheduler_id)
-        self.engine.resize_pools(self.engine.pools, {})
-        self._asked = {}
-        return released
+        async with self._calling:
+            self.engine.resize_pools(self.engine.pools, {})
+            released = await release_pools(self.engine.store, self.scheduler_id)
+            self._asked = {}
+            return released
 
 
 def _want(use: PoolUse | None) -> int:

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from airloop.core.pool_quota import Quota, Share, decide_share
 from airloop.core.pools import PoolUse
 from airloop.store.db_clock import db_now
-from airloop.store.errors import begin
+from airloop.store.errors import begin, connect
 from airloop.store.runs import Store
 from airloop.store.schema import pool_quota, scheduler_heartbeat, slot_pool
 
@@ -168,7 +168,7 @@ async def read_quotas(store: Store) -> list[tuple[str, int, int, int, int]]:
     """Every quota row as (pool, scheduler id, slots, in use, demand), by pool then
     scheduler (for ``scheduler status``, the API and tests)."""
     q = pool_quota.c
-    async with begin(store.engine) as conn:
+    async with connect(store.engine) as conn:
         rows = await conn.execute(
             select(q.pool, q.scheduler_id, q.slots, q.in_use, q.demand).order_by(
                 q.pool, q.scheduler_id
