@@ -16,6 +16,7 @@ from pathlib import Path
 
 from airloop import DAG, DagRunState, task
 from airloop.engine.engine import Engine
+from airloop.exceptions import TransientDatabaseError
 from airloop.service.pool_share import PoolSharer
 from airloop.settings import Settings
 
@@ -52,7 +53,10 @@ async def share_often(sharer: PoolSharer) -> None:
     while True:
         await asyncio.sleep(0.02)
         if time.monotonic() - last >= 0.2 or sharer.needs_more():
-            await sharer.share()
+            try:
+                await sharer.share()
+            except TransientDatabaseError as exc:  # as the service would: next time
+                print(f"share failed: {exc}", file=sys.stderr)
             last = time.monotonic()
 
 
