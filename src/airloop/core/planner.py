@@ -332,10 +332,10 @@ class RunPlanner:
 
     def waiting_slots(self) -> dict[str, int]:
         """Slots of each pool that this run's ready task instances wait for (the
-        demand a scheduler reports to share pools, ADR 0041). Instances of a task at
-        its per-task limit are left out, and so is everything of a run that admits
-        nothing now (ending, held, at its DAG's max_active_tasks): they would not take
-        a slot if one were free."""
+        demand a scheduler reports to share pools, ADR 0041). Instances set aside at
+        their task's per-task limit are left out, and so is everything of a run that
+        admits nothing now (ending, held, at its DAG's max_active_tasks): they would
+        not take a slot if one were free. O(ready instances): once per renewal."""
         if self._aborted or self._held or self.ending or self._limit.free() <= 0:
             return {}
         specs, tis = self._specs, self._tis
