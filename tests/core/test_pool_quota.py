@@ -184,7 +184,24 @@ def test_a_restored_running_instance_waits_for_a_share_without_failing() -> None
     plan = p.restore([StoredTI(TIKey("a"), S.RUNNING, 1, resumable=True)], {}, 0.0)
     assert plan.to_start == []
     assert (p.state_of(TIKey("a")), p.try_number(TIKey("a"))) == (S.SCHEDULED, 1)
-    assert admission.pool_usage()["default_pool"] == PoolUse(0, 2)
+    # The resuming try counts as in use (its work may be running), b waits.
+    assert admission.pool_usage()["default_pool"] == PoolUse(1, 1)
+
+
+def test_a_resuming_try_goes_before_any_new_start_of_any_run() -> None:
+    admission = Admission({"default_pool": 10, "p": 1})
+    new = planner(admission, "new", TaskSpec("urgent", pool="p", priority_weight=1000))
+    adopted = planner(admission, "adopted", TaskSpec("job", pool="p"))
+    admission.pools.resize({"default_pool": 10, "p": 1}, {"default_pool": 10, "p": 0})
+    new.start(0.0)
+    adopted.restore([StoredTI(TIKey("job"), S.RUNNING, 3, resumable=True)], {}, 0.0)
+    assert admission.pool_usage()["p"] == PoolUse(1, 1)
+    admission.pools.resize({"default_pool": 10, "p": 1}, {"default_pool": 10, "p": 1})
+    admission.admit()
+    assert adopted.take_admitted().to_start == [TIKey("job")]
+    assert new.take_admitted().to_start == []
+    assert adopted.try_number(TIKey("job")) == 3
+    assert admission.pool_usage()["p"] == PoolUse(1, 1)
 
 
 # -- what the engine reports ----------------------------------------------------------

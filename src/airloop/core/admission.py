@@ -116,15 +116,21 @@ class Admission:
 
     def pool_usage(self) -> dict[str, PoolUse]:
         """Each pool (deleted ones included while used): slots held by queued and
-        running task instances, and slots ready ones wait for (see
+        running task instances and by tries waiting to resume (their work may run
+        already: after an adoption this can exceed the share, see
+        ``airloop.core.pool_quota``), and slots new starts wait for (see
         ``RunPlanner.waiting_slots``)."""
         ledger = self.pools
+        used = {pool: ledger.used(pool) for pool in ledger.pools}
         waiting = dict.fromkeys(ledger.pools, 0)
         for planner in self._planners.values():
             if planner.waiting:
-                for pool, slots in planner.waiting_slots().items():
+                new, resuming = planner.waiting_slots()
+                for pool, slots in new.items():
                     waiting[pool] = waiting.get(pool, 0) + slots
-        return {pool: PoolUse(ledger.used(pool), slots) for pool, slots in waiting.items()}
+                for pool, slots in resuming.items():
+                    used[pool] = used.get(pool, 0) + slots
+        return {pool: PoolUse(used[pool], waiting[pool]) for pool in used}
 
     def short_pools(self) -> set[str]:
         """Pools whose best ready task instance (in some run) does not fit in the free
