@@ -29,11 +29,14 @@ the lowest scheduler ids, one each.) The shares of a pool never add up to more t
 its size, except when a scheduler's own use already exceeds what is free (after
 adopting another scheduler's running task instances, e.g. Batch jobs, or after the
 pool was shrunk): its share is then its use, and it admits nothing in that pool until
-the sum is back under the size.
+the sum is back under the size. (Tries resuming under the same try number count as
+in use while they wait, and are admitted before any new start: ``RunPlanner``.)
 
 What a slot idle in one scheduler's share costs: it moves at that scheduler's next
-call (a renewal, 2 s). A task needing more slots than its fair share waits while the
-others keep their fair shares busy.
+call (a renewal, 2 s). So in a small pool the headroom has a price: a scheduler that
+suddenly wants all of an idle pool gets the others' headroom after their next calls
+and its own (two renewals at most); with a big pool nobody notices. A task needing
+more slots than its fair part waits while the others keep their fair parts busy.
 """
 
 from __future__ import annotations
