@@ -30,10 +30,11 @@ from airloop.core.states import DagRunState
 from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
-from airloop.exceptions import AirloopError, LeaseLostError, RunExistsError
+from airloop.exceptions import AirloopError, DatabaseError, LeaseLostError, RunExistsError
 from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.service.lease_keeper import LeaseKeeper
+from airloop.service.pool_share import PoolSharer
 from airloop.settings import Settings
 from airloop.store.leases import LeaseStore, server_supports_leases
 from airloop.store.listener import ChangeListener, listen_for_changes
@@ -136,23 +137,50 @@ class SchedulerService:
                 )
                 await seed_pools(engine.store, self.settings.pools)
                 engine.resize_pools(await pool_sizes(engine.store))
+                # This scheduler's share of each pool, before any run starts here.
+                assert keeper.scheduler_id is not None
+                sharer = PoolSharer(engine, keeper.scheduler_id)
+                await sharer.share()
                 try:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._watch(stop))
                         parser = group.create_task(self.folder.serve())
                         group.create_task(keeper.serve(stop), name="airloop-leases")
+                        group.create_task(self._share_pools(sharer, stop), name="airloop-pools")
                         try:
                             await self._loop(engine, store, stop, None)
                         finally:
                             stop.set()
                             parser.cancel()
                     await self._drain(engine, store, None)
+                    await sharer.release()
                 finally:
                     self.engine = None
         finally:
             # After the engine wrote its last change: the others take over at once.
             await keeper.stop()
             self._keeper = None
+
+    async def _share_pools(self, sharer: PoolSharer, stop: asyncio.Event) -> None:
+        """Take this scheduler's pool shares again every renewal interval, and early
+        when a pool's next ready task instance does not fit (ADR 0041)."""
+        loop = asyncio.get_running_loop()
+        interval = self.settings.scheduler_lease_renew_interval
+        last = loop.time()
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.1):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+            if stop.is_set() or not (loop.time() - last >= interval or sharer.needs_more()):
+                continue
+            last = loop.time()
+            try:
+                await sharer.share()
+            except DatabaseError as exc:
+                # The engine keeps shares no larger than the database gives it.
+                log.warning("could not take this scheduler's pool shares: %s", exc)
 
     def _owns(self, dag_id: str) -> bool:
         """Does this scheduler drive ``dag_id`` (always, with one scheduler)?"""
