@@ -22,9 +22,11 @@ from airloop.store.records import (
     Expansion,
     LogRow,
     NewTaskInstance,
+    RefusedStart,
     RenderedRow,
     TaskInstanceRow,
     WriteBatch,
+    WriteResult,
     XComRow,
 )
 from airloop.store.run_events import RunEvents
@@ -40,6 +42,10 @@ from airloop.store.writes import LeanWriter
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: What a batch without refused starts returns (the normal case).
+ALL_WRITTEN = WriteResult()
 
 
 async def insert_run(
@@ -221,18 +227,25 @@ class Store:
         self.events.changed(run_pks=(run_pk,), dag_ids=(dag_id,))
         return run_pk
 
-    async def write(self, batch: WriteBatch) -> None:
-        """Write one tick's changes in one transaction (TransientDatabaseError: try again)."""
+    async def write(self, batch: WriteBatch) -> WriteResult:
+        """Write one tick's changes in one transaction (TransientDatabaseError: try again).
+
+        A start (a TIUpdate with a guard) whose row does not hold the guarded try number
+        is not written: it is returned as refused, and the rest of the batch commits.
+        Writing the same batch again after it committed refuses nothing (its starts
+        are found exactly as it wrote them).
+        """
         if not batch:
-            return
+            return ALL_WRITTEN
         now = utcnow()
         lean = self._writer()
         started = time.perf_counter()
+        refused: list[RefusedStart] = []
         async with begin(self.engine) as conn:
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
             if batch.ti_updates:
-                await lean.ti_updates(conn, batch.ti_updates, now)
+                refused = await lean.ti_updates(conn, batch.ti_updates, now)
             if batch.xcoms:
                 await lean.xcoms(conn, batch.xcoms, now)
             if batch.logs:
@@ -255,6 +268,7 @@ class Store:
         self.write_seconds.observe(time.perf_counter() - started)
         if self.events.active:
             self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
+        return WriteResult(tuple(refused)) if refused else ALL_WRITTEN
 
     @staticmethod
     async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:
