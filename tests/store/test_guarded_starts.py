@@ -142,8 +142,10 @@ async def test_concurrent_attempts_in_one_process_start_once(store: Store) -> No
     )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # eight interpreters importing airloop on a busy machine
 async def test_concurrent_attempts_from_processes_start_once(
-    server_database_url: str, tmp_path: Path
+    server_database_url: str,
 ) -> None:
     """Eight processes, each with its own store, released together, start the same try
     of one task instance: exactly one is told it started it, and the row holds its
@@ -152,7 +154,6 @@ async def test_concurrent_attempts_from_processes_start_once(
     racers: list[asyncio.subprocess.Process] = []
     try:
         pk = await _run(store, "a")
-        go = tmp_path / "go"
         script = Path(__file__).with_name("start_racer.py")
         for i in range(8):
             racers.append(
@@ -163,14 +164,16 @@ async def test_concurrent_attempts_from_processes_start_once(
                     str(pk),
                     "a",
                     str(i),
-                    str(go),
+                    stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
                 )
             )
         for racer in racers:
             assert racer.stdout is not None
             assert await racer.stdout.readline() == b"ready\n"
-        go.touch()
+        for racer in racers:  # go
+            assert racer.stdin is not None
+            racer.stdin.write(b"go\n")
         answers = [(await racer.communicate())[0].decode().strip() for racer in racers]
         assert [racer.returncode for racer in racers] == [0] * 8
         assert sorted(answers) == ["refused"] * 7 + ["started"]

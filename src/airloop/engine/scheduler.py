@@ -19,7 +19,7 @@ from airloop.engine.past_gates import PastGates
 from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
-from airloop.store.records import WriteBatch
+from airloop.store.records import WriteBatch, WriteResult
 from airloop.store.runs import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,9 @@ class Scheduler:
             for r in self._runs.values()
             if r.finished or r.kept
         ]
-        await self._write(batch)
+        written = await self._write(batch)
+        if written.refused:
+            to_start = self._refused(written, to_start)
         for run, key, reason in to_cancel:
             self._executors.cancel((run.run_pk, key), reason)
         await self._submit_all(to_start, now_dt)
@@ -351,7 +353,45 @@ class Scheduler:
                 # measured 0.3 s and 0.8 s at 5,000 tasks).
                 await asyncio.sleep(0)
 
-    async def _write(self, batch: WriteBatch) -> None:
+    def _refused(
+        self, written: WriteResult, to_start: list[tuple[ActiveRun, TIKey]]
+    ) -> list[tuple[ActiveRun, TIKey]]:
+        """Some starts were refused: their rows had moved on, so another scheduler
+        drives those runs now (ADR 0041). Nothing of those runs is started (not even
+        the starts that were written: the run is no longer this scheduler's, and its
+        new owner settles a queued try nobody runs as lost); the runs are dropped.
+        Returns the starts to submit."""
+        by_run: dict[int, list[str]] = defaultdict(list)
+        for r in written.refused:
+            key = TIKey(r.task_id, r.map_index)
+            found = (
+                "no such row"
+                if r.found_try_number is None
+                else (f"the row holds try {r.found_try_number} ({r.found_state})")
+            )
+            by_run[r.run_pk].append(f"{key} (try {r.try_number}: {found})")
+        lost = set(by_run)
+        for run_pk, refused in by_run.items():
+            run = self._runs.get(run_pk)
+            label = run.label if run is not None else f"run {run_pk}"
+            log.error(
+                "%s: not starting %s: another writer changed the task instance first; "
+                "this scheduler no longer drives the run",
+                label,
+                ", ".join(refused),
+            )
+        reason = "another writer started its task instances first"
+        drop_runs: Callable[[set[int], str], None] | None = getattr(self, "drop_runs", None)
+        if drop_runs is not None:
+            drop_runs(lost, reason)
+        else:
+            # Without dropping: start nothing more for these runs.
+            for run_pk in lost:
+                if (run := self._runs.get(run_pk)) is not None:
+                    run.hold()
+        return [(run, key) for run, key in to_start if run.run_pk not in lost]
+
+    async def _write(self, batch: WriteBatch) -> WriteResult:
         """Write the tick's batch, retrying with backoff while the database is unusable.
 
         The batch is kept until it commits, so nothing reported is lost and the planner
@@ -362,8 +402,7 @@ class Scheduler:
         delay = 0.5
         while True:
             try:
-                await self._store.write(batch)
-                return
+                return await self._store.write(batch)
             # Any other DatabaseError (a violated constraint) propagates: retrying
             # the same batch cannot help.
             except TransientDatabaseError as exc:
