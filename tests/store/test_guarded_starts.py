@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -203,3 +204,33 @@ async def test_a_start_too_long_for_its_column_is_an_error(server_database_url: 
         assert not isinstance(refused.value, TransientDatabaseError)
     finally:
         await store.close()
+
+
+async def test_the_row_counts_are_exact_so_matched_starts_read_nothing_back(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every backend's count of matched rows is exact, across chunks: a batch whose
+    starts all matched takes the fast path, without the re-read."""
+    from airloop.store import starts
+
+    rechecked: list[int] = []
+    real = starts.recheck
+
+    async def counted(conn: Any, rows: Any) -> list[RefusedStart]:
+        rechecked.append(len(rows))
+        return await real(conn, rows)
+
+    monkeypatch.setattr(starts, "recheck", counted)
+    n = MYSQL_CHUNK + 5
+    ids = [f"t{i:05d}" for i in range(n)]
+    pk = await _run(store, *ids)
+    batch = WriteBatch(ti_updates=[_start(pk, t, 1, T0, guard=0) for t in ids])
+    assert (await store.write(batch)).refused == ()
+    assert rechecked == []
+    # A try resumed under its number.
+    again = WriteBatch(ti_updates=[_start(pk, t, 1, T0, guard=1) for t in ids])
+    assert (await store.write(again)).refused == ()
+    assert rechecked == []
+    # The batch re-sent: its starts do not match their guard any more; read back.
+    assert (await store.write(batch)).refused == ()
+    assert rechecked == [n]

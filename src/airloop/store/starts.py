@@ -51,7 +51,6 @@ class GuardedStarts:
         names = (*columns, *_KEY)
         q = dialect.identifier_preparer.quote
         self._names = names
-        self._set = ", ".join(f"{q(c)} = v.{q(c)}" for c in columns)
         self._sql: dict[int, str] = {}
         if self.kind == "executemany":
             ti = task_instance.c
@@ -80,6 +79,7 @@ class GuardedStarts:
             types += ["BIGINT", "VARCHAR", "INTEGER", "INTEGER"]
             self._types = types
             self._columns = ", ".join(q(c) for c in names)
+            self._set = ", ".join(f"{q(c)} = v.{q(c)}" for c in columns)
         else:
             self._first = "SELECT " + ", ".join(f"%s AS {q(c)}" for c in names)
             self._rest = "SELECT " + ", ".join("%s" for _ in names)
