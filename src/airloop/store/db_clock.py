@@ -24,7 +24,9 @@ def db_later(dialect: Dialect, seconds: float) -> ColumnElement[object]:
     micros = int(round(seconds * 1_000_000))
     name = dialect.name
     if name == "postgresql":
-        return literal_column(f"((now() AT TIME ZONE 'UTC') + interval '{micros} microseconds')")
+        return literal_column(
+            f"((now() AT TIME ZONE 'UTC') + interval '{micros} microseconds')"
+        )
     if name in ("mysql", "mariadb"):
         return literal_column(f"(UTC_TIMESTAMP(6) + INTERVAL {micros} MICROSECOND)")
     return literal_column(
