@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import pytest_asyncio
 from sqlalchemy import insert
 
@@ -48,16 +47,25 @@ async def register(store: Store, ttl: float = 600.0) -> int:
         return int(pk[0])
 
 
-@pytest_asyncio.fixture
-async def url(server_database_url: str) -> AsyncIterator[str]:
-    """A server database with the default pool and the 3-slot pool "p3"."""
-    store = await Store.open(server_database_url)
+async def _with_pools(url: str) -> str:
+    """The default pool and the 3-slot pool "p3" in the database at ``url``."""
+    store = await Store.open(url)
     try:
         await seed_pools(store, {"default_pool": 100_000})
         await create_pool(store, "p3", 3, None)
     finally:
         await store.close()
-    yield server_database_url
+    return url
+
+
+@pytest_asyncio.fixture
+async def url(server_database_url: str) -> AsyncIterator[str]:
+    yield await _with_pools(server_database_url)
+
+
+@pytest_asyncio.fixture
+async def pg_url(postgres_url: str) -> AsyncIterator[str]:
+    yield await _with_pools(postgres_url)
 
 
 async def test_the_sharer_applies_the_shares_and_asks_early(url: str, tmp_path: Path) -> None:
@@ -124,9 +132,9 @@ async def test_the_sharer_applies_the_shares_and_asks_early(url: str, tmp_path: 
         await store.close()
 
 
-async def test_two_engines_never_run_more_than_the_pool(url: str, tmp_path: Path) -> None:
-    if not url.startswith("postgresql"):
-        pytest.skip("two engines run on PostgreSQL here (the store tests cover MariaDB)")
+async def test_two_engines_never_run_more_than_the_pool(pg_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL (the store tests cover MariaDB)."""
+    url = pg_url
     store = await Store.open(url)
     try:
         ids = [await register(store) for _ in range(2)]
