@@ -86,6 +86,10 @@ class TransientDatabaseError(DatabaseError):
     succeed later (the scheduler retries it with backoff)."""
 
 
+class LeaseLostError(AirloopError):
+    """A write about a DAG whose lease this scheduler no longer holds (ADR 0041)."""
+
+
 class RunExistsError(AirloopError):
     """A DAG run with this run id exists already."""
 

@@ -56,8 +56,14 @@ async def service_on(
     dags = tmp_path / "dags"
     dags.mkdir(exist_ok=True)
     (dags / "steps.py").write_text(textwrap.dedent(STEPS))
+    # The one-scheduler lock (ADR 0013): what scheduler_ha = "off" keeps on a server
+    # (several schedulers with leases: tests/ha).
     settings = Settings(
-        home=tmp_path / "home", dags_folder=dags, database_url=url, scheduler_poll_interval=0.2
+        home=tmp_path / "home",
+        dags_folder=dags,
+        database_url=url,
+        scheduler_poll_interval=0.2,
+        scheduler_ha="off",
     )
     service = SchedulerService(settings)
     stop = asyncio.Event()
@@ -80,6 +86,7 @@ async def test_a_second_scheduler_on_the_same_server_database_refuses_to_start(
             "AIRLOOP_HOME": str(tmp_path / "home2"),
             "AIRLOOP_DAGS_FOLDER": str(tmp_path / "dags"),
             "AIRLOOP_DATABASE_URL": server_database_url,
+            "AIRLOOP_SCHEDULER_HA": "off",
         }
         second = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "airloop", "scheduler", env=env,
@@ -93,9 +100,38 @@ async def test_a_second_scheduler_on_the_same_server_database_refuses_to_start(
                 second.kill()
                 await second.wait()
     assert second.returncode == 2
-    lines = stderr.decode().strip().splitlines()
+    lines = [x for x in stderr.decode().strip().splitlines() if not x.startswith("INFO ")]
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: another scheduler is running on database")
+
+
+async def test_a_scheduler_with_leases_refuses_to_start_beside_one_under_the_lock(
+    tmp_path: Path, server_database_url: str
+) -> None:
+    """Modes are not mixed on one database: a scheduler with leases (the default on a
+    server) refuses to run beside one that holds the one-scheduler lock."""
+    async with service_on(tmp_path, server_database_url):
+        env = {
+            **os.environ,
+            "AIRLOOP_HOME": str(tmp_path / "home2"),
+            "AIRLOOP_DAGS_FOLDER": str(tmp_path / "dags"),
+            "AIRLOOP_DATABASE_URL": server_database_url,
+        }
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "airloop", "scheduler", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(60):
+                _, stderr = await second.communicate()
+        finally:
+            if second.returncode is None:
+                second.kill()
+                await second.wait()
+    assert second.returncode == 2
+    lines = [x for x in stderr.decode().strip().splitlines() if not x.startswith("INFO ")]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: a scheduler with scheduler_ha = 'off' is running")
 
 
 async def _admin(url: str) -> tuple[Any, AsyncConnection]:

@@ -36,6 +36,17 @@ class Outcome(StrEnum):
         return self in (Outcome.SUCCESS, Outcome.SKIPPED)
 
 
+#: The start of the message of a cancellation that hands a try over to another
+#: scheduler (its DAG's lease moved, ADR 0041): external work the try started (a Batch
+#: job) must be left running, since the new owner re-attaches to it.
+HANDOVER = "handover: "
+
+
+def is_handover(exc: BaseException) -> bool:
+    """Is this cancellation a handover (leave external work running)?"""
+    return bool(exc.args) and str(exc.args[0]).startswith(HANDOVER)
+
+
 _counter = itertools.count(1)
 
 

@@ -460,9 +460,10 @@ class RunPlanner:
     ) -> Plan:
         """Start from what the store recorded (instead of ``start``), after a restart.
 
-        Queued task instances, and running ones that can resume, are scheduled again
-        under the same try; running ones that cannot are failed with ``lost_reason``
-        and retried under their retry policy; retries wait for their time.
+        Queued and running task instances that can resume are scheduled again under
+        the same try; those that cannot (they may have started) are failed with
+        ``lost_reason`` and retried as a new try under their retry policy; retries
+        wait for their time.
         """
         by_task: dict[str, dict[int, StoredTI]] = {}
         for row in stored:
@@ -491,7 +492,11 @@ class RunPlanner:
                         self._task_limits[task_id].used += 1
                     if spec.executor:
                         self._admission.take_executor(spec.executor)
-                    if row.state is TaskState.QUEUED or row.resumable:
+                    # A queued try was handed to an executor: it may have started.
+                    # Only a try that can re-attach (a checkpoint of this try, or a
+                    # resumable operator) goes on under its number; any other is lost
+                    # and retried as a new try, so no try ever starts twice (ADR 0041).
+                    if row.resumable:
                         ti.keep_try = True
                         self._set(ti, TaskState.SCHEDULED, plan)
                     else:
@@ -675,6 +680,26 @@ class RunPlanner:
     def tick(self, now: float) -> Plan:
         """Nothing happened, but time passed: release retries that are due."""
         return self.handle((), now)
+
+    def abandon(self) -> None:
+        """Let the run go without settling it (another scheduler took it over, ADR
+        0041): the slots and limits its queued and running task instances hold are
+        released, and it leaves the cross-run admission. Its states stay as they are;
+        the planner is not used again."""
+        self._held = True
+        for task_id, tis in self._tis.items():
+            spec = self._specs[task_id]
+            for ti in tis.values():
+                if ti.state not in ACTIVE:
+                    continue
+                self._active -= 1
+                self._limit.used -= 1
+                if task_id in self._task_limits:
+                    self._task_limits[task_id].used -= 1
+                self._pools.release(spec.pool, spec.pool_slots)
+                if spec.executor:
+                    self._admission.release_executor(spec.executor)
+        self._admission.unregister(self)
 
     def hold(self) -> None:
         """Start nothing more (shutdown has begun); events are still processed."""

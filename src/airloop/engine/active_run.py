@@ -363,6 +363,11 @@ class ActiveRun:
         """Start nothing more (events are still processed)."""
         self._planner.hold()
 
+    def abandon(self) -> None:
+        """Let the run go (another scheduler took it over): its planner releases the
+        slots and limits it holds and leaves the admission."""
+        self._planner.abandon()
+
     def unhold(self, now: float) -> None:
         """Start tasks again after ``hold`` -- unless the run is being failed or stopped;
         the run is planned at the next tick from ``now``."""
@@ -573,6 +578,18 @@ class ActiveRun:
             duration=now - self.started_at,
             failed=failed,
             interrupted=self.stopping,
+        )
+
+    def handed_over(self, now: float, reason: str) -> RunResult:
+        """The result of a run let go to another scheduler (still 'running')."""
+        return RunResult(
+            run_pk=self.run_pk,
+            dag_id=self.info.dag_id,
+            run_id=self.info.run_id,
+            state=DagRunState.RUNNING,
+            counts={s.value: n for s, n in self._planner.counts().items()},
+            duration=now - self.started_at,
+            interrupted=f"handed over: {reason}",
         )
 
     def keep_result(self, now: float) -> RunResult:

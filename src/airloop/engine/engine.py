@@ -427,6 +427,7 @@ class Engine:
             now_dt=now_dt,
             **self._run_services(),
         )
+        self.store.bind_run(row.id, dag.dag_id)
         log.warning(
             "resuming run %s of DAG %s: %d task instances were queued or running",
             row.run_id,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from airloop.core.admission import Admission
-from airloop.core.outcomes import Outcome, new_stimulus_id
+from airloop.core.outcomes import HANDOVER, Outcome, new_stimulus_id
 from airloop.core.specs import TIKey
 from airloop.core.stats import FAST_BUCKETS, TASK_BUCKETS, Histogram, HistogramsByLabel
 from airloop.core.stimuli import AbortRequested, GraceExpired, Stimulus, StopRequested
@@ -19,7 +19,7 @@ from airloop.engine.past_gates import PastGates
 from airloop.exceptions import TransientDatabaseError
 from airloop.executors.events import OutcomeChannel, TaskEvent, TaskFinished
 from airloop.executors.runner import first_line
-from airloop.store.records import WriteBatch
+from airloop.store.records import WriteBatch, WriteResult
 from airloop.store.runs import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ class Scheduler:
         self._holding = False
         #: Aborts asked for (abort_run), handed to the planners at the next tick.
         self._aborts: dict[int, str] = {}
+        #: Runs to let go (drop_runs: their DAG's lease moved), at the next tick.
+        self._drops: dict[int, str] = {}
         #: depends_on_past: held task instances and their checks (from the store).
         self._gates = PastGates(store, past_gate_recheck)
         self.ticks = 0
@@ -111,6 +113,39 @@ class Scheduler:
         what runs, starts nothing, and fails the run once nothing runs)."""
         self._aborts.setdefault(run.run_pk, reason)
         self._channel.nudge()
+
+    def drop_runs(self, run_pks: set[int], reason: str) -> None:
+        """Let runs go that another scheduler took over (ADR 0041): at the next tick
+        their task instances are cancelled here as a handover (external work such as
+        a Batch job is left running for the new owner to re-attach), nothing more is
+        written about them, and ``run.done`` resolves with the run still 'running'."""
+        for run_pk in run_pks:
+            self._drops.setdefault(run_pk, reason)
+        self._channel.nudge()
+
+    def _apply_drops(self, now: float) -> set[int]:
+        """Drop the runs asked for (``drop_runs``); returns their pks."""
+        if not self._drops:
+            return set()
+        drops, self._drops = self._drops, {}
+        new = {run.run_pk: run for run in self._new}
+        dropped: set[int] = set()
+        for run_pk, reason in drops.items():
+            run = self._runs.pop(run_pk, None) or new.pop(run_pk, None)
+            if run is None:
+                continue
+            dropped.add(run_pk)
+            for key in run.running_keys():
+                self._executors.cancel((run_pk, key), f"{HANDOVER}{reason}")
+            run.abandon()
+            self._gates.forget(run_pk)
+            self._aborts.pop(run_pk, None)
+            log.warning("%s: let go (%s)", run.label, reason)
+            if not run.done.done():
+                run.done.set_result(run.handed_over(now, reason))
+            run.progressed()
+        self._new = list(new.values())
+        return dropped
 
     def pools_changed(self) -> None:
         """The pools were resized (``Engine.resize_pools``): admit again at once."""
@@ -215,6 +250,7 @@ class Scheduler:
         cancelled, when a stopping or aborted run ends) are the planners'."""
         self.ticks += 1
         batch = WriteBatch()
+        self._apply_drops(now)
         self._adopt_new_runs(batch, now, now_dt)
         stimuli = self._route(events, batch, now)
         if self._gates.due(now) and self._stop_reason is None:
@@ -229,7 +265,14 @@ class Scheduler:
             for r in self._runs.values()
             if r.finished or r.kept
         ]
-        await self._write(batch)
+        written = await self._write(batch)
+        if written.stale_runs:
+            # Fenced out: another scheduler holds these runs' DAG now.
+            self.drop_runs(set(written.stale_runs), "its DAG's lease moved to another scheduler")
+            gone = self._apply_drops(now)
+            to_cancel = [c for c in to_cancel if c[0].run_pk not in gone]
+            to_start = [s for s in to_start if s[0].run_pk not in gone]
+            results = [r for r in results if r[0].run_pk not in gone]
         for run, key, reason in to_cancel:
             self._executors.cancel((run.run_pk, key), reason)
         await self._submit_all(to_start, now_dt)
@@ -351,7 +394,7 @@ class Scheduler:
                 # measured 0.3 s and 0.8 s at 5,000 tasks).
                 await asyncio.sleep(0)
 
-    async def _write(self, batch: WriteBatch) -> None:
+    async def _write(self, batch: WriteBatch) -> WriteResult:
         """Write the tick's batch, retrying with backoff while the database is unusable.
 
         The batch is kept until it commits, so nothing reported is lost and the planner
@@ -362,8 +405,7 @@ class Scheduler:
         delay = 0.5
         while True:
             try:
-                await self._store.write(batch)
-                return
+                return await self._store.write(batch)
             # Any other DatabaseError (a violated constraint) propagates: retrying
             # the same batch cannot help.
             except TransientDatabaseError as exc:

@@ -30,14 +30,17 @@ from airloop.core.states import DagRunState
 from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
-from airloop.exceptions import AirloopError, RunExistsError
+from airloop.exceptions import AirloopError, LeaseLostError, RunExistsError
 from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
+from airloop.service.lease_keeper import LeaseKeeper
 from airloop.settings import Settings
+from airloop.store.leases import LeaseStore, server_supports_leases
 from airloop.store.pools import pool_sizes, seed_pools
 from airloop.store.records import ImportErrorRow
 from airloop.store.run_changes import mark_run
 from airloop.store.run_requests import finish_request, pending_requests
+from airloop.store.runs import Store
 from airloop.store.scheduler_lock import (
     DatabaseLock,
     SchedulerAlreadyRunning,
@@ -75,6 +78,8 @@ class SchedulerService:
         #: Set when another scheduler took the database lock: this one stopped.
         self.lost_lock = False
         self._lock: DatabaseLock | None = None
+        #: The DAG leases (several schedulers, ADR 0041); None under the one lock.
+        self._keeper: LeaseKeeper | None = None
         self._lock_missing = False
         self._stop = asyncio.Event()
         self._folder_loaded = False
@@ -91,12 +96,107 @@ class SchedulerService:
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
+        why = await self._why_single()
+        if why is None:
+            await self._serve_ha(stop)
+            return
+        log.info("one scheduler per database: %s", why)
+        await self._serve_single(stop)
+
+    async def _why_single(self) -> str | None:
+        """None when several schedulers can share this database (ADR 0041), else why
+        this one runs alone under the one-scheduler lock (ADR 0013)."""
+        if self.settings.scheduler_ha == "off":
+            return "scheduler_ha is off"
+        store = await Store.open(self.settings.database_url, pool_size=1, max_overflow=0)
+        try:
+            return await server_supports_leases(store)
+        finally:
+            await store.close()
+
+    async def _serve_ha(self, stop: asyncio.Event) -> None:
+        """Several schedulers: this one drives the DAGs it leases (ADR 0041)."""
+        await _refuse_beside_single(self.settings.database_url)
+        keeper = LeaseKeeper(
+            self.settings, on_lost=self._lost, hold=self._hold_starts, stats=self._stats
+        )
+        self._keeper = keeper
+        try:
+            async with Engine(self.settings) as engine:
+                self.engine = engine
+                store = ServiceStore(engine.store)
+                engine.store.fence = await keeper.start(
+                    hostname=socket.gethostname(), pid=os.getpid()
+                )
+                await seed_pools(engine.store, self.settings.pools)
+                engine.resize_pools(await pool_sizes(engine.store))
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._watch(stop))
+                        parser = group.create_task(self.folder.serve())
+                        group.create_task(keeper.serve(stop), name="airloop-leases")
+                        try:
+                            await self._loop(engine, store, stop, None)
+                        finally:
+                            stop.set()
+                            parser.cancel()
+                    await self._drain(engine, store, None)
+                finally:
+                    self.engine = None
+        finally:
+            # After the engine wrote its last change: the others take over at once.
+            await keeper.stop()
+            self._keeper = None
+
+    def _owns(self, dag_id: str) -> bool:
+        """Does this scheduler drive ``dag_id`` (always, with one scheduler)?"""
+        keeper = self._keeper
+        return keeper is None or dag_id in keeper.held
+
+    def _lost(self, dag_ids: set[str], why: str) -> None:
+        """DAGs whose lease this scheduler no longer holds: let their runs go."""
+        run_pks = {pk for pk, run in self.active.items() if run.info.dag_id in dag_ids}
+        log.error(
+            "lost the lease of %d DAG(s) (%s): letting %d run(s) go: %s",
+            len(dag_ids),
+            why,
+            len(run_pks),
+            ", ".join(sorted(dag_ids)[:10]) + (" ..." if len(dag_ids) > 10 else ""),
+        )
+        if self.engine is not None and run_pks:
+            self.engine.scheduler.drop_runs(run_pks, f"DAG lease lost: {why}")
+        for pk in run_pks:
+            self.active.pop(pk, None)
+            self._aborting.discard(pk)
+
+    def _hold_starts(self, hold: bool) -> None:
+        if self.engine is None:
+            return
+        if hold:
+            self.engine.scheduler.hold_starts()
+        else:
+            self.engine.scheduler.release_starts()
+
+    def _stats(self) -> dict[str, object]:
+        watchdog = self.engine.watchdog if self.engine is not None else None
+        return {
+            "loop_lag": watchdog.last_lag if watchdog else None,
+            "running_tasks": sum(r.active for r in self.active.values()),
+            "active_runs": len(self.active),
+        }
+
+    async def _serve_single(self, stop: asyncio.Event) -> None:
         async with (
             scheduler_lock(self.settings.database_url) as self._lock,
             Engine(self.settings) as engine,
         ):
             self.engine = engine
             store = ServiceStore(engine.store)
+            if self._lock is not None and await LeaseStore(engine.store).live_schedulers():
+                raise SchedulerAlreadyRunning(
+                    "schedulers with leases (scheduler_ha = 'auto') run on this database: "
+                    "give every scheduler of a database the same scheduler_ha"
+                )
             # Pools live in the database (ADR 0039): the settings' seed the missing ones.
             await seed_pools(engine.store, self.settings.pools)
             engine.resize_pools(await pool_sizes(engine.store))
@@ -104,7 +204,8 @@ class SchedulerService:
                 None, hostname=socket.gethostname(), pid=os.getpid(), state="running"
             )
             # This process writes every run change now: cross-DAG waits in it are
-            # woken by the store's events instead of polling (ADR 0036).
+            # woken by the store's events instead of polling (ADR 0036). (Not with
+            # several schedulers: the others write run changes too.)
             store.events.scheduled_here = True
             try:
                 async with asyncio.TaskGroup() as group:
@@ -122,7 +223,7 @@ class SchedulerService:
                 self.engine = None
 
     async def _loop(
-        self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int
+        self, engine: Engine, store: ServiceStore, stop: asyncio.Event, beat: int | None
     ) -> None:
         while not stop.is_set():
             try:
@@ -147,7 +248,7 @@ class SchedulerService:
                 waiter.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    async def _pass(self, engine: Engine, store: ServiceStore, beat: int) -> None:
+    async def _pass(self, engine: Engine, store: ServiceStore, beat: int | None) -> None:
         """One round: DAGs parsed since the last, DAG records, resumes, due runs,
         triggered runs, heartbeat. Never waits for a parse: it takes what is parsed."""
         self._run_ended.clear()
@@ -169,12 +270,18 @@ class SchedulerService:
         if loaded:
             self._folder_loaded = True
         self.active = {pk: r for pk, r in self.active.items() if not r.done.done()}
+        if self._keeper is not None:
+            # Several schedulers: take a fair share of the DAGs parsed here (those of
+            # a scheduler whose lease expired among them), give idle ones back.
+            await self._keeper.balance(sorted(self.state.dags), lambda d: self._running_of(d) > 0)
         # Pools edited through the API since the last pass: resized live.
         engine.resize_pools(await pool_sizes(engine.store))
         await self._resume_unfinished(engine, store)
         await self._apply_requests(engine, store)
         await self._schedule(engine, store)
         await self._start_triggered(engine, store)
+        if beat is None:
+            return  # several schedulers: the lease keeper beats (with the same figures)
         watchdog = engine.watchdog
         await store.heartbeat(
             beat,
@@ -253,6 +360,8 @@ class SchedulerService:
         for dag_id, dag in self.state.dags.items():
             if dag.timetable is None or dag.start_date is None or self.paused.get(dag_id):
                 continue
+            if not self._owns(dag_id):
+                continue
             room = dag.max_active_runs - self._running_of(dag_id)
             if room <= 0:
                 continue
@@ -278,6 +387,8 @@ class SchedulerService:
                     )
                 except RunExistsError:
                     continue  # created already (the unique constraint holds the line)
+                except LeaseLostError:
+                    break  # another scheduler holds the DAG now
                 except (PlanningError, PoolError) as exc:
                     # Not created (a pool deleted through the API...): said each pass.
                     log.warning("DAG %s: run %s cannot start: %s", dag_id, run_id, exc)
@@ -291,6 +402,8 @@ class SchedulerService:
         for row in await store.runs(state=DagRunState.QUEUED, oldest_first=True):
             dag = self.state.dags.get(row.dag_id)
             if dag is None or self.paused.get(row.dag_id) or row.id in self.active:
+                continue
+            if not self._owns(row.dag_id):
                 continue
             if self._running_of(row.dag_id) >= dag.max_active_runs:
                 continue
@@ -309,6 +422,8 @@ class SchedulerService:
                         queued_pk=row.id,
                         data_interval=row.data_interval,
                     )
+            except LeaseLostError:
+                continue  # another scheduler holds the DAG now: it starts the run
             except CANNOT_START as exc:
                 log.warning(
                     "triggered run %s of %s could not start: %s", row.run_id, row.dag_id, exc
@@ -345,8 +460,10 @@ class SchedulerService:
                         run, f"marked {state.value} by {request.requested_by}"
                     )
                 continue  # marked once it has ended (a later pass)
-            self._aborting.discard(request.run_pk)
             row = await engine.store.get_run(request.run_pk)
+            if row is not None and not self._owns(row.dag_id):
+                continue  # the scheduler that leases the DAG applies it
+            self._aborting.discard(request.run_pk)
             if row is None:
                 await finish_request(engine.store, request.id, "the run no longer exists")
                 continue
@@ -356,13 +473,15 @@ class SchedulerService:
     async def _resume_unfinished(self, engine: Engine, store: ServiceStore) -> None:
         """Runs left 'running' by a crash or a stop: resumed once their DAG is loaded."""
         for row in await store.runs(state=DagRunState.RUNNING):
-            if row.id in self.active:
+            if row.id in self.active or not self._owns(row.dag_id):
                 continue
             dag = self.state.dags.get(row.dag_id)
             if dag is None:
                 continue  # tried again on every pass, until its file loads
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
+            except LeaseLostError:
+                continue
             except CANNOT_START as exc:
                 log.warning("run %s of %s could not be resumed: %s", row.run_id, row.dag_id, exc)
                 await store.fail_run(row.id, f"could not be resumed: {exc}")
@@ -376,7 +495,7 @@ class SchedulerService:
         run.done.add_done_callback(_log_result)
         run.done.add_done_callback(lambda _: self._run_ended.set())
 
-    async def _drain(self, engine: Engine, store: ServiceStore, beat: int) -> None:
+    async def _drain(self, engine: Engine, store: ServiceStore, beat: int | None) -> None:
         """Running task instances get the grace period to finish; the rest are cancelled
         and left for the next start (runs stay 'running': resumed or retried then)."""
         active = [r for r in self.active.values() if not r.done.done()]
@@ -390,7 +509,27 @@ class SchedulerService:
             )
             await engine.scheduler.drain(grace)
         engine.request_shutdown("the scheduler is stopping", keep_runs=True, grace=5.0)
-        await store.heartbeat(beat, state="stopped")
+        if beat is not None:
+            await store.heartbeat(beat, state="stopped")
+
+
+async def _refuse_beside_single(url: str) -> None:
+    """A scheduler under the one-scheduler lock (``scheduler_ha = "off"``) runs here:
+    refuse to start beside it (all schedulers of a database use the same mode)."""
+    lock = DatabaseLock(url)
+    try:
+        # Another scheduler with leases takes the lock for a moment as it starts too:
+        # only a lock held through several tries is a one-lock scheduler's.
+        for attempt in range(5):
+            if await lock.acquire():
+                return
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise SchedulerAlreadyRunning(
+            f"a scheduler with scheduler_ha = 'off' is running on database "
+            f"{lock.database!r}: stop it, or give every scheduler the same scheduler_ha"
+        )
+    finally:
+        await lock.close()
 
 
 def _log_result(done: asyncio.Future[RunResult]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from airloop.exceptions import LeaseLostError
 from airloop.store.records import CheckpointRow
 from airloop.store.runs import Store
 
@@ -37,14 +38,23 @@ class CheckpointWriter:
             await asyncio.sleep(self._window)
             batch, self._pending = self._pending, []
             try:
-                await self._store.save_checkpoints([row for row, _ in batch])
+                stale = await self._store.save_checkpoints([row for row, _ in batch])
             except Exception as exc:  # noqa: BLE001 - handed to every waiting saver
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             else:
-                for _, future in batch:
-                    if not future.done():
+                for row, future in batch:
+                    if future.done():
+                        continue
+                    if row.run_pk in stale:
+                        future.set_exception(
+                            LeaseLostError(
+                                f"checkpoint of {row.task_id} not saved: the DAG's lease "
+                                "moved to another scheduler"
+                            )
+                        )
+                    else:
                         future.set_result(None)
 
     async def aclose(self) -> None:

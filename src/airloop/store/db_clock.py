@@ -21,12 +21,10 @@ def db_now(dialect: Dialect) -> ColumnElement[object]:
 
 def db_later(dialect: Dialect, seconds: float) -> ColumnElement[object]:
     """The server's UTC time ``seconds`` from now (a lease's end)."""
-    micros = int(round(seconds * 1_000_000))
+    micros = round(seconds * 1_000_000)
     name = dialect.name
     if name == "postgresql":
-        return literal_column(
-            f"((now() AT TIME ZONE 'UTC') + interval '{micros} microseconds')"
-        )
+        return literal_column(f"((now() AT TIME ZONE 'UTC') + interval '{micros} microseconds')")
     if name in ("mysql", "mariadb"):
         return literal_column(f"(UTC_TIMESTAMP(6) + INTERVAL {micros} MICROSECOND)")
     return literal_column(

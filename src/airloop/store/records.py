@@ -145,6 +145,39 @@ class WriteBatch:
             + len(self.rendered)
         )
 
+    def without(self, run_pks: set[int]) -> WriteBatch:
+        """The batch minus every row about the runs ``run_pks`` (a fenced write)."""
+        return WriteBatch(
+            [r for r in self.expansions if r.run_pk not in run_pks],
+            [r for r in self.ti_updates if r.run_pk not in run_pks],
+            [r for r in self.xcoms if r.run_pk not in run_pks],
+            [r for r in self.logs if r.run_pk not in run_pks],
+            [r for r in self.run_updates if r.run_pk not in run_pks],
+            [r for r in self.rendered if r.run_pk not in run_pks],
+        )
+
+    def run_pks(self) -> set[int]:
+        return {
+            r.run_pk
+            for rows in (
+                self.expansions,
+                self.ti_updates,
+                self.xcoms,
+                self.logs,
+                self.run_updates,
+                self.rendered,
+            )
+            for r in rows
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a batch write did not write: the runs whose DAG lease had moved (fenced
+    out; ADR 0041)."""
+
+    stale_runs: frozenset[int] = frozenset()
+
 
 # -- read ---------------------------------------------------------------------------
 
@@ -239,6 +272,7 @@ __all__ = [
     "TIUpdate",
     "TaskInstanceRow",
     "WriteBatch",
+    "WriteResult",
     "XComRow",
 ]
 

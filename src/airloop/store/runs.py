@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from airloop.core.states import DagRunState, TaskState
 from airloop.core.stats import FAST_BUCKETS, Histogram
-from airloop.exceptions import RunExistsError
+from airloop.exceptions import LeaseLostError, RunExistsError
 from airloop.store.database import open_engine
 from airloop.store.errors import begin, connect
+from airloop.store.fencing import Fence, dags_of_runs, report_lost, stale_dags
 from airloop.store.records import (
     CheckpointRow,
     DagRunRow,
@@ -25,6 +26,7 @@ from airloop.store.records import (
     RenderedRow,
     TaskInstanceRow,
     WriteBatch,
+    WriteResult,
     XComRow,
 )
 from airloop.store.run_events import RunEvents
@@ -134,6 +136,9 @@ class Store:
         self.events = RunEvents()
         #: Seconds each committed batch of the scheduler's writes took (/metrics).
         self.write_seconds = Histogram(FAST_BUCKETS)
+        #: The DAG leases this store's writes are fenced by (several schedulers,
+        #: ADR 0041); None: unfenced (one scheduler, the library API).
+        self.fence: Fence | None = None
 
     @classmethod
     async def open(
@@ -178,6 +183,11 @@ class Store:
         async with begin(
             self.engine, RunExistsError, conflict(dag_id, run_id, logical_date)
         ) as conn:
+            if self.fence is not None and await stale_dags(conn, self.fence, [dag_id]):
+                raise LeaseLostError(
+                    f"DAG {dag_id!r}: its lease moved to another scheduler; run {run_id!r} "
+                    "is not created here"
+                )
             if existing_pk is not None:
                 await conn.execute(
                     update(dag_run)
@@ -218,17 +228,49 @@ class Store:
                         for ti in task_instances
                     ],
                 )
+        self.bind_run(run_pk, dag_id)
         self.events.changed(run_pks=(run_pk,), dag_ids=(dag_id,))
         return run_pk
 
-    async def write(self, batch: WriteBatch) -> None:
-        """Write one tick's changes in one transaction (TransientDatabaseError: try again)."""
-        if not batch:
+    def bind_run(self, run_pk: int, dag_id: str) -> None:
+        """Say which DAG a run belongs to, for fencing its writes."""
+        if self.fence is not None:
+            self.fence.run_dags[run_pk] = dag_id
+
+    async def _stale_runs(self, conn: AsyncConnection, run_pks: set[int]) -> set[int]:
+        """Of ``run_pks``, the runs whose DAG's lease this store no longer holds."""
+        fence = self.fence
+        if fence is None or not run_pks:
+            return set()
+        await dags_of_runs(conn, fence, run_pks)
+        dags = {fence.run_dags[pk] for pk in run_pks if pk in fence.run_dags}
+        stale = await stale_dags(conn, fence, dags)
+        return {pk for pk in run_pks if fence.run_dags.get(pk) in stale or pk not in fence.run_dags}
+
+    def _lost(self, stale_runs: set[int], discarded: int, what: str) -> None:
+        fence = self.fence
+        if fence is None or not stale_runs:
             return
+        dags = {fence.run_dags[pk] for pk in stale_runs if pk in fence.run_dags}
+        report_lost(fence, dags, discarded, what)
+
+    async def write(self, batch: WriteBatch) -> WriteResult:
+        """Write one tick's changes in one transaction (TransientDatabaseError: try again).
+
+        Fenced (several schedulers): the rows about runs whose DAG lease moved are not
+        written; the result names those runs."""
+        if not batch:
+            return WriteResult()
         now = utcnow()
         lean = self._writer()
         started = time.perf_counter()
+        stale: set[int] = set()
+        whole = batch
         async with begin(self.engine) as conn:
+            if self.fence is not None:
+                stale = await self._stale_runs(conn, batch.run_pks())
+                if stale:
+                    batch = batch.without(stale)
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
             if batch.ti_updates:
@@ -253,8 +295,11 @@ class Store:
                     ],
                 )
         self.write_seconds.observe(time.perf_counter() - started)
+        if stale:
+            self._lost(stale, len(whole) - len(batch), "changes")
         if self.events.active:
             self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
+        return WriteResult(frozenset(stale))
 
     @staticmethod
     async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:
@@ -268,15 +313,22 @@ class Store:
                 insert(task_instance), [{**base, "map_index": i} for i in range(1, exp.count)]
             )
 
-    async def save_checkpoints(self, rows: Sequence[CheckpointRow]) -> None:
+    async def save_checkpoints(self, rows: Sequence[CheckpointRow]) -> set[int]:
         """Durably record task instances' checkpoints, in one short transaction.
 
         The one write outside the scheduler's batches: an operator must know its handle
         on external work is stored before it waits (the scheduler never writes this
-        column, so the two cannot overwrite each other).
+        column, so the two cannot overwrite each other). Returns the runs whose rows
+        were fenced out (their DAG's lease moved): not written.
         """
         async with begin(self.engine) as conn:
-            await self._writer().checkpoints(conn, rows, utcnow())
+            stale = await self._stale_runs(conn, {r.run_pk for r in rows})
+            if stale:
+                rows = [r for r in rows if r.run_pk not in stale]
+            if rows:
+                await self._writer().checkpoints(conn, rows, utcnow())
+        self._lost(stale, len(stale), "checkpoints")
+        return stale
 
     # -- reads ----------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""One scheduler per database, until several are supported.
+"""One scheduler per database: on SQLite, and under ``scheduler_ha = "off"`` or on servers
+without ``SKIP LOCKED`` (several schedulers share a database through DAG leases
+otherwise: ADR 0041).
 
 SQLite: an OS lock (flock) on a file next to the database. PostgreSQL: a session-level
 advisory lock (``pg_try_advisory_lock``); MySQL/MariaDB: a named lock
@@ -167,7 +169,7 @@ async def scheduler_lock(database_url: str) -> AsyncIterator[DatabaseLock | None
             raise SchedulerAlreadyRunning(
                 f"another scheduler is running on database {lock.database!r} "
                 f"({url.render_as_string(hide_password=True)}); one scheduler per database "
-                "is supported for now"
+                "under scheduler_ha = 'off' (leave it 'auto' for several)"
             )
         yield lock
     finally:

@@ -27,6 +27,7 @@ from typing import Any
 from airloop.authoring.context import Context
 from airloop.authoring.operator import BaseOperator
 from airloop.authoring.sensor import BaseSensor
+from airloop.core.outcomes import is_handover
 from airloop.exceptions import AirloopError, SensorTimeout, SkipTask
 from airloop.providers.aws.hub import AwsHub
 
@@ -214,8 +215,9 @@ class BatchSubmitJobOperator(BaseOperator):
             return {"job_id": job_id, "job_name": name, "status": "SUBMITTED"}
         try:
             job = await hub.batch_poller(**self._where()).wait(job_id)
-        except asyncio.CancelledError:
-            if self.terminate_on_cancel:
+        except asyncio.CancelledError as exc:
+            # A handover (the DAG's lease moved) leaves the job to its new owner.
+            if self.terminate_on_cancel and not is_handover(exc):
                 await asyncio.shield(self._terminate(hub, job_id, context))
             raise
         summary = summarize(job)
