@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .cluster import Cluster
@@ -42,6 +43,21 @@ async def trigger_all(cluster: Cluster, runs: list[tuple[str, str]]) -> None:
     async with asyncio.TaskGroup() as group:
         for dag_id, run_id in runs:
             group.create_task(one(dag_id, run_id))
+
+
+async def queue_runs(db_url: str, runs: list[tuple[str, str]]) -> None:
+    """Queue runs as ``airloop dags trigger`` does once it has parsed the DAG (the
+    same store call), without a CLI process per run: each costs seconds of CPU on
+    this machine, and twenty of them would double the test's length."""
+    from airloop.store.runs import Store
+    from airloop.store.service import ServiceStore
+
+    store = await Store.open(db_url, auto_migrate=False)
+    try:
+        for dag_id, run_id in runs:
+            await ServiceStore(store).queue_run(dag_id, run_id, {}, datetime.now(UTC))
+    finally:
+        await store.close()
 
 
 async def until(

@@ -5,6 +5,7 @@ submitted twice, and the paused scheduler's late writes are fenced off."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -16,12 +17,14 @@ from .cluster import Cluster
 from .conftest import LEASE_TTL
 from .dagfiles import write_mixed
 from .db import Db, audit_violations
-from .helpers import markers, trigger_all, until, wait_finished
+from .helpers import markers, queue_runs, trigger_all, until, wait_finished
 
 DAGS = 10
 RUNS_PER_DAG = 2
 #: Part of the task instances done when the two schedulers are hit.
 HIT_AT = 0.3
+#: Runs triggered with ``airloop dags trigger``; the others are queued directly.
+CLI_TRIGGERS = 3
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -39,9 +42,11 @@ async def test_sigkill_and_sigstop_mid_run(
     await db.install_audit()
 
     a, b, c = (cluster.start(name) for name in ("a", "b", "c"))
-    await cluster.wait_alive(3)
+    await cluster.wait_alive(3, db)
     runs = [(d, f"r{n}") for d in dag_ids for n in range(RUNS_PER_DAG)]
-    await trigger_all(cluster, runs)
+    # A few through the CLI, the rest through the same store call (see queue_runs).
+    await trigger_all(cluster, runs[:CLI_TRIGGERS])
+    await queue_runs(db.url, runs[CLI_TRIGGERS:])
 
     async def far_enough() -> bool:
         return await db.ti_done() >= HIT_AT * total
@@ -55,9 +60,18 @@ async def test_sigkill_and_sigstop_mid_run(
     assert a_dags, f"scheduler A leased no DAG: {before}"
     assert b_dags, f"scheduler B leased no DAG: {before}"
 
+    history: list[tuple[float, dict[str, tuple[int | None, int]]]] = []
+
+    async def watch_owners() -> None:
+        """The leases every half second from the kill on: when each DAG moved."""
+        while True:
+            history.append((time.monotonic() - stopped_at, await db.owners()))
+            await asyncio.sleep(0.5)
+
     a.kill()
     b.stop()
     stopped_at = time.monotonic()
+    watcher = asyncio.create_task(watch_owners())
 
     async def b_dags_taken() -> bool:
         owners = await db.owners()
@@ -70,7 +84,20 @@ async def test_sigkill_and_sigstop_mid_run(
     b.resume()
     resumed_at = time.time()
 
-    states = await wait_finished(db, len(runs), within=360)
+    try:
+        states = await wait_finished(db, len(runs), within=360)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    for dags, owner_id, who in ((a_dags, a_id, "A"), (b_dags, b_id, "B")):
+        moved = [
+            t for t, owners in history if all(owners[d][0] not in (None, owner_id) for d in dags)
+        ]
+        print(
+            f"{who}'s DAGs {sorted(dags)} all under other owners {moved[0] if moved else None}s "
+            "after the kill/stop"
+        )
     tis = await db.task_instances()
     unfinished = [t for t in tis if t["state"] != "success"]
     assert all(s == "success" for s in states.values()), (states, unfinished[:20])
@@ -105,7 +132,17 @@ async def test_sigkill_and_sigstop_mid_run(
 
     # B's late writes were rejected: it says so, and the database shows no write a
     # stale owner would make.
-    assert "fenced" in b.output().lower(), b.output()[-5000:]
+    # When B's renewal runs before its first write it lets the runs go unwritten
+    # ("lost the lease"); a write that comes first is refused ("fenced"). Either way
+    # B must say so for every DAG it lost while stopped.
+    said = [
+        line
+        for line in b.output().splitlines()
+        if "fenced" in line.lower() or "lost the lease" in line.lower()
+    ]
+    print("B said:", *said, sep="\n  ")
+    for d in b_dags:
+        assert any(d in line for line in said), (d, b.output()[-5000:])
     violations = audit_violations(await db.audit())
     assert not violations, violations[:20]
     # Nor did B start anything in a DAG it had lost (and not claimed again since).

@@ -11,7 +11,7 @@ import pytest
 from .cluster import Cluster
 from .dagfiles import write_pooled
 from .db import Db
-from .helpers import trigger_all, wait_finished
+from .helpers import queue_runs, trigger_all, wait_finished
 
 DAGS = 6
 TASKS = 8
@@ -26,8 +26,11 @@ async def test_pool_slots_hold_across_schedulers(cluster: Cluster, db: Db, tmp_p
         write_pooled(cluster.dags, tmp_path, dag_id, TASKS, SECONDS)
     for name in ("a", "b", "c"):
         cluster.start(name)
-    await cluster.wait_alive(3)
-    await trigger_all(cluster, [(d, "p") for d in dag_ids])
+    await cluster.wait_alive(3, db)
+    runs = [(d, "p") for d in dag_ids]
+    # One through the CLI, the rest through the same store call (see queue_runs).
+    await trigger_all(cluster, runs[:1])
+    await queue_runs(db.url, runs[1:])
     states = await wait_finished(db, DAGS, within=180)
     assert set(states.values()) == {"success"}, states
 

@@ -21,7 +21,7 @@ async def test_trigger_is_picked_up_within_a_second(cluster: Cluster, db: Db) ->
     cluster.env["AIRLOOP_SCHEDULER_POLL_INTERVAL"] = "60"
     for name in ("a", "b", "c"):
         cluster.start(name)
-    await cluster.wait_alive(3)
+    await cluster.wait_alive(3, db)
 
     async def owned() -> bool:
         owners = await db.owners()
