@@ -133,16 +133,19 @@ async def test_sigkill_and_sigstop_mid_run(
     # B's late writes were rejected: it says so, and the database shows no write a
     # stale owner would make.
     # When B's renewal runs before its first write it lets the runs go unwritten
-    # ("lost the lease"); a write that comes first is refused ("fenced"). Either way
-    # B must say so for every DAG it lost while stopped.
+    # ("lost the lease", "let go"); a write that comes first is refused ("fenced").
+    # Either way B must say so for every DAG it lost while stopped.
     said = [
         line
         for line in b.output().splitlines()
-        if "fenced" in line.lower() or "lost the lease" in line.lower()
+        if any(word in line.lower() for word in ("fenced", "lost the lease", "let go"))
     ]
     print("B said:", *said, sep="\n  ")
     for d in b_dags:
         assert any(d in line for line in said), (d, b.output()[-5000:])
+    # Every task has an owner: nothing failed unseen in any scheduler.
+    for s in cluster.schedulers:
+        assert "was never retrieved" not in s.output(), (s.name, s.output()[-5000:])
     violations = audit_violations(await db.audit())
     assert not violations, violations[:20]
     # Nor did B start anything in a DAG it had lost (and not claimed again since).
