@@ -58,6 +58,13 @@ async def server_database_url(request: pytest.FixtureRequest) -> AsyncIterator[s
         yield url
 
 
+@pytest_asyncio.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (what only PostgreSQL has: LISTEN/NOTIFY)."""
+    async for url in _server_database("postgresql"):
+        yield url
+
+
 async def _server_database(backend: str) -> AsyncIterator[str]:
     name = f"airloop_t_{uuid.uuid4().hex[:12]}"
     admin = PG_ADMIN if backend == "postgresql" else MY_ADMIN

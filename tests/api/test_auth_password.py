@@ -88,6 +88,7 @@ async def test_health_is_open_but_tells_nobody_the_host(
     assert body["scheduler"]["status"] == "healthy"
     assert body["scheduler"]["hostname"] is None
     assert body["scheduler"]["pid"] is None
+    assert [(s["hostname"], s["pid"]) for s in body["schedulers"]] == [(None, None)]
 
 
 async def test_signing_in_sets_a_strict_httponly_session_and_me_answers(

@@ -146,7 +146,7 @@ async def test_standalone_metrics_move_with_a_run(
     assert (value(after, "airloop_scheduler_loop_lag_pings_seconds_count") or 0) > 0
     # Bounded cardinality: no label names a run or a mapped instance.
     names = {label for sample in after for label in sample.labels}
-    assert names <= {"dag_id", "state", "pool", "executor", "action", "le"}, names
+    assert names <= {"dag_id", "state", "pool", "executor", "action", "le", "scheduler_id"}, names
     assert not any("r1" in v for sample in after for v in sample.labels.values())
 
 
@@ -169,6 +169,11 @@ async def test_api_server_alone_reads_the_database_and_caches_it(
             assert value(first, "airloop_dag_runs", dag_id="mapped", state="queued") == 1
             assert value(first, "airloop_scheduler_loop_lag_seconds") == 0.042
             assert value(first, "airloop_scheduler_heartbeat_timestamp_seconds") is not None
+            # The registry: one live scheduler, its heartbeat's age on the database clock.
+            assert value(first, "airloop_schedulers_alive") == 1
+            age = value(first, "airloop_scheduler_heartbeat_age_seconds", scheduler_id=str(beat))
+            assert age is not None
+            assert 0 <= age < 3600
             # No scheduler in this process: no engine numbers (not zeros that would lie).
             assert value(first, "airloop_scheduler_tick_duration_seconds_count") is None
             assert value(first, "airloop_pool_slots_open", pool="default_pool") is None

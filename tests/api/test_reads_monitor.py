@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from airloop import __version__
 from airloop.api.app import create_app
 from airloop.settings import Settings
+from airloop.store.db_clock import db_later
 from airloop.store.records import ImportErrorRow
 from airloop.store.runs import Store
 from airloop.store.schema import scheduler_heartbeat
@@ -42,6 +43,9 @@ async def test_health_follows_the_schedulers_heartbeat(
     assert scheduler["loop_lag"] == 0.002
     assert scheduler["active_runs"] == 1
     assert scheduler["latest_heartbeat"].endswith("+00:00")
+    # A heartbeat without an expiry (no registry lease yet): alive by its age.
+    listed = (await client.get("/api/v1/health")).json()["schedulers"]
+    assert [(s["id"], s["hostname"], s["running_tasks"]) for s in listed] == [(beat, "box", 3)]
 
     async with api_store.engine.begin() as conn:
         await conn.execute(
@@ -50,6 +54,48 @@ async def test_health_follows_the_schedulers_heartbeat(
     assert (await client.get("/api/v1/health")).json()["scheduler"]["status"] == "unhealthy"
     await service.heartbeat(beat, state="stopped")
     assert (await client.get("/api/v1/health")).json()["scheduler"]["status"] == "unhealthy"
+
+
+async def test_health_lists_every_live_scheduler(
+    client: httpx.AsyncClient, api_store: Store
+) -> None:
+    """Several schedulers on one database (ADR 0041): each alive while its expiry,
+    on the database's clock, is ahead; ``scheduler`` is the newest live one."""
+    now = datetime.now(UTC)
+    dialect = api_store.engine.dialect
+    base = {"started_at": now, "heartbeat_at": now, "state": "running", "mode": "ha"}
+    async with api_store.engine.begin() as conn:
+        for host, pid, expiry, owned in (
+            ("a", 1, 60, 4),
+            ("b", 2, -5, 3),  # expired: a fresh heartbeat does not make it alive
+            ("c", 3, 60, 5),
+        ):
+            await conn.execute(
+                insert(scheduler_heartbeat).values(
+                    **base,
+                    hostname=host,
+                    pid=pid,
+                    expires_at=db_later(dialect, expiry),
+                    dags_owned=owned,
+                    running_tasks=pid,
+                )
+            )
+    body = (await client.get("/api/v1/health")).json()
+    assert body["scheduler"]["status"] == "healthy"
+    assert (body["scheduler"]["hostname"], body["scheduler"]["pid"]) == ("c", 3)
+    live = body["schedulers"]
+    assert [(s["hostname"], s["pid"], s["dags_owned"], s["mode"]) for s in live] == [
+        ("a", 1, 4, "ha"),
+        ("c", 3, 5, "ha"),
+    ]
+    assert all(0 <= s["heartbeat_age"] < 3600 for s in live)
+    assert live[0]["latest_heartbeat"].endswith("+00:00")
+
+    async with api_store.engine.begin() as conn:
+        await conn.execute(update(scheduler_heartbeat).values(state="stopped"))
+    body = (await client.get("/api/v1/health")).json()
+    assert body["scheduler"]["status"] == "unhealthy"
+    assert body["schedulers"] == []
 
 
 async def test_an_unreachable_database_is_unhealthy(tmp_path: Path) -> None:

@@ -20,11 +20,11 @@ def k(task: str, index: int = -1) -> TIKey:
     return TIKey(task, index)
 
 
-def test_queued_and_resumable_running_instances_start_again_under_the_same_try() -> None:
+def test_resumable_queued_and_running_instances_start_again_under_the_same_try() -> None:
     p = planner([TaskSpec("q"), TaskSpec("r"), TaskSpec("after", upstream=("q", "r"))])
     plan = p.restore(
         [
-            StoredTI(k("q"), S.QUEUED, 1),
+            StoredTI(k("q"), S.QUEUED, 1, resumable=True),
             StoredTI(k("r"), S.RUNNING, 2, resumable=True),
             StoredTI(k("after"), S.NONE, 0),
         ],
@@ -41,6 +41,18 @@ def test_queued_and_resumable_running_instances_start_again_under_the_same_try()
         ("r", S.SCHEDULED, S.QUEUED),
     ]
     assert p.active == 2
+
+
+def test_a_queued_try_that_cannot_resume_is_never_started_again_under_its_number() -> None:
+    """It was handed to an executor: it may have started. Lost, it is retried as a new
+    try (or fails without retries), so no try number starts twice (ADR 0041)."""
+    p = planner([TaskSpec("q", retry=RetryPolicy(retries=1, delay=0.0)), TaskSpec("once")])
+    plan = p.restore(
+        [StoredTI(k("q"), S.QUEUED, 1), StoredTI(k("once"), S.QUEUED, 1)], {}, now=10.0
+    )
+    assert p.state_of(k("once")) is S.FAILED
+    assert plan.to_start == [k("q")]
+    assert p.try_number(k("q")) == 2
 
 
 def test_a_lost_running_instance_fails_and_retries_under_its_policy() -> None:

@@ -4,15 +4,17 @@ Each app has its own registry (``CollectorRegistry``), never the process-global 
 tests and ``standalone`` build several apps. One collector turns two sources into
 metric families at scrape time:
 
-- the database (every API server): runs and task instances by DAG and state, and the
-  scheduler heartbeat's loop lag -- two ``GROUP BY`` queries and one row, cached for
-  ``DB_CACHE_SECONDS`` so a scrape storm costs one query per period;
+- the database (every API server): runs and task instances by DAG and state, the
+  scheduler heartbeat's loop lag, and each live scheduler's heartbeat age and DAGs
+  leased (the registry, ADR 0041) -- two ``GROUP BY`` queries and the registry's rows,
+  cached for ``DB_CACHE_SECONDS`` so a scrape storm costs one query per period;
 - the engine, when the scheduler runs in this process (``airloop standalone``): loop
   lag (the watchdog's), tick and task durations, database write latency, pool and
   executor slots, AWS calls and throttles -- read from in-process counters
   (``airloop.engine.stats``).
 
-Labels are bounded: dag_id, pool, action, state, executor; never run_id or map_index.
+Labels are bounded: dag_id, pool, action, state, executor, scheduler_id (live schedulers
+only); never run_id or map_index.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from airloop.api.params import unknown_params
 from airloop.core.stats import HistogramSnapshot
 from airloop.engine.stats import EngineStats, engine_stats
 from airloop.exceptions import DatabaseError
+from airloop.settings import Settings
 from airloop.store.records import HeartbeatRow
 from airloop.store.runs import Store
+from airloop.store.scheduler_status import SchedulerStatus, heartbeat_limit
 from airloop.store.service import ServiceStore
 from airloop.store.state_counts import StateCounts, state_counts
 
@@ -56,7 +60,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class DatabaseNumbers:
     counts: StateCounts
+    #: The newest live scheduler's row (else the newest that ever beat).
     heartbeat: HeartbeatRow | None
+    #: Every scheduler alive now (ADR 0041).
+    live: tuple[SchedulerStatus, ...] = ()
 
 
 class DatabaseCache:
@@ -69,12 +76,16 @@ class DatabaseCache:
         self._value: DatabaseNumbers | None = None
         self._at = -1e18
 
-    async def get(self, store: Store) -> DatabaseNumbers:
+    async def get(self, store: Store, stale_after: float) -> DatabaseNumbers:
         async with self._lock:
             if self._value is None or time.monotonic() - self._at >= self.ttl:
                 counts = await state_counts(store)
-                heartbeat = await ServiceStore(store).latest_heartbeat()
-                self._value = DatabaseNumbers(counts, heartbeat)
+                service = ServiceStore(store)
+                statuses = await service.schedulers(stale_after=stale_after)
+                live = tuple(s for s in statuses if s.alive)
+                newest = live[-1] if live else (statuses[-1] if statuses else None)
+                heartbeat = newest.row if newest else await service.latest_heartbeat()
+                self._value = DatabaseNumbers(counts, heartbeat, live)
                 self._at = time.monotonic()
             return self._value
 
@@ -109,6 +120,7 @@ def _db_metrics(db: DatabaseNumbers, live_lag: bool) -> Iterator[Metric]:
     for row in db.counts.task_instances:
         tis.add_metric([row.dag_id, row.state], row.count)
     yield tis
+    yield from _scheduler_metrics(db.live)
     beat = db.heartbeat
     if beat is None:
         return
@@ -123,6 +135,30 @@ def _db_metrics(db: DatabaseNumbers, live_lag: bool) -> Iterator[Metric]:
             "Scheduler event-loop lag (from the heartbeat row; live in standalone).",
             value=beat.loop_lag,
         )
+
+
+def _scheduler_metrics(live: tuple[SchedulerStatus, ...]) -> Iterator[Metric]:
+    """Each live scheduler (labelled by its registry id: as many as are alive)."""
+    yield GaugeMetricFamily(
+        "airloop_schedulers_alive",
+        "Schedulers alive now (their registry expiry ahead on the database's clock).",
+        value=len(live),
+    )
+    age = GaugeMetricFamily(
+        "airloop_scheduler_heartbeat_age_seconds",
+        "Seconds since each live scheduler's heartbeat, on the database's clock.",
+        labels=["scheduler_id"],
+    )
+    owned = GaugeMetricFamily(
+        "airloop_scheduler_dags_owned",
+        "DAGs each live scheduler holds the lease of.",
+        labels=["scheduler_id"],
+    )
+    for status in live:
+        age.add_metric([str(status.row.id)], status.heartbeat_age)
+        owned.add_metric([str(status.row.id)], status.row.dags_owned or 0)
+    yield age
+    yield owned
 
 
 def _engine_metrics(stats: EngineStats) -> Iterator[Metric]:
@@ -238,7 +274,7 @@ class AppMetrics:
 
     async def render(self, store: Store, app: object) -> bytes:
         try:
-            db: DatabaseNumbers | None = await self.cache.get(store)
+            db: DatabaseNumbers | None = await self.cache.get(store, _stale_after(app))
         except DatabaseError as exc:
             # The engine's numbers are still worth a scrape; the failure is a metric.
             log.warning("/metrics: the database could not be read: %s", exc)
@@ -248,6 +284,11 @@ class AppMetrics:
         self.collector.db = db
         self.collector.engine = engine_stats(engine) if engine is not None else None
         return generate_latest(self.registry)
+
+
+def _stale_after(app: object) -> float:
+    settings: Settings = app.state.settings  # type: ignore[attr-defined]
+    return heartbeat_limit(settings.scheduler_poll_interval)
 
 
 def app_metrics(app: object) -> AppMetrics:

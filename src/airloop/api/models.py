@@ -196,9 +196,29 @@ class SchedulerHealth(BaseModel):
     active_runs: int | None
 
 
+class LiveScheduler(BaseModel):
+    """A scheduler alive now (several may share the database: ADR 0041)."""
+
+    id: int = Field(description="Its row in the scheduler registry.")
+    hostname: str | None
+    pid: int | None
+    mode: str | None = Field(description="ha (DAG leases) or single (the one-scheduler lock).")
+    latest_heartbeat: Time
+    heartbeat_age: float = Field(description="Seconds since it beat, on the database's clock.")
+    dags_owned: int | None = Field(description="DAGs it holds the lease of.")
+    loop_lag: float | None
+    running_tasks: int | None
+    active_runs: int | None
+
+
 class Health(BaseModel):
     database: DatabaseHealth
-    scheduler: SchedulerHealth
+    scheduler: SchedulerHealth = Field(
+        description="The newest live scheduler (else the newest that ever beat)."
+    )
+    schedulers: list[LiveScheduler] = Field(
+        default_factory=list, description="Every live scheduler, oldest first."
+    )
 
 
 class Version(BaseModel):

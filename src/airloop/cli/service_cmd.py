@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from airloop.authoring.dag import DAG
@@ -31,7 +32,7 @@ from airloop.exceptions import DatabaseError, RunExistsError
 from airloop.settings import Settings
 
 if TYPE_CHECKING:
-    from airloop.store.records import HeartbeatRow
+    from airloop.store.scheduler_status import SchedulerStatus
     from airloop.store.service import ServiceStore
 
 scheduler_app = typer.Typer(help="The scheduler service.", invoke_without_command=True)
@@ -60,37 +61,66 @@ def scheduler(
 
 
 @scheduler_app.command("status")
-def status(config: ConfigOption = None) -> None:
-    """Is a scheduler alive? Its loop lag and how many task instances it runs."""
+def status(
+    show_all: Annotated[
+        bool,
+        typer.Option("--all", help="Also schedulers that stopped or died over a day ago."),
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Every scheduler on this database: alive or not (on the database's clock), its
+    heartbeat's age, DAGs leased, loop lag and running tasks. Exit 0 if one is alive."""
     from airloop.store.runs import Store
+    from airloop.store.scheduler_status import heartbeat_limit
     from airloop.store.service import ServiceStore
 
     settings = settings_from(config)
 
-    async def latest() -> HeartbeatRow | None:
+    async def read() -> list[SchedulerStatus] | None:
         try:
             store = await Store.open(settings.database_url, auto_migrate=False)
         except DatabaseError:
             return None  # no schema yet: no scheduler ever ran here
         try:
-            return await ServiceStore(store).latest_heartbeat()
+            return await ServiceStore(store).schedulers(
+                stale_after=heartbeat_limit(settings.scheduler_poll_interval),
+                include_old=show_all,
+            )
         finally:
             await store.close()
 
-    row = asyncio.run(latest())
-    if row is None:
-        out.print("no scheduler has run on this database")
+    with bad_input():
+        schedulers = asyncio.run(read())
+    if not schedulers:
+        if schedulers is None:
+            out.print("no scheduler has run on this database")
+        else:
+            out.print("no scheduler has run on this database in the last day (--all: older)")
         raise typer.Exit(EXIT_FAILED)
-    age = datetime.now(UTC) - row.heartbeat_at
-    alive = row.state == "running" and age < timedelta(
-        seconds=3 * settings.scheduler_poll_interval + 5
+    table = Table(
+        "id", "host", "pid", "state", "mode", "last beat", "alive", "DAGs", "loop lag", "running"
     )
-    out.print(
-        f"scheduler pid {row.pid} on {row.hostname}: {'alive' if alive else 'NOT running'} "
-        f"(state {row.state}, last heartbeat {age.total_seconds():.1f}s ago, "
-        f"loop lag {(row.loop_lag or 0) * 1000:.1f} ms, {row.running_tasks or 0} task instances "
-        f"running in {row.active_runs or 0} runs)"
-    )
+    for s in schedulers:
+        row = s.row
+        table.add_row(
+            str(row.id),
+            row.hostname,
+            str(row.pid),
+            row.state,
+            row.mode or "-",
+            f"{s.heartbeat_age:.1f}s ago",
+            "yes" if s.alive else "no",
+            "-" if row.dags_owned is None else str(row.dags_owned),
+            "-" if row.loop_lag is None else f"{row.loop_lag * 1000:.1f} ms",
+            f"{row.running_tasks or 0} tasks, {row.active_runs or 0} runs",
+        )
+    # Piped (to a script, a file): wide enough that no cell is folded.
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+    alive = sum(1 for s in schedulers if s.alive)
+    if alive:
+        out.print(f"{alive} of {len(schedulers)} schedulers alive")
+    else:
+        out.print("no scheduler alive: NOT running")
     raise typer.Exit(EXIT_OK if alive else EXIT_FAILED)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from itertools import count
 from typing import TYPE_CHECKING
 
-from airloop.core.pools import PoolLedger
+from airloop.core.pools import PoolLedger, PoolUse
 
 if TYPE_CHECKING:
     from airloop.core.planner import RunPlanner
@@ -113,6 +113,35 @@ class Admission:
 
     def unregister(self, planner: RunPlanner) -> None:
         self._planners.pop(id(planner), None)
+
+    def pool_usage(self) -> dict[str, PoolUse]:
+        """Each pool (deleted ones included while used): slots held by queued and
+        running task instances and by tries waiting to resume (their work may run
+        already: after an adoption this can exceed the share, see
+        ``airloop.core.pool_quota``), and slots new starts wait for (see
+        ``RunPlanner.waiting_slots``)."""
+        ledger = self.pools
+        used = {pool: ledger.used(pool) for pool in ledger.pools}
+        waiting = dict.fromkeys(ledger.pools, 0)
+        for planner in self._planners.values():
+            if planner.waiting:
+                new, resuming = planner.waiting_slots()
+                for pool, slots in new.items():
+                    waiting[pool] = waiting.get(pool, 0) + slots
+                for pool, slots in resuming.items():
+                    used[pool] = used.get(pool, 0) + slots
+        return {pool: PoolUse(used[pool], waiting[pool]) for pool in used}
+
+    def short_pools(self) -> set[str]:
+        """Pools whose best ready task instance (in some run) does not fit in the free
+        slots: with several schedulers, worth asking for a bigger share early."""
+        short: set[str] = set()
+        for planner in self._planners.values():
+            if planner.waiting:
+                short.update(
+                    p for p in self.pools.pools if p not in short and planner.pool_short(p)
+                )
+        return short
 
     def admit(self) -> None:
         """Start ready task instances of every registered run, best priority first,

@@ -62,6 +62,9 @@ class _TI:
 
 #: Transitions remembered per planner for ``story`` (the newest; older ones drop off).
 STORY_LENGTH = 20_000
+#: The ready-heap priority of a try resuming under the same try number: before any
+#: priority weight a task may have.
+RESUME_FIRST = -(1 << 62)
 
 _ticks = count(1)
 
@@ -330,6 +333,43 @@ class RunPlanner:
         """Some task instance is ready and waits for a pool slot or max_active_tasks."""
         return any(self._ready.values()) or bool(self._capped)
 
+    def waiting_slots(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Slots of each pool that this run's ready task instances wait for (the
+        demand a scheduler reports to share pools, ADR 0041), and apart from them the
+        slots of tries waiting to resume (restored queued or running: their work may
+        be running already, so they count as in use). Instances set aside at their
+        task's per-task limit are left out, and so are the new starts of a run that
+        admits nothing now (ending, held, at its DAG's max_active_tasks): they would
+        not take a slot if one were free. O(ready instances): once per renewal."""
+        idle = self._aborted or self._held or self.ending or self._limit.free() <= 0
+        specs, tis = self._specs, self._tis
+        waiting: dict[str, int] = {}
+        resuming: dict[str, int] = {}
+        for pool, heap in self._ready.items():
+            new = again = 0
+            for _, _, key in heap:
+                ti = tis[key.task_id][key.map_index]
+                if ti.state is TaskState.SCHEDULED:
+                    if ti.keep_try:
+                        again += specs[key.task_id].pool_slots
+                    elif not idle:
+                        new += specs[key.task_id].pool_slots
+            if new:
+                waiting[pool] = new
+            if again:
+                resuming[pool] = again
+        return waiting, resuming
+
+    def pool_short(self, pool: str) -> bool:
+        """The best ready task instance of ``pool`` needs more slots than are free
+        (what may be worth asking other schedulers for at once)."""
+        if self._aborted or self._held or self.ending or self._limit.free() <= 0:
+            return False
+        heap = self._ready.get(pool)
+        if not heap:
+            return False
+        return self._specs[heap[0][2].task_id].pool_slots > self._pools.free(pool)
+
     @property
     def gated(self) -> frozenset[TIKey]:
         """Task instances held by their ``depends_on_past`` gate."""
@@ -484,8 +524,10 @@ class RunPlanner:
             for index, row in rows.items():
                 ti = self._tis[task_id][index]
                 if row.state in ACTIVE:
-                    # As if still running: it holds its slot until it is settled below.
-                    self._pools.acquire(spec.pool, spec.pool_slots)
+                    # As if still running: it holds its slot until it is settled below,
+                    # even past the pool's size or this scheduler's share (it runs
+                    # already, e.g. a Batch job adopted from another scheduler).
+                    self._pools.hold(spec.pool, spec.pool_slots)
                     self._active += 1
                     self._limit.used += 1
                     if task_id in self._task_limits:
@@ -870,9 +912,11 @@ class RunPlanner:
             self._unfinished -= 1
             self._done[task_id] += 1
         elif new is TaskState.SCHEDULED:
-            heapq.heappush(
-                self._ready[spec.pool], (-spec.priority_weight, self._admission.next_seq(), ti.key)
-            )
+            # A try resuming after a restart or an adoption (same try number) goes
+            # before every new start, over all runs: its work may be running already,
+            # so its slot must be its own again before anything else takes one.
+            first = RESUME_FIRST if ti.keep_try else -spec.priority_weight
+            heapq.heappush(self._ready[spec.pool], (first, self._admission.next_seq(), ti.key))
 
     def _set_downstream(
         self, key: TIKey, is_setup: bool, old: TaskState, new: TaskState, terminal: bool

@@ -16,6 +16,7 @@ from airloop.authoring.dag import DAG
 from airloop.core.admission import Admission
 from airloop.core.masking import parse_sensitive_names, set_sensitive_names
 from airloop.core.planner import RunPlanner
+from airloop.core.pools import PoolUse
 from airloop.core.specs import TaskSpec, TIKey
 from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult
@@ -85,15 +86,41 @@ class Engine:
         """Each pool's size as this engine admits by it."""
         return self._admission.pools.sizes
 
-    def resize_pools(self, pools: Mapping[str, int]) -> None:
+    def resize_pools(
+        self, pools: Mapping[str, int], shares: Mapping[str, int] | None = None
+    ) -> None:
         """Take new pool sizes (the scheduler service reads them from the ``slot_pool``
         table on each heartbeat): running task instances keep their slots, the next
-        tick admits by the new sizes. A pool no longer listed admits nothing more."""
-        if dict(pools) == self._admission.pools.sizes:
+        tick admits by the new sizes. A pool no longer listed admits nothing more.
+        ``shares``: with several schedulers, the slots of each pool this engine may
+        fill (``airloop.service.pool_share``, a pool left out: none); None keeps the
+        current shares (none, i.e. whole pools, until some are given), so a pass that
+        only refreshes the sizes cannot undo them."""
+        ledger = self._admission.pools
+        if shares is None:
+            shares = ledger.shares
+        if (
+            dict(pools) == ledger.sizes
+            and (None if shares is None else dict(shares)) == ledger.shares
+        ):
             return
-        self._admission.pools.resize(pools)
+        ledger.resize(pools, shares)
         if self._scheduler is not None:
             self._scheduler.pools_changed()
+
+    @property
+    def pool_shares(self) -> dict[str, int] | None:
+        """This engine's share of each pool (several schedulers), or None."""
+        return self._admission.pools.shares
+
+    def pool_usage(self) -> dict[str, PoolUse]:
+        """Per pool: slots held by queued and running task instances, slots ready ones
+        wait for (what a scheduler reports to share pools, ADR 0041)."""
+        return self._admission.pool_usage()
+
+    def short_pools(self) -> set[str]:
+        """Pools whose next ready task instance does not fit in the free slots."""
+        return self._admission.short_pools()
 
     @property
     def scheduler(self) -> Scheduler:

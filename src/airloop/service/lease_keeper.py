@@ -20,7 +20,7 @@ from typing import Any
 from airloop.exceptions import DatabaseError
 from airloop.settings import Settings
 from airloop.store.fencing import Fence
-from airloop.store.leases import LeaseStore
+from airloop.store.leases import LeaseStore, Renewal
 from airloop.store.runs import Store
 
 log = logging.getLogger(__name__)
@@ -128,20 +128,39 @@ class LeaseKeeper:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Renew every ``interval`` until ``stop``; stop starting and then let go of
-        every run when renewals fail for a third, then two thirds, of the lease."""
-        assert self._leases is not None and self.fence is not None
-        assert self.scheduler_id is not None
+        every run when no renewal succeeded for a third, then two thirds, of the lease
+        (a renewal still in flight counts as failed only once those points pass: a
+        slow database delays starts before it costs a running task)."""
+        assert self.fence is not None
         loop = asyncio.get_running_loop()
         last_sent = loop.time()
         while not stop.is_set():
             sent = loop.time()
+            renewal = asyncio.ensure_future(self._renew())
+            # Hold at a third, drop at two thirds of the lease since the last renewal
+            # that went through; an attempt itself gets at least a third of the lease.
             try:
-                async with asyncio.timeout(self.ttl / 3):
-                    renewal = await self._leases.renew(
-                        self.scheduler_id, dict(self.fence.tokens), self.ttl, self._stats()
-                    )
-            except (DatabaseError, TimeoutError) as exc:
-                self.failures += 1
+                if not await self._wait(renewal, last_sent + self.ttl / 3):
+                    self._failing(loop.time() - last_sent, TimeoutError("no answer yet"))
+                    if not await self._wait(renewal, last_sent + self.ttl * 2 / 3):
+                        self._failing(loop.time() - last_sent, TimeoutError("no answer"))
+                        if not await self._wait(renewal, sent + self.ttl / 3):
+                            renewal.cancel()
+                await asyncio.gather(renewal, return_exceptions=True)
+            finally:
+                if not renewal.done():
+                    renewal.cancel()
+                    await asyncio.gather(renewal, return_exceptions=True)
+            if renewal.cancelled() and self._store is not None:
+                # A statement cut off mid-way leaves its connection unusable: start the
+                # next renewal on fresh connections (the old ones are dropped, not
+                # closed: closing a dead socket can hang too).
+                await self._store.engine.dispose(close=False)
+            if renewal.cancelled():
+                pass  # counted above
+            elif (exc := renewal.exception()) is not None:
+                if not isinstance(exc, DatabaseError):
+                    raise exc
                 self._failing(loop.time() - last_sent, exc)
             else:
                 last_sent = sent
@@ -150,21 +169,38 @@ class LeaseKeeper:
                     log.warning("lease renewal works again: starting task instances again")
                     self._holding = False
                     self._hold(False)
-                if renewal.lost:
-                    self._lost(renewal.lost, "its lease was taken over")
+                lost = renewal.result().lost
+                if lost:
+                    self._lost(lost, "its lease was taken over")
             try:
                 async with asyncio.timeout(self.interval):
                     await stop.wait()
             except TimeoutError:
                 pass
 
-    def _failing(self, since: float, exc: BaseException) -> None:
-        log.error(
-            "lease renewal failed (%s); %.1fs since the last renewal (lease %gs)",
-            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            since,
-            self.ttl,
+    async def _renew(self) -> Renewal:
+        assert self._leases is not None and self.fence is not None
+        assert self.scheduler_id is not None
+        return await self._leases.renew(
+            self.scheduler_id, dict(self.fence.tokens), self.ttl, self._stats()
         )
+
+    @staticmethod
+    async def _wait(renewal: asyncio.Future[Renewal], until: float) -> bool:
+        """Wait for the renewal until loop time ``until``; True if it is done."""
+        timeout = max(0.0, until - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({renewal}, timeout=timeout)
+        return bool(done)
+
+    def _failing(self, since: float, exc: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1 or self.failures % 10 == 0:
+            log.error(
+                "lease renewal failed (%s); %.1fs since the last renewal (lease %gs)",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                since,
+                self.ttl,
+            )
         if since >= self.ttl / 3 and not self._holding:
             log.error("cannot renew leases: starting nothing until renewal works again")
             self._holding = True

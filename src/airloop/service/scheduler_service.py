@@ -4,9 +4,9 @@ One loop: refresh the DAG folder (changed files at once, every file on the repar
 interval), record DAGs and import errors, create the runs that are due (schedules,
 catch-up, ``max_active_runs``), start the runs queued by ``airloop dags trigger``,
 read the pools' sizes (table ``slot_pool``, edited through the API), beat the
-heartbeat, then wait for a file change, a stop, or the poll interval. The
-poll is for what other processes write to the database (trigger, pause): they have
-no other way to reach this one.
+heartbeat, then wait for a file change, a stop, a change another process notified
+(PostgreSQL LISTEN/NOTIFY: trigger, pause, clear, mark, pool edit), or the poll
+interval. The poll is how changes reach it on MySQL/MariaDB and SQLite (no LISTEN).
 
 At start, runs left unfinished by a crash are resumed (see RunPlanner.restore). On
 SIGTERM/SIGINT no new run starts; running task instances get the grace period to
@@ -30,12 +30,14 @@ from airloop.core.states import DagRunState
 from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
-from airloop.exceptions import AirloopError, LeaseLostError, RunExistsError
+from airloop.exceptions import AirloopError, DatabaseError, LeaseLostError, RunExistsError
 from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.service.lease_keeper import LeaseKeeper
+from airloop.service.pool_share import PoolSharer
 from airloop.settings import Settings
 from airloop.store.leases import LeaseStore, server_supports_leases
+from airloop.store.listener import ChangeListener, listen_for_changes
 from airloop.store.pools import pool_sizes, seed_pools
 from airloop.store.records import ImportErrorRow
 from airloop.store.run_changes import mark_run
@@ -93,6 +95,8 @@ class SchedulerService:
         self._serialized_cache: dict[int, tuple[object, tuple[str, str]]] = {}
         #: Runs aborted to apply a mark asked through the API, marked once ended.
         self._aborting: set[int] = set()
+        #: Changes other processes notify (PostgreSQL LISTEN) while serving.
+        self.changes: ChangeListener | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -122,7 +126,10 @@ class SchedulerService:
         )
         self._keeper = keeper
         try:
-            async with Engine(self.settings) as engine:
+            async with (
+                Engine(self.settings) as engine,
+                listen_for_changes(self.settings.database_url) as self.changes,
+            ):
                 self.engine = engine
                 store = ServiceStore(engine.store)
                 engine.store.fence = await keeper.start(
@@ -130,23 +137,50 @@ class SchedulerService:
                 )
                 await seed_pools(engine.store, self.settings.pools)
                 engine.resize_pools(await pool_sizes(engine.store))
+                # This scheduler's share of each pool, before any run starts here.
+                assert keeper.scheduler_id is not None
+                sharer = PoolSharer(engine, keeper.scheduler_id)
+                await sharer.share()
                 try:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(self._watch(stop))
                         parser = group.create_task(self.folder.serve())
                         group.create_task(keeper.serve(stop), name="airloop-leases")
+                        group.create_task(self._share_pools(sharer, stop), name="airloop-pools")
                         try:
                             await self._loop(engine, store, stop, None)
                         finally:
                             stop.set()
                             parser.cancel()
                     await self._drain(engine, store, None)
+                    await sharer.release()
                 finally:
                     self.engine = None
         finally:
             # After the engine wrote its last change: the others take over at once.
             await keeper.stop()
             self._keeper = None
+
+    async def _share_pools(self, sharer: PoolSharer, stop: asyncio.Event) -> None:
+        """Take this scheduler's pool shares again every renewal interval, and early
+        when a pool's next ready task instance does not fit (ADR 0041)."""
+        loop = asyncio.get_running_loop()
+        interval = self.settings.scheduler_lease_renew_interval
+        last = loop.time()
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.1):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+            if stop.is_set() or not (loop.time() - last >= interval or sharer.needs_more()):
+                continue
+            last = loop.time()
+            try:
+                await sharer.share()
+            except DatabaseError as exc:
+                # The engine keeps shares no larger than the database gives it.
+                log.warning("could not take this scheduler's pool shares: %s", exc)
 
     def _owns(self, dag_id: str) -> bool:
         """Does this scheduler drive ``dag_id`` (always, with one scheduler)?"""
@@ -189,6 +223,7 @@ class SchedulerService:
         async with (
             scheduler_lock(self.settings.database_url) as self._lock,
             Engine(self.settings) as engine,
+            listen_for_changes(self.settings.database_url) as self.changes,
         ):
             self.engine = engine
             store = ServiceStore(engine.store)
@@ -239,6 +274,10 @@ class SchedulerService:
                 # A run queued in this process (TriggerDagRunOperator): start it now.
                 asyncio.ensure_future(store.events.queued.wait()),
             }
+            if self.changes is not None:
+                # Another process wrote a change (trigger, pause, clear, mark, pool edit)
+                # and notified it (PostgreSQL): look now, not at the poll.
+                waiters.add(asyncio.ensure_future(self.changes.wait()))
             await asyncio.wait(
                 waiters,
                 timeout=self.settings.scheduler_poll_interval,

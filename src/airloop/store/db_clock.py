@@ -28,5 +28,5 @@ def db_later(dialect: Dialect, seconds: float) -> ColumnElement[object]:
     if name in ("mysql", "mariadb"):
         return literal_column(f"(UTC_TIMESTAMP(6) + INTERVAL {micros} MICROSECOND)")
     return literal_column(
-        f"strftime('%Y-%m-%d %H:%M:%f000', 'now', '+{micros / 1_000_000:.6f} seconds')"
+        f"strftime('%Y-%m-%d %H:%M:%f000', 'now', '{micros / 1_000_000:+.6f} seconds')"
     )

@@ -140,7 +140,7 @@ class LeaseStore:
                 update(scheduler_heartbeat)
                 .where(_s.id == me)
                 .values(
-                    heartbeat_at=utcnow(),
+                    heartbeat_at=db_now(self.dialect),
                     expires_at=later,
                     state=RUNNING,
                     dags_owned=len(held),
@@ -181,7 +181,7 @@ class LeaseStore:
                 .where(_s.id == me)
                 .values(
                     state=STOPPED,
-                    heartbeat_at=utcnow(),
+                    heartbeat_at=db_now(self.dialect),
                     expires_at=db_now(self.dialect),
                     dags_owned=0,
                 )

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, insert, select, update
 from airloop.core.states import TaskState
 from airloop.store.connections import RecordExistsError
 from airloop.store.errors import begin, connect
+from airloop.store.notify import notify
 from airloop.store.runs import Store
 from airloop.store.schema import slot_pool, task_instance
 
@@ -107,6 +108,7 @@ async def create_pool(store: Store, name: str, slots: int, description: str | No
         await conn.execute(
             insert(slot_pool).values(pool=name, slots=slots, description=description)
         )
+        await notify(conn, "pool", name)
 
 
 async def update_pool(store: Store, name: str, **values: int | str | None) -> bool:
@@ -117,12 +119,16 @@ async def update_pool(store: Store, name: str, **values: int | str | None) -> bo
         result = await conn.execute(
             update(slot_pool).where(slot_pool.c.pool == name).values(**values)
         )
+        if result.rowcount and "slots" in values:
+            await notify(conn, "pool", name)
     return bool(result.rowcount)
 
 
 async def delete_pool(store: Store, name: str) -> bool:
     async with begin(store.engine) as conn:
         result = await conn.execute(delete(slot_pool).where(slot_pool.c.pool == name))
+        if result.rowcount:
+            await notify(conn, "pool", name)
     return bool(result.rowcount)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import and_, delete, update
 
 from airloop.core.states import DagRunState, TaskState
 from airloop.store.errors import begin
+from airloop.store.notify import notify_run
 from airloop.store.runs import Store, utcnow
 from airloop.store.schema import (
     dag_run,
@@ -97,6 +98,7 @@ async def mark_task_instances(
             .where(dag_run.c.id == run_pk)
             .values(state=DagRunState.QUEUED.value, end_date=None)
         )
+        await notify_run(conn, "queued", run_pk)
     store.events.queued.set()
     store.events.changed(run_pks=(run_pk,))
 

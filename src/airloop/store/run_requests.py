@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import and_, insert, select, update
 
 from airloop.store.errors import begin, connect
+from airloop.store.notify import notify_run
 from airloop.store.runs import Store, utcnow
 from airloop.store.schema import run_request
 
@@ -42,7 +43,7 @@ def _record(row: object) -> RunRequest:
 
 async def add_request(store: Store, run_pk: int, action: str, requested_by: str) -> RunRequest:
     """Ask the scheduler to change the run: a service sharing this store is woken at
-    once, any other finds it at its next poll."""
+    once, any other through the change notification (PostgreSQL) or at its next poll."""
     if action not in ACTIONS:
         raise ValueError(f"unknown run request {action!r} (known: {', '.join(ACTIONS)})")
     now = utcnow()
@@ -54,6 +55,7 @@ async def add_request(store: Store, run_pk: int, action: str, requested_by: str)
         )
         pk = result.inserted_primary_key
         assert pk is not None
+        await notify_run(conn, action, run_pk)
     store.events.queued.set()
     return RunRequest(int(pk[0]), run_pk, action, requested_by, now)
 

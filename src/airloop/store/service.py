@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from airloop.core.states import DagRunState, TaskState
 from airloop.exceptions import RunExistsError
 from airloop.store.errors import begin, connect
+from airloop.store.notify import notify, notify_run
 from airloop.store.records import DagRunRow, HeartbeatRow, ImportErrorRow
 from airloop.store.runs import Store, conflict, insert_run, run_row, utcnow, which_conflict
+from airloop.store.scheduler_status import SchedulerStatus, scheduler_statuses
 from airloop.store.schema import dag as dag_table
 from airloop.store.schema import (
     dag_run,
@@ -48,7 +50,7 @@ async def _store_serialized(
     }
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    for dag_id, (text, digest) in serialized.items():
+    for dag_id, (text, digest) in sorted(serialized.items()):
         fileloc = dags[dag_id][0] if dag_id in dags else ""
         old = stored.get(dag_id)
         if old == (digest, fileloc):
@@ -91,7 +93,9 @@ class ServiceStore:
             known = {r.dag_id for r in await conn.execute(select(dag_table.c.dag_id))}
             if serialized is not None:
                 await _store_serialized(conn, dags, serialized, now)
-            for dag_id, (fileloc, schedule) in dags.items():
+            # In dag_id order: the lock order every writer of DAG rows keeps (several
+            # schedulers sync, claim and fence the same rows; ADR 0041).
+            for dag_id, (fileloc, schedule) in sorted(dags.items()):
                 values = {
                     "fileloc": fileloc,
                     "schedule": schedule,
@@ -134,6 +138,8 @@ class ServiceStore:
             result = await conn.execute(
                 update(dag_table).where(dag_table.c.dag_id == dag_id).values(is_paused=paused)
             )
+            if result.rowcount:
+                await notify(conn, "paused" if paused else "unpaused", dag_id)
             return bool(result.rowcount)
 
     async def paused(self) -> dict[str, bool]:
@@ -203,6 +209,7 @@ class ServiceStore:
                     data_interval=data_interval,
                     created_at=utcnow(),
                 )
+                await notify(conn, "queued", dag_id)
         except RunExistsError:
             raise RunExistsError(
                 await which_conflict(self.engine, dag_id, run_id, logical_date)
@@ -299,6 +306,7 @@ class ServiceStore:
                 .where(dag_run.c.id == run_pk)
                 .values(state=DagRunState.QUEUED.value, end_date=None, note=None)
             )
+            await notify_run(conn, "cleared", run_pk)
         self.events.queued.set()
         self.events.changed(run_pks=(run_pk,))
         return len(rows)
@@ -308,6 +316,7 @@ class ServiceStore:
             await conn.execute(
                 update(dag_run).where(dag_run.c.id == run_pk).values(state=state.value)
             )
+            await notify_run(conn, state.value, run_pk)
         self.events.changed(run_pks=(run_pk,))
 
     async def has_task_instances(self, run_pk: int) -> bool:
@@ -349,6 +358,15 @@ class ServiceStore:
                 .values(heartbeat_at=now, **values)
             )
             return row_id
+
+    async def schedulers(
+        self, *, stale_after: float, include_old: bool = False
+    ) -> list[SchedulerStatus]:
+        """Every scheduler in the registry with its heartbeat's age and whether it is
+        alive, on the database's clock (see ``airloop.store.scheduler_status``)."""
+        return await scheduler_statuses(
+            self.store, stale_after=stale_after, include_old=include_old
+        )
 
     async def latest_heartbeat(self) -> HeartbeatRow | None:
         query = select(scheduler_heartbeat).order_by(scheduler_heartbeat.c.id.desc()).limit(1)

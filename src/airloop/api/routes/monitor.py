@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import os
+import socket
 
 from fastapi import APIRouter, Request
 
@@ -15,26 +16,27 @@ from airloop.api.models import (
     Health,
     ImportErrorOut,
     ListOf,
+    LiveScheduler,
     SchedulerHealth,
     Version,
 )
 from airloop.api.params import KnownParams, PaginationDep
 from airloop.exceptions import AirloopError
 from airloop.settings import Settings
+from airloop.store.records import HeartbeatRow
+from airloop.store.scheduler_status import SchedulerStatus
+from airloop.store.scheduler_status import heartbeat_limit as stale_after
 
 router = APIRouter(tags=["Monitoring"], dependencies=[KnownParams])
 
 #: How long the database gets to answer ``SELECT 1``.
 DB_TIMEOUT = 3.0
-#: A scheduler is healthy while its heartbeat is younger than this many poll intervals
-#: (and at least ``MIN_HEARTBEAT_AGE`` seconds: a busy tick may take a while).
-HEARTBEAT_INTERVALS = 5
-MIN_HEARTBEAT_AGE = 30.0
 
 
 def heartbeat_limit(settings: Settings) -> float:
-    """Seconds after which a scheduler's heartbeat is too old to call it healthy."""
-    return max(MIN_HEARTBEAT_AGE, HEARTBEAT_INTERVALS * settings.scheduler_poll_interval)
+    """Seconds after which a heartbeat without an expiry is too old to call its
+    scheduler healthy (5 poll intervals, at least 30 s)."""
+    return stale_after(settings.scheduler_poll_interval)
 
 
 @router.get("/health", response_model=Health)
@@ -43,17 +45,21 @@ async def health(
     service: ServiceStoreDep,
     settings: SettingsDep,
 ) -> Health:
-    """The database (it answers the heartbeat query within 3 s: one query, not a
-    ``SELECT 1`` first) and the latest scheduler heartbeat; in ``airloop standalone``
-    the loop lag is the watchdog's live value. Open without signing in (load
-    balancers, monitors), as Airflow's; to someone not signed in it gives the statuses
-    only: no host, pid or database error text."""
+    """The database (it answers the registry query within 3 s: no ``SELECT 1``
+    first) and the schedulers: every live one, and the newest as
+    ``scheduler`` (alive on the database's clock: ADR 0041); in ``airloop standalone``
+    the loop lag of the scheduler in this process is the watchdog's live value. Open
+    without signing in (load balancers, monitors), as Airflow's; to someone not
+    signed in it gives the statuses only: no host, pid or database error text."""
     signed_in = getattr(request.state, "user", None) is not None
     error: str | None = None
-    beat = None
+    statuses: list[SchedulerStatus] = []
+    oldest: HeartbeatRow | None = None
     try:
         async with asyncio.timeout(DB_TIMEOUT):
-            beat = await service.latest_heartbeat()
+            statuses = await service.schedulers(stale_after=heartbeat_limit(settings))
+            if not statuses:  # none beat in a day: the newest row, if any, says so
+                oldest = await service.latest_heartbeat()
     except TimeoutError:
         error = f"no answer within {DB_TIMEOUT:g} s"
     except AirloopError as exc:
@@ -61,6 +67,9 @@ async def health(
     if error is not None and not signed_in:
         error = "the database cannot be read (sign in for the cause)"
     database = DatabaseHealth(status="unhealthy" if error else "healthy", error=error)
+    live = [s for s in statuses if s.alive]
+    newest = live[-1] if live else (statuses[-1] if statuses else None)
+    beat = newest.row if newest is not None else oldest
     if beat is None:
         return Health(
             database=database,
@@ -74,12 +83,10 @@ async def health(
                 active_runs=None,
             ),
         )
-    age = (datetime.now(UTC) - beat.heartbeat_at).total_seconds()
-    alive = beat.state != "stopped" and age < heartbeat_limit(settings)
     return Health(
         database=database,
         scheduler=SchedulerHealth(
-            status="healthy" if alive else "unhealthy",
+            status="healthy" if live else "unhealthy",
             latest_heartbeat=beat.heartbeat_at,
             hostname=beat.hostname if signed_in else None,
             pid=beat.pid if signed_in else None,
@@ -87,6 +94,24 @@ async def health(
             running_tasks=beat.running_tasks,
             active_runs=beat.active_runs,
         ),
+        schedulers=[_live(request, s, signed_in) for s in live],
+    )
+
+
+def _live(request: Request, status: SchedulerStatus, signed_in: bool) -> LiveScheduler:
+    row = status.row
+    here = row.pid == os.getpid() and row.hostname == socket.gethostname()
+    return LiveScheduler(
+        id=row.id,
+        hostname=row.hostname if signed_in else None,
+        pid=row.pid if signed_in else None,
+        mode=row.mode,
+        latest_heartbeat=row.heartbeat_at,
+        heartbeat_age=status.heartbeat_age,
+        dags_owned=row.dags_owned,
+        loop_lag=_loop_lag(request, row.loop_lag) if here else row.loop_lag,
+        running_tasks=row.running_tasks,
+        active_runs=row.active_runs,
     )
 
 
