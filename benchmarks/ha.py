@@ -17,7 +17,8 @@ extension is loaded, else ``pg_stat_database`` commits + rollbacks of this datab
 (transactions, not statements). ``round_trips_source`` says which.
 
 Takeover: with three schedulers, the same folder with the tasks of each DAG chained
-(T steps of 0.2 s, so every run always has a next task to start); at about 30 % of
+(T steps of 0.2 s, so every run always has a next task to start; retries, since a try
+that was running when its scheduler died is failed as lost and retried); at about 30 % of
 the task instances done the scheduler holding the most DAGs is SIGKILLed, and the
 benchmark reports the time from the kill, and from the latest expiry of its leases,
 to the first task instance of its DAGs started by another scheduler (database clock).
@@ -75,7 +76,8 @@ import asyncio
 from airloop import DAG, chain, task
 
 with DAG("ha_bench_{i}", schedule=None) as dag:
-    @task
+    # A try lost with its scheduler is retried as a new try by the adopter.
+    @task(retries=2, retry_delay=0)
     async def step() -> None:
         await asyncio.sleep(0.2)
 
@@ -305,11 +307,16 @@ async def takeover(backend: str, dags: int, tasks: int) -> dict[str, Any]:
                     return int(got[0][0]) >= 0.3 * dags * tasks
 
                 await until(far_enough, RUN_TIMEOUT, "30% of the task instances done")
+                # The scheduler with the most DAGs that still have work left.
                 owners = await rows(
                     engine,
-                    "SELECT h.pid, h.id, count(*) FROM dag d JOIN scheduler_heartbeat h "
-                    "ON h.id = d.owner_id GROUP BY h.pid, h.id ORDER BY count(*) DESC",
+                    "SELECT h.pid, h.id, count(DISTINCT d.dag_id) FROM dag d "
+                    "JOIN scheduler_heartbeat h ON h.id = d.owner_id "
+                    "JOIN dag_run r ON r.dag_id = d.dag_id AND r.state = 'running' "
+                    "GROUP BY h.pid, h.id ORDER BY count(DISTINCT d.dag_id) DESC",
                 )
+                if not owners:
+                    raise RuntimeError("every run finished before the kill: use more tasks")
                 victim_pid, victim_id, victim_dags = owners[0]
                 victim_dag_ids = [
                     r[0]
@@ -319,7 +326,10 @@ async def takeover(backend: str, dags: int, tasks: int) -> dict[str, Any]:
                 ]
                 os.kill(victim_pid, signal.SIGKILL)
                 killed = time.perf_counter()
-                clock = "now()" if backend == "postgresql" else "UTC_TIMESTAMP(6)"
+                # Naive UTC, as airloop stores times (UtcDateTime) on both servers.
+                clock = (
+                    "now() AT TIME ZONE 'UTC'" if backend == "postgresql" else "UTC_TIMESTAMP(6)"
+                )
                 (killed_db,) = (await rows(engine, f"SELECT {clock}"))[0]
                 (expiry,) = (
                     await rows(
@@ -346,7 +356,11 @@ async def takeover(backend: str, dags: int, tasks: int) -> dict[str, Any]:
                         first.append(value)
                     return value is not None
 
-                await until(adopted, 120, "the first task of an adopted DAG started")
+                try:
+                    await until(adopted, 120, "the first task of an adopted DAG started")
+                except TimeoutError:
+                    await _diagnose(engine, cluster, victim_dag_ids, killed_db)
+                    raise
                 seen = time.perf_counter() - killed
             finally:
                 await cluster.stop()
@@ -361,6 +375,31 @@ async def takeover(backend: str, dags: int, tasks: int) -> dict[str, Any]:
         ),
         "seen_by_benchmark_after_s": round(seen, 2),
     }
+
+
+async def _diagnose(
+    engine: AsyncEngine, cluster: Cluster, dag_ids: list[str], killed: datetime
+) -> None:
+    """What the database and the schedulers say when no adopted task started."""
+    print(f"killed at {killed} (database clock)", file=sys.stderr)
+    for row in await rows(
+        engine, "SELECT dag_id, owner_id, lease_token, lease_expires_at FROM dag"
+    ):
+        print("lease", *row, "(victim's)" if row[0] in dag_ids else "", file=sys.stderr)
+    for row in await rows(
+        engine,
+        "SELECT r.dag_id, r.state, ti.state, count(*), max(ti.start_date) FROM task_instance ti "
+        "JOIN dag_run r ON r.id = ti.dag_run_id GROUP BY r.dag_id, r.state, ti.state "
+        "ORDER BY r.dag_id",
+    ):
+        print("tis", *row, file=sys.stderr)
+    for row in await rows(
+        engine, "SELECT id, pid, state, heartbeat_at, expires_at FROM scheduler_heartbeat"
+    ):
+        print("registry", *row, file=sys.stderr)
+    for n, _ in enumerate(cluster.procs):
+        log = cluster.root / f"scheduler-{n}" / "output.log"
+        print(f"--- scheduler-{n}:", log.read_text()[-3000:], sep="\n", file=sys.stderr)
 
 
 def _aware(value: datetime) -> datetime:
