@@ -117,7 +117,17 @@ async def test_two_schedulers_split_the_dags_and_hand_over_at_a_graceful_stop(
                 run = await store.get_run(slow_pk)
                 return run is not None and run.state is DagRunState.RUNNING
 
-            await _until(slow_running)
+            try:
+                await _until(slow_running)
+            except TimeoutError:
+                raise AssertionError(
+                    (
+                        await leases.owners(all_dags),
+                        await service_store.runs(),
+                        a._keeper.held,
+                        b._keeper.held,
+                    )
+                ) from None
             stopped_id = slow_owner._keeper.scheduler_id if slow_owner._keeper else None
             if slow_owner is a:
                 stop_a.set()

@@ -30,7 +30,13 @@ from airloop.core.states import DagRunState
 from airloop.dagbag.serialized import dumps, serialize_dag
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.engine import Engine
-from airloop.exceptions import AirloopError, DatabaseError, LeaseLostError, RunExistsError
+from airloop.exceptions import (
+    AirloopError,
+    DatabaseError,
+    LeaseLostError,
+    RunExistsError,
+    TransientDatabaseError,
+)
 from airloop.runtime import in_thread
 from airloop.service.dagfolder import DagFolder, FolderState
 from airloop.service.lease_keeper import LeaseKeeper
@@ -428,6 +434,10 @@ class SchedulerService:
                     continue  # created already (the unique constraint holds the line)
                 except LeaseLostError:
                     break  # another scheduler holds the DAG now
+                except TransientDatabaseError as exc:
+                    # A deadlock or a lost connection: nothing was created; next pass.
+                    log.warning("DAG %s: run %s not created yet: %s", dag_id, run_id, exc)
+                    break
                 except (PlanningError, PoolError) as exc:
                     # Not created (a pool deleted through the API...): said each pass.
                     log.warning("DAG %s: run %s cannot start: %s", dag_id, run_id, exc)
@@ -463,6 +473,13 @@ class SchedulerService:
                     )
             except LeaseLostError:
                 continue  # another scheduler holds the DAG now: it starts the run
+            except TransientDatabaseError as exc:
+                # A deadlock or a lost connection: nothing changed; the next pass tries
+                # again (a run is never failed for the database's own trouble).
+                log.warning(
+                    "triggered run %s of %s not started yet: %s", row.run_id, row.dag_id, exc
+                )
+                continue
             except CANNOT_START as exc:
                 log.warning(
                     "triggered run %s of %s could not start: %s", row.run_id, row.dag_id, exc
@@ -520,6 +537,9 @@ class SchedulerService:
             try:
                 run = await engine.start_run(dag, run_id=row.run_id, resume=True)
             except LeaseLostError:
+                continue
+            except TransientDatabaseError as exc:
+                log.warning("run %s of %s not resumed yet: %s", row.run_id, row.dag_id, exc)
                 continue
             except CANNOT_START as exc:
                 log.warning("run %s of %s could not be resumed: %s", row.run_id, row.dag_id, exc)
