@@ -218,11 +218,8 @@ async def ready(engine: AsyncEngine, procs: list[subprocess.Popen[bytes]], dags:
                 raise RuntimeError(f"scheduler {proc.pid} exited with {proc.returncode}")
         try:
             beats = await rows(engine, "SELECT pid, state FROM scheduler_heartbeat")
-            owned = await rows(
-                engine,
-                "SELECT count(*) FROM dag WHERE owner_id IS NOT NULL OR :one = 1",
-                one=int(len(procs) == 1),
-            )
+            # One scheduler leases its DAGs too (scheduler_ha = "auto" on a server).
+            owned = await rows(engine, "SELECT count(*) FROM dag WHERE owner_id IS NOT NULL")
         except Exception:  # noqa: BLE001 - the schema is being created
             return False
         running = {pid for pid, state in beats if state == "running"}
