@@ -5,9 +5,9 @@
 Each measure gets a fresh database on the server (PostgreSQL 127.0.0.1:5432 user
 postgres, or MariaDB 127.0.0.1:3306 root; AIRLOOP_TEST_PG / AIRLOOP_TEST_MYSQL as in
 the tests), a DAG folder of D files of T no-op async tasks, and N real ``airloop
-scheduler`` processes with the default lease settings (ttl 10 s, renew 2 s). Once
-every scheduler is alive and every DAG recorded (and, with several, leased), one run
-of every DAG is queued at once (as ``airloop dags trigger`` does) and timed until all
+scheduler`` processes with the default lease settings (ttl 10 s, renew 2 s), started
+once ``airloop db migrate`` has created the schema. Once every scheduler is alive and
+every DAG recorded and leased, one run of every DAG is queued at once (as ``airloop dags trigger`` does) and timed until all
 have succeeded.
 
 Round trips are counted on the server: on MariaDB the delta of ``SHOW GLOBAL STATUS
@@ -168,6 +168,16 @@ class Cluster:
         )
         return env
 
+    async def migrate(self) -> None:
+        """The schema first (``airloop db migrate``), as a deployment does before it
+        starts several schedulers."""
+        home = self.root / "migrate"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "airloop", "db", "migrate", env=self.env(home)
+        )
+        if await proc.wait() != 0:
+            raise RuntimeError("airloop db migrate failed")
+
     def start(self, count: int) -> None:
         for n in range(count):
             home = self.root / f"scheduler-{n}"
@@ -249,6 +259,7 @@ async def measure(backend: str, dags: int, tasks: int, schedulers: int) -> dict[
             engine = create_async_engine(url, pool_size=2)
             cluster = Cluster(url, folder, root, [])
             try:
+                await cluster.migrate()
                 cluster.start(schedulers)
                 await ready(engine, cluster.procs, dags)
                 counter = RoundTrips(backend, engine, url.rsplit("/", 1)[1])
@@ -293,6 +304,7 @@ async def takeover(backend: str, dags: int, tasks: int) -> dict[str, Any]:
             engine = create_async_engine(url, pool_size=2)
             cluster = Cluster(url, folder, root, [])
             try:
+                await cluster.migrate()
                 cluster.start(3)
                 await ready(engine, cluster.procs, dags)
                 await queue_all(url, dags)
