@@ -274,6 +274,37 @@ async def test_an_unknown_task_instance_is_a_404_page(
 # -- home ------------------------------------------------------------------------------------------
 
 
+async def test_home_lists_every_live_scheduler_when_several_share_the_database(
+    client: httpx.AsyncClient, api_store: Store
+) -> None:
+    from sqlalchemy import insert
+
+    from airloop.store.db_clock import db_later
+    from airloop.store.schema import scheduler_heartbeat
+
+    now = datetime.now(UTC)
+    dialect = api_store.engine.dialect
+    async with api_store.engine.begin() as conn:
+        for host, dags in (("alpha-host", 7), ("beta-host", 5)):
+            await conn.execute(
+                insert(scheduler_heartbeat).values(
+                    hostname=host,
+                    pid=1,
+                    state="running",
+                    mode="ha",
+                    started_at=now,
+                    heartbeat_at=now,
+                    expires_at=db_later(dialect, 60),
+                    dags_owned=dags,
+                )
+            )
+    html = await page(client, "/")
+    table = html[html.index('id="live-schedulers"') :]
+    assert "alpha-host" in table
+    assert "beta-host" in table
+    assert "2 schedulers alive" in html
+
+
 async def test_home_shows_health_run_counts_and_import_errors(
     client: httpx.AsyncClient, api_store: Store
 ) -> None:

@@ -66,7 +66,9 @@ class TIRecord:
     #: A mapped instance's label (map_index_template), set when a try ends.
     rendered_map_index: str | None = None
 
-    def row(self, run_pk: int, state: TaskState, try_number: int) -> TIUpdate:
+    def row(
+        self, run_pk: int, state: TaskState, try_number: int, guard: int | None = None
+    ) -> TIUpdate:
         return TIUpdate(
             run_pk,
             self.key.task_id,
@@ -82,6 +84,7 @@ class TIRecord:
             self.next_retry_at,
             self.error,
             self.rendered_map_index,
+            guard,
         )
 
 
@@ -147,6 +150,12 @@ class ActiveRun:
         self._restored_lengths: dict[str, int | None] = {}
         #: Task instances resumed under the same try: their operators are told so once.
         self._resumed_keys: set[TIKey] = set()
+        #: Task instances the planner restored to be started again under their stored
+        #: try (RunPlanner.restore's ``keep_try``): the row already holds that number.
+        self._kept_tries: set[TIKey] = set()
+        #: The guard of each start since the last flush: the try number its row must
+        #: hold for the start to be this scheduler's (ADR 0041, exactly-once starts).
+        self._guards: dict[TIKey, int] = {}
         #: (task instance, try) whose log row exists (a resumed try reuses its file).
         self._logged: set[tuple[TIKey, int]] = set()
         self._subscribers: list[ProgressHook] = []
@@ -221,6 +230,8 @@ class ActiveRun:
             resumable = checkpointed or dag.task_dict[ti.task_id].can_resume
             if state in (TaskState.QUEUED, TaskState.RUNNING) and resumable:
                 run._resumed_keys.add(key)
+                # Mirrors RunPlanner.restore: started again under the same try number.
+                run._kept_tries.add(key)
             retry_at = (
                 now + (ti.next_retry_at - now_dt).total_seconds() if ti.next_retry_at else None
             )
@@ -528,6 +539,13 @@ class ActiveRun:
                 rec.queued_at = now_dt
                 rec.start_date = rec.end_date = rec.duration = None
                 rec.error = None
+                # A start: written only where the row still holds the try before it.
+                kept = self._kept_tries
+                if kept and change.key in kept:
+                    kept.discard(change.key)
+                    self._guards[change.key] = change.try_number
+                else:
+                    self._guards[change.key] = change.try_number - 1
             elif change.reason is not None:
                 rec.error = change.reason
             rec.next_retry_at = (
@@ -552,7 +570,14 @@ class ActiveRun:
 
     def flush(self, batch: WriteBatch) -> None:
         records, ti_state, run_pk = self._records, self._planner.ti_state, self.run_pk
-        batch.ti_updates.extend(records[key].row(run_pk, *ti_state(key)) for key in self._dirty)
+        guards = self._guards
+        if guards:
+            self._guards = {}
+            batch.ti_updates.extend(
+                records[key].row(run_pk, *ti_state(key), guards.get(key)) for key in self._dirty
+            )
+        else:
+            batch.ti_updates.extend(records[key].row(run_pk, *ti_state(key)) for key in self._dirty)
         self._dirty.clear()
 
     def finish(self, batch: WriteBatch, now: float, now_dt: datetime) -> RunResult:

@@ -266,9 +266,12 @@ class Scheduler:
             if r.finished or r.kept
         ]
         written = await self._write(batch)
+        if written.refused:
+            self._refused(written)
         if written.stale_runs:
             # Fenced out: another scheduler holds these runs' DAG now.
             self.drop_runs(set(written.stale_runs), "its DAG's lease moved to another scheduler")
+        if self._drops:
             gone = self._apply_drops(now)
             to_cancel = [c for c in to_cancel if c[0].run_pk not in gone]
             to_start = [s for s in to_start if s[0].run_pk not in gone]
@@ -393,6 +396,33 @@ class Scheduler:
                 # the burst of starts holds the event loop for long (the watchdog
                 # measured 0.3 s and 0.8 s at 5,000 tasks).
                 await asyncio.sleep(0)
+
+    def _refused(self, written: WriteResult) -> None:
+        """Some starts were refused: their rows had moved on, so another scheduler
+        drives those runs now (ADR 0041). Nothing of those runs is started (not even
+        the starts that were written: the run is no longer this scheduler's, and its
+        new owner settles a queued try nobody runs as lost); the runs are dropped.
+        """
+        by_run: dict[int, list[str]] = defaultdict(list)
+        for r in written.refused:
+            key = TIKey(r.task_id, r.map_index)
+            found = (
+                "no such row"
+                if r.found_try_number is None
+                else (f"the row holds try {r.found_try_number} ({r.found_state})")
+            )
+            by_run[r.run_pk].append(f"{key} (try {r.try_number}: {found})")
+        lost = set(by_run)
+        for run_pk, refused in by_run.items():
+            run = self._runs.get(run_pk)
+            label = run.label if run is not None else f"run {run_pk}"
+            log.error(
+                "%s: not starting %s: another writer changed the task instance first; "
+                "this scheduler no longer drives the run",
+                label,
+                ", ".join(refused),
+            )
+        self.drop_runs(lost, "another writer started its task instances first")
 
     async def _write(self, batch: WriteBatch) -> WriteResult:
         """Write the tick's batch, retrying with backoff while the database is unusable.

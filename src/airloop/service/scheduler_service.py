@@ -143,6 +143,10 @@ class SchedulerService:
                 )
                 await seed_pools(engine.store, self.settings.pools)
                 engine.resize_pools(await pool_sizes(engine.store))
+                # Cross-DAG waits are woken by this process's writes, and read the
+                # store again at the poll interval for what other schedulers wrote.
+                engine.store.events.recheck = self.settings.scheduler_poll_interval
+                engine.store.events.scheduled_here = True
                 # This scheduler's share of each pool, before any run starts here.
                 assert keeper.scheduler_id is not None
                 sharer = PoolSharer(engine, keeper.scheduler_id)
@@ -161,6 +165,8 @@ class SchedulerService:
                     await self._drain(engine, store, None)
                     await sharer.release()
                 finally:
+                    engine.store.events.scheduled_here = False
+                    engine.store.events.recheck = None
                     self.engine = None
         finally:
             # After the engine wrote its last change: the others take over at once.

@@ -45,6 +45,10 @@ class TIUpdate:
     next_retry_at: datetime | None = None
     error: str | None = None
     rendered_map_index: str | None = None
+    #: Set when this write starts a try: the try_number the row must have for the
+    #: start to be this writer's (``n - 1`` for a new try ``n``, ``n`` for a try resumed
+    #: under its number). None: the row is written whatever it holds.
+    guard: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +176,36 @@ class WriteBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class WriteResult:
-    """What a batch write did not write: the runs whose DAG lease had moved (fenced
-    out; ADR 0041)."""
+class RefusedStart:
+    """A start a batch did not write: the row had moved on (another scheduler started
+    or changed it) since this writer last saw it."""
 
+    run_pk: int
+    task_id: str
+    map_index: int
+    #: The try this write meant to start.
+    try_number: int
+    #: What the row held instead (None, None: there is no such row).
+    found_try_number: int | None
+    found_state: TaskState | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What ``Store.write`` did not write (both empty normally): its refused starts,
+    and the runs whose DAG lease had moved (fenced out; ADR 0041)."""
+
+    refused: tuple[RefusedStart, ...] = ()
     stale_runs: frozenset[int] = frozenset()
+
+    @property
+    def refused_keys(self) -> set[tuple[int, str, int]]:
+        """(run_pk, task_id, map_index) of each refused start."""
+        return {(r.run_pk, r.task_id, r.map_index) for r in self.refused}
+
+    @property
+    def refused_runs(self) -> set[int]:
+        return {r.run_pk for r in self.refused}
 
 
 # -- read ---------------------------------------------------------------------------
@@ -267,6 +296,7 @@ __all__ = [
     "ImportErrorRow",
     "LogRow",
     "NewTaskInstance",
+    "RefusedStart",
     "RenderedRow",
     "RunUpdate",
     "TIUpdate",

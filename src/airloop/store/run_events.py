@@ -8,9 +8,11 @@ the runs (primary keys) and DAGs concerned. A waiter (``TriggerDagRunOperator`` 
 it, so no change is missed and nothing polls.
 
 This only sees writes made through this process's store. ``scheduled_here`` says
-whether they are all the writes that matter: it is set while the scheduler service of
-this process holds the database (one scheduler per database, ADR 0013), so every run
-that starts, progresses or ends is written here. Otherwise a waiter polls.
+whether waiters use them: it is set while the scheduler service of this process runs.
+With one scheduler per database (ADR 0013) every run that starts, progresses or ends is
+written here; with several (ADR 0041) the runs of DAGs another scheduler leases are
+not, so ``recheck`` bounds each wait and the waiter reads the store again. Without a
+scheduler service here a waiter polls at its own interval.
 
 ``local_store()`` is how task code finds the engine's store: the engine binds it in the
 context its scheduler (and so every task instance it starts in this process) runs in,
@@ -121,8 +123,16 @@ class Watch:
         self._set.set()
 
     async def wait(self) -> None:
-        """Until something watched changed since the previous wait returned."""
-        await self._set.wait()
+        """Until something watched changed since the previous wait returned -- or, with
+        several schedulers (``RunEvents.recheck``), at most that long: a change another
+        scheduler wrote is then seen by the caller's next read."""
+        recheck = self._events.recheck
+        if recheck is None:
+            await self._set.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(recheck):
+                    await self._set.wait()
         self._set.clear()
 
     def close(self) -> None:
@@ -160,9 +170,13 @@ class RunEvents:
     def __init__(self) -> None:
         self._by_dag: dict[str, set[Watch]] = {}
         self._by_run: dict[int, set[Watch]] = {}
-        #: True while this process's scheduler service holds the database: every run
-        #: change is then written (and announced) here.
+        #: True while this process's scheduler service drives runs: a waiter waits on
+        #: these events instead of polling at its own interval.
         self.scheduled_here = False
+        #: With several schedulers (ADR 0041) other processes write run changes too: a
+        #: wait on these events also returns after this many seconds, so the waiter
+        #: reads the store again (None: one scheduler, every change is announced here).
+        self.recheck: float | None = None
         #: Set when a run is queued (or cleared) through this store: wakes the
         #: scheduler service of this process at once instead of at its next poll.
         self.queued = asyncio.Event()

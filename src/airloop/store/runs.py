@@ -23,6 +23,7 @@ from airloop.store.records import (
     Expansion,
     LogRow,
     NewTaskInstance,
+    RefusedStart,
     RenderedRow,
     TaskInstanceRow,
     WriteBatch,
@@ -42,6 +43,10 @@ from airloop.store.writes import LeanWriter
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: What a batch without refused starts returns (the normal case).
+ALL_WRITTEN = WriteResult()
 
 
 async def insert_run(
@@ -258,14 +263,19 @@ class Store:
         """Write one tick's changes in one transaction (TransientDatabaseError: try again).
 
         Fenced (several schedulers): the rows about runs whose DAG lease moved are not
-        written; the result names those runs."""
+        written; the result names those runs. A start (a TIUpdate with a guard) whose
+        row does not hold the guarded try number is not written: it is returned as
+        refused, and the rest of the batch commits. Writing the same batch again after
+        it committed refuses nothing (its starts are found exactly as it wrote them).
+        """
         if not batch:
-            return WriteResult()
+            return ALL_WRITTEN
         now = utcnow()
         lean = self._writer()
         started = time.perf_counter()
         stale: set[int] = set()
         whole = batch
+        refused: list[RefusedStart] = []
         async with begin(self.engine) as conn:
             if self.fence is not None:
                 stale = await self._stale_runs(conn, batch.run_pks())
@@ -274,7 +284,7 @@ class Store:
             for expansion in batch.expansions:
                 await self._expand(conn, expansion, now)
             if batch.ti_updates:
-                await lean.ti_updates(conn, batch.ti_updates, now)
+                refused = await lean.ti_updates(conn, batch.ti_updates, now)
             if batch.xcoms:
                 await lean.xcoms(conn, batch.xcoms, now)
             if batch.logs:
@@ -299,7 +309,9 @@ class Store:
             self._lost(stale, len(whole) - len(batch), "changes")
         if self.events.active:
             self.events.changed(run_pks=_ended_in(batch), tasks=_tasks_in(batch))
-        return WriteResult(frozenset(stale))
+        if refused or stale:
+            return WriteResult(tuple(refused), frozenset(stale))
+        return ALL_WRITTEN
 
     @staticmethod
     async def _expand(conn: AsyncConnection, exp: Expansion, now: datetime) -> None:

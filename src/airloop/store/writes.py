@@ -11,6 +11,9 @@ datetimes to what the column stores -- is one function call per non-null datetim
 MySQL/MariaDB: asyncmy sends an executemany UPDATE as one statement per row (only
 INSERTs are folded into one multi-row statement). There the task-instance rows are
 joined into one ``UPDATE ... JOIN (SELECT ... UNION ALL SELECT ...)`` per chunk.
+
+Rows that start a try carry a guard and go through the guarded statement instead
+(airloop.store.starts); the writer says which of them it refused.
 """
 
 from __future__ import annotations
@@ -23,8 +26,16 @@ from typing import Any
 from sqlalchemy import Dialect, Table, and_, bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from airloop.store.records import CheckpointRow, LogRow, RenderedRow, TIUpdate, XComRow
+from airloop.store.records import (
+    CheckpointRow,
+    LogRow,
+    RefusedStart,
+    RenderedRow,
+    TIUpdate,
+    XComRow,
+)
 from airloop.store.schema import rendered_task_instance_fields, task_instance, task_log, xcom
+from airloop.store.starts import GuardedStarts
 
 #: The task-instance columns the scheduler rewrites when a task instance changes,
 #: in the order of TIUpdate's fields after the key.
@@ -134,6 +145,7 @@ class LeanWriter:
         self.dialect = dialect
         self.dt: Convert = _sqlite_datetime if dialect.name == "sqlite" else _naive_utc
         self._update_ti = _TIUpdate(dialect, (*TI_MUTABLE, "updated_at"))
+        self._start_ti = GuardedStarts(dialect, (*TI_MUTABLE, "updated_at"))
         self._update_checkpoint = _TIUpdate(dialect, ("checkpoint", "updated_at"))
         self.insert_log = _insert(
             task_log,
@@ -162,32 +174,41 @@ class LeanWriter:
 
     async def ti_updates(
         self, conn: AsyncConnection, rows: Sequence[TIUpdate], now: datetime
-    ) -> None:
+    ) -> list[RefusedStart]:
+        """Write the rows; return the starts among them that were refused."""
         dt = self.dt
         updated = dt(now)
-        await self._update_ti(
-            conn,
-            [
-                (
-                    u.state.value,
-                    u.try_number,
-                    dt(u.queued_at),
-                    dt(u.start_date),
-                    dt(u.end_date),
-                    u.duration,
-                    u.hostname,
-                    u.executor,
-                    dt(u.next_retry_at),
-                    u.error,
-                    u.rendered_map_index,
-                    updated,
-                    u.run_pk,
-                    u.task_id,
-                    u.map_index,
-                )
-                for u in rows
-            ],
-        )
+        plain: list[tuple[Any, ...]] = []
+        starts: list[TIUpdate] = []
+        guarded: list[tuple[Any, ...]] = []
+        for u in rows:
+            values = (
+                u.state.value,
+                u.try_number,
+                dt(u.queued_at),
+                dt(u.start_date),
+                dt(u.end_date),
+                u.duration,
+                u.hostname,
+                u.executor,
+                dt(u.next_retry_at),
+                u.error,
+                u.rendered_map_index,
+                updated,
+                u.run_pk,
+                u.task_id,
+                u.map_index,
+            )
+            if u.guard is None:
+                plain.append(values)
+            else:
+                starts.append(u)
+                guarded.append((*values, u.guard))
+        if plain:
+            await self._update_ti(conn, plain)
+        if not starts:
+            return []
+        return await self._start_ti(conn, starts, guarded)
 
     async def checkpoints(
         self, conn: AsyncConnection, rows: Sequence[CheckpointRow], now: datetime
