@@ -24,6 +24,9 @@ class CheckpointWriter:
 
     async def save(self, run_pk: int, task_id: str, map_index: int, value: dict[str, Any]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A saver cancelled while it waits (its run handed over) no longer awaits the
+        # outcome: mark it retrieved, so a refused save is not reported as unhandled.
+        future.add_done_callback(_retrieve)
         row = CheckpointRow(run_pk, task_id, map_index, value)
         self._pending.append((row, future))
         if self._flusher is None or self._flusher.done():
@@ -61,3 +64,8 @@ class CheckpointWriter:
         """Finish what was asked (called by the engine when it stops)."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -187,13 +188,43 @@ async def create_schema(engine: AsyncEngine) -> None:
     from airloop.store.schema import metadata
 
     async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-        await conn.execute(
-            text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
-        )
-        await conn.execute(
-            text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
-        )
+        # Several processes may find the database empty at once (schedulers started
+        # together): one creates, the others wait and find it done. MySQL's DDL is not
+        # transactional, so a server lock (not the transaction) keeps them apart.
+        locked = await _schema_lock(conn)
+        try:
+            if await conn.run_sync(lambda c: inspect(c).has_table("alembic_version")):
+                return
+            await conn.run_sync(metadata.create_all)
+            await conn.execute(
+                text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+            )
+            await conn.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
+            )
+        finally:
+            if locked is not None:
+                await conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": locked})
+
+
+async def _schema_lock(conn: Any) -> str | None:
+    """Hold the schema-creation lock for ``conn``'s transaction (PostgreSQL: an advisory
+    transaction lock) or session (MySQL: a named lock, returned to release)."""
+    name = conn.dialect.name
+    database = conn.engine.url.database or ""
+    if name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(b"airloop.schema").digest()[:8], "big", signed=True)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        return None
+    if name in ("mysql", "mariadb"):
+        lock = f"airloop.schema.{hashlib.sha256(database.encode()).hexdigest()[:40]}"
+        got = (await conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": lock})).scalar()
+        if not got:
+            raise DatabaseError(
+                f"waited 120s for another process creating the schema of {database!r}"
+            )
+        return lock
+    return None
 
 
 # -- the opening policy ---------------------------------------------------------------
