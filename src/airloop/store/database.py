@@ -90,13 +90,39 @@ def create_engine(
         return create_async_engine(parsed, poolclass=NullPool)
     # pre_ping: a connection the server dropped (restart, idle timeout, KILL) is
     # replaced at checkout instead of failing the next write.
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_recycle=3600,
     )
+    event.listen(engine.sync_engine, "connect", _idle_transaction_limit)
+    return engine
+
+
+#: A transaction left idle this long is ended by the server (PostgreSQL, MariaDB):
+#: a process paused mid-transaction (SIGSTOP, a frozen VM) must not keep the row
+#: locks another scheduler needs to take its DAGs over (ADR 0041). airloop's own
+#: transactions never wait on anything but the database.
+IDLE_TRANSACTION_SECONDS = 5
+
+
+def _idle_transaction_limit(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT version()")
+        version = str(cursor.fetchone()[0]).lower()
+        if "postgresql" in version:
+            cursor.execute(
+                f"SET idle_in_transaction_session_timeout = '{IDLE_TRANSACTION_SECONDS}s'"
+            )
+        elif "mariadb" in version:
+            cursor.execute(f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_SECONDS}")
+        # MySQL has no such limit: a paused scheduler's locks last until its session
+        # ends (docs/ha.md).
+    finally:
+        cursor.close()
 
 
 def alembic_config() -> Config:
