@@ -77,7 +77,14 @@ async def test_sigkill_and_sigstop_mid_run(
         owners = await db.owners()
         return all(owners[d][0] not in (None, b_id) for d in b_dags)
 
-    await until(b_dags_taken, 60, f"B's DAGs {sorted(b_dags)} adopted while B is stopped")
+    try:
+        await until(b_dags_taken, 60, f"B's DAGs {sorted(b_dags)} adopted while B is stopped")
+    except AssertionError as exc:
+        # What held them: the leases, the registry, and the survivor's own account.
+        raise AssertionError(
+            f"{exc}\nowners: {await db.owners()}\nregistry: {await db.registry()}\n"
+            f"C's log (tail):\n{c.output()[-4000:]}"
+        ) from None
     # Past its lease by a margin on B's side too, then wake it.
     await asyncio.sleep(max(0.0, float(LEASE_TTL) + 3 - (time.monotonic() - stopped_at)))
     at_resume = await db.owners()
