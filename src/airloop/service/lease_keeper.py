@@ -4,7 +4,7 @@ renewed, let go before they can expire, released at a graceful stop.
 The keeper works on a store of its own (two connections), so a renewal never waits
 behind the scheduler's batch writes for a pooled connection. Renewal failures are
 measured on this process's monotonic clock from the moment the last successful renewal
-was sent: after a third of the lease no task instance starts here, after two thirds
+was sent: after half the lease no task instance starts here, after two thirds
 every run is let go (their task instances cancelled as a handover), so this scheduler
 has stopped before any other may take over, whatever the database's clock says.
 """
@@ -128,7 +128,7 @@ class LeaseKeeper:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Renew every ``interval`` until ``stop``; stop starting and then let go of
-        every run when no renewal succeeded for a third, then two thirds, of the lease
+        every run when no renewal succeeded for half, then two thirds, of the lease
         (a renewal still in flight counts as failed only once those points pass: a
         slow database delays starts before it costs a running task)."""
         assert self.fence is not None
@@ -137,10 +137,11 @@ class LeaseKeeper:
         while not stop.is_set():
             sent = loop.time()
             renewal = asyncio.ensure_future(self._renew())
-            # Hold at a third, drop at two thirds of the lease since the last renewal
-            # that went through; an attempt itself gets at least a third of the lease.
+            # Hold at half, drop at two thirds of the lease since the last renewal that
+            # went through (the next one is sent a renewal interval, at most a third of
+            # the lease, after it); an attempt itself gets at least a third of the lease.
             try:
-                if not await self._wait(renewal, last_sent + self.ttl / 3):
+                if not await self._wait(renewal, last_sent + self.ttl / 2):
                     self._failing(loop.time() - last_sent, TimeoutError("no answer yet"))
                     if not await self._wait(renewal, last_sent + self.ttl * 2 / 3):
                         self._failing(loop.time() - last_sent, TimeoutError("no answer"))
@@ -172,8 +173,9 @@ class LeaseKeeper:
                 lost = renewal.result().lost
                 if lost:
                     self._lost(lost, "its lease was taken over")
+            # A steady cadence from when this renewal was sent, however long it took.
             try:
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(max(0.0, sent + self.interval - loop.time())):
                     await stop.wait()
             except TimeoutError:
                 pass
@@ -201,7 +203,7 @@ class LeaseKeeper:
                 since,
                 self.ttl,
             )
-        if since >= self.ttl / 3 and not self._holding:
+        if since >= self.ttl / 2 and not self._holding:
             log.error("cannot renew leases: starting nothing until renewal works again")
             self._holding = True
             self._hold(True)
