@@ -169,7 +169,7 @@ async def scheduler_lock(database_url: str) -> AsyncIterator[DatabaseLock | None
             raise SchedulerAlreadyRunning(
                 f"another scheduler is running on database {lock.database!r} "
                 f"({url.render_as_string(hide_password=True)}); one scheduler per database "
-                "under scheduler_ha = 'off' (leave it 'auto' for several)"
+                "here (scheduler_ha = 'off', or a server without SKIP LOCKED: see docs/ha.md)"
             )
         yield lock
     finally:
