@@ -77,30 +77,39 @@ async def service_on(
         await asyncio.wait_for(asyncio.wait([task]), 30)
 
 
+async def _second_scheduler(tmp_path: Path, url: str, **env: str) -> tuple[int | None, list[str]]:
+    """Start ``airloop scheduler`` beside the running service; its exit code and the
+    lines of its stderr (INFO lines aside)."""
+    full = {
+        **os.environ,
+        "AIRLOOP_HOME": str(tmp_path / "home2"),
+        "AIRLOOP_DAGS_FOLDER": str(tmp_path / "dags"),
+        "AIRLOOP_DATABASE_URL": url,
+        **env,
+    }
+    second = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "airloop", "scheduler", env=full,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(60):
+            _, stderr = await second.communicate()
+    finally:
+        if second.returncode is None:
+            second.kill()
+            await second.wait()
+    lines = [x for x in stderr.decode().strip().splitlines() if not x.startswith("INFO ")]
+    return second.returncode, lines
+
+
 async def test_a_second_scheduler_on_the_same_server_database_refuses_to_start(
     tmp_path: Path, server_database_url: str
 ) -> None:
     async with service_on(tmp_path, server_database_url):
-        env = {
-            **os.environ,
-            "AIRLOOP_HOME": str(tmp_path / "home2"),
-            "AIRLOOP_DAGS_FOLDER": str(tmp_path / "dags"),
-            "AIRLOOP_DATABASE_URL": server_database_url,
-            "AIRLOOP_SCHEDULER_HA": "off",
-        }
-        second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "airloop", "scheduler", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(60):
-                _, stderr = await second.communicate()
-        finally:
-            if second.returncode is None:
-                second.kill()
-                await second.wait()
-    assert second.returncode == 2
-    lines = [x for x in stderr.decode().strip().splitlines() if not x.startswith("INFO ")]
+        code, lines = await _second_scheduler(
+            tmp_path, server_database_url, AIRLOOP_SCHEDULER_HA="off"
+        )
+    assert code == 2
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: another scheduler is running on database")
 
@@ -111,25 +120,8 @@ async def test_a_scheduler_with_leases_refuses_to_start_beside_one_under_the_loc
     """Modes are not mixed on one database: a scheduler with leases (the default on a
     server) refuses to run beside one that holds the one-scheduler lock."""
     async with service_on(tmp_path, server_database_url):
-        env = {
-            **os.environ,
-            "AIRLOOP_HOME": str(tmp_path / "home2"),
-            "AIRLOOP_DAGS_FOLDER": str(tmp_path / "dags"),
-            "AIRLOOP_DATABASE_URL": server_database_url,
-        }
-        second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "airloop", "scheduler", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            async with asyncio.timeout(60):
-                _, stderr = await second.communicate()
-        finally:
-            if second.returncode is None:
-                second.kill()
-                await second.wait()
-    assert second.returncode == 2
-    lines = [x for x in stderr.decode().strip().splitlines() if not x.startswith("INFO ")]
+        code, lines = await _second_scheduler(tmp_path, server_database_url)
+    assert code == 2
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: a scheduler with scheduler_ha = 'off' is running")
 

@@ -605,8 +605,9 @@ class ActiveRun:
             interrupted=self.stopping,
         )
 
-    def handed_over(self, now: float, reason: str) -> RunResult:
-        """The result of a run let go to another scheduler (still 'running')."""
+    def keep_result(self, now: float, why: str | None = None) -> RunResult:
+        """The result of a run left unfinished ('running'): on purpose when the service
+        stopped, or let go to another scheduler (``why``)."""
         return RunResult(
             run_pk=self.run_pk,
             dag_id=self.info.dag_id,
@@ -614,19 +615,7 @@ class ActiveRun:
             state=DagRunState.RUNNING,
             counts={s.value: n for s, n in self._planner.counts().items()},
             duration=now - self.started_at,
-            interrupted=f"handed over: {reason}",
-        )
-
-    def keep_result(self, now: float) -> RunResult:
-        """The result of a run left unfinished on purpose (the service stopped)."""
-        return RunResult(
-            run_pk=self.run_pk,
-            dag_id=self.info.dag_id,
-            run_id=self.info.run_id,
-            state=DagRunState.RUNNING,
-            counts={s.value: n for s, n in self._planner.counts().items()},
-            duration=now - self.started_at,
-            interrupted=self.stopping,
+            interrupted=self.stopping if why is None else why,
         )
 
     # -- work items -----------------------------------------------------------------

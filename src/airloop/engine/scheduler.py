@@ -142,7 +142,7 @@ class Scheduler:
             self._aborts.pop(run_pk, None)
             log.warning("%s: let go (%s)", run.label, reason)
             if not run.done.done():
-                run.done.set_result(run.handed_over(now, reason))
+                run.done.set_result(run.keep_result(now, f"handed over: {reason}"))
             run.progressed()
         self._new = list(new.values())
         return dropped

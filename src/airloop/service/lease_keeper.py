@@ -152,13 +152,12 @@ class LeaseKeeper:
                 if not renewal.done():
                     renewal.cancel()
                     await asyncio.gather(renewal, return_exceptions=True)
-            if renewal.cancelled() and self._store is not None:
-                # A statement cut off mid-way leaves its connection unusable: start the
-                # next renewal on fresh connections (the old ones are dropped, not
-                # closed: closing a dead socket can hang too).
-                await self._store.engine.dispose(close=False)
             if renewal.cancelled():
-                pass  # counted above
+                # Counted above. A statement cut off mid-way leaves its connection
+                # unusable: the next renewal starts on fresh connections (the old ones
+                # are dropped, not closed: closing a dead socket can hang too).
+                if self._store is not None:
+                    await self._store.engine.dispose(close=False)
             elif (exc := renewal.exception()) is not None:
                 if not isinstance(exc, DatabaseError):
                     raise exc
