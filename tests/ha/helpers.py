@@ -107,7 +107,12 @@ def markers(root: Path) -> list[Marker]:
         return found
     for path in base.glob("*/*/*"):
         task_id, map_index, try_number = path.name.rsplit(".", 2)
-        _host, pid, at, kind = path.read_text().split()
+        fields = path.read_text().split()
+        if not fields:
+            # Created, then the process was SIGKILLed before it wrote a line: the
+            # start still counts (the key is the file name), its writer is unknown.
+            fields = ["?", "0", "0", "killed-while-claiming"]
+        _host, pid, at, kind = fields
         found.append(
             Marker(
                 path.parent.parent.name,
