@@ -42,9 +42,17 @@ typecheck: $(VENV)/.synced
 # none run on the thread executor), so a behaviour that differs there fails the
 # build; test_run_basics checks the pass really ran on that executor. The executor
 # behaviour suite (tests/executors) already runs every test on all four executors.
+#
+# Most tests wait on I/O (subprocesses, servers, sleeps), so they run in TEST_WORKERS
+# pytest-xdist workers, a module's tests on one worker (module fixtures are shared).
+# The several-schedulers suite (tests/ha) runs alone afterwards: its leases expire on
+# the clock, and a loaded machine delays renewals.
+TEST_WORKERS ?= 4
 unit: $(VENV)/.synced chromium
-	$(VENV)/bin/pytest
-	AIRLOOP_USE_ASYNC=false AIRLOOP_TEST_DEFAULT_EXECUTOR=thread $(VENV)/bin/pytest -q tests/engine
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/ha
+	$(VENV)/bin/pytest tests/ha
+	AIRLOOP_USE_ASYNC=false AIRLOOP_TEST_DEFAULT_EXECUTOR=thread \
+		$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/engine
 
 test: lint typecheck unit
 
