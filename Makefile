@@ -45,11 +45,14 @@ typecheck: $(VENV)/.synced
 #
 # Most tests wait on I/O (subprocesses, servers, sleeps), so they run in TEST_WORKERS
 # pytest-xdist workers, a module's tests on one worker (module fixtures are shared).
-# The several-schedulers suite (tests/ha) runs alone afterwards: its leases expire on
-# the clock, and a loaded machine delays renewals.
+# The browser tests (tests/ui) run in processes of their own: Playwright's sync API
+# keeps an event loop on the main thread, which the asyncio tests cannot share. The
+# several-schedulers suite (tests/ha) runs alone at the end: its leases expire on the
+# clock, and a loaded machine delays renewals.
 TEST_WORKERS ?= 4
 unit: $(VENV)/.synced chromium
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/ha
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/ha --ignore=tests/ui
+	$(VENV)/bin/pytest -n 2 --dist loadfile tests/ui
 	$(VENV)/bin/pytest tests/ha
 	AIRLOOP_USE_ASYNC=false AIRLOOP_TEST_DEFAULT_EXECUTOR=thread \
 		$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile tests/engine
