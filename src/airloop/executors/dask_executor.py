@@ -84,7 +84,10 @@ class DaskExecutor(SupervisedExecutor):
                     threads_per_worker=self._threads,
                     processes=True,
                     host="127.0.0.1",
-                    dashboard_address=None,
+                    # The scheduler always serves HTTP (health, metrics); on a port of
+                    # its own choosing, so a second cluster on the machine does not
+                    # find 8787 taken (distributed warns, then moves anyway).
+                    dashboard_address=":0",
                     resources=self._pool_resources,
                     asynchronous=True,
                 )
