@@ -808,7 +808,11 @@ class RunPlanner:
             raise PlanningError(f"event for unknown task instance {key}") from None
 
     def _apply(self, event: Event, now: float, plan: Plan) -> None:
-        ti = self._ti(event.key)
+        key = event.key
+        try:
+            ti = self._tis[key.task_id][key.map_index]
+        except KeyError:
+            raise PlanningError(f"event for unknown task instance {key}") from None
         if isinstance(event, Started):
             self._set(ti, TaskState.RUNNING, plan)
         elif isinstance(event, Succeeded):
@@ -1337,6 +1341,9 @@ class RunPlanner:
         # unless on_failure_fail_dagrun. A fail_fast stop fails the run.
         if self._fail_fast_reason is not None:
             return DagRunState.FAILED
+        total = self._total
+        if not any(total[s] for s in FAILED_LIKE):
+            return DagRunState.SUCCESS  # nothing failed at all: no leaf to look at
         for leaf in self._leaves:
             counts = self._counts[leaf]
             if any(counts[s] for s in FAILED_LIKE):
