@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from airloop.core.specs import TIKey
 from airloop.core.states import DagRunState, TaskState
@@ -10,16 +11,35 @@ from airloop.core.states import DagRunState, TaskState
 # -- decisions ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
+    """One task instance's state change.
+
+    A named tuple, not a frozen dataclass: the planner makes one per transition (four
+    per task instance), and a frozen dataclass's ``__init__`` sets each of its seven
+    fields through ``object.__setattr__`` (ADR 0042). Equality leaves out
+    ``stimulus_id``, as the dataclass's did."""
+
     key: TIKey
     old: TaskState
     new: TaskState
     try_number: int
     reason: str | None = None
     next_retry_at: float | None = None
-    #: The report or decision that caused it (see the events above).
-    stimulus_id: str = field(default="", compare=False)
+    #: The report or decision that caused it (see the events above). Not compared.
+    stimulus_id: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return self[:6] == other[:6]
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return self[:6] != other[:6]
+
+    def __hash__(self) -> int:
+        return hash(self[:6])
 
 
 @dataclass(frozen=True, slots=True)

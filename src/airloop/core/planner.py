@@ -73,6 +73,14 @@ def _tick_id(kind: str) -> str:
     return f"{kind}-{next(_ticks)}"
 
 
+def _counter(state: TaskState, n: int) -> Counter[TaskState]:
+    """``Counter({state: n})`` without ``Counter.__init__`` (a Python-level ``update``,
+    about four times the cost): the planner makes two per task when it is built."""
+    counter: Counter[TaskState] = Counter.__new__(Counter)
+    counter[state] = n
+    return counter
+
+
 #: The events about one task instance's try (``_apply``).
 _TASK_EVENTS = (Started, Succeeded, Failed, Skipped)
 
@@ -123,12 +131,12 @@ class RunPlanner:
             if spec.task_id in self._specs:
                 raise PlanningError(f"duplicate task id {spec.task_id!r}")
             self._specs[spec.task_id] = spec
-        self._downstream: dict[str, list[str]] = {t: [] for t in self._specs}
+        downstream: dict[str, list[str]] = {}
         for spec in specs:
             for up in spec.upstream:
                 if up not in self._specs:
                     raise PlanningError(f"task {spec.task_id!r} depends on unknown task {up!r}")
-                self._downstream[up].append(spec.task_id)
+                downstream.setdefault(up, []).append(spec.task_id)
             for src in spec.map_sources:
                 for source in src.upstreams:
                     if source not in spec.upstream:
@@ -149,6 +157,8 @@ class RunPlanner:
                         "upstream, not a setup, mapped over the same sources"
                     )
             pools.check(spec.task_id, spec.pool, spec.pool_slots)
+        # A task without downstream tasks (most, in a wide DAG) shares one empty tuple.
+        self._downstream: dict[str, Sequence[str]] = {t: downstream.get(t, ()) for t in self._specs}
         #: The tasks that decide the run's state (teardowns aside: ``effective_leaves``).
         self._leaves = effective_leaves(self._specs, self._downstream)
         self._fail_fast = fail_fast
@@ -202,6 +212,8 @@ class RunPlanner:
         self._gate_open: set[TIKey] = set()
         self._pools = pools
         self._admission = admission
+        #: ``admission.next_seq``, bound once (called per task instance made ready).
+        self._next_ready_seq = admission.next_seq
         self._limit = max_active_tasks
         #: Admissions made by ``Admission.admit`` for this run, until ``take_admitted``.
         self._admitted = Plan()
@@ -209,15 +221,14 @@ class RunPlanner:
         self._unchecked = 0
         self._rng = rng or random.Random()
         self._tis: dict[str, dict[int, _TI]] = {t: {UNMAPPED: _TI(TIKey(t))} for t in self._specs}
-        self._counts: dict[str, Counter[TaskState]] = {
-            t: Counter({TaskState.NONE: 1}) for t in self._specs
-        }
+        none = TaskState.NONE
+        self._counts: dict[str, Counter[TaskState]] = {t: _counter(none, 1) for t in self._specs}
         self._done: dict[str, int] = dict.fromkeys(self._specs, 0)
         # For each task, the states of all its upstream task instances, kept up to date
         # on every transition, so a trigger rule is evaluated in O(1) even for a task
         # joining thousands of upstreams.
         self._up_counts: dict[str, Counter[TaskState]] = {
-            t: Counter({TaskState.NONE: len(spec.upstream)}) for t, spec in self._specs.items()
+            t: _counter(none, len(spec.upstream)) for t, spec in self._specs.items()
         }
         self._up_total: dict[str, int] = {t: len(s.upstream) for t, s in self._specs.items()}
         #: Tasks with per-index upstreams: the states of their other upstreams'
@@ -243,6 +254,9 @@ class RunPlanner:
             if self._ext_counts or self._up_setup
             else frozenset(self._specs)
         )
+        #: Tasks with downstream tasks: a transition of any other task touches no
+        #: other task's counters (one set look-up in ``_set``).
+        self._fanning: frozenset[str] = frozenset(downstream)
         self._pending_keys: deque[TIKey] = deque()
         self._pending_key_set: dict[TIKey, str] = {}
         # Tasks to (re)evaluate: a worklist, not recursion, so a failure cascading down
@@ -484,8 +498,12 @@ class RunPlanner:
         plan = Plan()
         self._stimulus = _tick_id("start")
         self._admission.register(self)
-        for task_id in self._specs:
-            self._queue_evaluation(task_id)
+        if self._pending:  # pragma: no cover - nothing is queued before the start
+            for task_id in self._specs:
+                self._queue_evaluation(task_id)
+        else:  # every task, in order: what queueing each one would do, in one go
+            self._pending_set = dict.fromkeys(self._specs, self._stimulus)
+            self._pending.extend(self._specs)
         self._finish_plan(plan, now, admit=admit)
         return plan
 
@@ -790,7 +808,11 @@ class RunPlanner:
             raise PlanningError(f"event for unknown task instance {key}") from None
 
     def _apply(self, event: Event, now: float, plan: Plan) -> None:
-        ti = self._ti(event.key)
+        key = event.key
+        try:
+            ti = self._tis[key.task_id][key.map_index]
+        except KeyError:
+            raise PlanningError(f"event for unknown task instance {key}") from None
         if isinstance(event, Started):
             self._set(ti, TaskState.RUNNING, plan)
         elif isinstance(event, Succeeded):
@@ -869,20 +891,15 @@ class RunPlanner:
         reason: str | None = None,
         retry_at: float | None = None,
     ) -> None:
+        # The hot path (four calls per task instance): each look-up is done once, and
+        # a task with no downstream, limit or executor does nothing it does not need.
         old = ti.state
         if new not in TRANSITIONS[old]:
             self._impossible(ti, new)
-        task_id = ti.key.task_id
-        spec = self._specs[task_id]
+        key = ti.key
+        task_id = key.task_id
         if old in ACTIVE and new not in ACTIVE:
-            self._active -= 1
-            self._limit.used -= 1
-            limits = self._task_limits
-            if limits and task_id in limits:
-                limits[task_id].used -= 1
-            self._pools.release(spec.pool, spec.pool_slots)
-            if spec.executor:
-                self._admission.release_executor(spec.executor)
+            self._release(task_id)
         if new is TaskState.QUEUED:
             if ti.keep_try:
                 ti.keep_try = False
@@ -893,21 +910,24 @@ class RunPlanner:
         counts = self._counts[task_id]
         counts[old] -= 1
         counts[new] += 1
-        self._total[old] -= 1
-        self._total[new] += 1
+        total = self._total
+        total[old] -= 1
+        total[new] += 1
         terminal = new in TERMINAL
-        if task_id in self._plain_down:
-            for down in self._downstream[task_id]:
-                up = self._up_counts[down]
-                up[old] -= 1
-                up[new] += 1
-                if terminal:
-                    self._queue_evaluation(down)
-        else:
-            self._set_downstream(ti.key, spec.is_setup, old, new, terminal)
+        if task_id in self._fanning:
+            if task_id in self._plain_down:
+                up_counts = self._up_counts
+                for down in self._downstream[task_id]:
+                    up = up_counts[down]
+                    up[old] -= 1
+                    up[new] += 1
+                    if terminal:
+                        self._queue_evaluation(down)
+            else:
+                self._set_downstream(key, self._specs[task_id].is_setup, old, new, terminal)
         stimulus = self._stimulus
-        self._history.append((ti.key, old, new, stimulus))
-        plan.changes.append(Change(ti.key, old, new, ti.try_number, reason, retry_at, stimulus))
+        self._history.append((key, old, new, stimulus))
+        plan.changes.append(Change(key, old, new, ti.try_number, reason, retry_at, stimulus))
         if terminal:
             self._unfinished -= 1
             self._done[task_id] += 1
@@ -915,8 +935,21 @@ class RunPlanner:
             # A try resuming after a restart or an adoption (same try number) goes
             # before every new start, over all runs: its work may be running already,
             # so its slot must be its own again before anything else takes one.
+            spec = self._specs[task_id]
             first = RESUME_FIRST if ti.keep_try else -spec.priority_weight
-            heapq.heappush(self._ready[spec.pool], (first, self._admission.next_seq(), ti.key))
+            heapq.heappush(self._ready[spec.pool], (first, self._next_ready_seq(), key))
+
+    def _release(self, task_id: str) -> None:
+        """A task instance left queued/running: its slot, limits and executor place."""
+        spec = self._specs[task_id]
+        self._active -= 1
+        self._limit.used -= 1
+        limits = self._task_limits
+        if limits and task_id in limits:
+            limits[task_id].used -= 1
+        self._pools.release(spec.pool, spec.pool_slots)
+        if spec.executor:
+            self._admission.release_executor(spec.executor)
 
     def _set_downstream(
         self, key: TIKey, is_setup: bool, old: TaskState, new: TaskState, terminal: bool
@@ -990,22 +1023,26 @@ class RunPlanner:
         self._stimulus = caller
 
     def _evaluate(self, task_id: str, plan: Plan) -> None:
+        if self._aborted:
+            return
         tis = self._tis[task_id]
         spec = self._specs[task_id]
-        if spec.per_index_upstream and not self._aborted and task_id in self._idx_counts:
+        if spec.per_index_upstream and task_id in self._idx_counts:
             for i, ti in list(tis.items()):
                 if ti.state is TaskState.NONE:
                     self._evaluate_index(TIKey(task_id, i), plan)
             return
-        if self._aborted or UNMAPPED not in tis or tis[UNMAPPED].state is not TaskState.NONE:
+        placeholder = tis.get(UNMAPPED)
+        if placeholder is None or placeholder.state is not TaskState.NONE:
             return  # already decided (or expanded)
-        placeholder = tis[UNMAPPED]
-        expandable = self._per_index_expandable(spec) if spec.per_index_upstream else None
-        if expandable is not None:
-            if expandable and self._sources_done(spec):
-                self._expand(spec, plan)
-            return
-        verdict = self._verdict(task_id)
+        if spec.per_index_upstream:
+            expandable = self._per_index_expandable(spec)
+            if expandable is not None:
+                if expandable and self._sources_done(spec):
+                    self._expand(spec, plan)
+                return
+        # No upstream task instance (a root): every trigger rule says ready.
+        verdict = self._verdict(task_id) if self._up_total[task_id] else Verdict.READY
         if verdict is Verdict.WAIT:
             return
         if verdict is Verdict.READY and spec.is_mapped and not self._sources_done(spec):
@@ -1203,14 +1240,17 @@ class RunPlanner:
         its pool's free slots, its DAG's max_active_tasks, its executor's capacity --
         or None. ``admit_head`` then starts it."""
         self._head_pool = None
-        if self._aborted or self._held or self._limit.free() <= 0:
+        limit = self._limit
+        if self._aborted or self._held or limit.limit - limit.used <= 0:
             return None
         if self._capped:
             self._uncap()
-        pools, admission, specs = self._pools, self._admission, self._specs
+        pools, admission, specs, limited = self._pools, self._admission, self._specs, self._limited
         best: tuple[int, int] | None = None
         for pool, heap in self._ready.items():
-            while heap and heap[0][2].task_id in self._limited and self._task_full(heap[0][2]):
+            while (
+                heap and limited and heap[0][2].task_id in limited and self._task_full(heap[0][2])
+            ):
                 entry = heapq.heappop(heap)
                 self._capped.setdefault(entry[2].task_id, []).append(entry)
             if not heap:
@@ -1232,16 +1272,17 @@ class RunPlanner:
         assert pool is not None, "admit_head without an admissible head"
         self._head_pool = None
         _, _, key = heapq.heappop(self._ready[pool])
-        ti = self._ti(key)
-        spec = self._specs[key.task_id]
+        task_id = key.task_id
+        ti = self._tis[task_id][key.map_index]
+        spec = self._specs[task_id]
         self._pools.acquire(spec.pool, spec.pool_slots)
         if spec.executor:
             self._admission.take_executor(spec.executor)
         self._active += 1
         self._limit.used += 1
         limits = self._task_limits
-        if limits and key.task_id in limits:
-            limits[key.task_id].used += 1
+        if limits and task_id in limits:
+            limits[task_id].used += 1
         target = self._admitted if plan is None else plan
         self._set(ti, TaskState.QUEUED, target)
         target.to_start.append(key)
@@ -1300,6 +1341,9 @@ class RunPlanner:
         # unless on_failure_fail_dagrun. A fail_fast stop fails the run.
         if self._fail_fast_reason is not None:
             return DagRunState.FAILED
+        total = self._total
+        if not any(total[s] for s in FAILED_LIKE):
+            return DagRunState.SUCCESS  # nothing failed at all: no leaf to look at
         for leaf in self._leaves:
             counts = self._counts[leaf]
             if any(counts[s] for s in FAILED_LIKE):

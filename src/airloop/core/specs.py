@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from airloop.core.retry import RetryPolicy
 from airloop.core.trigger_rules import TriggerRule
@@ -10,9 +11,15 @@ from airloop.core.trigger_rules import TriggerRule
 UNMAPPED = -1
 
 
-@dataclass(frozen=True, slots=True)
-class TIKey:
-    """One task instance within a run: the task and its map index (-1 when unmapped)."""
+class TIKey(NamedTuple):
+    """One task instance within a run: the task and its map index (-1 when unmapped).
+
+    A named tuple, not a dataclass: every transition hashes and compares keys many
+    times (the planner's and the engine's dicts and sets), and a tuple does both in C
+    where a frozen dataclass runs a Python ``__hash__``/``__eq__`` (ADR 0042). Like a
+    tuple, it equals a plain ``(task_id, map_index)`` tuple; keys are never mixed with
+    other tuples in one collection.
+    """
 
     task_id: str
     map_index: int = UNMAPPED
