@@ -65,6 +65,9 @@ class TIRecord:
     checkpoint: dict[str, Any] | None = None
     #: A mapped instance's label (map_index_template), set when a try ends.
     rendered_map_index: str | None = None
+    #: (try number, log file) of the last try handed to an executor: its start
+    #: report's log row reuses the path instead of formatting it again.
+    log_file: tuple[int, str] | None = None
 
     def row(
         self, run_pk: int, state: TaskState, try_number: int, guard: int | None = None
@@ -446,13 +449,19 @@ class ActiveRun:
             if (event.key, event.try_number) in self._logged:
                 return Started(event.key, event.stimulus_id)
             self._logged.add((event.key, event.try_number))
+            known = rec.log_file
+            path = (
+                known[1]
+                if known is not None and known[0] == event.try_number
+                else self._log_path(event.key, event.try_number)
+            )
             batch.logs.append(
                 LogRow(
                     self.run_pk,
                     event.key.task_id,
                     event.key.map_index,
                     event.try_number,
-                    self._log_path(event.key, event.try_number),
+                    path,
                 )
             )
             return Started(event.key, event.stimulus_id)
@@ -639,6 +648,8 @@ class ActiveRun:
         try_number = self._planner.try_number(key)
         stored = rec.checkpoint
         current = stored["value"] if stored and stored.get("try_number") == try_number else None
+        path = self._log_path(key, try_number)
+        rec.log_file = (try_number, path)
         return WorkItem.build(
             dag=self.dag,
             operator=operator,
@@ -646,7 +657,7 @@ class ActiveRun:
             run_pk=self.run_pk,
             map_index=key.map_index,
             try_number=try_number,
-            log_path=self._log_path(key, try_number),
+            log_path=path,
             xcom_max_bytes=self.xcom_max_bytes,
             executor=node.settings.executor or default_executor,
             bound=bound,
@@ -655,6 +666,7 @@ class ActiveRun:
                 functools.partial(self._save_checkpoint, key, try_number),
                 resumed=self._take_resumed(key),
             ),
+            settings=node.settings,
         )
 
     def _take_resumed(self, key: TIKey) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from airloop.authoring.context import Checkpoint, Context, DagRunInfo, TaskInstanceInfo
 from airloop.authoring.dag import DAG
-from airloop.authoring.operator import BaseOperator
+from airloop.authoring.operator import BaseOperator, TaskSettings
 from airloop.authoring.params import merge_task_params
 from airloop.authoring.xcom import Pushed
 from airloop.connections.sources import environment_to_ship
@@ -83,6 +83,9 @@ class WorkItem:
     executor: str = "async"
     #: The arguments ``operator`` was rebuilt from (see AbstractOperator.bind).
     bound: Any = None
+    #: ``str(context.ti)``, formatted once by ``build``: log lines, task names and
+    #: the task label context variable all use it (three times per try at least).
+    label: str = ""
 
     @classmethod
     def build(
@@ -99,9 +102,15 @@ class WorkItem:
         executor: str,
         bound: Any,
         checkpoint: Checkpoint | None = None,
+        settings: TaskSettings | None = None,
     ) -> WorkItem:
-        """The one place a work item and its task's context are put together."""
-        settings = dag.get_task(operator.task_id).settings
+        """The one place a work item and its task's context are put together.
+
+        ``settings``: the DAG node's resolved settings when the caller has them at
+        hand (looked up from the DAG otherwise).
+        """
+        if settings is None:
+            settings = dag.get_task(operator.task_id).settings
         ti = TaskInstanceInfo(
             dag_id=run.dag_id,
             run_id=run.run_id,
@@ -136,15 +145,12 @@ class WorkItem:
             xcom_max_bytes=xcom_max_bytes,
             executor=executor,
             bound=bound,
+            label=str(ti),
         )
 
     @property
     def ref(self) -> tuple[int, TIKey]:
         return (self.run_pk, self.key)
-
-    @property
-    def label(self) -> str:
-        return str(self.context.ti)
 
     def call(self) -> TaskCall:
         ti, run = self.context.ti, self.context.dag_run

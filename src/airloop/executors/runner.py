@@ -75,11 +75,15 @@ def encode_xcom(task: str, value: Any, limit: int) -> tuple[str | None, int | No
     return text, length
 
 
-def xcoms_of(item: WorkItem, result: Any) -> tuple[str | None, int | None, tuple[Any, ...]]:
+def xcoms_of(
+    item: WorkItem, result: Any, settings: TaskSettings | None = None
+) -> tuple[str | None, int | None, tuple[Any, ...]]:
     """What a successful try stores: its return value (unless do_xcom_push=False),
-    its length, and the other XComs (pushed; multiple_outputs' keys)."""
+    its length, and the other XComs (pushed; multiple_outputs' keys). ``settings``:
+    the task's, when the caller looked them up already."""
     task_id = item.key.task_id
-    settings = item.context.dag.get_task(task_id).settings
+    if settings is None:
+        settings = item.context.dag.get_task(task_id).settings
     found = item.context.ti.pushed
     # Most tries push nothing: no copy then (this runs once per task instance).
     texts = found.items() if found is not None else []
@@ -125,6 +129,58 @@ def callback_kind(item: WorkItem, outcome: Outcome, retryable: bool) -> str:
     return "on_failure_callback"
 
 
+class _Start:
+    """Reports one try's start, once, and remembers when it was.
+
+    Called on the loop (``on_loop``) or, as the StartedHook, from the worker thread
+    that picks a blocking call up: the start is logged and reported then. One object
+    per try rather than closures over the runner's locals.
+    """
+
+    __slots__ = ("_item", "_runner", "_sink", "at", "reported")
+
+    def __init__(self, runner: Runner, item: WorkItem, sink: LogSink) -> None:
+        self._runner = runner
+        self._item = item
+        self._sink = sink
+        #: time.monotonic() when reported (0.0 until then).
+        self.at = 0.0
+        self.reported = False
+
+    def on_loop(self) -> None:
+        if not self.reported:
+            self._report(self._runner.report)
+
+    def __call__(self) -> None:
+        """The StartedHook: called from a worker thread."""
+        if not self.reported:
+            self._report(self._runner.report_threadsafe)
+
+    def _report(self, report: Callable[[TaskStarted | TaskFinished], None]) -> None:
+        self.reported = True
+        self.at = time.monotonic()
+        runner, item = self._runner, self._item
+        self._sink.line("INFO", f"starting {item.label}{runner.start_suffix}")
+        report(
+            TaskStarted(
+                item.run_pk,
+                item.key,
+                item.try_number,
+                datetime.now(UTC),
+                runner.hostname,
+                runner.executor_name,
+                os.getpid(),
+            )
+        )
+
+
+def _ended(start: _Start, outcome: Outcome, **kw: Any) -> _Ended:
+    """How the try ended: outcome, duration, report fields, the exception if any
+    (called in the ``except`` clause that classified it)."""
+    duration = time.monotonic() - start.at if start.reported else None
+    return outcome, duration, kw, sys.exc_info()[1]
+
+
 class Runner:
     """Runs work items for one executor, reporting through ``report``."""
 
@@ -164,6 +220,8 @@ class Runner:
         #: False (a worker process or Dask call): awaited before ``run`` returns.
         self.detach_callbacks = detach_callbacks
         self.callback_tasks: set[asyncio.Task[None]] = set()
+        #: The end of every "starting ..." log line (formatted once, not per try).
+        self.start_suffix = f" on {hostname} ({executor_name})"
 
     async def _with_timeout(self, coro: Any, item: WorkItem) -> Any:
         """Await the task's coroutine for at most its execution_timeout.
@@ -207,36 +265,12 @@ class Runner:
         lookup_loop.set(asyncio.get_running_loop())
         set_current_context(item.context)
         op = item.operator
-        started_at = 0.0
-        reported_start = False
+        #: Reports the start once (here or from the thread that picks the call up).
+        start = _Start(self, item, sink)
         #: What the template fields rendered to (JSON text), sent with the try's end.
         rendered: str | None = None
         #: The task's settings (callbacks), looked up once the operator is final.
         settings: TaskSettings | None = None
-
-        def started(in_thread: bool = False) -> None:
-            nonlocal started_at, reported_start
-            if reported_start:
-                return
-            reported_start = True
-            started_at = time.monotonic()
-            sink.line("INFO", f"starting {item.label} on {self.hostname} ({self.executor_name})")
-            (self.report_threadsafe if in_thread else self.report)(
-                TaskStarted(
-                    item.run_pk,
-                    item.key,
-                    item.try_number,
-                    datetime.now(UTC),
-                    self.hostname,
-                    self.executor_name,
-                    os.getpid(),
-                )
-            )
-
-        def finish(outcome: Outcome, **kw: Any) -> _Ended:
-            """How the try ended: outcome, duration, report fields, the exception if any."""
-            duration = time.monotonic() - started_at if reported_start else None
-            return outcome, duration, kw, sys.exc_info()[1]
 
         try:
             if isinstance(op, PendingOperator):  # .map() functions are user code: off-loop
@@ -250,12 +284,12 @@ class Runner:
             settings = self._task_settings(item)  # once per try: callbacks, XCom options
             on_execute = settings.on_execute_callback
             if on_execute:
-                started()  # Airflow: the task is running when on_execute_callback fires
+                start.on_loop()  # Airflow: the task is running when on_execute_callback fires
                 await self._run_callbacks(item, sink, "on_execute_callback", on_execute)
             if op.is_async and self.run_coroutine is not None:
-                result = await self.run_coroutine(op, lambda: started(True), item)
+                result = await self.run_coroutine(op, start, item)
             elif op.is_async:
-                started()
+                start.on_loop()
                 if item.timeout is None:
                     result = await op.execute(item.context)
                 else:
@@ -266,19 +300,20 @@ class Runner:
                     return op.execute(ctx)
 
                 # The timeout starts when a thread picks the call up, not while it queues.
-                result = await self.run_sync(call, lambda: started(True), item)
-            text, length, pushed = xcoms_of(item, result)
+                result = await self.run_sync(call, start, item)
+            text, length, pushed = xcoms_of(item, result, settings)
         except DownstreamTasksSkipped as decided:
             # A success that skips some tasks downstream (branch, short circuit).
             try:
-                text, length, pushed = xcoms_of(item, decided.value)
+                text, length, pushed = xcoms_of(item, decided.value, settings)
             except XComError as exc:
                 sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-                end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+                end = _ended(start, Outcome.FAILED, reason=first_line(exc), retryable=False)
             else:
                 sink.line("INFO", f"{decided}")
-                sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-                end = finish(
+                sink.line("INFO", f"success in {time.monotonic() - start.at:.3f}s")
+                end = _ended(
+                    start,
                     Outcome.SUCCESS,
                     xcom=text,
                     output_length=length,
@@ -288,11 +323,11 @@ class Runner:
                 )
         except SkipTask as exc:
             sink.line("INFO", f"skipped: {exc}")
-            end = finish(Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
+            end = _ended(start, Outcome.SKIPPED, reason=str(exc) or None, retryable=False)
         except (FailTask, XComError) as exc:
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed without retry: {first_line(exc)}")
-            end = finish(Outcome.FAILED, reason=first_line(exc), retryable=False)
+            end = _ended(start, Outcome.FAILED, reason=first_line(exc), retryable=False)
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 message = f"execution_timeout of {item.timeout:g}s exceeded"
@@ -304,31 +339,38 @@ class Runner:
                     )
                     log.warning("%s: %s", item.label, message)
                 sink.line("ERROR", message)
-                end = finish(Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
+                end = _ended(start, Outcome.TIMED_OUT, reason=f"TaskTimeout: {message}")
             else:
                 sink.write(traceback.format_exc())
-                end = finish(Outcome.FAILED, reason=first_line(exc))
+                end = _ended(start, Outcome.FAILED, reason=first_line(exc))
         except asyncio.CancelledError as exc:
             reason = str(exc.args[0]) if exc.args else "cancelled"
             sink.line("ERROR", f"interrupted: {reason}")
-            end = finish(Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False)
+            end = _ended(
+                start, Outcome.INTERRUPTED, reason=f"interrupted: {reason}", retryable=False
+            )
             self._report_end(item, end, rendered)
             raise
         except Exception as exc:  # noqa: BLE001 - any error in task code fails the task
             sink.write(traceback.format_exc())
             sink.line("ERROR", f"failed: {first_line(exc)}")
-            end = finish(Outcome.FAILED, reason=first_line(exc))
+            end = _ended(start, Outcome.FAILED, reason=first_line(exc))
         except (KeyboardInterrupt, SystemExit) as exc:
             # Raised BY THE TASK's code (a real Ctrl-C reaches the CLI's signal handler,
             # not a task): it must fail this task, not stop the whole process.
             sink.write(traceback.format_exc())
             message = f"{first_line(exc)} (raised by the task)"
             sink.line("ERROR", f"failed without retry: {message}")
-            end = finish(Outcome.FAILED, reason=message, retryable=False)
+            end = _ended(start, Outcome.FAILED, reason=message, retryable=False)
         else:
-            sink.line("INFO", f"success in {time.monotonic() - started_at:.3f}s")
-            end = finish(
-                Outcome.SUCCESS, xcom=text, output_length=length, pushed=pushed, retryable=False
+            sink.line("INFO", f"success in {time.monotonic() - start.at:.3f}s")
+            end = _ended(
+                start,
+                Outcome.SUCCESS,
+                xcom=text,
+                output_length=length,
+                pushed=pushed,
+                retryable=False,
             )
         label = None
         if item.key.map_index >= 0:  # only a mapped instance has a label to render

@@ -38,14 +38,30 @@ class SupervisedExecutor(Executor):
         """Run or watch ``item`` until it is over, reporting through the channel."""
 
     def submit(self, item: WorkItem) -> None:
-        task = asyncio.create_task(self._supervise(item), name=item.label)
-        self._tasks[item.ref] = task
-        task.add_done_callback(functools.partial(self._done, item.ref))
+        ref = (item.run_pk, item.key)
+        self._tasks[ref] = asyncio.create_task(self._owned(ref, item), name=item.label)
 
-    def _done(self, ref: tuple[int, TIKey], task: asyncio.Task[None]) -> None:
-        self._tasks.pop(ref, None)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("supervisor of %s crashed", task.get_name(), exc_info=exc)
+    async def _owned(self, ref: tuple[int, TIKey], item: WorkItem) -> None:
+        """The supervisor, leaving the registry as it ends.
+
+        In the task itself rather than a done callback: no callback object, no extra
+        turn of the loop per task instance. A task cancelled before its first step
+        never runs this; ``cancel`` and ``cancel_all`` add the callback then.
+        """
+        try:
+            await self._supervise(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # logged here: nobody awaits the task
+            log.error("supervisor of %s crashed", item.label, exc_info=exc)
+        finally:
+            if self._tasks.get(ref) is asyncio.current_task():
+                del self._tasks[ref]
+
+    def _forget(self, ref: tuple[int, TIKey], task: asyncio.Task[None]) -> None:
+        """Done callback of a cancelled task (it may never have started ``_owned``)."""
+        if self._tasks.get(ref) is task:
+            del self._tasks[ref]
 
     def _fail(self, item: WorkItem, outcome: Outcome, reason: str, *, retryable: bool) -> None:
         assert self._channel is not None
@@ -66,13 +82,15 @@ class SupervisedExecutor(Executor):
         if task is None or task.done():
             return False
         task.cancel(reason)
+        task.add_done_callback(functools.partial(self._forget, ref))
         return True
 
     def cancel_all(self, reason: str) -> int:
         n = 0
-        for task in list(self._tasks.values()):
+        for ref, task in list(self._tasks.items()):
             if not task.done():
                 task.cancel(reason)
+                task.add_done_callback(functools.partial(self._forget, ref))
                 n += 1
         return n
 

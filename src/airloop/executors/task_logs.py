@@ -30,6 +30,27 @@ _FORMAT = logging.Formatter(
 _FORMAT.converter = time.gmtime
 
 
+#: (whole second, its text): the last second a line was stamped with. Two lines per
+#: try, thousands of tries a second: strftime once a second, not once a line. One
+#: tuple, replaced whole, so threads that stamp lines concurrently never see it torn.
+_last_second: tuple[int, str] = (-1, "")
+
+
+def _stamped(level: str, message: str) -> str:
+    """``message`` as a log line (with its newline): time (UTC, ms), level, logger."""
+    global _last_second
+    now = time.time()
+    second = int(now)
+    cached = _last_second
+    if cached[0] == second:
+        stamp = cached[1]
+    else:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        _last_second = (second, stamp)
+    text = f"{stamp}.{int(now % 1 * 1000):03d}Z {level} airloop.task - {message}"
+    return text if text.endswith("\n") else text + "\n"
+
+
 class LogSink:
     """Where one try of one task instance writes its log."""
 
@@ -44,9 +65,7 @@ class LogSink:
         self.raw(text if text.endswith("\n") else text + "\n")
 
     def line(self, level: str, message: str) -> None:
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        self.write(f"{stamp}.{int(now % 1 * 1000):03d}Z {level} airloop.task - {message}")
+        self.write(_stamped(level, message))
 
 
 class TaskLogSink(LogSink):
@@ -60,6 +79,10 @@ class TaskLogSink(LogSink):
 
     def raw(self, text: str) -> None:
         self._queue.put((self.path, text))
+
+    def line(self, level: str, message: str) -> None:
+        # The same line as LogSink.line, queued in one call (two lines per try).
+        self._queue.put((self.path, _stamped(level, message)))
 
 
 class StreamSink(LogSink):
