@@ -214,25 +214,7 @@ class Store:
                     start_date=now,
                 )
             if task_instances:
-                await conn.execute(
-                    insert(task_instance),
-                    [
-                        {
-                            "dag_run_id": run_pk,
-                            "task_id": ti.task_id,
-                            "map_index": -1,
-                            "state": TaskState.NONE.value,
-                            "try_number": 0,
-                            "max_tries": ti.max_tries,
-                            "pool": ti.pool,
-                            "pool_slots": ti.pool_slots,
-                            "priority_weight": ti.priority_weight,
-                            "operator": ti.operator,
-                            "updated_at": now,
-                        }
-                        for ti in task_instances
-                    ],
-                )
+                await self._writer().new_task_instances(conn, run_pk, task_instances, now)
         self.bind_run(run_pk, dag_id)
         self.events.changed(run_pks=(run_pk,), dag_ids=(dag_id,))
         return run_pk

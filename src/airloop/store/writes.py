@@ -1,4 +1,4 @@
-"""The lean write path: a tick's rows straight to the driver's executemany.
+"""The lean write path: a tick's rows straight to the driver, as tuples.
 
 The scheduler writes tens of thousands of rows a second. Going through SQLAlchemy's
 ``execute(statement, [dict, ...])`` costs, per row, a parameter dict, the compiled
@@ -6,14 +6,16 @@ statement's parameter processing and three Python calls per datetime (the type
 decorator, then the dialect's own processor). Here each statement is compiled once
 per dialect (SQLAlchemy does the SQL and the paramstyle), rows are plain tuples in
 the compiled order, and the one conversion the driver cannot do -- aware UTC
-datetimes to what the column stores -- is one function call per non-null datetime.
+datetimes to what the column stores -- is done once per distinct datetime of a batch
+(a tick's rows share its timestamps: every task queued in a tick has the same
+``queued_at``).
 
-MySQL/MariaDB: asyncmy sends an executemany UPDATE as one statement per row (only
-INSERTs are folded into one multi-row statement). There the task-instance rows are
-joined into one ``UPDATE ... JOIN (SELECT ... UNION ALL SELECT ...)`` per chunk.
-
-Rows that start a try carry a guard and go through the guarded statement instead
-(airloop.store.starts); the writer says which of them it refused.
+Task-instance updates, plain and guarded, go through one multi-row statement
+(airloop.store.ti_statement: ``UPDATE ... FROM (VALUES ...)`` on PostgreSQL, ``UPDATE
+... JOIN`` on MySQL/MariaDB, executemany on SQLite). Rows that start a try carry a
+guard and go through the guarded form (airloop.store.starts); the writer says which of
+them it refused. A new run's task instances are inserted here too (one executemany of
+tuples).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Table, and_, bindparam, insert, update
+from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from airloop.core.states import TaskState
 from airloop.store.records import (
     CheckpointRow,
     LogRow,
+    NewTaskInstance,
     RefusedStart,
     RenderedRow,
     TIUpdate,
@@ -36,6 +40,7 @@ from airloop.store.records import (
 )
 from airloop.store.schema import rendered_task_instance_fields, task_instance, task_log, xcom
 from airloop.store.starts import GuardedStarts
+from airloop.store.ti_statement import TIUpdateStatement
 
 #: The task-instance columns the scheduler rewrites when a task instance changes,
 #: in the order of TIUpdate's fields after the key.
@@ -52,8 +57,20 @@ TI_MUTABLE = (
     "error",
     "rendered_map_index",
 )
-#: Rows per multi-row UPDATE on MySQL (about 12 parameters each).
-MYSQL_CHUNK = 1000
+#: A new task instance's columns, in the order of LeanWriter.new_task_instances' tuples.
+TI_NEW = (
+    "dag_run_id",
+    "task_id",
+    "map_index",
+    "state",
+    "try_number",
+    "max_tries",
+    "pool",
+    "pool_slots",
+    "priority_weight",
+    "operator",
+    "updated_at",
+)
 
 Convert = Callable[[datetime | None], Any]
 
@@ -90,63 +107,18 @@ def _insert(table: Table, columns: Sequence[str], dialect: Dialect) -> str:
     return sql
 
 
-class _TIUpdate:
-    """``UPDATE task_instance SET <columns> WHERE <its key>`` for many rows at once.
-
-    Rows are tuples: the new values in ``columns`` order, then run pk, task id and map
-    index. Everywhere but MySQL: one executemany of the compiled statement. MySQL:
-    one statement per MYSQL_CHUNK rows, the task instances joined to a derived table
-    of their new values.
-    """
-
-    def __init__(self, dialect: Dialect, columns: tuple[str, ...]) -> None:
-        ti = task_instance.c
-        statement = (
-            update(task_instance)
-            .where(
-                and_(
-                    ti.dag_run_id == bindparam("b_run"),
-                    ti.task_id == bindparam("b_task"),
-                    ti.map_index == bindparam("b_index"),
-                )
-            )
-            .values({name: bindparam(name) for name in columns})
-        )
-        self.sql, order = _compiled(statement, dialect)
-        names = (*columns, "b_run", "b_task", "b_index")
-        assert order == names, order
-        self.mysql = dialect.name in ("mysql", "mariadb")
-        q = dialect.identifier_preparer.quote
-        self._first = "SELECT " + ", ".join(f"%s AS {q(c)}" for c in names)
-        self._rest = "SELECT " + ", ".join("%s" for _ in names)
-        self._set = ", ".join(f"t.{q(c)} = v.{q(c)}" for c in columns)
-
-    async def __call__(self, conn: AsyncConnection, params: list[tuple[Any, ...]]) -> None:
-        if not self.mysql:
-            await conn.exec_driver_sql(self.sql, params)
-            return
-        for start in range(0, len(params), MYSQL_CHUNK):
-            chunk = params[start : start + MYSQL_CHUNK]
-            await conn.exec_driver_sql(self._mysql(len(chunk)), _flat(chunk))
-
-    def _mysql(self, n: int) -> str:
-        values = " UNION ALL ".join([self._first] + [self._rest] * (n - 1))
-        return (
-            f"UPDATE task_instance AS t JOIN ({values}) AS v "
-            "ON t.dag_run_id = v.b_run AND t.task_id = v.b_task AND t.map_index = v.b_index "
-            f"SET {self._set}"
-        )
-
-
 class LeanWriter:
     """The scheduler's hot statements, compiled for one dialect."""
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.dt: Convert = _sqlite_datetime if dialect.name == "sqlite" else _naive_utc
-        self._update_ti = _TIUpdate(dialect, (*TI_MUTABLE, "updated_at"))
+        self._update_ti = TIUpdateStatement(dialect, (*TI_MUTABLE, "updated_at"), guarded=False)
         self._start_ti = GuardedStarts(dialect, (*TI_MUTABLE, "updated_at"))
-        self._update_checkpoint = _TIUpdate(dialect, ("checkpoint", "updated_at"))
+        self._update_checkpoint = TIUpdateStatement(
+            dialect, ("checkpoint", "updated_at"), guarded=False
+        )
+        self.insert_ti = _insert(task_instance, TI_NEW, dialect)
         self.insert_log = _insert(
             task_log,
             ("dag_run_id", "task_id", "map_index", "try_number", "path", "created_at"),
@@ -163,6 +135,36 @@ class LeanWriter:
             dialect,
         )
 
+    async def new_task_instances(
+        self,
+        conn: AsyncConnection,
+        run_pk: int,
+        rows: Sequence[NewTaskInstance],
+        now: datetime,
+    ) -> None:
+        """Insert a new run's task instances (state ``none``, map index -1, no try)."""
+        updated = self.dt(now)
+        none = TaskState.NONE.value
+        await conn.exec_driver_sql(
+            self.insert_ti,
+            [
+                (
+                    run_pk,
+                    ti.task_id,
+                    -1,
+                    none,
+                    0,
+                    ti.max_tries,
+                    ti.pool,
+                    ti.pool_slots,
+                    ti.priority_weight,
+                    ti.operator,
+                    updated,
+                )
+                for ti in rows
+            ],
+        )
+
     async def rendered(
         self, conn: AsyncConnection, rows: Sequence[RenderedRow], now: datetime
     ) -> None:
@@ -176,7 +178,7 @@ class LeanWriter:
         self, conn: AsyncConnection, rows: Sequence[TIUpdate], now: datetime
     ) -> list[RefusedStart]:
         """Write the rows; return the starts among them that were refused."""
-        dt = self.dt
+        dt = _memo(self.dt)
         updated = dt(now)
         plain: list[tuple[Any, ...]] = []
         starts: list[TIUpdate] = []
@@ -239,5 +241,17 @@ class LeanWriter:
         )
 
 
-def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    return tuple(value for row in rows for value in row)
+def _memo(convert: Convert) -> Convert:
+    """``convert`` computed once per distinct datetime (for one batch: its rows share
+    the tick's timestamps)."""
+    done: dict[datetime, Any] = {}
+
+    def dt(value: datetime | None) -> Any:
+        if value is None:
+            return None
+        out = done.get(value)
+        if out is None:
+            out = done[value] = convert(value)
+        return out
+
+    return dt
