@@ -308,7 +308,7 @@ class Engine:
         carries on from what the store recorded instead (see ``RunPlanner.restore``).
         """
         # The collector's policy (ADR 0042): raised thresholds while the run is built
-        # and active; once it is built, what exists (DAG, specs, planner) is frozen.
+        # and active; once its DAG, specs and planner are built, what exists is frozen.
         self._gc.run_starting()
         try:
             run = await self._start_run(
@@ -326,7 +326,6 @@ class Engine:
         except BaseException:
             self._gc.run_ended()
             raise
-        self._gc.run_built()
         run.done.add_done_callback(lambda _: self._gc.run_ended())
         return run
 
@@ -366,6 +365,9 @@ class Engine:
             task_limits=task_limits,
             max_map_length=self.settings.max_map_length,
         )
+        # Before the run's clock starts (dagrun_timeout): the collection it does can
+        # take a while the first time in a process (it walks the whole heap).
+        self._gc.run_built()
         assert self._executors is not None
         names = {s.executor for s in specs}
         await self._executors.ensure(names)

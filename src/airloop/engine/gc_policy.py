@@ -7,7 +7,7 @@ collection, about a quarter of a 10,000-task run's CPU. Two levers, both process
 (there is one collector per process, however many engines it runs):
 
 - **freeze** what exists once a run's DAG is parsed and its specs and planner are built
-  (``gc.collect()`` then ``gc.freeze()``): the collector no longer walks it. Done again
+  (``gc.collect()`` then ``gc.freeze()``; before the run's clock starts): the collector no longer walks it. Done again
   at every run start, so a re-parsed DAG or a new run's state is frozen too; each time,
   the collection before the freeze walks only what was made since the last one. A frozen
   object freed by its reference count is freed as ever; only garbage *cycles* among
@@ -133,7 +133,8 @@ class GcPolicy:
             _PROCESS.run_started()
 
     def run_built(self) -> None:
-        """The run is built and handed to the scheduler: freeze what exists now."""
+        """The run's DAG, specs and planner are built (its rows not yet written, its
+        clock not started): collect, then freeze what exists now."""
         if self._engaged:
             _PROCESS.settle()
 
