@@ -306,6 +306,14 @@ class Settings(BaseSettings):
     loop_block_threshold: float = Field(
         default=0.2, gt=0, description="Warn when the event loop is blocked longer than this (s)."
     )
+    gc_policy: bool = Field(
+        default=True,
+        description=(
+            "The engine tunes Python's garbage collector while runs are active: freezes "
+            "the long-lived objects at each run start, raises the thresholds, restores "
+            "them when runs end (ADR 0044). false: the collector is left untouched."
+        ),
+    )
     max_active_tasks_per_dag: int = Field(
         default=100_000, ge=1, description="Default for DAG(max_active_tasks=...)."
     )

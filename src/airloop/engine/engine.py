@@ -22,6 +22,7 @@ from airloop.core.states import DagRunState, TaskState
 from airloop.engine.active_run import ActiveRun, RunResult
 from airloop.engine.dag_callbacks import DagCallbacks
 from airloop.engine.executor_registry import ExecutorRegistry
+from airloop.engine.gc_policy import GcPolicy
 from airloop.engine.scheduler import Scheduler
 from airloop.engine.specs import build_specs, initial_rows
 from airloop.engine.watchdog import LoopWatchdog
@@ -71,6 +72,8 @@ class Engine:
         self.resources: Resources | None = None
         self._checkpoints: CheckpointWriter | None = None
         self._dag_callbacks: DagCallbacks | None = None
+        #: The collector's tuning while runs are active (ADR 0044).
+        self._gc = GcPolicy(self.settings.gc_policy)
         #: Task coroutines that ignored cancellation at shutdown (the process should
         #: exit without waiting for them: see the CLI).
         self.abandoned = 0
@@ -179,6 +182,7 @@ class Engine:
                 asyncio.get_running_loop(), self.settings.loop_block_threshold
             )
             self.watchdog.start()
+            self._gc.engage()
         except BaseException:
             await self._close()
             raise
@@ -235,6 +239,7 @@ class Engine:
             if self._checkpoints is not None:
                 await self._checkpoints.aclose()
         finally:
+            self._gc.release()
             if self.watchdog is not None:
                 await in_thread(self.watchdog.stop)
             if self._logs is not None:
@@ -302,6 +307,42 @@ class Engine:
         With ``resume``, an unfinished run ``run_id`` (airloop was killed while it ran)
         carries on from what the store recorded instead (see ``RunPlanner.restore``).
         """
+        # The collector's policy (ADR 0044): raised thresholds while the run is built
+        # and active; once its DAG, specs and planner are built, what exists is frozen.
+        self._gc.run_starting()
+        try:
+            run = await self._start_run(
+                dag,
+                params,
+                run_id=run_id,
+                params_as_text=params_as_text,
+                run_type=run_type,
+                resume=resume,
+                logical_date=logical_date,
+                data_interval=data_interval,
+                queued_pk=queued_pk,
+                test_mode=test_mode,
+            )
+        except BaseException:
+            self._gc.run_ended()
+            raise
+        run.done.add_done_callback(lambda _: self._gc.run_ended())
+        return run
+
+    async def _start_run(
+        self,
+        dag: DAG,
+        params: Mapping[str, Any] | None,
+        *,
+        run_id: str | None,
+        params_as_text: bool,
+        run_type: str,
+        resume: bool,
+        logical_date: datetime | None,
+        data_interval: tuple[datetime, datetime] | None,
+        queued_pk: int | None,
+        test_mode: bool,
+    ) -> ActiveRun:
         scheduler = self.scheduler
         resolved = dag.params.resolve(params, as_text=params_as_text)
         dag.validate()
@@ -324,6 +365,9 @@ class Engine:
             task_limits=task_limits,
             max_map_length=self.settings.max_map_length,
         )
+        # Before the run's clock starts (dagrun_timeout): the collection it does can
+        # take a while the first time in a process (it walks the whole heap).
+        self._gc.run_built()
         assert self._executors is not None
         names = {s.executor for s in specs}
         await self._executors.ensure(names)
