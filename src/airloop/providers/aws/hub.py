@@ -37,6 +37,7 @@ from airloop.providers.aws.limits import (
     backoff,
     classify,
 )
+from airloop.providers.aws.parsing import use_lean_parsers
 from airloop.runtime import resources
 from airloop.settings import AwsSettings, Settings
 
@@ -122,7 +123,9 @@ def pin_idempotency_tokens(model: ServiceModel, action: str, params: dict[str, A
 class AwsHub:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
-        self._session = get_session()
+        # Lean JSON parsing: the poller's DescribeJobs answers are most of what the hub
+        # parses (see parsing.py).
+        self._session = use_lean_parsers(get_session())
         self._stack = AsyncExitStack()
         self._clients: dict[ClientKey, Any] = {}
         self._client_lock = asyncio.Lock()
@@ -209,7 +212,7 @@ class AwsHub:
                 if s.profile and credentials is None:
                     from aiobotocore.session import AioSession
 
-                    session = AioSession(profile=s.profile)
+                    session = use_lean_parsers(AioSession(profile=s.profile))
                 client = await self._stack.enter_async_context(
                     session.create_client(
                         service,
