@@ -13,6 +13,7 @@ task that made the call. Task code gets the hub with ``await AwsHub.current()``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -109,15 +110,22 @@ def pin_idempotency_tokens(model: ServiceModel, action: str, params: dict[str, A
     retries would be a new request to the service; one token for all tries makes the
     service answer a repeat with the first try's result.
     """
-    shape = model.operation_model(action).input_shape
-    if shape is None:
-        return False
-    tokens = [
-        name for name, member in shape.members.items() if member.metadata.get("idempotencyToken")
-    ]
+    tokens = _token_members(model, action)
     for name in tokens:
         params.setdefault(name, str(uuid.uuid4()))
     return bool(tokens)
+
+
+@functools.lru_cache(maxsize=512)
+def _token_members(model: ServiceModel, action: str) -> tuple[str, ...]:
+    """The action's idempotency-token members: looked up once per (model, action), not
+    on each of the 10,000s of calls a fan-out makes."""
+    shape = model.operation_model(action).input_shape
+    if shape is None:
+        return ()
+    return tuple(
+        name for name, member in shape.members.items() if member.metadata.get("idempotencyToken")
+    )
 
 
 class AwsHub:
