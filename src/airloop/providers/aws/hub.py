@@ -13,6 +13,7 @@ task that made the call. Task code gets the hub with ``await AwsHub.current()``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -37,6 +38,7 @@ from airloop.providers.aws.limits import (
     backoff,
     classify,
 )
+from airloop.providers.aws.parsing import use_lean_parsers
 from airloop.runtime import resources
 from airloop.settings import AwsSettings, Settings
 
@@ -108,21 +110,30 @@ def pin_idempotency_tokens(model: ServiceModel, action: str, params: dict[str, A
     retries would be a new request to the service; one token for all tries makes the
     service answer a repeat with the first try's result.
     """
-    shape = model.operation_model(action).input_shape
-    if shape is None:
-        return False
-    tokens = [
-        name for name, member in shape.members.items() if member.metadata.get("idempotencyToken")
-    ]
+    tokens = _token_members(model, action)
     for name in tokens:
         params.setdefault(name, str(uuid.uuid4()))
     return bool(tokens)
 
 
+@functools.lru_cache(maxsize=512)
+def _token_members(model: ServiceModel, action: str) -> tuple[str, ...]:
+    """The action's idempotency-token members: looked up once per (model, action), not
+    on each of the 10,000s of calls a fan-out makes."""
+    shape = model.operation_model(action).input_shape
+    if shape is None:
+        return ()
+    return tuple(
+        name for name, member in shape.members.items() if member.metadata.get("idempotencyToken")
+    )
+
+
 class AwsHub:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
-        self._session = get_session()
+        # Lean JSON parsing: the poller's DescribeJobs answers are most of what the hub
+        # parses (see parsing.py).
+        self._session = use_lean_parsers(get_session())
         self._stack = AsyncExitStack()
         self._clients: dict[ClientKey, Any] = {}
         self._client_lock = asyncio.Lock()
@@ -209,7 +220,7 @@ class AwsHub:
                 if s.profile and credentials is None:
                     from aiobotocore.session import AioSession
 
-                    session = AioSession(profile=s.profile)
+                    session = use_lean_parsers(AioSession(profile=s.profile))
                 client = await self._stack.enter_async_context(
                     session.create_client(
                         service,
