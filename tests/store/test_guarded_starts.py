@@ -6,30 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from airloop.core.states import TaskState
 from airloop.exceptions import DatabaseError, TransientDatabaseError
 from airloop.store.records import NewTaskInstance, RefusedStart, TIUpdate, WriteBatch
 from airloop.store.runs import Store
-from airloop.store.starts import MYSQL_CHUNK, POSTGRESQL_CHUNK
+from airloop.store.ti_statement import MYSQL_CHUNK, POSTGRESQL_CHUNK
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
-
-
-@pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def _run(store: Store, *task_ids: str) -> int:

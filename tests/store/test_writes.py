@@ -3,11 +3,9 @@ writes every column of every row on each backend."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-import pytest_asyncio
 from sqlalchemy.dialects import sqlite
 
 from airloop.core.states import TaskState
@@ -36,15 +34,6 @@ def test_datetimes_are_stored_as_sqlalchemy_stores_them(value: datetime | None) 
     assert _sqlite_datetime(value) == processor(value)
     expected = None if value is None else value.astimezone(UTC).replace(tzinfo=None)
     assert _naive_utc(value) == expected
-
-
-@pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    store = await Store.open(database_url)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def test_new_task_instances_and_plain_updates_across_chunks(store: Store) -> None:

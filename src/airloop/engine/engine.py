@@ -365,8 +365,8 @@ class Engine:
             task_limits=task_limits,
             max_map_length=self.settings.max_map_length,
         )
-        # Before the run's clock starts (dagrun_timeout): the collection it does can
-        # take a while the first time in a process (it walks the whole heap).
+        # Before the run's clock starts (dagrun_timeout): the collection before the
+        # freeze is not the run's time.
         self._gc.run_built()
         assert self._executors is not None
         names = {s.executor for s in specs}

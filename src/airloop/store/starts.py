@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from airloop.core.states import TaskState
 from airloop.store.records import RefusedStart, TIUpdate
 from airloop.store.schema import task_instance
-from airloop.store.ti_statement import MYSQL_CHUNK, POSTGRESQL_CHUNK, TIUpdateStatement
+from airloop.store.ti_statement import TIUpdateStatement
 
-__all__ = ["MYSQL_CHUNK", "POSTGRESQL_CHUNK", "GuardedStarts", "recheck"]
+__all__ = ["GuardedStarts", "recheck"]
 
 #: Keys per re-read (SQLite allows 32,766 parameters; three a key).
 RECHECK_CHUNK = 1000
